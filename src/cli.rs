@@ -1,0 +1,285 @@
+//! The command line: clap arguments (the plain, cheap layer) and the commands that
+//! turn them into work on the library.
+
+use crate::ingest::{self, IngestSummary};
+use crate::model::{fmt_time, parse_time, Event, Kind, Source};
+use crate::store::{EventFilter, EventLog, Order, SqliteStore};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What changed, and which change broke it? Root-cause hypotheses for AWS incidents.
+#[derive(Debug, Parser)]
+#[command(name = "rootline", version, about)]
+pub struct Args {
+    /// The event store: sqlite://PATH (created on first use).
+    #[arg(long, global = true, env = "ROOTLINE_DATABASE", default_value = "sqlite://rootline.db")]
+    pub database: String,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest recordings (.jsonl, .jsonl.gz) and CloudTrail log files (.json, .json.gz).
+    Ingest(IngestArgs),
+    /// List stored events, filtered, as a table or JSON.
+    Events(EventsArgs),
+    /// Run a benchmark and print its figures.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Files to ingest.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Event time at or after (RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Event time before (RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this source (repeatable): cloudtrail, cloudwatch.alarm_history, eventbridge,
+    /// github.deployment_status, logs, logs.anomaly, config, rootline.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Only this kind (repeatable): change, alarm, deployment, log, anomaly, snapshot,
+    /// conclusion, other.
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// Only events touching this resource: a canonical key (sg/sg-0abc), an ARN or a bare id.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Leave out read-only API calls.
+    #[arg(long)]
+    pub no_read_only: bool,
+    /// Substring of the name, actor, id or resources.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// At most this many events (0: all).
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// Newest first.
+    #[arg(long)]
+    pub desc: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Runs a parsed command line.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Ingest(a) => ingest_cmd(&args.database, a).await,
+        Command::Events(a) => events_cmd(&args.database, a).await,
+        Command::Bench(b) => crate::bench::run(b).await,
+    }
+}
+
+/// Opens the store named by `--database`, with the URL in any error.
+pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(url)
+        .await
+        .with_context(|| format!("cannot open the store at {url}"))
+}
+
+async fn ingest_cmd(db: &str, a: IngestArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(db).await?;
+    let progress = !a.no_progress && std::io::stderr().is_terminal();
+    let summary = ingest::ingest_files(&store, &a.files, progress).await?;
+    store.close().await;
+    let mut err = std::io::stderr().lock();
+    for r in &summary.rejections {
+        let _ = writeln!(err, "rejected: {r}");
+    }
+    if summary.rejected_total() > summary.rejections.len() as u64 {
+        let _ = writeln!(
+            err,
+            "rejected: ... and {} more",
+            summary.rejected_total() - summary.rejections.len() as u64
+        );
+    }
+    drop(err);
+    if a.json {
+        println!("{}", summary_json(&summary));
+    } else {
+        print_summary(&summary);
+    }
+    // 3: the run completed but some input was rejected (scripts can tell).
+    Ok(if summary.rejected_total() > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The ingest summary as a JSON document.
+pub fn summary_json(s: &IngestSummary) -> serde_json::Value {
+    serde_json::json!({
+        "files": s.files,
+        "read": s.read,
+        "appended": s.appended,
+        "duplicates": s.duplicates,
+        "rejected": s.rejected_total(),
+        "rejected_by_reason": s.rejected,
+        "rejections": s.rejections.iter().map(|r| serde_json::json!({
+            "file": r.file, "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_summary(s: &IngestSummary) {
+    println!(
+        "files {}  read {}  appended {}  duplicates {}  rejected {}",
+        s.files,
+        s.read,
+        s.appended,
+        s.duplicates,
+        s.rejected_total()
+    );
+    for (reason, n) in &s.rejected {
+        println!("  rejected {n:>8}  {reason}");
+    }
+}
+
+/// Resolves a user-supplied resource (key, ARN or bare id) to a canonical key.
+pub fn resource_key(input: &str) -> String {
+    use crate::normalize::resource;
+    resource::from_arn(input)
+        .or_else(|| resource::from_id(input))
+        .unwrap_or_else(|| input.to_string())
+}
+
+/// Builds an event filter from command-line strings, with clear errors.
+pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
+    let time = |s: &Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
+        match s {
+            None => Ok(None),
+            Some(t) => parse_time(t)
+                .map(Some)
+                .with_context(|| format!("--{flag} {t:?} is not an RFC 3339 time (e.g. 2025-10-07T14:00:00Z)")),
+        }
+    };
+    let mut sources = Vec::new();
+    for s in &a.sources {
+        match Source::parse(s) {
+            Some(x) => sources.push(x),
+            None => bail!(
+                "unknown --source {s:?}; expected one of: {}",
+                Source::ALL.map(|s| s.as_str()).join(", ")
+            ),
+        }
+    }
+    for k in &a.kinds {
+        if !Kind::TAGS.contains(&k.as_str()) {
+            bail!("unknown --kind {k:?}; expected one of: {}", Kind::TAGS.join(", "));
+        }
+    }
+    Ok(EventFilter {
+        from: time(&a.from, "from")?,
+        to: time(&a.to, "to")?,
+        sources,
+        kinds: a.kinds.clone(),
+        resource: a.resource.as_deref().map(resource_key),
+        exclude_read_only: a.no_read_only,
+        text: a.search.clone(),
+        limit: a.limit.max(0),
+        by_time: true,
+        order: if a.desc { Order::Desc } else { Order::Asc },
+        after_seq: None,
+    })
+}
+
+/// An event as JSON for `events --format json` and the API.
+pub fn event_json(e: &Event) -> serde_json::Value {
+    let payload: serde_json::Value =
+        serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "seq": e.seq,
+        "source": e.source.as_str(),
+        "id": e.natural_id,
+        "time": fmt_time(e.event_time),
+        "received_at": e.received_at.map(fmt_time),
+        "kind": e.kind,
+        "name": e.name,
+        "actor": e.actor,
+        "read_only": e.read_only,
+        "error_code": e.error_code,
+        "resources": e.resources,
+        "payload": payload,
+    })
+}
+
+async fn events_cmd(db: &str, a: EventsArgs) -> anyhow::Result<ExitCode> {
+    let filter = build_filter(&a)?;
+    let store = open_store(db).await?;
+    let events = store.query(&filter).await?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        OutputFormat::Json => {
+            let arr: Vec<_> = events.iter().map(event_json).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&arr)?)?;
+        }
+        OutputFormat::Table => {
+            writeln!(
+                out,
+                "{:>8}  {:<24}  {:<24}  {:<10}  {:<36}  {}",
+                "SEQ", "TIME", "SOURCE", "KIND", "NAME", "RESOURCE"
+            )?;
+            for e in &events {
+                let mut flags = String::new();
+                if e.read_only {
+                    flags.push_str(" [read-only]");
+                }
+                if let Some(c) = &e.error_code {
+                    flags.push_str(&format!(" [{c}]"));
+                }
+                writeln!(
+                    out,
+                    "{:>8}  {:<24}  {:<24}  {:<10}  {:<36}  {}{}",
+                    e.seq,
+                    fmt_time(e.event_time),
+                    e.source.as_str(),
+                    e.kind.tag(),
+                    truncate(&e.name, 36),
+                    e.resources.first().map(String::as_str).unwrap_or("-"),
+                    flags
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shortens text to `n` characters for table cells.
+pub fn truncate(s: &str, n: usize) -> String {
+    let clean: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if clean.chars().count() <= n {
+        clean
+    } else {
+        let mut t: String = clean.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,402 @@
+//! File ingest: recordings (`.jsonl`, `.jsonl.gz`) and CloudTrail log files
+//! (`{"Records": [...]}` or a JSON array, `.json`, `.json.gz`) into the event log.
+//!
+//! A reader thread decompresses, splits, parses and normalizes; the caller's task
+//! appends batches in transactions, each with a checkpoint of the file position it
+//! covers. A bad line is reported with its file, line and reason and the rest of the
+//! file is still ingested.
+
+pub mod reader;
+
+use crate::model::{parse_time, NewEvent, Source};
+use crate::normalize;
+use crate::store::{Checkpoint, EventLog, StoreError};
+use reader::{Item, LineReader, RecordScanner};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Events per transaction.
+const BATCH: usize = 2000;
+/// Rejections kept in full for the report; beyond this they are only counted.
+const MAX_KEPT_REJECTIONS: usize = 10_000;
+
+/// One input line or record that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub file: String,
+    /// 1-based line where the item starts (0 when the file could not be opened).
+    pub line: u64,
+    /// A short category, used to group the summary.
+    pub category: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSummary {
+    pub files: u64,
+    /// Items read (lines or records), valid or not.
+    pub read: u64,
+    pub appended: u64,
+    pub duplicates: u64,
+    /// Rejections per category.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// The first rejections, in input order.
+    pub rejections: Vec<Rejection>,
+}
+
+impl IngestSummary {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// Errors that stop an ingest (bad input never does: it is reported per line).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the reader thread failed: {0}")]
+    Reader(String),
+}
+
+/// How a file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// JSON Lines of `{"source", "recorded_at", "payload"}` envelopes.
+    Recording,
+    /// A CloudTrail log document: `{"Records": [...]}` or a JSON array of records.
+    CloudTrailLog,
+}
+
+/// Picks the format from the name (`.jsonl[.gz]`, `.ndjson` are recordings, `.json[.gz]`
+/// CloudTrail log files) and, for other names, from the first bytes.
+pub fn detect_format(path: &Path, head: &[u8]) -> FileFormat {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+        return FileFormat::Recording;
+    }
+    if name.ends_with(".json") {
+        return FileFormat::CloudTrailLog;
+    }
+    let first = head.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') || head.windows(10).any(|w| w == b"\"Records\"") {
+        FileFormat::CloudTrailLog
+    } else {
+        FileFormat::Recording
+    }
+}
+
+/// Counts bytes read from the underlying file, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens a file, transparently decompressing gzip (detected by its magic bytes).
+fn open(path: &Path, count: Arc<AtomicU64>) -> std::io::Result<(Box<dyn Read + Send>, Vec<u8>)> {
+    let mut f = BufReader::new(Counting {
+        inner: File::open(path)?,
+        count,
+    });
+    let magic = {
+        use std::io::BufRead;
+        f.fill_buf()?.get(..2).map(<[u8]>::to_vec).unwrap_or_default()
+    };
+    let mut r: Box<dyn Read + Send> = if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    // Peek at the decoded head for format detection, then chain it back.
+    let mut head = vec![0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A read error this early is reported again by the reader proper.
+            Err(_) => break,
+        }
+    }
+    head.truncate(n);
+    let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(r));
+    Ok((chained, head))
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    recorded_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+/// Parses and normalizes one recording line.
+fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        (
+            "not UTF-8",
+            format!("line is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+        )
+    })?;
+    let env: Envelope<'_> = serde_json::from_str(text)
+        .map_err(|e| ("invalid JSON", format!("invalid JSON: {e}")))?;
+    let source_raw = env
+        .source
+        .ok_or(("missing source or payload", "missing field `source`".to_string()))?;
+    let source_name: String = serde_json::from_str(source_raw.get())
+        .map_err(|_| ("wrong type", "field `source` should be a string".to_string()))?;
+    let source = Source::parse(&source_name)
+        .filter(|s| *s != Source::Rootline)
+        .ok_or_else(|| ("unknown source", format!("unknown source {source_name:?}")))?;
+    let payload = env
+        .payload
+        .ok_or(("missing source or payload", "missing field `payload`".to_string()))?;
+    let received_at = env
+        .recorded_at
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .and_then(|s| parse_time(&s));
+    normalize::normalize(source, payload.get(), received_at)
+        .map_err(|e| (e.reason(), format!("{source} payload: {e}")))
+}
+
+/// Parses and normalizes one CloudTrail record from a log file.
+fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        (
+            "not UTF-8",
+            format!("record is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+        )
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ("invalid JSON", format!("invalid JSON: {e}")))?;
+    normalize::normalize_value(Source::CloudTrail, &value, text, None)
+        .map_err(|e| (e.reason(), format!("cloudtrail record: {e}")))
+}
+
+/// Messages from the reader thread.
+enum Msg {
+    Batch {
+        file: usize,
+        events: Vec<NewEvent>,
+        last_line: u64,
+        read: u64,
+    },
+    Rejected(Rejection),
+    FileDone,
+}
+
+fn read_file(idx: usize, path: &Path, count: Arc<AtomicU64>, tx: &tokio::sync::mpsc::Sender<Msg>) -> bool {
+    let name = path.display().to_string();
+    let reject = |line: u64, category: &'static str, reason: String| {
+        tx.blocking_send(Msg::Rejected(Rejection {
+            file: name.clone(),
+            line,
+            category,
+            reason,
+        }))
+        .is_ok()
+    };
+    let (r, head) = match open(path, count) {
+        Ok(x) => x,
+        Err(e) => return reject(0, "unreadable file", format!("cannot open: {e}")),
+    };
+    let format = detect_format(path, &head);
+    let items: Box<dyn Iterator<Item = Item>> = match format {
+        FileFormat::Recording => Box::new(LineReader::new(BufReader::with_capacity(256 * 1024, r))),
+        FileFormat::CloudTrailLog => Box::new(RecordScanner::new(r)),
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut read = 0u64;
+    let mut last_line = 0u64;
+    for item in items {
+        match item {
+            Item::Error { line, reason } => {
+                let category = if reason.contains("truncated") {
+                    "truncated file"
+                } else if reason.contains("limit") {
+                    "too large"
+                } else if reason.contains("missing ','") {
+                    "invalid JSON"
+                } else {
+                    "unreadable file"
+                };
+                // A missing comma is reported but its record is kept (not read twice).
+                if category != "invalid JSON" {
+                    read += 1;
+                }
+                if !reject(line, category, reason) {
+                    return false;
+                }
+            }
+            Item::Data { line, bytes } => {
+                read += 1;
+                last_line = line;
+                let res = match format {
+                    FileFormat::Recording => recording_line(&bytes),
+                    FileFormat::CloudTrailLog => cloudtrail_record(&bytes),
+                };
+                match res {
+                    Ok(ev) => {
+                        batch.push(ev);
+                        if batch.len() >= BATCH {
+                            let events = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                            if tx
+                                .blocking_send(Msg::Batch { file: idx, events, last_line, read })
+                                .is_err()
+                            {
+                                return false;
+                            }
+                            read = 0;
+                        }
+                    }
+                    Err((category, reason)) => {
+                        if !reject(line, category, reason) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (!batch.is_empty() || read > 0)
+        && tx
+            .blocking_send(Msg::Batch { file: idx, events: batch, last_line, read })
+            .is_err()
+    {
+        return false;
+    }
+    tx.blocking_send(Msg::FileDone).is_ok()
+}
+
+/// Ingests files into the log. `progress` shows a bar on a terminal.
+pub async fn ingest_files<S: EventLog>(
+    store: &S,
+    paths: &[PathBuf],
+    progress: bool,
+) -> Result<IngestSummary, IngestError> {
+    let total: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = if progress {
+        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let count = Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
+    let thread_paths = paths.to_vec();
+    let thread_count = count.clone();
+    let handle = std::thread::Builder::new()
+        .name("ingest-reader".into())
+        .spawn(move || {
+            for (i, p) in thread_paths.iter().enumerate() {
+                if !read_file(i, p, thread_count.clone(), &tx) {
+                    break; // the writer stopped
+                }
+            }
+        })
+        .map_err(|e| IngestError::Reader(e.to_string()))?;
+
+    let mut summary = IngestSummary::default();
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let result: Result<(), IngestError> = async {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Batch { file, events, last_line, read } => {
+                    summary.read += read;
+                    let cp = Checkpoint {
+                        name: format!("ingest:{}", names[file]),
+                        value: format!("{{\"line\":{last_line}}}"),
+                    };
+                    let out = store.append(&events, Some(&cp)).await?;
+                    summary.appended += out.appended;
+                    summary.duplicates += out.duplicates;
+                    bar.set_position(count.load(Ordering::Relaxed));
+                    bar.set_message(format!("{} appended", summary.appended));
+                }
+                Msg::Rejected(r) => {
+                    tracing::debug!(file = %r.file, line = r.line, reason = %r.reason, "Rejected input");
+                    *summary.rejected.entry(r.category).or_default() += 1;
+                    if summary.rejections.len() < MAX_KEPT_REJECTIONS {
+                        summary.rejections.push(r);
+                    }
+                }
+                Msg::FileDone => summary.files += 1,
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // On a store error the receiver is dropped here, which stops the reader.
+    drop(rx);
+    bar.finish_and_clear();
+    handle
+        .join()
+        .map_err(|_| IngestError::Reader("reader thread panicked".into()))?;
+    result?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_line_errors_are_specific() {
+        let e = recording_line(b"{\"source\":\"nope\",\"payload\":{}}").unwrap_err();
+        assert_eq!(e.0, "unknown source");
+        let e = recording_line(b"{\"payload\":{}}").unwrap_err();
+        assert_eq!(e.0, "missing source or payload");
+        let e = recording_line(b"{\"source\":\"cloudtrail\",\"payload\":{\"eventTime\":\"2025-01-01T00:00:00Z\"}}").unwrap_err();
+        assert!(e.1.contains("eventID"), "{e:?}");
+        let e = recording_line(b"{\"source\":\"cloudtrail\",\"payload\":{\"eventID\":5,\"eventTime\":7}}").unwrap_err();
+        assert_eq!(e.0, "wrong type");
+        let e = recording_line(b"{\"source\":\"logs\"\xff}").unwrap_err();
+        assert_eq!(e.0, "not UTF-8");
+        let e = recording_line(b"{\"source\":").unwrap_err();
+        assert_eq!(e.0, "invalid JSON");
+    }
+
+    #[test]
+    fn format_detection() {
+        assert_eq!(detect_format(Path::new("a.jsonl.gz"), b""), FileFormat::Recording);
+        assert_eq!(detect_format(Path::new("a.json.gz"), b""), FileFormat::CloudTrailLog);
+        assert_eq!(detect_format(Path::new("a"), b" [{}]"), FileFormat::CloudTrailLog);
+        assert_eq!(detect_format(Path::new("a"), b"{\"source\":1}"), FileFormat::Recording);
+    }
+}

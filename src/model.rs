@@ -1,0 +1,256 @@
+//! The event envelope: what every upstream payload is normalized into, and what the
+//! event log stores. Parsing into these types happens once, at the boundary
+//! (`normalize`); everything downstream works on them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The upstream format of a payload (RECORDINGS.md section 1), plus rootline's own
+/// conclusions, which are appended to the same log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Source {
+    #[serde(rename = "cloudtrail")]
+    CloudTrail,
+    #[serde(rename = "cloudwatch.alarm_history")]
+    AlarmHistory,
+    #[serde(rename = "eventbridge")]
+    EventBridge,
+    #[serde(rename = "github.deployment_status")]
+    GithubDeploymentStatus,
+    #[serde(rename = "logs")]
+    Logs,
+    #[serde(rename = "logs.anomaly")]
+    LogsAnomaly,
+    #[serde(rename = "config")]
+    Config,
+    /// Events rootline itself appends: incidents opened and resolved, hypotheses
+    /// ranked, feedback, notifications.
+    #[serde(rename = "rootline")]
+    Rootline,
+}
+
+impl Source {
+    /// Every source, in a stable order.
+    pub const ALL: [Source; 8] = [
+        Source::CloudTrail,
+        Source::AlarmHistory,
+        Source::EventBridge,
+        Source::GithubDeploymentStatus,
+        Source::Logs,
+        Source::LogsAnomaly,
+        Source::Config,
+        Source::Rootline,
+    ];
+
+    /// The name used in recordings, reports and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::CloudTrail => "cloudtrail",
+            Source::AlarmHistory => "cloudwatch.alarm_history",
+            Source::EventBridge => "eventbridge",
+            Source::GithubDeploymentStatus => "github.deployment_status",
+            Source::Logs => "logs",
+            Source::LogsAnomaly => "logs.anomaly",
+            Source::Config => "config",
+            Source::Rootline => "rootline",
+        }
+    }
+
+    /// Parses a source name; `None` for an unknown one.
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an event is, with the fields that matter for that kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Kind {
+    /// A mutating API call (or a configuration change recorded by AWS Config).
+    Change,
+    /// An alarm changed state.
+    Alarm {
+        alarm: String,
+        old_state: String,
+        new_state: String,
+        reason: String,
+    },
+    /// A deployment progressed (ECS, CodeDeploy, GitHub).
+    Deployment {
+        /// The service, application or repository being deployed.
+        target: String,
+        /// Upstream phase or state, verbatim (e.g. SERVICE_DEPLOYMENT_IN_PROGRESS, success).
+        phase: String,
+        /// in_progress, succeeded, failed or unknown.
+        outcome: String,
+    },
+    /// A log line.
+    Log { group: String, message: String },
+    /// A log anomaly (CloudWatch Logs anomaly detection, or rootline's own).
+    Anomaly {
+        group: String,
+        pattern: String,
+        priority: String,
+        description: String,
+    },
+    /// A point-in-time description of a resource (AWS Config item).
+    Snapshot {
+        resource_type: String,
+        resource_id: String,
+        status: String,
+    },
+    /// Something rootline concluded (incident opened, hypotheses ranked, ...).
+    Conclusion { what: String },
+    /// Anything else; kept, never rejected.
+    Other,
+}
+
+impl Kind {
+    /// The short tag stored in the `kind` column.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Kind::Change => "change",
+            Kind::Alarm { .. } => "alarm",
+            Kind::Deployment { .. } => "deployment",
+            Kind::Log { .. } => "log",
+            Kind::Anomaly { .. } => "anomaly",
+            Kind::Snapshot { .. } => "snapshot",
+            Kind::Conclusion { .. } => "conclusion",
+            Kind::Other => "other",
+        }
+    }
+
+    /// All tags, for validating filters.
+    pub const TAGS: [&'static str; 8] = [
+        "change",
+        "alarm",
+        "deployment",
+        "log",
+        "anomaly",
+        "snapshot",
+        "conclusion",
+        "other",
+    ];
+}
+
+/// A normalized event, ready to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub source: Source,
+    /// Dedupe key within the source (RECORDINGS.md table).
+    pub natural_id: String,
+    /// When it happened, epoch milliseconds UTC.
+    pub event_time: i64,
+    /// When a collector received it, epoch milliseconds UTC (the recording's `recorded_at`).
+    pub received_at: Option<i64>,
+    pub kind: Kind,
+    /// A short name: CloudTrail eventName, EventBridge detail-type, alarm name, ...
+    pub name: String,
+    /// Who did it: an IAM ARN, a GitHub login, a service principal.
+    pub actor: Option<String>,
+    pub read_only: bool,
+    pub error_code: Option<String>,
+    /// Canonical resource keys (see `normalize::resource`); the first is the primary target.
+    pub resources: Vec<String>,
+    /// The upstream payload, verbatim.
+    pub payload: String,
+}
+
+/// A stored event: a `NewEvent` plus its sequence number in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub seq: i64,
+    pub source: Source,
+    pub natural_id: String,
+    pub event_time: i64,
+    pub received_at: Option<i64>,
+    pub kind: Kind,
+    pub name: String,
+    pub actor: Option<String>,
+    pub read_only: bool,
+    pub error_code: Option<String>,
+    pub resources: Vec<String>,
+    pub payload: String,
+}
+
+impl Event {
+    /// A `(source, natural id)` reference, as used in reports.
+    pub fn reference(&self) -> EventRef {
+        EventRef {
+            source: self.source.as_str().to_string(),
+            id: self.natural_id.clone(),
+        }
+    }
+
+    /// True for an effective mutation: a change or deployment that was not read-only and
+    /// did not fail.
+    pub fn is_effective_change(&self) -> bool {
+        matches!(self.kind, Kind::Change | Kind::Deployment { .. })
+            && !self.read_only
+            && self.error_code.is_none()
+    }
+}
+
+/// A reference to a stored event by source and natural id (the report contract).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventRef {
+    pub source: String,
+    pub id: String,
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
+pub fn fmt_time(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        None => ms.to_string(),
+    }
+}
+
+/// Parses an RFC 3339 timestamp (also the `+0000` offset form AWS sometimes writes, and
+/// a missing offset, taken as UTC) into epoch milliseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(s, fmt) {
+            return Some(t.timestamp_millis());
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_aws_time_shapes() {
+        assert_eq!(parse_time("2025-05-17T02:28:15.450Z"), Some(1747448895450));
+        assert_eq!(parse_time("2025-05-17T02:28:15Z"), Some(1747448895000));
+        assert_eq!(parse_time("2025-05-17T02:28:15.450+0000"), Some(1747448895450));
+        assert_eq!(parse_time("2025-05-17T02:28:15.450"), Some(1747448895450));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(fmt_time(1747448895450), "2025-05-17T02:28:15.450Z");
+    }
+
+    #[test]
+    fn source_names_round_trip() {
+        for s in Source::ALL {
+            assert_eq!(Source::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Source::parse("cloudtrail2"), None);
+    }
+}

@@ -1,0 +1,459 @@
+//! Normalizers: one upstream payload in, one event envelope out.
+//!
+//! Each source's format is parsed once here; nothing downstream looks at raw payloads
+//! except to show them. A payload that lacks its natural id or event time is rejected
+//! with a reason; everything else is kept, unknown shapes as `Kind::Other`.
+
+mod cloudtrail;
+mod eventbridge;
+pub mod resource;
+
+use crate::model::{parse_time, Kind, NewEvent, Source};
+use serde_json::Value;
+
+/// Why a payload could not be normalized.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("payload is not a JSON object")]
+    NotAnObject,
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error("field `{field}` should be {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("field `{field}` is not a valid time: {value:?}")]
+    BadTime { field: &'static str, value: String },
+}
+
+impl NormalizeError {
+    /// A short stable reason code for summaries ("missing field", ...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            NormalizeError::NotAnObject => "payload not an object",
+            NormalizeError::Missing(_) => "missing id or time",
+            NormalizeError::WrongType { .. } => "wrong type",
+            NormalizeError::BadTime { .. } => "invalid time",
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, NormalizeError>;
+
+/// Normalizes one payload of `source`; `raw` is its verbatim JSON text.
+pub fn normalize(source: Source, raw: &str, received_at: Option<i64>) -> Result<NewEvent> {
+    let payload: Value = serde_json::from_str(raw).map_err(|_| NormalizeError::NotAnObject)?;
+    normalize_value(source, &payload, raw, received_at)
+}
+
+/// Normalizes an already parsed payload; `raw` is kept verbatim in the event.
+pub fn normalize_value(
+    source: Source,
+    payload: &Value,
+    raw: &str,
+    received_at: Option<i64>,
+) -> Result<NewEvent> {
+    if !payload.is_object() {
+        return Err(NormalizeError::NotAnObject);
+    }
+    let mut ev = match source {
+        Source::CloudTrail => cloudtrail::normalize(payload)?,
+        Source::AlarmHistory => alarm_history(payload)?,
+        Source::EventBridge => eventbridge::normalize(payload)?,
+        Source::GithubDeploymentStatus => github_deployment_status(payload)?,
+        Source::Logs => logs(payload)?,
+        Source::LogsAnomaly => logs_anomaly(payload)?,
+        Source::Config => config(payload)?,
+        Source::Rootline => rootline(payload)?,
+    };
+    ev.source = source;
+    ev.received_at = received_at;
+    ev.payload = raw.to_string();
+    dedupe(&mut ev.resources);
+    Ok(ev)
+}
+
+/// An event with only the parts every normalizer fills in; the rest is set by the caller.
+fn skeleton(natural_id: String, event_time: i64, kind: Kind, name: String) -> NewEvent {
+    NewEvent {
+        source: Source::Rootline,
+        natural_id,
+        event_time,
+        received_at: None,
+        kind,
+        name,
+        actor: None,
+        read_only: false,
+        error_code: None,
+        resources: Vec::new(),
+        payload: String::new(),
+    }
+}
+
+/// Removes repeated keys, keeping the first occurrence (the first key is the primary one).
+fn dedupe(keys: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    keys.truncate(64);
+}
+
+// ----------------------------------------------------------------- field helpers
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    if cur.is_null() {
+        None
+    } else {
+        Some(cur)
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    get(v, path).and_then(Value::as_str)
+}
+
+/// A required string field; a number is accepted as its decimal text.
+fn required_id(v: &Value, path: &[&str], field: &'static str) -> Result<String> {
+    match get(v, path) {
+        None => Err(NormalizeError::Missing(field)),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(NormalizeError::Missing(field)),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(NormalizeError::WrongType {
+            field,
+            expected: "a string",
+        }),
+    }
+}
+
+/// A required RFC 3339 time string.
+fn required_time(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
+    match get(v, path) {
+        None => Err(NormalizeError::Missing(field)),
+        Some(Value::String(s)) => parse_time(s).ok_or_else(|| NormalizeError::BadTime {
+            field,
+            value: s.chars().take(64).collect(),
+        }),
+        Some(_) => Err(NormalizeError::WrongType {
+            field,
+            expected: "an RFC 3339 string",
+        }),
+    }
+}
+
+/// A required epoch-milliseconds number (a numeric string is accepted too).
+fn required_epoch_ms(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
+    match get(v, path) {
+        None => Err(NormalizeError::Missing(field)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .ok_or(NormalizeError::WrongType {
+                field,
+                expected: "epoch milliseconds",
+            }),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| parse_time(s))
+            .ok_or_else(|| NormalizeError::BadTime {
+                field,
+                value: s.chars().take(64).collect(),
+            }),
+        Some(_) => Err(NormalizeError::WrongType {
+            field,
+            expected: "epoch milliseconds",
+        }),
+    }
+}
+
+/// The JSON text of a scalar as given: strings unquoted, numbers as written.
+fn as_given(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+// ----------------------------------------------------------------- sources
+
+/// Parses "Alarm updated from OK to ALARM" into the two states.
+fn states_from_summary(summary: &str) -> Option<(String, String)> {
+    let rest = summary.split(" from ").nth(1)?;
+    let mut it = rest.splitn(2, " to ");
+    let old = it.next()?.trim();
+    let new = it.next()?.trim();
+    Some((old.to_string(), new.to_string()))
+}
+
+fn alarm_history(p: &Value) -> Result<NewEvent> {
+    let alarm = required_id(p, &["AlarmName"], "AlarmName")?;
+    let ts_raw = get(p, &["Timestamp"]).ok_or(NormalizeError::Missing("Timestamp"))?;
+    let ts_text = as_given(ts_raw).ok_or(NormalizeError::WrongType {
+        field: "Timestamp",
+        expected: "an RFC 3339 string",
+    })?;
+    let time = required_time(p, &["Timestamp"], "Timestamp")?;
+    let natural_id = format!("{alarm}@{ts_text}");
+    let item_type = str_at(p, &["HistoryItemType"]).unwrap_or("");
+    let data: Option<Value> = match get(p, &["HistoryData"]) {
+        Some(Value::String(s)) => serde_json::from_str(s).ok(),
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        _ => None,
+    };
+    let mut resources = vec![format!("alarm/{alarm}")];
+    let kind = match item_type {
+        "StateUpdate" => {
+            let from_data = data.as_ref().and_then(|d| {
+                let old = str_at(d, &["oldState", "stateValue"])?;
+                let new = str_at(d, &["newState", "stateValue"])?;
+                let reason = str_at(d, &["newState", "stateReason"]).unwrap_or("");
+                Some((old.to_string(), new.to_string(), reason.to_string()))
+            });
+            let (old_state, new_state, reason) = match from_data {
+                Some(t) => t,
+                None => {
+                    let summary = str_at(p, &["HistorySummary"]).unwrap_or("");
+                    let (o, n) = states_from_summary(summary).unwrap_or_default();
+                    (o, n, summary.to_string())
+                }
+            };
+            Kind::Alarm {
+                alarm: alarm.clone(),
+                old_state,
+                new_state,
+                reason,
+            }
+        }
+        "ConfigurationUpdate" => Kind::Change,
+        _ => Kind::Other,
+    };
+    if let Some(d) = &data {
+        eventbridge::alarm_dimensions(d, &mut resources);
+    }
+    let mut ev = skeleton(natural_id, time, kind, alarm);
+    ev.resources = resources;
+    Ok(ev)
+}
+
+fn deployment_outcome(state: &str) -> &'static str {
+    match state.to_ascii_lowercase().as_str() {
+        "success" | "succeeded" | "completed" | "service_deployment_completed" => "succeeded",
+        "failure" | "failed" | "error" | "service_deployment_failed" | "stopped" => "failed",
+        "inactive" => "inactive",
+        "pending" | "queued" | "in_progress" | "start" | "created" | "ready" => "in_progress",
+        s if s.contains("in_progress") => "in_progress",
+        _ => "unknown",
+    }
+}
+
+fn github_deployment_status(p: &Value) -> Result<NewEvent> {
+    let id = required_id(p, &["deployment_status", "id"], "deployment_status.id")?;
+    let time = required_time(
+        p,
+        &["deployment_status", "created_at"],
+        "deployment_status.created_at",
+    )?;
+    let state = str_at(p, &["deployment_status", "state"]).unwrap_or("unknown");
+    let repo = str_at(p, &["repository", "full_name"])
+        .map(str::to_string)
+        .or_else(|| {
+            // repository_url: https://api.github.com/repos/OWNER/NAME
+            let url = str_at(p, &["deployment_status", "repository_url"])?;
+            let idx = url.find("/repos/")?;
+            Some(url[idx + 7..].to_string())
+        })
+        .unwrap_or_default();
+    let env = str_at(p, &["deployment_status", "environment"])
+        .or_else(|| str_at(p, &["deployment", "environment"]))
+        .unwrap_or("");
+    let mut ev = skeleton(
+        id,
+        time,
+        Kind::Deployment {
+            target: repo.clone(),
+            phase: state.to_string(),
+            outcome: deployment_outcome(state).to_string(),
+        },
+        format!("deployment {state}"),
+    );
+    ev.actor = str_at(p, &["deployment_status", "creator", "login"])
+        .or_else(|| str_at(p, &["sender", "login"]))
+        .map(str::to_string);
+    if !repo.is_empty() {
+        ev.resources.push(format!("github-repo/{repo}"));
+        if !env.is_empty() {
+            ev.resources.push(format!("github-env/{repo}:{env}"));
+        }
+    }
+    // Deployments often name what they deploy (an ARN, a stack or service name) in
+    // free text; ARNs and ids found there link the deployment to AWS resources.
+    for path in [
+        &["deployment", "description"][..],
+        &["deployment", "payload"][..],
+        &["deployment_status", "description"][..],
+    ] {
+        if let Some(v) = get(p, path) {
+            cloudtrail::scan_text_for_resources(v, &mut ev.resources);
+        }
+    }
+    Ok(ev)
+}
+
+/// Log groups whose names follow an AWS convention that names the emitting resource.
+fn log_group_resources(group: &str, out: &mut Vec<String>) {
+    out.push(format!("loggroup/{group}"));
+    if let Some(f) = group.strip_prefix("/aws/lambda/") {
+        out.push(format!("lambda/{f}"));
+    } else if let Some(rest) = group.strip_prefix("/aws/rds/instance/") {
+        if let Some(db) = rest.split('/').next() {
+            out.push(format!("rds/{db}"));
+        }
+    }
+}
+
+fn logs(p: &Value) -> Result<NewEvent> {
+    let id = required_id(p, &["eventId"], "eventId")?;
+    let time = required_epoch_ms(p, &["timestamp"], "timestamp")?;
+    let group = str_at(p, &["logGroupName"]).unwrap_or("").to_string();
+    let message = match get(p, &["message"]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let mut ev = skeleton(
+        id,
+        time,
+        Kind::Log {
+            group: group.clone(),
+            message,
+        },
+        "log".to_string(),
+    );
+    ev.read_only = true;
+    if !group.is_empty() {
+        log_group_resources(&group, &mut ev.resources);
+    }
+    Ok(ev)
+}
+
+fn logs_anomaly(p: &Value) -> Result<NewEvent> {
+    let id = required_id(p, &["anomalyId"], "anomalyId")?;
+    let time = required_epoch_ms(p, &["firstSeen"], "firstSeen")?;
+    let mut resources = Vec::new();
+    let mut group = String::new();
+    if let Some(Value::Array(arns)) = get(p, &["logGroupArnList"]) {
+        for a in arns.iter().filter_map(Value::as_str) {
+            if let Some(k) = resource::from_arn(a) {
+                if let Some(g) = k.strip_prefix("loggroup/") {
+                    if group.is_empty() {
+                        group = g.to_string();
+                    }
+                    log_group_resources(g, &mut resources);
+                } else {
+                    resources.push(k);
+                }
+            }
+        }
+    }
+    let pattern = str_at(p, &["patternString"]).unwrap_or("").to_string();
+    let mut ev = skeleton(
+        id,
+        time,
+        Kind::Anomaly {
+            group,
+            pattern: pattern.clone(),
+            priority: str_at(p, &["priority"]).unwrap_or("").to_string(),
+            description: str_at(p, &["description"]).unwrap_or("").to_string(),
+        },
+        "log anomaly".to_string(),
+    );
+    ev.read_only = true;
+    ev.resources = resources;
+    Ok(ev)
+}
+
+/// Normalizes an AWS Config ConfigurationItem (also used for the item inside an
+/// EventBridge "Config Configuration Item Change").
+fn config_item(p: &Value) -> Result<(String, String, String, Vec<String>)> {
+    let rtype = required_id(p, &["resourceType"], "resourceType")?;
+    let rid = required_id(p, &["resourceId"], "resourceId")?;
+    let status = str_at(p, &["configurationItemStatus"]).unwrap_or("").to_string();
+    let mut resources = Vec::new();
+    let name = str_at(p, &["resourceName"]);
+    let primary = str_at(p, &["arn"])
+        .and_then(resource::from_arn)
+        .or_else(|| resource::from_config(&rtype, &rid, name));
+    resources.extend(primary);
+    if let Some(Value::Array(rels)) = get(p, &["relationships"]) {
+        for r in rels {
+            let (Some(t), Some(id)) = (str_at(r, &["resourceType"]), str_at(r, &["resourceId"]))
+            else {
+                if let (Some(t), Some(n)) = (str_at(r, &["resourceType"]), str_at(r, &["resourceName"])) {
+                    resources.extend(resource::from_config(t, n, Some(n)));
+                }
+                continue;
+            };
+            resources.extend(resource::from_config(t, id, str_at(r, &["resourceName"])));
+        }
+    }
+    // The Auto Scaling group tag is set by AWS on every instance it launches.
+    if let Some(asg) = str_at(p, &["tags", "aws:autoscaling:groupName"]) {
+        resources.push(format!("asg/{asg}"));
+    }
+    Ok((rtype, rid, status, resources))
+}
+
+fn config(p: &Value) -> Result<NewEvent> {
+    let (rtype, rid, status, resources) = config_item(p)?;
+    let state_id = get(p, &["configurationStateId"])
+        .and_then(as_given)
+        .ok_or(NormalizeError::Missing("configurationStateId"))?;
+    let time = match get(p, &["configurationItemCaptureTime"]) {
+        None => return Err(NormalizeError::Missing("configurationItemCaptureTime")),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map(|s| (s * 1000.0) as i64)
+            .ok_or(NormalizeError::WrongType {
+                field: "configurationItemCaptureTime",
+                expected: "epoch seconds or an RFC 3339 string",
+            })?,
+        Some(_) => required_time(
+            p,
+            &["configurationItemCaptureTime"],
+            "configurationItemCaptureTime",
+        )?,
+    };
+    let natural_id = format!("{rtype}/{rid}@{state_id}");
+    let mut ev = skeleton(
+        natural_id,
+        time,
+        Kind::Snapshot {
+            resource_type: rtype.clone(),
+            resource_id: rid,
+            status,
+        },
+        rtype,
+    );
+    ev.resources = resources;
+    Ok(ev)
+}
+
+/// rootline's own events carry their normalized form in the payload.
+fn rootline(p: &Value) -> Result<NewEvent> {
+    let id = required_id(p, &["id"], "id")?;
+    let time = required_time(p, &["time"], "time")?;
+    let what = str_at(p, &["type"]).unwrap_or("conclusion").to_string();
+    let mut ev = skeleton(id, time, Kind::Conclusion { what: what.clone() }, what);
+    ev.actor = Some("rootline".to_string());
+    if let Some(Value::Array(rs)) = get(p, &["resources"]) {
+        ev.resources = rs.iter().filter_map(|r| r.as_str().map(str::to_string)).collect();
+    }
+    Ok(ev)
+}

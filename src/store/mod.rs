@@ -1,0 +1,98 @@
+//! The event log: append-only, idempotent on (source, natural id), gap-free sequence
+//! numbers, with checkpoints committed in the same transaction as the events they cover.
+//!
+//! `EventLog` is the interface; `SqliteStore` is the embedded default. All SQL lives
+//! under this module; callers use typed functions.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::model::{Event, NewEvent, Source};
+
+/// Errors at the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH (or a plain file path)")]
+    UnsupportedUrl(String),
+    #[error("could not create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A named position (a file line, a collector cursor) stored with the events it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub name: String,
+    pub value: String,
+}
+
+/// What one append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Rows added to the log.
+    pub appended: u64,
+    /// Events already in the log (same source and natural id), skipped.
+    pub duplicates: u64,
+}
+
+/// Ordering of query results by sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// A filter over the log. Empty vectors and `None` mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Event time at or after, epoch ms.
+    pub from: Option<i64>,
+    /// Event time before, epoch ms.
+    pub to: Option<i64>,
+    pub sources: Vec<Source>,
+    /// Kind tags (model::Kind::tag).
+    pub kinds: Vec<String>,
+    /// A canonical resource key.
+    pub resource: Option<String>,
+    /// Leave out read-only calls.
+    pub exclude_read_only: bool,
+    /// Only events with sequence number greater than this.
+    pub after_seq: Option<i64>,
+    /// Case-insensitive substring of name, actor, natural id or a resource key.
+    pub text: Option<String>,
+    /// Maximum rows; 0 means no limit.
+    pub limit: i64,
+    /// Order by event time (then seq) instead of by seq.
+    pub by_time: bool,
+    pub order: Order,
+}
+
+/// The interface every backend implements.
+#[allow(async_fn_in_trait)]
+pub trait EventLog {
+    /// Appends events in one transaction, skipping those already stored, and writes the
+    /// checkpoint in that same transaction.
+    async fn append(&self, events: &[NewEvent], checkpoint: Option<&Checkpoint>) -> Result<AppendOutcome>;
+    /// Events matching a filter.
+    async fn query(&self, filter: &EventFilter) -> Result<Vec<Event>>;
+    /// One event by sequence number.
+    async fn get(&self, seq: i64) -> Result<Option<Event>>;
+    /// One event by source and natural id.
+    async fn find(&self, source: Source, natural_id: &str) -> Result<Option<Event>>;
+    /// Number of events stored.
+    async fn count(&self) -> Result<i64>;
+    /// Highest sequence number (0 when empty).
+    async fn max_seq(&self) -> Result<i64>;
+    /// A stored checkpoint.
+    async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>>;
+}
