@@ -122,6 +122,8 @@ pub struct RecordScanner<R> {
     eof: bool,
     io_error: Option<String>,
     pending: Option<Item>,
+    /// The records array is the whole document (not the value of `Records`).
+    top_array: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -146,6 +148,7 @@ impl<R: Read> RecordScanner<R> {
             eof: false,
             io_error: None,
             pending: None,
+            top_array: false,
         }
     }
 
@@ -308,7 +311,10 @@ impl<R: Read> Iterator for RecordScanner<R> {
                 ScanState::Start => {
                     self.bump();
                     match b {
-                        b'[' => self.state = ScanState::InArray { need_sep: false },
+                        b'[' => {
+                            self.top_array = true;
+                            self.state = ScanState::InArray { need_sep: false };
+                        }
                         b'{' => self.state = ScanState::TopObject,
                         _ => {
                             self.state = ScanState::Done;
@@ -368,7 +374,11 @@ impl<R: Read> Iterator for RecordScanner<R> {
                     }
                     b']' => {
                         self.bump();
-                        self.state = ScanState::TopObject;
+                        self.state = if self.top_array {
+                            ScanState::Done
+                        } else {
+                            ScanState::TopObject
+                        };
                     }
                     _ => {
                         self.state = ScanState::InArray { need_sep: true };
