@@ -112,6 +112,10 @@ fn read_error_reason(e: &io::Error) -> String {
 /// elements of the top-level `Records` array (or of a top-level array). Each record's
 /// bytes are returned verbatim. A missing comma between records is reported and the
 /// record still read; a truncated file ends with an error.
+///
+/// A top-level object without a `Records` key is one bare record (the shape of a single
+/// event saved from the console or an API): it is returned whole, so that it is
+/// normalized (or rejected with a reason), never silently skipped.
 pub struct RecordScanner<R> {
     r: R,
     buf: Vec<u8>,
@@ -124,6 +128,13 @@ pub struct RecordScanner<R> {
     pending: Option<Item>,
     /// The records array is the whole document (not the value of `Records`).
     top_array: bool,
+    /// Bytes of the top-level object while it may still be a bare record: from its
+    /// opening brace until a `Records` key shows it is a log document.
+    capture: Option<Vec<u8>>,
+    /// The top-level object outgrew `MAX_ITEM_BYTES` before a `Records` key was seen.
+    capture_overflow: bool,
+    /// Line of the top-level opening brace.
+    doc_line: u64,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -149,6 +160,9 @@ impl<R: Read> RecordScanner<R> {
             io_error: None,
             pending: None,
             top_array: false,
+            capture: None,
+            capture_overflow: false,
+            doc_line: 1,
         }
     }
 
@@ -185,6 +199,14 @@ impl<R: Read> RecordScanner<R> {
         self.pos += 1;
         if b == b'\n' {
             self.line += 1;
+        }
+        if let Some(c) = self.capture.as_mut() {
+            if c.len() < MAX_ITEM_BYTES {
+                c.push(b);
+            } else {
+                self.capture = None;
+                self.capture_overflow = true;
+            }
         }
         Some(b)
     }
@@ -315,7 +337,11 @@ impl<R: Read> Iterator for RecordScanner<R> {
                             self.top_array = true;
                             self.state = ScanState::InArray { need_sep: false };
                         }
-                        b'{' => self.state = ScanState::TopObject,
+                        b'{' => {
+                            self.state = ScanState::TopObject;
+                            self.doc_line = line;
+                            self.capture = Some(vec![b'{']);
+                        }
                         _ => {
                             self.state = ScanState::Done;
                             return Some(Item::Error {
@@ -332,6 +358,19 @@ impl<R: Read> Iterator for RecordScanner<R> {
                     b'}' => {
                         self.bump();
                         self.state = ScanState::Done;
+                        // Closed without a `Records` key: the document is one record.
+                        if let Some(bytes) = self.capture.take() {
+                            return Some(Item::Data { line: self.doc_line, bytes });
+                        }
+                        if std::mem::take(&mut self.capture_overflow) {
+                            return Some(Item::Error {
+                                line: self.doc_line,
+                                reason: format!(
+                                    "document has no Records array and, read as one record, is over the {} MiB limit",
+                                    MAX_ITEM_BYTES / (1024 * 1024)
+                                ),
+                            });
+                        }
                     }
                     b'"' => {
                         self.bump();
@@ -348,9 +387,20 @@ impl<R: Read> Iterator for RecordScanner<R> {
                         }
                         self.bump();
                         self.skip_ws();
+                        if key == b"Records" {
+                            // A log document: its records are the elements.
+                            self.capture = None;
+                            self.capture_overflow = false;
+                        }
                         if key == b"Records" && self.peek() == Some(b'[') {
                             self.bump();
                             self.state = ScanState::InArray { need_sep: false };
+                        } else if key == b"Records" {
+                            self.state = ScanState::Done;
+                            return Some(Item::Error {
+                                line: self.line,
+                                reason: "invalid CloudTrail log file: `Records` is not an array".into(),
+                            });
                         } else if let Err(reason) = self.read_value(false) {
                             self.state = ScanState::Done;
                             return Some(Item::Error { line, reason });
@@ -439,6 +489,24 @@ mod tests {
             scan("{\"Other\": {\"Records\": [1]}, \"Records\": [{\"x\":\"\\\"\"}]}"),
             vec!["1:{\"x\":\"\\\"\"}"]
         );
+    }
+
+    #[test]
+    fn a_document_without_records_is_one_record() {
+        let doc = "\n{\"eventID\": \"e1\",\n \"requestParameters\": {\"a\": [1, \"]\"]}}\n";
+        assert_eq!(
+            scan(doc),
+            vec!["2:{\"eventID\": \"e1\",\n \"requestParameters\": {\"a\": [1, \"]\"]}}"]
+        );
+        assert_eq!(scan("{}"), vec!["1:{}"]);
+        // A Records key anywhere makes it a log document, never a record.
+        assert_eq!(scan("{\"x\": 1, \"Records\": []}"), Vec::<String>::new());
+        let out = scan("{\"Records\": {\"a\": 1}}");
+        assert_eq!(out.len(), 1);
+        assert!(out[0].contains("`Records` is not an array"), "{out:?}");
+        let out = scan("{\"eventID\": \"e1\"");
+        assert_eq!(out.len(), 1);
+        assert!(out[0].contains("truncated"), "{out:?}");
     }
 
     #[test]
