@@ -30,6 +30,13 @@ pub enum Command {
     Ingest(IngestArgs),
     /// List stored events, filtered, as a table or JSON.
     Events(EventsArgs),
+    /// Replay a recording into a fresh in-memory store and print incidents with ranked
+    /// root-cause hypotheses.
+    Replay(ReplayArgs),
+    /// List incidents derived from the store (and record the engine's conclusions).
+    Incidents(IncidentsArgs),
+    /// Show the ranked hypotheses of one incident.
+    Hypotheses(HypothesesArgs),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -46,6 +53,31 @@ pub struct IngestArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// A recording (.jsonl or .jsonl.gz) or CloudTrail log file.
+    pub file: PathBuf,
+    /// Print the hypotheses report (RECORDINGS.md section 3) as JSON; stdout holds only it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HypothesesArgs {
+    /// Incident id (as listed by `rootline incidents`).
+    pub incident: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +126,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Ingest(a) => ingest_cmd(&args.database, a).await,
         Command::Events(a) => events_cmd(&args.database, a).await,
+        Command::Replay(a) => replay_cmd(a).await,
+        Command::Incidents(a) => incidents_cmd(&args.database, a).await,
+        Command::Hypotheses(a) => hypotheses_cmd(&args.database, a).await,
         Command::Bench(b) => crate::bench::run(b).await,
     }
 }
@@ -282,4 +317,107 @@ pub fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// Loads every event of the store (in sequence order).
+pub async fn load_all(store: &SqliteStore) -> anyhow::Result<Vec<Event>> {
+    Ok(store.query(&EventFilter::default()).await?)
+}
+
+/// Analyses the whole store and appends the engine's conclusions (idempotently).
+pub async fn analyze_store(store: &SqliteStore) -> anyhow::Result<crate::correlate::Analysis> {
+    let events = load_all(store).await?;
+    let analysis = crate::correlate::analyze(&events, &crate::correlate::Config::default());
+    let conclusions = crate::correlate::conclusions(&analysis);
+    store.append(&conclusions, None).await?;
+    Ok(analysis)
+}
+
+async fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open("sqlite::memory:").await?;
+    let summary = ingest::ingest_files(&store, std::slice::from_ref(&a.file), false).await?;
+    for r in &summary.rejections {
+        eprintln!("rejected: {r}");
+    }
+    let analysis = analyze_store(&store).await?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&crate::correlate::report_json(&analysis))?)?;
+    } else {
+        writeln!(
+            out,
+            "{} events ({} rejected), {} incidents",
+            summary.appended,
+            summary.rejected_total(),
+            analysis.incidents.len()
+        )?;
+        for inc in &analysis.incidents {
+            print_incident(&mut out, inc, 3)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_incident(out: &mut impl Write, inc: &crate::correlate::Incident, top: usize) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}  {}  {}{}",
+        inc.id,
+        fmt_time(inc.opened_at),
+        inc.title,
+        match inc.resolved_at {
+            Some(r) => format!("  (resolved {})", fmt_time(r)),
+            None => "  (open)".to_string(),
+        }
+    )?;
+    for h in inc.hypotheses.iter().take(top) {
+        writeln!(out, "  #{} {:.2} [{}] {}", h.rank, h.score, h.kind, h.summary)?;
+        writeln!(out, "      cause: {} {}", h.cause.source, h.cause.id)?;
+    }
+    Ok(())
+}
+
+async fn incidents_cmd(db: &str, a: IncidentsArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(db).await?;
+    let analysis = analyze_store(&store).await?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&analysis)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:<16}  {:<24}  {:<8}  {:<50}  TOP HYPOTHESIS", "ID", "OPENED", "STATE", "TITLE")?;
+    for inc in &analysis.incidents {
+        writeln!(
+            out,
+            "{:<16}  {:<24}  {:<8}  {:<50}  {}",
+            inc.id,
+            fmt_time(inc.opened_at),
+            if inc.resolved_at.is_some() { "resolved" } else { "open" },
+            truncate(&inc.title, 50),
+            inc.hypotheses.first().map(|h| truncate(&h.summary, 100)).unwrap_or_else(|| "-".into())
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(db).await?;
+    let analysis = analyze_store(&store).await?;
+    let Some(inc) = analysis.incidents.iter().find(|i| i.id == a.incident) else {
+        bail!("no incident {:?}; `rootline incidents` lists them", a.incident);
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(inc)?)?;
+    } else {
+        print_incident(&mut out, inc, usize::MAX)?;
+        for h in &inc.hypotheses {
+            writeln!(out, "\n  #{} evidence:", h.rank)?;
+            for e in &h.evidence {
+                writeln!(out, "    {} {}", e.source, e.id)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,217 @@
-//! placeholder
+//! Correlation: from the event log to incidents and ranked root-cause hypotheses.
+//!
+//! 1. `topology` derives the resource graph from every event.
+//! 2. `incidents` turns alarm transitions into incidents: a transition into ALARM opens
+//!    one or joins one close in time and topology; transitions back to OK resolve it.
+//! 3. `rank` gathers candidate causes in a look-back window, builds a petgraph graph
+//!    whose edges mean "could have caused" (weighted by time order and gap, topology
+//!    distance, change-kind plausibility and anomaly strength), ranks candidates with a
+//!    personalised random walk from the symptoms, and explains each hypothesis.
+//!
+//! Everything here is a pure function of the events given: same input, same output.
+
+mod incidents;
+pub mod priors;
+mod rank;
+pub mod topology;
+
+use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Identifies the engine in the conclusions it appends.
+pub const ENGINE_VERSION: &str = concat!("rootline-correlate/", env!("CARGO_PKG_VERSION"));
+
+/// Tuning knobs. The defaults suit the look-back of typical AWS incidents: causes up to
+/// two hours before the first symptom.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How far before the first symptom candidates are gathered.
+    pub lookback_ms: i64,
+    /// How long after an incident's last alarm a related alarm may still join it.
+    pub join_window_ms: i64,
+    /// A cause may be recorded this long after its symptom (clock skew, coarse times).
+    pub slack_ms: i64,
+    /// Hypotheses kept per incident.
+    pub max_hypotheses: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lookback_ms: 2 * 3600 * 1000,
+            join_window_ms: 30 * 60 * 1000,
+            slack_ms: 2 * 60 * 1000,
+            max_hypotheses: 10,
+        }
+    }
+}
+
+/// One ranked root-cause hypothesis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hypothesis {
+    pub rank: usize,
+    /// Share of the blame, in [0, 1].
+    pub score: f64,
+    /// change, deployment, anomaly, saturation, config or other.
+    pub kind: String,
+    /// The event blamed.
+    pub cause: EventRef,
+    pub summary: String,
+    /// From cause to symptom: the cause, its other deliveries, intermediate effects, the symptom.
+    pub evidence: Vec<EventRef>,
+    /// The resource path that links cause and symptom.
+    pub path: Vec<String>,
+}
+
+/// An incident and its hypotheses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub id: String,
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+    pub title: String,
+    pub trigger: EventRef,
+    /// Every delivery of every alarm transition into ALARM grouped here.
+    pub alarms: Vec<EventRef>,
+    /// Distinct alarm names, in order of first transition.
+    pub alarm_names: Vec<String>,
+    /// Resources the alarms watch.
+    pub resources: Vec<String>,
+    pub hypotheses: Vec<Hypothesis>,
+}
+
+/// The result of analysing a log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Analysis {
+    pub incidents: Vec<Incident>,
+}
+
+/// Events prepared for analysis: time-ordered, rootline's own conclusions left out,
+/// with payloads parsed on demand.
+pub(crate) struct Corpus<'a> {
+    pub events: Vec<&'a Event>,
+    parsed: std::cell::RefCell<BTreeMap<usize, std::rc::Rc<Value>>>,
+}
+
+impl<'a> Corpus<'a> {
+    fn new(events: &'a [Event]) -> Self {
+        let mut evs: Vec<&Event> = events.iter().filter(|e| e.source != Source::Rootline).collect();
+        evs.sort_by_key(|e| (e.event_time, e.seq));
+        Corpus {
+            events: evs,
+            parsed: Default::default(),
+        }
+    }
+
+    /// The parsed payload of event `i` (Null if it does not parse).
+    pub fn payload(&self, i: usize) -> std::rc::Rc<Value> {
+        if let Some(v) = self.parsed.borrow().get(&i) {
+            return v.clone();
+        }
+        let v = std::rc::Rc::new(
+            self.events
+                .get(i)
+                .and_then(|e| serde_json::from_str(&e.payload).ok())
+                .unwrap_or(Value::Null),
+        );
+        self.parsed.borrow_mut().insert(i, v.clone());
+        v
+    }
+
+    /// Index range of events with time in [from, to].
+    pub fn range(&self, from: i64, to: i64) -> std::ops::Range<usize> {
+        let lo = self.events.partition_point(|e| e.event_time < from);
+        let hi = self.events.partition_point(|e| e.event_time <= to);
+        lo..hi.max(lo)
+    }
+}
+
+/// Analyses a set of events: incidents, each with ranked hypotheses.
+pub fn analyze(events: &[Event], config: &Config) -> Analysis {
+    let corpus = Corpus::new(events);
+    let graph = topology::ResourceGraph::build(corpus.events.iter().copied());
+    let vocab = rank::Vocabulary::build(&graph, &corpus);
+    let found = incidents::detect(&corpus, &graph, &vocab, config);
+    let mut out = Vec::with_capacity(found.len());
+    for inc in found {
+        let hypotheses = rank::rank(&corpus, &graph, &vocab, &inc, config);
+        out.push(inc.into_incident(&corpus, hypotheses));
+    }
+    out.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+    Analysis { incidents: out }
+}
+
+/// The `replay --json` report (RECORDINGS.md section 3), exactly that shape.
+pub fn report_json(a: &Analysis) -> Value {
+    let incidents: Vec<Value> = a
+        .incidents
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "id": i.id,
+                "opened_at": fmt_time(i.opened_at),
+                "title": i.title,
+                "trigger": i.trigger,
+                "alarms": i.alarms,
+                "hypotheses": i.hypotheses.iter().map(|h| serde_json::json!({
+                    "rank": h.rank,
+                    "score": (h.score * 1e4).round() / 1e4,
+                    "kind": h.kind,
+                    "cause": h.cause,
+                    "summary": h.summary,
+                    "evidence": h.evidence,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "incidents": incidents })
+}
+
+/// The engine's conclusions as events to append: incident opened, incident resolved,
+/// hypotheses ranked. Natural ids are derived from content, so appending the same
+/// conclusions twice adds nothing, and a different ranking appends a new event without
+/// erasing the earlier one. Times come from the data (never the wall clock).
+pub fn conclusions(a: &Analysis) -> Vec<NewEvent> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::new();
+    for inc in &a.incidents {
+        let mut push = |id: String, time: i64, what: &str, body: Value| {
+            let mut payload = serde_json::json!({
+                "id": id,
+                "time": fmt_time(time),
+                "type": what,
+                "engine_version": ENGINE_VERSION,
+                "incident": inc.id,
+                "resources": inc.resources,
+            });
+            if let (Value::Object(p), Value::Object(b)) = (&mut payload, body) {
+                p.extend(b);
+            }
+            let raw = payload.to_string();
+            if let Ok(ev) = crate::normalize::normalize(Source::Rootline, &raw, Some(time)) {
+                out.push(ev);
+            }
+        };
+        push(
+            format!("incident-opened/{}", inc.id),
+            inc.opened_at,
+            "incident_opened",
+            serde_json::json!({"title": inc.title, "trigger": inc.trigger, "alarms": inc.alarms}),
+        );
+        if let Some(r) = inc.resolved_at {
+            push(format!("incident-resolved/{}", inc.id), r, "incident_resolved", serde_json::json!({}));
+        }
+        let hyps = serde_json::to_value(&inc.hypotheses).unwrap_or(Value::Null);
+        let digest = Sha256::digest(format!("{ENGINE_VERSION}{hyps}").as_bytes());
+        let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        push(
+            format!("hypotheses-ranked/{}/{short}", inc.id),
+            inc.opened_at,
+            "hypotheses_ranked",
+            serde_json::json!({"hypotheses": hyps}),
+        );
+    }
+    out
+}

@@ -1,7 +1,7 @@
 //! CloudTrail records: management and data events, from S3 log files, LookupEvents,
 //! or EventBridge "AWS API Call via CloudTrail" deliveries.
 
-use super::resource::{from_arn, from_dimension, from_id};
+use super::resource::{from_arn, from_dimension, from_host, from_id, hosts_in_text};
 use super::{get, required_id, required_time, skeleton, str_at, Result};
 use crate::model::{Kind, NewEvent};
 use serde_json::Value;
@@ -144,6 +144,9 @@ fn key_for_name(key: &str, service: &str, event_name: &str, value: &str) -> Opti
             }
         }
         "name" if service == "ecs" && event_name == "CreateCluster" => "ecs-cluster",
+        // Route 53 record names and alias targets are hosts (an ELB DNS name maps to its LB).
+        "name" | "dNSName" | "DNSName" if service == "route53" => return from_host(value),
+        "dNSName" | "DNSName" => return from_host(value),
         _ => return None,
     };
     let v = value.trim();
@@ -167,6 +170,17 @@ fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<Str
                 out.push(k);
             } else if let Some(k) = key_for_name(key, service, event_name, s) {
                 out.push(k);
+            } else if s.contains("://") {
+                hosts_in_text(s, out);
+            }
+        }
+        Value::Array(items) if key == "values" || key == "Values" => {
+            // Host-header rule conditions name the hosts a listener routes.
+            for i in items {
+                match i.as_str() {
+                    Some(h) if h.contains('.') => out.extend(from_host(h)),
+                    _ => walk(i, key, service, event_name, out, depth + 1),
+                }
             }
         }
         Value::Array(items) => {
@@ -185,7 +199,18 @@ fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<Str
             }
         }
         Value::Object(map) => {
+            if key.eq_ignore_ascii_case("iamInstanceProfile") {
+                // {"Name": ...} or {"name": ...}: the instance profile by name.
+                if let Some(n) = map.get("Name").or_else(|| map.get("name")).and_then(Value::as_str) {
+                    out.push(format!("instance-profile/{}", n.trim()));
+                }
+            }
             for (k, child) in map {
+                // Where an alarm sends notifications says nothing about what it watches,
+                // and one topic shared by every alarm would relate them all.
+                if matches!(k.as_str(), "alarmActions" | "oKActions" | "insufficientDataActions") {
+                    continue;
+                }
                 // EC2 wraps lists as {"items": [...]}: keep the parent key for context.
                 let k = if k == "items" || k == "member" { key } else { k.as_str() };
                 walk(child, k, service, event_name, out, depth + 1);

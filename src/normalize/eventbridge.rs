@@ -122,6 +122,9 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
                     e.resources.extend(from_arn(a));
                 }
             }
+            if let Some(r) = str_at(&detail, &["stoppedReason"]) {
+                cloudtrail::scan_text_for_resources(&Value::String(r.to_string()), &mut e.resources);
+            }
             // Tasks started by a service carry group "service:NAME".
             if let Some(svc) = str_at(&detail, &["group"]).and_then(|g| g.strip_prefix("service:")) {
                 e.resources.insert(0, format!("ecs-service/{svc}"));
@@ -150,7 +153,21 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
             }
             e
         }
-        _ => skeleton(id, time, Kind::Other, detail_type.clone()),
+        _ => {
+            let mut e = skeleton(id, time, Kind::Other, detail_type.clone());
+            // RDS events name their instance by identifier.
+            if str_at(&detail, &["SourceType"]) == Some("DB_INSTANCE") {
+                if let Some(db) = str_at(&detail, &["SourceIdentifier"]) {
+                    e.resources.push(format!("rds/{db}"));
+                }
+            }
+            if let Some(code) = str_at(&detail, &["EventID"]) {
+                e.name = format!("{detail_type}: {code}");
+            }
+            // Any other shape: the ARNs and ids its detail mentions.
+            cloudtrail::scan_text_for_resources(&detail, &mut e.resources);
+            e
+        }
     };
     ev.actor = ev
         .actor

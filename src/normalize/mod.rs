@@ -286,6 +286,9 @@ fn github_deployment_status(p: &Value) -> Result<NewEvent> {
     ev.actor = str_at(p, &["deployment_status", "creator", "login"])
         .or_else(|| str_at(p, &["sender", "login"]))
         .map(str::to_string);
+    if let Some(url) = str_at(p, &["deployment_status", "environment_url"]) {
+        resource::hosts_in_text(url, &mut ev.resources);
+    }
     if !repo.is_empty() {
         ev.resources.push(format!("github-repo/{repo}"));
         if !env.is_empty() {
@@ -304,6 +307,17 @@ fn github_deployment_status(p: &Value) -> Result<NewEvent> {
         }
     }
     Ok(ev)
+}
+
+/// ARNs and URL hosts mentioned in free text (log messages, samples). Cheap checks
+/// first: most lines mention neither.
+fn text_resources(text: &str, out: &mut Vec<String>) {
+    if text.contains("arn:") {
+        cloudtrail::scan_text_for_resources(&Value::String(text.to_string()), out);
+    }
+    if text.contains("://") {
+        resource::hosts_in_text(text, out);
+    }
 }
 
 /// Log groups whose names follow an AWS convention that names the emitting resource.
@@ -327,6 +341,17 @@ fn logs(p: &Value) -> Result<NewEvent> {
         Some(v) => v.to_string(),
         None => String::new(),
     };
+    let mut resources = Vec::new();
+    if !group.is_empty() {
+        log_group_resources(&group, &mut resources);
+    }
+    // Stream names often carry the emitting instance or task (i-0abc.../app.log).
+    if let Some(stream) = str_at(p, &["logStreamName"]) {
+        for seg in stream.split(['/', '[', ']']) {
+            resources.extend(resource::from_id(seg));
+        }
+    }
+    text_resources(&message, &mut resources);
     let mut ev = skeleton(
         id,
         time,
@@ -337,9 +362,7 @@ fn logs(p: &Value) -> Result<NewEvent> {
         "log".to_string(),
     );
     ev.read_only = true;
-    if !group.is_empty() {
-        log_group_resources(&group, &mut ev.resources);
-    }
+    ev.resources = resources;
     Ok(ev)
 }
 
@@ -360,6 +383,11 @@ fn logs_anomaly(p: &Value) -> Result<NewEvent> {
                     resources.push(k);
                 }
             }
+        }
+    }
+    if let Some(Value::Array(samples)) = get(p, &["logSamples"]) {
+        for m in samples.iter().filter_map(|s| str_at(s, &["message"])) {
+            text_resources(m, &mut resources);
         }
     }
     let pattern = str_at(p, &["patternString"]).unwrap_or("").to_string();
@@ -402,6 +430,17 @@ fn config_item(p: &Value) -> Result<(String, String, String, Vec<String>)> {
             };
             resources.extend(resource::from_config(t, id, str_at(r, &["resourceName"])));
         }
+    }
+    // `configuration` (a JSON string or object) names what relationships leave out,
+    // e.g. an ASG's target groups or an ECS service's load balancers.
+    match get(p, &["configuration"]) {
+        Some(Value::String(c)) => {
+            if let Ok(v) = serde_json::from_str::<Value>(c) {
+                cloudtrail::scan_text_for_resources(&v, &mut resources);
+            }
+        }
+        Some(v) => cloudtrail::scan_text_for_resources(v, &mut resources),
+        None => {}
     }
     // The Auto Scaling group tag is set by AWS on every instance it launches.
     if let Some(asg) = str_at(p, &["tags", "aws:autoscaling:groupName"]) {

@@ -85,10 +85,10 @@ pub fn from_arn(arn: &str) -> Option<String> {
         },
         "elasticloadbalancing" => match rtype {
             // loadbalancer/app/NAME/HASH, loadbalancer/NAME (classic)
-            "loadbalancer" => lb_name(rest).and_then(|n| key("lb", n)),
+            "loadbalancer" => lb_name(rest).and_then(lb_key),
             // listener/app/NAME/LBHASH/LISTENERHASH and listener-rule/...: part of the LB
-            "listener" | "listener-rule" => lb_name(rest).and_then(|n| key("lb", n)),
-            "targetgroup" => key("tg", first_segment(rest)),
+            "listener" | "listener-rule" => lb_name(rest).and_then(lb_key),
+            "targetgroup" => tg_key(first_segment(rest)),
             _ => key(&format!("elb-{rtype}"), rest),
         },
         "lambda" => match rtype {
@@ -208,15 +208,71 @@ fn lb_name(rest: &str) -> Option<&str> {
     }
 }
 
+/// Load balancer key. ELB names are case-insensitive and DNS names carry them in lower
+/// case, so the key is lower case.
+pub fn lb_key(name: &str) -> Option<String> {
+    key("lb", &name.to_ascii_lowercase())
+}
+
+/// Target group key (lower case, like load balancers).
+pub fn tg_key(name: &str) -> Option<String> {
+    key("tg", &name.to_ascii_lowercase())
+}
+
+/// Key for a host name (`orders.example.com`), from a URL, a DNS record or a host
+/// header; `None` for things that are not host names.
+pub fn from_host(host: &str) -> Option<String> {
+    let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let h = h.split(':').next().unwrap_or(&h).to_string();
+    if h.len() < 4
+        || !h.contains('.')
+        || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*')
+    {
+        return None;
+    }
+    // An ELB DNS name names its load balancer: NAME-ID.REGION.elb.amazonaws.com,
+    // optionally prefixed by dualstack. or internal-.
+    if h.ends_with(".elb.amazonaws.com") {
+        let first = h.split('.').next().unwrap_or("");
+        let first = first.strip_prefix("internal-").unwrap_or(first);
+        let name = match first.rfind('-') {
+            Some(i) if first[i + 1..].bytes().all(|b| b.is_ascii_alphanumeric()) => &first[..i],
+            _ => first,
+        };
+        let name = if h.starts_with("dualstack.") {
+            h.split('.').nth(1).map(|l| l.rsplit_once('-').map(|x| x.0).unwrap_or(l)).unwrap_or(name)
+        } else {
+            name
+        };
+        return lb_key(name);
+    }
+    key("host", &h)
+}
+
+/// Host keys of the http(s) URLs in a text.
+pub fn hosts_in_text(text: &str, out: &mut Vec<String>) {
+    for scheme in ["https://", "http://"] {
+        let mut rest = text;
+        while let Some(i) = rest.find(scheme) {
+            let after = &rest[i + scheme.len()..];
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':'))
+                .unwrap_or(after.len());
+            out.extend(from_host(&after[..end]));
+            rest = &after[end..];
+        }
+    }
+}
+
 /// Key for a CloudWatch metric dimension, or `None` for dimensions that name no resource.
 pub fn from_dimension(name: &str, value: &str) -> Option<String> {
     let value = value.trim();
     match name {
-        "LoadBalancer" => lb_name(value).and_then(|n| key("lb", n)),
-        "LoadBalancerName" => key("lb", value),
+        "LoadBalancer" => lb_name(value).and_then(lb_key),
+        "LoadBalancerName" => lb_key(value),
         "TargetGroup" => {
             let v = value.strip_prefix("targetgroup/").unwrap_or(value);
-            key("tg", first_segment(v))
+            tg_key(first_segment(v))
         }
         "FunctionName" => key("lambda", first_segment_colon(value)),
         "Resource" => key("lambda", first_segment_colon(value)),
@@ -256,9 +312,9 @@ pub fn from_config(resource_type: &str, resource_id: &str, resource_name: Option
         "AWS::ECS::Service" => key("ecs-service", last_segment(name)),
         "AWS::ECS::Cluster" => key("ecs-cluster", name),
         "AWS::ECS::TaskDefinition" => key("ecs-taskdef", first_segment_colon(name)),
-        "AWS::ElasticLoadBalancingV2::LoadBalancer" => key("lb", name),
-        "AWS::ElasticLoadBalancing::LoadBalancer" => key("lb", name),
-        "AWS::ElasticLoadBalancingV2::TargetGroup" => key("tg", name),
+        "AWS::ElasticLoadBalancingV2::LoadBalancer" => lb_key(name),
+        "AWS::ElasticLoadBalancing::LoadBalancer" => lb_key(name),
+        "AWS::ElasticLoadBalancingV2::TargetGroup" => tg_key(name),
         "AWS::DynamoDB::Table" => key("dynamodb", name),
         "AWS::S3::Bucket" => key("s3", name),
         "AWS::SQS::Queue" => key("sqs", name),
@@ -301,6 +357,14 @@ mod tests {
         assert_eq!(from_id("sg-group"), None);
         let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/6d0ecf831eec9f09";
         assert_eq!(from_arn(tg).as_deref(), Some("tg/web-tg"));
+        assert_eq!(
+            from_host("prod-orders-Alb-6735XARHMWV1-2013567010.us-east-1.elb.amazonaws.com.").as_deref(),
+            Some("lb/prod-orders-alb-6735xarhmwv1")
+        );
+        assert_eq!(from_host("Orders.Example.com.").as_deref(), Some("host/orders.example.com"));
+        let mut hs = Vec::new();
+        hosts_in_text("Synthetic check for https://gateway-api.example.com/health ok", &mut hs);
+        assert_eq!(hs, vec!["host/gateway-api.example.com"]);
         assert_eq!(
             from_dimension("TargetGroup", "targetgroup/web-tg/6d0ecf831eec9f09").as_deref(),
             Some("tg/web-tg")

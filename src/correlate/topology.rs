@@ -1,0 +1,268 @@
+//! The resource graph: which resources relate to which, derived from the log.
+//!
+//! Edges come from every successful event that names several resources (Config
+//! relationships, CloudTrail request and response parameters, alarm metric dimensions,
+//! ECS/ELB/Auto Scaling identifiers, hosts in URLs and DNS records), from workload
+//! identities (a role writing to a log group or table), and from naming conventions
+//! (an instance profile and the role of the same name). Estates without Config data get
+//! a usable graph from CloudTrail alone.
+//!
+//! Distances are weighted: an edge through a shared container (VPC, subnet, cluster,
+//! metric namespace) costs more than a direct one, and hubs (resources related to very
+//! many others, such as a deployment role) are never walked through.
+
+use crate::model::{Event, Kind, Source};
+use crate::normalize::resource::{from_arn, key_type};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// A resource with more neighbours than this is a hub: reachable, not traversed.
+pub const HUB_DEGREE: usize = 40;
+/// Paths longer than this (in cost units) are not considered related.
+pub const MAX_COST: u32 = 7;
+
+/// Resource types that group many unrelated things; never an edge endpoint.
+const IGNORED_TYPES: &[&str] = &[
+    "vpc", "subnet", "route-table", "igw", "nat", "nacl", "ami", "kms", "eip", "volume",
+    "snapshot", "github-env",
+];
+/// Shared containers: edges touching them cost `CONTAINER_COST`.
+const CONTAINER_TYPES: &[&str] = &["ecs-cluster", "s3", "dynamodb", "sns", "sqs", "secret"];
+const CONTAINER_COST: u32 = 3;
+
+/// Services whose calls show a workload using a resource under its own identity.
+const DATA_PLANE_SOURCES: &[&str] = &[
+    "logs.amazonaws.com",
+    "dynamodb.amazonaws.com",
+    "s3.amazonaws.com",
+    "sqs.amazonaws.com",
+    "sns.amazonaws.com",
+    "kinesis.amazonaws.com",
+    "secretsmanager.amazonaws.com",
+    "ssm.amazonaws.com",
+];
+
+/// An undirected graph over canonical resource keys.
+#[derive(Debug, Default, Clone)]
+pub struct ResourceGraph {
+    ids: BTreeMap<String, u32>,
+    names: Vec<String>,
+    adj: Vec<BTreeSet<u32>>,
+}
+
+impl ResourceGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the graph from a slice of events (any order).
+    pub fn build<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut g = ResourceGraph::new();
+        for e in events {
+            g.apply(e);
+        }
+        g
+    }
+
+    fn intern(&mut self, key: &str) -> u32 {
+        if let Some(&i) = self.ids.get(key) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.ids.insert(key.to_string(), i);
+        self.names.push(key.to_string());
+        self.adj.push(BTreeSet::new());
+        i
+    }
+
+    /// The id of a key, if the graph knows it.
+    pub fn id(&self, key: &str) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn degree(&self, id: u32) -> usize {
+        self.adj.get(id as usize).map(BTreeSet::len).unwrap_or(0)
+    }
+
+    /// Neighbours of a key, sorted.
+    pub fn neighbours(&self, key: &str) -> Vec<&str> {
+        match self.id(key) {
+            Some(i) => self.adj[i as usize].iter().map(|&n| self.name(n)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn link(&mut self, a: &str, b: &str) {
+        if a == b || ignored(a) || ignored(b) {
+            return;
+        }
+        let (x, y) = (self.intern(a), self.intern(b));
+        self.adj[x as usize].insert(y);
+        self.adj[y as usize].insert(x);
+    }
+
+    /// Adds what one event says about relationships. Failed calls say nothing.
+    pub fn apply(&mut self, e: &Event) {
+        if e.error_code.is_some() || e.source == Source::Rootline {
+            return;
+        }
+        let rs: Vec<&String> = e.resources.iter().filter(|r| !ignored(r)).collect();
+        if let Some(first) = rs.first() {
+            let first = (*first).clone();
+            self.intern(&first);
+            for r in rs.iter().skip(1) {
+                self.link(&first, r);
+            }
+        }
+        // An instance profile is, by convention, named after its role.
+        for r in &rs {
+            if let Some(name) = r.strip_prefix("instance-profile/") {
+                let role = format!("iam-role/{name}");
+                self.link(r, &role);
+            }
+        }
+        // A workload's role using a data-plane resource relates the two.
+        if e.source == Source::CloudTrail && matches!(e.kind, Kind::Change) {
+            if let (Some(actor), Some(first)) = (e.actor.as_deref(), rs.first()) {
+                if actor.contains(":assumed-role/") && is_data_plane(&e.payload) {
+                    if let Some(role) = from_arn(actor) {
+                        let first = (*first).clone();
+                        self.link(&role, &first);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Weighted shortest distances from a set of source keys, up to `MAX_COST`,
+    /// never expanding hubs (other than the sources themselves). Returns node id ->
+    /// (cost, predecessor).
+    pub fn distances(&self, sources: &[String]) -> BTreeMap<u32, (u32, Option<u32>)> {
+        let mut dist: BTreeMap<u32, (u32, Option<u32>)> = BTreeMap::new();
+        let mut heap = BinaryHeap::new();
+        for s in sources {
+            if let Some(i) = self.id(s) {
+                dist.insert(i, (0, None));
+                heap.push(Reverse((0u32, i)));
+            }
+        }
+        let source_ids: BTreeSet<u32> = dist.keys().copied().collect();
+        while let Some(Reverse((d, u))) = heap.pop() {
+            if dist.get(&u).map(|x| x.0) != Some(d) {
+                continue;
+            }
+            if !source_ids.contains(&u) && self.degree(u) > HUB_DEGREE {
+                continue;
+            }
+            for &v in &self.adj[u as usize] {
+                let c = d + self.edge_cost(u, v);
+                if c > MAX_COST {
+                    continue;
+                }
+                let better = match dist.get(&v) {
+                    None => true,
+                    Some(&(old, _)) => c < old,
+                };
+                if better {
+                    dist.insert(v, (c, Some(u)));
+                    heap.push(Reverse((c, v)));
+                }
+            }
+        }
+        dist
+    }
+
+    fn edge_cost(&self, u: u32, v: u32) -> u32 {
+        let container = |i: u32| CONTAINER_TYPES.contains(&key_type(self.name(i)));
+        if container(u) || container(v) {
+            CONTAINER_COST
+        } else {
+            1
+        }
+    }
+
+    /// The path (keys) from `to` back to a source, using predecessors from `distances`.
+    pub fn path(&self, dist: &BTreeMap<u32, (u32, Option<u32>)>, to: u32) -> Vec<String> {
+        let mut out = vec![self.name(to).to_string()];
+        let mut cur = to;
+        let mut guard = 0;
+        while let Some(&(_, Some(p))) = dist.get(&cur) {
+            out.push(self.name(p).to_string());
+            cur = p;
+            guard += 1;
+            if guard > 64 {
+                break;
+            }
+        }
+        out
+    }
+}
+
+fn ignored(key: &str) -> bool {
+    IGNORED_TYPES.contains(&key_type(key))
+}
+
+/// True when a CloudTrail payload's eventSource is a data-plane service.
+fn is_data_plane(payload: &str) -> bool {
+    // Cheap: the eventSource value appears verbatim in the record.
+    DATA_PLANE_SOURCES
+        .iter()
+        .any(|s| payload.contains(&format!("\"eventSource\":\"{s}\"")) || payload.contains(&format!("\"eventSource\": \"{s}\"")))
+}
+
+/// Lower-case word tokens of a name, for naming affinity: split on punctuation and
+/// camel case; ids, numbers and very short tokens dropped.
+pub fn name_tokens(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    let flush = |cur: &mut String, out: &mut BTreeSet<String>| {
+        let t = cur.to_ascii_lowercase();
+        let digits = t.bytes().filter(u8::is_ascii_digit).count();
+        if t.len() >= 3 && digits == 0 {
+            out.insert(t);
+        }
+        cur.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            if c.is_ascii_uppercase() && prev_lower {
+                flush(&mut cur, &mut out);
+            }
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            cur.push(c);
+        } else {
+            flush(&mut cur, &mut out);
+            prev_lower = false;
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let t = name_tokens("prod-orders-AppErrors-6EWQ2G40ZUHK");
+        assert_eq!(
+            t.into_iter().collect::<Vec<_>>(),
+            vec!["app", "errors", "orders", "prod"]
+        );
+        assert!(name_tokens("github-repo/initech-dev/orders-service").contains("orders"));
+    }
+}
