@@ -1,17 +1,928 @@
 //! Benchmarks that print their figures (never timed tests).
+//!
+//! `rootline bench ingest` generates a recording of CloudTrail-shaped records (realistic
+//! field mixes from a seeded PRNG, no wall clock in the data), then measures in one run:
+//!
+//! - rootline: `ingest::ingest_files` of that file into a fresh file-backed store
+//!   (reading, parsing, normalizing, idempotent batched appends with checkpoints);
+//! - the floor: the same rows, normalized beforehand outside the timer, appended through
+//!   the same driver and schema into another fresh file; only `EventLog::append` is timed.
+//!
+//! Peak memory (VmHWM) is read right after the rootline phase, before the floor.
 
+use crate::ingest;
+use crate::model::NewEvent;
+use crate::store::{EventLog, SqliteStore};
+use anyhow::{bail, Context};
 use clap::Subcommand;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Ingest N generated CloudTrail-shaped records and compare with a bare insert.
     Ingest {
+        /// Number of records to generate and ingest.
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
+        /// Directory for the generated recording and the two databases (default: a new
+        /// directory under the system temp dir, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// PRNG seed for the generated records.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Keep the recording and the databases.
+        #[arg(long)]
+        keep: bool,
+        /// Exit with status 2 when a target is missed (>= 100,000 events/s, >= 50% of
+        /// the floor, peak memory < 300 MB).
+        #[arg(long)]
+        check: bool,
     },
 }
 
-pub async fn run(_c: BenchCommand) -> anyhow::Result<ExitCode> {
-    Ok(ExitCode::SUCCESS)
+pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        BenchCommand::Ingest {
+            records,
+            dir,
+            seed,
+            keep,
+            check,
+        } => bench_ingest(records, dir, seed, keep, check).await,
+    }
+}
+
+/// Targets of issue #2 on the 2-core reference machine, release build.
+const TARGET_EVENTS_PER_SEC: f64 = 100_000.0;
+const TARGET_FLOOR_RATIO: f64 = 0.5;
+const TARGET_PEAK_MB: f64 = 300.0;
+
+/// Results of one `bench ingest` run.
+#[derive(Debug, Clone)]
+pub struct IngestBench {
+    pub records: u64,
+    pub file_bytes: u64,
+    pub generate: Duration,
+    pub rootline: Duration,
+    pub appended: u64,
+    pub rejected: u64,
+    pub peak_rss_kib: Option<u64>,
+    pub floor: Duration,
+    pub floor_rows: u64,
+}
+
+impl IngestBench {
+    pub fn rootline_rate(&self) -> f64 {
+        rate(self.appended, self.rootline)
+    }
+    pub fn floor_rate(&self) -> f64 {
+        rate(self.floor_rows, self.floor)
+    }
+    pub fn ratio(&self) -> f64 {
+        let f = self.floor_rate();
+        if f > 0.0 {
+            self.rootline_rate() / f
+        } else {
+            0.0
+        }
+    }
+    pub fn peak_mb(&self) -> Option<f64> {
+        self.peak_rss_kib.map(|k| k as f64 / 1024.0)
+    }
+    pub fn targets_met(&self) -> bool {
+        self.rootline_rate() >= TARGET_EVENTS_PER_SEC
+            && self.ratio() >= TARGET_FLOOR_RATIO
+            && self.peak_mb().is_some_and(|m| m < TARGET_PEAK_MB)
+    }
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB; `None` off Linux.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Removes a SQLite database and its WAL side files, if present.
+fn remove_db(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn fmt_rate(r: f64) -> String {
+    let n = r.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn bench_ingest(
+    records: u64,
+    dir: Option<PathBuf>,
+    seed: u64,
+    keep: bool,
+    check: bool,
+) -> anyhow::Result<ExitCode> {
+    if records == 0 {
+        bail!("--records must be at least 1");
+    }
+    let (dir, made_dir) = match dir {
+        Some(d) => (d, false),
+        None => (
+            std::env::temp_dir().join(format!("rootline-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let recording = dir.join("bench-cloudtrail.jsonl");
+    let rootline_db = dir.join("bench-rootline.db");
+    let floor_db = dir.join("bench-floor.db");
+
+    eprintln!("generating {records} CloudTrail-shaped records into {} ...", recording.display());
+    let t = Instant::now();
+    let file_bytes = write_recording(&recording, records, seed)
+        .with_context(|| format!("cannot write {}", recording.display()))?;
+    let generate = t.elapsed();
+
+    // Phase 1: rootline's full ingest.
+    remove_db(&rootline_db)?;
+    let store = SqliteStore::open(&rootline_db.display().to_string()).await?;
+    eprintln!("rootline ingest ...");
+    let t = Instant::now();
+    let summary = ingest::ingest_files(&store, std::slice::from_ref(&recording), false).await?;
+    let rootline = t.elapsed();
+    let peak_rss_kib = peak_rss_kib();
+    store.close().await;
+    if summary.appended != records {
+        bail!(
+            "rootline appended {} of {records} records ({} duplicates, {} rejected: {:?})",
+            summary.appended,
+            summary.duplicates,
+            summary.rejected_total(),
+            summary.rejections.first()
+        );
+    }
+
+    // Phase 2: the floor, same rows through the same driver and schema.
+    remove_db(&floor_db)?;
+    let store = SqliteStore::open(&floor_db.display().to_string()).await?;
+    eprintln!("floor: bare append ...");
+    let (floor, floor_rows) = floor_append(&store, &recording).await?;
+    store.close().await;
+
+    let b = IngestBench {
+        records,
+        file_bytes,
+        generate,
+        rootline,
+        appended: summary.appended,
+        rejected: summary.rejected_total(),
+        peak_rss_kib,
+        floor,
+        floor_rows,
+    };
+    print_report(&b, seed);
+
+    if !keep {
+        remove_db(&rootline_db)?;
+        remove_db(&floor_db)?;
+        std::fs::remove_file(&recording)?;
+        if made_dir {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    Ok(if check && !b.targets_met() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_report(b: &IngestBench, seed: u64) {
+    let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "input     {} CloudTrail-shaped records in one recording, {:.0} MiB ({} bytes/record on average), seed {seed}, generated in {:.1} s",
+        b.records,
+        mb(b.file_bytes),
+        b.file_bytes / b.records.max(1),
+        b.generate.as_secs_f64()
+    );
+    println!(
+        "rootline  {:>12} events/s  {} events in {:.2} s (read, parse, normalize, idempotent append with checkpoints; {} rejected)",
+        fmt_rate(b.rootline_rate()),
+        b.appended,
+        b.rootline.as_secs_f64(),
+        b.rejected
+    );
+    match b.peak_mb() {
+        Some(m) => println!("peak mem  {m:>12.1} MB  (VmHWM after the rootline phase)"),
+        None => println!("peak mem  unavailable (no /proc/self/status)"),
+    }
+    println!(
+        "floor     {:>12} events/s  {} rows in {:.2} s (EventLog::append only, rows normalized outside the timer)",
+        fmt_rate(b.floor_rate()),
+        b.floor_rows,
+        b.floor.as_secs_f64()
+    );
+    println!("ratio     {:>11.1} %  rootline / floor", b.ratio() * 100.0);
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "targets   >= {} events/s: {}; >= {:.0}% of floor: {}; peak < {:.0} MB: {}",
+        fmt_rate(TARGET_EVENTS_PER_SEC),
+        mark(b.rootline_rate() >= TARGET_EVENTS_PER_SEC),
+        TARGET_FLOOR_RATIO * 100.0,
+        mark(b.ratio() >= TARGET_FLOOR_RATIO),
+        TARGET_PEAK_MB,
+        mark(b.peak_mb().is_some_and(|m| m < TARGET_PEAK_MB)),
+    );
+}
+
+/// Appends the recording's rows in ingest-sized batches; normalizing happens outside
+/// the timer, and only the appends are timed. Returns the time and the rows appended.
+async fn floor_append(store: &SqliteStore, recording: &Path) -> anyhow::Result<(Duration, u64)> {
+    let mut reader = BufReader::with_capacity(256 * 1024, File::open(recording)?);
+    let mut line = Vec::new();
+    let mut batch: Vec<NewEvent> = Vec::with_capacity(ingest::BATCH);
+    let mut timed = Duration::ZERO;
+    let mut rows = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n > 0 {
+            let ev = ingest::recording_line(line.trim_ascii_end())
+                .map_err(|(_, reason)| anyhow::anyhow!("generated line is invalid: {reason}"))?;
+            batch.push(ev);
+        }
+        if batch.len() >= ingest::BATCH || (n == 0 && !batch.is_empty()) {
+            let t = Instant::now();
+            let out = store.append(&batch, None).await?;
+            timed += t.elapsed();
+            rows += out.appended;
+            batch.clear();
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    Ok((timed, rows))
+}
+
+// ------------------------------------------------------------------ the generator
+
+/// SplitMix64: small, fast, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// True with probability `per_mille` / 1000.
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+    fn uuid(&mut self, out: &mut String) {
+        let a = self.next();
+        let b = self.next();
+        let _ = write!(
+            out,
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | (b >> 48 & 0x3fff),
+            b & 0xffff_ffff_ffff
+        );
+    }
+    fn hex(&mut self, out: &mut String, digits: usize) {
+        let v = self.next();
+        let _ = write!(out, "{:0width$x}", v >> (64 - 4 * digits.min(16)), width = digits.min(16));
+    }
+}
+
+const ACCOUNT: &str = "123456789012";
+const REGIONS: &[&str] = &["us-east-1", "us-east-1", "us-east-1", "us-west-2", "eu-west-1"];
+const USERS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
+const ROLES: &[&str] = &[
+    "deploy-pipeline", "platform-admin", "ecs-task-api", "lambda-orders-role", "readonly-audit",
+    "karpenter-node", "ops-oncall", "terraform-ci",
+];
+const SERVICES: &[&str] = &["api", "web", "orders", "payments", "search", "auth", "cart", "worker"];
+const CLUSTERS: &[&str] = &["prod", "staging"];
+const FUNCTIONS: &[&str] = &["orders-fn", "thumbnails", "auth-authorizer", "billing-sync", "etl-nightly", "webhook-relay"];
+const TABLES: &[&str] = &["orders", "sessions", "carts", "inventory"];
+const BUCKETS: &[&str] = &["prod-assets", "prod-logs", "data-lake-raw", "backups-eu"];
+const DBS: &[&str] = &["orders-db", "auth-db", "reporting-db"];
+const ASGS: &[&str] = &["web-asg", "worker-asg", "batch-asg"];
+const USER_AGENTS: &[&str] = &[
+    "aws-cli/2.15.30 Python/3.11.8 Linux/6.1.79-99.164.amzn2023.x86_64 exe/x86_64.amzn.2023 prompt/off command/ec2.describe-instances",
+    "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#6.1.79 md/arch#x86_64 lang/python#3.12.2 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.69",
+    "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.42.0 (+https://registry.terraform.io/providers/hashicorp/aws) aws-sdk-go-v2/1.26.0 os/linux lang/go#1.22.1 md/GOOS#linux md/GOARCH#amd64 api/ec2#1.151.1",
+    "console.amazonaws.com",
+    "aws-sdk-java/2.25.16 Linux/5.10.213-201.855.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS Java/17.0.10 vendor/Amazon.com_Inc. io/sync http/Apache cfg/retry-mode/adaptive",
+    "ecs.amazonaws.com",
+    "autoscaling.amazonaws.com",
+];
+const ERRORS: &[(&str, &str)] = &[
+    ("AccessDenied", "User is not authorized to perform this operation because no identity-based policy allows the action"),
+    ("Client.UnauthorizedOperation", "You are not authorized to perform this operation."),
+    ("ThrottlingException", "Rate exceeded"),
+    ("ValidationException", "1 validation error detected: Value at 'desiredCount' failed to satisfy constraint"),
+    ("ResourceNotFoundException", "The requested resource was not found"),
+];
+
+/// Read-only operations (about 70% of the mix) and mutating ones.
+const READS: &[Op] = &[
+    Op::DescribeInstances, Op::DescribeSecurityGroups, Op::DescribeTargetHealth,
+    Op::DescribeServices, Op::GetFunction, Op::AssumeRole, Op::GetObject,
+    Op::DescribeDBInstances, Op::DescribeAutoScalingGroups, Op::DescribeAlarms,
+    Op::Decrypt, Op::DescribeTable, Op::ListTasks, Op::GetRole,
+];
+const WRITES: &[Op] = &[
+    Op::AuthorizeSecurityGroupIngress, Op::RevokeSecurityGroupIngress, Op::RunInstances,
+    Op::TerminateInstances, Op::RegisterTargets, Op::DeregisterTargets, Op::ModifyListener,
+    Op::UpdateService, Op::UpdateFunctionConfiguration, Op::AttachRolePolicy,
+    Op::DetachRolePolicy, Op::ModifyDBInstance, Op::UpdateAutoScalingGroup,
+    Op::PutMetricAlarm, Op::PutObject, Op::UpdateTable,
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    DescribeInstances,
+    DescribeSecurityGroups,
+    DescribeTargetHealth,
+    DescribeServices,
+    GetFunction,
+    AssumeRole,
+    GetObject,
+    DescribeDBInstances,
+    DescribeAutoScalingGroups,
+    DescribeAlarms,
+    Decrypt,
+    DescribeTable,
+    ListTasks,
+    GetRole,
+    AuthorizeSecurityGroupIngress,
+    RevokeSecurityGroupIngress,
+    RunInstances,
+    TerminateInstances,
+    RegisterTargets,
+    DeregisterTargets,
+    ModifyListener,
+    UpdateService,
+    UpdateFunctionConfiguration,
+    AttachRolePolicy,
+    DetachRolePolicy,
+    ModifyDBInstance,
+    UpdateAutoScalingGroup,
+    PutMetricAlarm,
+    PutObject,
+    UpdateTable,
+}
+
+impl Op {
+    fn source_and_name(self) -> (&'static str, &'static str) {
+        use Op::*;
+        match self {
+            DescribeInstances => ("ec2", "DescribeInstances"),
+            DescribeSecurityGroups => ("ec2", "DescribeSecurityGroups"),
+            DescribeTargetHealth => ("elasticloadbalancing", "DescribeTargetHealth"),
+            DescribeServices => ("ecs", "DescribeServices"),
+            GetFunction => ("lambda", "GetFunction20150331v2"),
+            AssumeRole => ("sts", "AssumeRole"),
+            GetObject => ("s3", "GetObject"),
+            DescribeDBInstances => ("rds", "DescribeDBInstances"),
+            DescribeAutoScalingGroups => ("autoscaling", "DescribeAutoScalingGroups"),
+            DescribeAlarms => ("monitoring", "DescribeAlarms"),
+            Decrypt => ("kms", "Decrypt"),
+            DescribeTable => ("dynamodb", "DescribeTable"),
+            ListTasks => ("ecs", "ListTasks"),
+            GetRole => ("iam", "GetRole"),
+            AuthorizeSecurityGroupIngress => ("ec2", "AuthorizeSecurityGroupIngress"),
+            RevokeSecurityGroupIngress => ("ec2", "RevokeSecurityGroupIngress"),
+            RunInstances => ("ec2", "RunInstances"),
+            TerminateInstances => ("ec2", "TerminateInstances"),
+            RegisterTargets => ("elasticloadbalancing", "RegisterTargets"),
+            DeregisterTargets => ("elasticloadbalancing", "DeregisterTargets"),
+            ModifyListener => ("elasticloadbalancing", "ModifyListener"),
+            UpdateService => ("ecs", "UpdateService"),
+            UpdateFunctionConfiguration => ("lambda", "UpdateFunctionConfiguration20150331v2"),
+            AttachRolePolicy => ("iam", "AttachRolePolicy"),
+            DetachRolePolicy => ("iam", "DetachRolePolicy"),
+            ModifyDBInstance => ("rds", "ModifyDBInstance"),
+            UpdateAutoScalingGroup => ("autoscaling", "UpdateAutoScalingGroup"),
+            PutMetricAlarm => ("monitoring", "PutMetricAlarm"),
+            PutObject => ("s3", "PutObject"),
+            UpdateTable => ("dynamodb", "UpdateTable"),
+        }
+    }
+}
+
+/// The simulated fleet: ids that recur across records, as in a real account.
+struct Fleet {
+    sgs: Vec<String>,
+    instances: Vec<String>,
+    lb_hashes: Vec<String>,
+    tg_hashes: Vec<String>,
+}
+
+impl Fleet {
+    fn new(rng: &mut Rng) -> Fleet {
+        let ids = |rng: &mut Rng, prefix: &str, n: usize, digits: usize| -> Vec<String> {
+            (0..n)
+                .map(|_| {
+                    let mut s = prefix.to_string();
+                    rng.hex(&mut s, digits);
+                    s
+                })
+                .collect()
+        };
+        Fleet {
+            sgs: ids(rng, "sg-", 60, 17),
+            instances: ids(rng, "i-", 800, 17),
+            lb_hashes: ids(rng, "", SERVICES.len(), 16),
+            tg_hashes: ids(rng, "", SERVICES.len(), 16),
+        }
+    }
+}
+
+/// 2025-10-01T00:00:00Z: the generated month starts here (fixed, never the clock).
+const BASE_MS: i64 = 1_759_276_800_000;
+
+fn fmt_ts(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => "1970-01-01T00:00:00Z".to_string(),
+    }
+}
+
+/// Writes `n` recording lines; returns the file size in bytes.
+pub fn write_recording(path: &Path, n: u64, seed: u64) -> std::io::Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let mut gen = Generator::new(seed);
+    let mut line = String::with_capacity(4096);
+    let mut bytes = 0u64;
+    for i in 0..n {
+        line.clear();
+        gen.line(i, &mut line);
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+        bytes += line.len() as u64;
+    }
+    w.flush()?;
+    Ok(bytes)
+}
+
+/// Produces recording lines of CloudTrail records, deterministically from a seed.
+pub struct Generator {
+    rng: Rng,
+    fleet: Fleet,
+}
+
+impl Generator {
+    pub fn new(seed: u64) -> Generator {
+        let mut rng = Rng(seed ^ 0x5EED_0F_2007_1AB5);
+        let fleet = Fleet::new(&mut rng);
+        Generator { rng, fleet }
+    }
+
+    /// Appends record `i` as one recording line (no newline) to `out`.
+    pub fn line(&mut self, i: u64, out: &mut String) {
+        let rng = &mut self.rng;
+        // About 35 records per second of account activity, slightly out of order.
+        let event_ms = BASE_MS + (i as i64) * 28 + rng.below(2_000) as i64;
+        let recorded_ms = event_ms + 240_000 + rng.below(660_000) as i64;
+        let read_only = rng.chance(700);
+        let op = if read_only { *rng.pick(READS) } else { *rng.pick(WRITES) };
+        let (svc, name) = op.source_and_name();
+        let region = *rng.pick(REGIONS);
+        let error = if rng.chance(60) { Some(*rng.pick(ERRORS)) } else { None };
+
+        let _ = write!(
+            out,
+            "{{\"source\":\"cloudtrail\",\"recorded_at\":\"{}\",\"payload\":{{\"eventVersion\":\"1.09\",",
+            fmt_ts(recorded_ms)
+        );
+        self.user_identity(out);
+        let rng = &mut self.rng;
+        let _ = write!(
+            out,
+            ",\"eventTime\":\"{}\",\"eventSource\":\"{svc}.amazonaws.com\",\"eventName\":\"{name}\",\"awsRegion\":\"{region}\",\"sourceIPAddress\":\"{}.{}.{}.{}\",\"userAgent\":\"{}\"",
+            fmt_ts(event_ms),
+            rng.below(223) + 1,
+            rng.below(256),
+            rng.below(256),
+            rng.below(254) + 1,
+            rng.pick(USER_AGENTS)
+        );
+        if let Some((code, msg)) = error {
+            let _ = write!(out, ",\"errorCode\":\"{code}\",\"errorMessage\":\"{msg}\"");
+        }
+        out.push_str(",\"requestParameters\":");
+        self.request(op, region, out);
+        out.push_str(",\"responseElements\":");
+        if error.is_some() || read_only {
+            out.push_str("null");
+        } else {
+            self.response(op, out);
+        }
+        let rng = &mut self.rng;
+        out.push_str(",\"requestID\":\"");
+        rng.uuid(out);
+        out.push_str("\",\"eventID\":\"");
+        rng.uuid(out);
+        let _ = write!(
+            out,
+            "\",\"readOnly\":{read_only},\"eventType\":\"AwsApiCall\",\"managementEvent\":{},\"recipientAccountId\":\"{ACCOUNT}\",\"eventCategory\":\"{}\",\"tlsDetails\":{{\"tlsVersion\":\"TLSv1.3\",\"cipherSuite\":\"TLS_AES_128_GCM_SHA256\",\"clientProvidedHostHeader\":\"{svc}.{region}.amazonaws.com\"}}}}}}",
+            !matches!(op, Op::GetObject | Op::PutObject),
+            if matches!(op, Op::GetObject | Op::PutObject) { "Data" } else { "Management" },
+        );
+    }
+
+    fn user_identity(&mut self, out: &mut String) {
+        let rng = &mut self.rng;
+        let mut principal = String::from("AROA");
+        rng.hex(&mut principal, 16);
+        let principal = principal.to_ascii_uppercase();
+        let mut key = String::from("ASIA");
+        rng.hex(&mut key, 16);
+        let key = key.to_ascii_uppercase();
+        match rng.below(10) {
+            0..=5 => {
+                let role = rng.pick(ROLES);
+                let session = rng.pick(USERS);
+                let _ = write!(
+                    out,
+                    "\"userIdentity\":{{\"type\":\"AssumedRole\",\"principalId\":\"{principal}:{session}\",\"arn\":\"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}\",\"accountId\":\"{ACCOUNT}\",\"accessKeyId\":\"{key}\",\"sessionContext\":{{\"sessionIssuer\":{{\"type\":\"Role\",\"principalId\":\"{principal}\",\"arn\":\"arn:aws:iam::{ACCOUNT}:role/{role}\",\"accountId\":\"{ACCOUNT}\",\"userName\":\"{role}\"}},\"attributes\":{{\"creationDate\":\"2025-10-01T00:00:00Z\",\"mfaAuthenticated\":\"false\"}}}}}}"
+                );
+            }
+            6..=7 => {
+                let user = rng.pick(USERS);
+                let _ = write!(
+                    out,
+                    "\"userIdentity\":{{\"type\":\"IAMUser\",\"principalId\":\"{principal}\",\"arn\":\"arn:aws:iam::{ACCOUNT}:user/{user}\",\"accountId\":\"{ACCOUNT}\",\"accessKeyId\":\"{key}\",\"userName\":\"{user}\"}}"
+                );
+            }
+            8 => {
+                let svc = rng.pick(&["ecs.amazonaws.com", "autoscaling.amazonaws.com", "elasticloadbalancing.amazonaws.com"]);
+                let _ = write!(
+                    out,
+                    "\"userIdentity\":{{\"type\":\"AWSService\",\"invokedBy\":\"{svc}\"}}"
+                );
+            }
+            _ => {
+                let _ = write!(
+                    out,
+                    "\"userIdentity\":{{\"type\":\"Root\",\"principalId\":\"{ACCOUNT}\",\"arn\":\"arn:aws:iam::{ACCOUNT}:root\",\"accountId\":\"{ACCOUNT}\",\"accessKeyId\":\"{key}\"}}"
+                );
+            }
+        }
+    }
+
+    fn lb(&mut self) -> (usize, &'static str) {
+        let i = self.rng.below(SERVICES.len() as u64) as usize;
+        (i, SERVICES[i])
+    }
+
+    fn request(&mut self, op: Op, region: &str, out: &mut String) {
+        use Op::*;
+        let f = &self.fleet;
+        let rng = &mut self.rng;
+        match op {
+            DescribeInstances => {
+                out.push_str("{\"instancesSet\":{\"items\":[");
+                for k in 0..(1 + rng.below(3)) {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{{\"instanceId\":\"{}\"}}", rng.pick(&f.instances));
+                }
+                out.push_str("]},\"filterSet\":{}}");
+            }
+            DescribeSecurityGroups => {
+                let _ = write!(
+                    out,
+                    "{{\"securityGroupSet\":{{}},\"securityGroupIdSet\":{{\"items\":[{{\"groupId\":\"{}\"}}]}},\"filterSet\":{{}}}}",
+                    rng.pick(&f.sgs)
+                );
+            }
+            DescribeTargetHealth | RegisterTargets | DeregisterTargets => {
+                let (i, name) = self.lb();
+                let f = &self.fleet;
+                let rng = &mut self.rng;
+                let _ = write!(
+                    out,
+                    "{{\"targetGroupArn\":\"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:targetgroup/{name}-tg/{}\"",
+                    f.tg_hashes[i]
+                );
+                if !matches!(op, DescribeTargetHealth) {
+                    out.push_str(",\"targets\":[");
+                    for k in 0..(1 + rng.below(3)) {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "{{\"id\":\"{}\",\"port\":8080}}", rng.pick(&f.instances));
+                    }
+                    out.push(']');
+                }
+                out.push('}');
+            }
+            DescribeServices => {
+                let _ = write!(
+                    out,
+                    "{{\"cluster\":\"{}\",\"services\":[\"{}\"],\"include\":[\"TAGS\"]}}",
+                    rng.pick(CLUSTERS),
+                    rng.pick(SERVICES)
+                );
+            }
+            ListTasks => {
+                let _ = write!(
+                    out,
+                    "{{\"cluster\":\"{}\",\"serviceName\":\"{}\",\"desiredStatus\":\"RUNNING\"}}",
+                    rng.pick(CLUSTERS),
+                    rng.pick(SERVICES)
+                );
+            }
+            GetFunction => {
+                let _ = write!(out, "{{\"functionName\":\"{}\"}}", rng.pick(FUNCTIONS));
+            }
+            AssumeRole => {
+                let _ = write!(
+                    out,
+                    "{{\"roleArn\":\"arn:aws:iam::{ACCOUNT}:role/{}\",\"roleSessionName\":\"{}\",\"durationSeconds\":3600}}",
+                    rng.pick(ROLES),
+                    rng.pick(USERS)
+                );
+            }
+            GetObject | PutObject => {
+                let _ = write!(
+                    out,
+                    "{{\"bucketName\":\"{}\",\"Host\":\"s3.{region}.amazonaws.com\",\"key\":\"data/2025/10/part-{:05}.parquet\"}}",
+                    rng.pick(BUCKETS),
+                    rng.below(100_000)
+                );
+            }
+            DescribeDBInstances => {
+                let _ = write!(out, "{{\"dBInstanceIdentifier\":\"{}\"}}", rng.pick(DBS));
+            }
+            ModifyDBInstance => {
+                let _ = write!(
+                    out,
+                    "{{\"dBInstanceIdentifier\":\"{}\",\"dBInstanceClass\":\"db.r6g.{}\",\"applyImmediately\":true,\"allocatedStorage\":{}}}",
+                    rng.pick(DBS),
+                    rng.pick(&["large", "xlarge", "2xlarge"]),
+                    100 + rng.below(900)
+                );
+            }
+            DescribeAutoScalingGroups => {
+                let _ = write!(out, "{{\"autoScalingGroupNames\":[\"{}\"]}}", rng.pick(ASGS));
+            }
+            UpdateAutoScalingGroup => {
+                let _ = write!(
+                    out,
+                    "{{\"autoScalingGroupName\":\"{}\",\"minSize\":{},\"maxSize\":{},\"desiredCapacity\":{}}}",
+                    rng.pick(ASGS),
+                    rng.below(3),
+                    10 + rng.below(10),
+                    2 + rng.below(8)
+                );
+            }
+            DescribeAlarms => {
+                let _ = write!(
+                    out,
+                    "{{\"alarmNames\":[\"{}-5xx\",\"{}-latency-p99\"],\"maxRecords\":100}}",
+                    rng.pick(SERVICES),
+                    rng.pick(SERVICES)
+                );
+            }
+            PutMetricAlarm => {
+                let (i, name) = self.lb();
+                let f = &self.fleet;
+                let rng = &mut self.rng;
+                let _ = write!(
+                    out,
+                    "{{\"alarmName\":\"{name}-5xx\",\"metricName\":\"HTTPCode_Target_5XX_Count\",\"namespace\":\"AWS/ApplicationELB\",\"statistic\":\"Sum\",\"period\":60,\"evaluationPeriods\":{},\"threshold\":{}.0,\"comparisonOperator\":\"GreaterThanThreshold\",\"dimensions\":[{{\"name\":\"LoadBalancer\",\"value\":\"app/{name}/{}\"}}],\"alarmActions\":[\"arn:aws:sns:{region}:{ACCOUNT}:oncall\"]}}",
+                    1 + rng.below(5),
+                    5 + rng.below(50),
+                    f.lb_hashes[i]
+                );
+            }
+            Decrypt => {
+                let mut key = String::new();
+                rng.uuid(&mut key);
+                let _ = write!(
+                    out,
+                    "{{\"keyId\":\"arn:aws:kms:{region}:{ACCOUNT}:key/{key}\",\"encryptionAlgorithm\":\"SYMMETRIC_DEFAULT\",\"encryptionContext\":{{\"aws:lambda:FunctionArn\":\"arn:aws:lambda:{region}:{ACCOUNT}:function:{}\"}}}}",
+                    rng.pick(FUNCTIONS)
+                );
+            }
+            DescribeTable => {
+                let _ = write!(out, "{{\"tableName\":\"{}\"}}", rng.pick(TABLES));
+            }
+            UpdateTable => {
+                let _ = write!(
+                    out,
+                    "{{\"tableName\":\"{}\",\"billingMode\":\"PROVISIONED\",\"provisionedThroughput\":{{\"readCapacityUnits\":{},\"writeCapacityUnits\":{}}}}}",
+                    rng.pick(TABLES),
+                    5 * (1 + rng.below(100)),
+                    5 * (1 + rng.below(100))
+                );
+            }
+            GetRole => {
+                let _ = write!(out, "{{\"roleName\":\"{}\"}}", rng.pick(ROLES));
+            }
+            AttachRolePolicy | DetachRolePolicy => {
+                let _ = write!(
+                    out,
+                    "{{\"roleName\":\"{}\",\"policyArn\":\"arn:aws:iam::aws:policy/{}\"}}",
+                    rng.pick(ROLES),
+                    rng.pick(&["AmazonS3ReadOnlyAccess", "AmazonDynamoDBFullAccess", "CloudWatchAgentServerPolicy", "SecretsManagerReadWrite"])
+                );
+            }
+            AuthorizeSecurityGroupIngress | RevokeSecurityGroupIngress => {
+                let port = *rng.pick(&[22u16, 80, 443, 5432, 6379, 8080]);
+                let _ = write!(
+                    out,
+                    "{{\"groupId\":\"{}\",\"ipPermissions\":{{\"items\":[{{\"ipProtocol\":\"tcp\",\"fromPort\":{port},\"toPort\":{port},\"groups\":{{\"items\":[{{\"groupId\":\"{}\"}}]}},\"ipRanges\":{{\"items\":[{{\"cidrIp\":\"{}\"}}]}},\"ipv6Ranges\":{{}},\"prefixListIds\":{{}}}}]}}}}",
+                    rng.pick(&f.sgs),
+                    rng.pick(&f.sgs),
+                    rng.pick(&["0.0.0.0/0", "10.0.0.0/8", "172.16.0.0/12"])
+                );
+            }
+            RunInstances => {
+                let _ = write!(
+                    out,
+                    "{{\"instancesSet\":{{\"items\":[{{\"imageId\":\"ami-0{:016x}\",\"minCount\":1,\"maxCount\":1}}]}},\"instanceType\":\"{}\",\"groupSet\":{{\"items\":[{{\"groupId\":\"{}\"}}]}},\"subnetId\":\"subnet-0{:016x}\",\"monitoring\":{{\"enabled\":false}},\"disableApiTermination\":false}}",
+                    rng.below(1 << 40),
+                    rng.pick(&["m6i.large", "c7g.xlarge", "t3.medium"]),
+                    rng.pick(&f.sgs),
+                    rng.below(1 << 40)
+                );
+            }
+            TerminateInstances => {
+                let _ = write!(
+                    out,
+                    "{{\"instancesSet\":{{\"items\":[{{\"instanceId\":\"{}\"}}]}}}}",
+                    rng.pick(&f.instances)
+                );
+            }
+            ModifyListener => {
+                let (i, name) = self.lb();
+                let f = &self.fleet;
+                let rng = &mut self.rng;
+                let _ = write!(
+                    out,
+                    "{{\"listenerArn\":\"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:listener/app/{name}/{}/{:016x}\",\"port\":443,\"protocol\":\"HTTPS\",\"defaultActions\":[{{\"type\":\"forward\",\"targetGroupArn\":\"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:targetgroup/{name}-tg/{}\"}}]}}",
+                    f.lb_hashes[i],
+                    rng.next(),
+                    f.tg_hashes[i]
+                );
+            }
+            UpdateService => {
+                let svc = rng.pick(SERVICES);
+                let _ = write!(
+                    out,
+                    "{{\"cluster\":\"{}\",\"service\":\"{svc}\",\"desiredCount\":{},\"taskDefinition\":\"arn:aws:ecs:{region}:{ACCOUNT}:task-definition/{svc}:{}\",\"forceNewDeployment\":false}}",
+                    rng.pick(CLUSTERS),
+                    1 + rng.below(12),
+                    1 + rng.below(400)
+                );
+            }
+            UpdateFunctionConfiguration => {
+                let _ = write!(
+                    out,
+                    "{{\"functionName\":\"arn:aws:lambda:{region}:{ACCOUNT}:function:{}\",\"memorySize\":{},\"timeout\":{},\"environment\":{{}}}}",
+                    rng.pick(FUNCTIONS),
+                    128 * (1 + rng.below(16)),
+                    3 + rng.below(60)
+                );
+            }
+        }
+    }
+
+    fn response(&mut self, op: Op, out: &mut String) {
+        use Op::*;
+        let rng = &mut self.rng;
+        match op {
+            RunInstances => {
+                let _ = write!(
+                    out,
+                    "{{\"requestId\":\"{:016x}\",\"reservationId\":\"r-0{:016x}\",\"ownerId\":\"{ACCOUNT}\",\"instancesSet\":{{\"items\":[{{\"instanceId\":\"i-0{:016x}\",\"instanceState\":{{\"code\":0,\"name\":\"pending\"}},\"privateIpAddress\":\"10.0.{}.{}\"}}]}}}}",
+                    rng.next(),
+                    rng.below(1 << 60),
+                    rng.below(1 << 60),
+                    rng.below(256),
+                    rng.below(256)
+                );
+            }
+            UpdateService => {
+                let _ = write!(
+                    out,
+                    "{{\"service\":{{\"status\":\"ACTIVE\",\"desiredCount\":{},\"runningCount\":{},\"launchType\":\"FARGATE\",\"deployments\":[{{\"id\":\"ecs-svc/{:019}\",\"status\":\"PRIMARY\",\"rolloutState\":\"IN_PROGRESS\"}}]}}}}",
+                    1 + rng.below(12),
+                    rng.below(12),
+                    rng.below(10_000_000_000_000_000_000)
+                );
+            }
+            _ => {
+                out.push_str("{\"requestId\":\"");
+                rng.uuid(out);
+                out.push_str("\",\"_return\":true}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    #[test]
+    fn generated_records_are_valid_realistic_and_deterministic() {
+        let mut g = Generator::new(7);
+        let mut ids = std::collections::HashSet::new();
+        let (mut ro, mut errors, mut bytes, mut with_sg, mut with_instance, mut with_arn) =
+            (0, 0, 0usize, 0, 0, 0);
+        let n = 5_000;
+        let mut names = std::collections::HashSet::new();
+        for i in 0..n {
+            let mut line = String::new();
+            g.line(i, &mut line);
+            bytes += line.len();
+            let ev = ingest::recording_line(line.as_bytes()).expect("generated line normalizes");
+            assert_eq!(ev.kind, Kind::Change);
+            assert!(ids.insert(ev.natural_id.clone()), "duplicate id");
+            names.insert(ev.name.clone());
+            ro += ev.read_only as u32;
+            errors += ev.error_code.is_some() as u32;
+            with_sg += ev.resources.iter().any(|r| r.starts_with("sg/sg-")) as u32;
+            with_instance += ev.resources.iter().any(|r| r.starts_with("instance/i-")) as u32;
+            with_arn += line.contains("\"arn:aws:") as u32;
+            assert!(ev.actor.is_some());
+        }
+        let avg = bytes / n as usize;
+        assert!((1000..=2000).contains(&avg), "average line {avg} bytes");
+        let ro_share = ro as f64 / n as f64;
+        assert!((0.66..0.74).contains(&ro_share), "read-only share {ro_share}");
+        assert!(errors > n as u32 / 40 && errors < n as u32 / 8, "errors {errors}");
+        assert!(with_sg > 100 && with_instance > 100 && with_arn > n as u32 / 2);
+        assert!(names.len() >= 25, "{} event names", names.len());
+
+        let (mut a, mut b) = (String::new(), String::new());
+        Generator::new(7).line(0, &mut a);
+        Generator::new(7).line(0, &mut b);
+        assert_eq!(a, b);
+        let mut c = String::new();
+        Generator::new(8).line(0, &mut c);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn rates_and_formatting() {
+        assert_eq!(fmt_rate(1_234_567.4), "1,234,567");
+        assert_eq!(fmt_rate(999.0), "999");
+        assert_eq!(rate(10, Duration::from_secs(2)), 5.0);
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
+    }
 }

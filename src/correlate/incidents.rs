@@ -19,6 +19,13 @@ const RELATED_COST: u32 = 4;
 /// Naming affinity above which two alarms are related when topology says nothing.
 const RELATED_AFFINITY: f64 = 0.45;
 const AFFINITY_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// The same, when one side has no topology at all.
+const BLIND_AFFINITY: f64 = 0.2;
+
+/// True when a set of alarm resources names anything besides alarms.
+fn has_topology(res: &BTreeSet<String>) -> bool {
+    res.iter().any(|r| !r.starts_with("alarm/"))
+}
 
 /// One alarm state transition, however many times it was delivered.
 #[derive(Debug, Clone)]
@@ -187,6 +194,10 @@ pub(crate) fn detect(corpus: &Corpus<'_>, graph: &ResourceGraph, vocab: &Vocabul
                         .filter_map(|r| graph.id(r))
                         .filter_map(|id| dist.get(&id).map(|d| d.0))
                         .min();
+                    // Alarms on custom metrics often have no dimensions: for them (on
+                    // either side) naming and time are all there is to go on.
+                    let blind = !has_topology(&res) || !has_topology(&inc.resources);
+                    let threshold = if blind { BLIND_AFFINITY } else { RELATED_AFFINITY };
                     let cost = match topo {
                         Some(c) if c <= RELATED_COST => Some(c),
                         _ => {
@@ -195,7 +206,7 @@ pub(crate) fn detect(corpus: &Corpus<'_>, graph: &ResourceGraph, vocab: &Vocabul
                                 .iter()
                                 .map(|x| vocab.affinity(&tokens, &vocab.alarm_tokens(&x.alarm)))
                                 .fold(0.0, f64::max);
-                            (aff >= RELATED_AFFINITY && t.time - inc.last_alarm <= AFFINITY_WINDOW_MS)
+                            (aff >= threshold && t.time - inc.last_alarm <= AFFINITY_WINDOW_MS)
                                 .then_some(RELATED_COST + 1)
                         }
                     };

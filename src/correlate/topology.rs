@@ -30,16 +30,15 @@ const IGNORED_TYPES: &[&str] = &[
 const CONTAINER_TYPES: &[&str] = &["ecs-cluster", "s3", "dynamodb", "sns", "sqs", "secret"];
 const CONTAINER_COST: u32 = 3;
 
-/// Services whose calls show a workload using a resource under its own identity.
-const DATA_PLANE_SOURCES: &[&str] = &[
-    "logs.amazonaws.com",
-    "dynamodb.amazonaws.com",
-    "s3.amazonaws.com",
-    "sqs.amazonaws.com",
-    "sns.amazonaws.com",
-    "kinesis.amazonaws.com",
-    "secretsmanager.amazonaws.com",
-    "ssm.amazonaws.com",
+/// Calls by which a workload uses a resource under its own identity (writing its logs,
+/// reading its secrets, using its tables and queues). Control-plane calls are left out:
+/// a deployment role creating everything relates nothing.
+const DATA_PLANE_CALLS: &[&str] = &[
+    "CreateLogStream", "PutLogEvents", "GetSecretValue", "GetParameter", "GetParameters",
+    "GetParametersByPath", "PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+    "BatchWriteItem", "BatchGetItem", "TransactWriteItems", "TransactGetItems", "GetObject",
+    "PutObject", "SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage",
+    "Publish", "PutRecord", "PutRecords", "PutEvents", "Invoke",
 ];
 
 /// An undirected graph over canonical resource keys.
@@ -61,7 +60,27 @@ impl ResourceGraph {
         for e in events {
             g.apply(e);
         }
+        g.link_by_name();
         g
+    }
+
+    /// Relates log groups to the workloads named like them (`/ecs/orders-api` and the
+    /// ECS service or task family `orders-api`): the convention ECS, Lambda and most
+    /// deployment tools follow. Call once after the events are applied.
+    pub fn link_by_name(&mut self) {
+        let groups: Vec<String> = self.names.iter().filter(|n| n.starts_with("loggroup/")).cloned().collect();
+        for g in groups {
+            let Some(last) = g.trim_end_matches('/').rsplit('/').next() else { continue };
+            if last.is_empty() {
+                continue;
+            }
+            for t in ["ecs-service", "ecs-taskdef", "lambda"] {
+                let k = format!("{t}/{last}");
+                if self.ids.contains_key(&k) {
+                    self.link(&g, &k);
+                }
+            }
+        }
     }
 
     fn intern(&mut self, key: &str) -> u32 {
@@ -136,7 +155,7 @@ impl ResourceGraph {
         // A workload's role using a data-plane resource relates the two.
         if e.source == Source::CloudTrail && matches!(e.kind, Kind::Change) {
             if let (Some(actor), Some(first)) = (e.actor.as_deref(), rs.first()) {
-                if actor.contains(":assumed-role/") && is_data_plane(&e.payload) {
+                if actor.contains(":assumed-role/") && DATA_PLANE_CALLS.contains(&e.name.as_str()) {
                     if let Some(role) = from_arn(actor) {
                         let first = (*first).clone();
                         self.link(&role, &first);
@@ -212,14 +231,6 @@ impl ResourceGraph {
 
 fn ignored(key: &str) -> bool {
     IGNORED_TYPES.contains(&key_type(key))
-}
-
-/// True when a CloudTrail payload's eventSource is a data-plane service.
-fn is_data_plane(payload: &str) -> bool {
-    // Cheap: the eventSource value appears verbatim in the record.
-    DATA_PLANE_SOURCES
-        .iter()
-        .any(|s| payload.contains(&format!("\"eventSource\":\"{s}\"")) || payload.contains(&format!("\"eventSource\": \"{s}\"")))
 }
 
 /// Lower-case word tokens of a name, for naming affinity: split on punctuation and

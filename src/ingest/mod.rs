@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Events per transaction.
-const BATCH: usize = 2000;
+pub const BATCH: usize = 2000;
 /// Rejections kept in full for the report; beyond this they are only counted.
 const MAX_KEPT_REJECTIONS: usize = 10_000;
 
@@ -157,8 +157,9 @@ struct Envelope<'a> {
     payload: Option<&'a RawValue>,
 }
 
-/// Parses and normalizes one recording line.
-fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
+/// Parses and normalizes one recording line; on failure, a short category (used to group
+/// the summary) and the full reason.
+pub fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             "not UTF-8",

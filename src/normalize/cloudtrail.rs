@@ -150,7 +150,8 @@ fn key_for_name(key: &str, service: &str, event_name: &str, value: &str) -> Opti
         _ => return None,
     };
     let v = value.trim();
-    if v.is_empty() || v.len() > 256 || v.contains(char::is_whitespace) {
+    // Alarm names may contain spaces; other resource names may not.
+    if v.is_empty() || v.len() > 256 || (t != "alarm" && v.contains(char::is_whitespace)) {
         return None;
     }
     Some(format!("{t}/{v}"))
@@ -208,7 +209,12 @@ fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<Str
             for (k, child) in map {
                 // Where an alarm sends notifications says nothing about what it watches,
                 // and one topic shared by every alarm would relate them all.
-                if matches!(k.as_str(), "alarmActions" | "oKActions" | "insufficientDataActions") {
+                // Likewise who created or last updated a resource (a deployment role) is
+                // not part of what it is.
+                if matches!(
+                    k.as_str(),
+                    "alarmActions" | "oKActions" | "insufficientDataActions" | "createdBy" | "updatedBy" | "userIdentity"
+                ) {
                     continue;
                 }
                 // EC2 wraps lists as {"items": [...]}: keep the parent key for context.
