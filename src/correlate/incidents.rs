@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Topology cost within which two alarms are related.
-const RELATED_COST: u32 = 4;
+const RELATED_COST: u32 = 3;
 /// Naming affinity above which two alarms are related when topology says nothing.
 const RELATED_AFFINITY: f64 = 0.45;
 const AFFINITY_WINDOW_MS: i64 = 10 * 60 * 1000;
@@ -217,8 +217,19 @@ pub(crate) fn detect(corpus: &Corpus<'_>, graph: &ResourceGraph, vocab: &Vocabul
                     }
                 }
                 match best {
-                    Some((_, ii)) => {
+                    Some((cost, ii)) => {
                         let inc = &mut incidents[ii];
+                        if tracing::enabled!(tracing::Level::DEBUG) {
+                            let path = inc
+                                .resources
+                                .iter()
+                                .filter_map(|r| graph.id(r))
+                                .filter_map(|id| dist.get(&id).map(|d| (d.0, id)))
+                                .min()
+                                .map(|(_, id)| graph.path(&dist, id).join(" -> "))
+                                .unwrap_or_else(|| "naming".into());
+                            tracing::debug!(alarm = %t.alarm, cost, %path, "Alarm joins an open incident");
+                        }
                         inc.active.insert(t.alarm.clone());
                         inc.resources.extend(res);
                         inc.last_alarm = t.time;

@@ -73,14 +73,18 @@ pub fn change_prior(name: &str) -> (f64, &'static str) {
     if ROLLOUTS.contains(&n) {
         return (0.9, "rollout");
     }
+    // Security group rules only allow: authorizing more cannot block anything.
+    if n.starts_with("Authorize") {
+        return (0.08, "grants access");
+    }
     if REMOVING.iter().any(|v| n.starts_with(v)) {
         return (1.0, "removal");
     }
     if MODIFYING.iter().any(|v| n.starts_with(v)) {
         return (0.5, "modification");
     }
-    // Create, Add, Authorize, Attach, Associate, Enable, Start, Run, Register, ...
-    (0.25, "addition")
+    // Create, Add, Attach, Associate, Enable, Start, Run, Register, ...
+    (0.2, "addition")
 }
 
 /// The inverse of an event name's verb (`RevokeSecurityGroupIngress` ->

@@ -131,6 +131,14 @@ impl Vocabulary {
         a.intersection(b).map(|t| self.idf(t)).fold(0.0, f64::max)
     }
 
+    /// What an alarm measures (namespace and metric), or its name when unknown.
+    fn metric_key(&self, alarm: &str) -> String {
+        match self.alarms.get(alarm) {
+            Some(d) if !d.metric.is_empty() => format!("{}/{}", d.namespace, d.metric),
+            _ => format!("alarm:{alarm}"),
+        }
+    }
+
     fn is_saturation(&self, alarm: &str) -> bool {
         let mut t = name_tokens(alarm);
         if let Some(d) = self.alarms.get(alarm) {
@@ -558,7 +566,9 @@ pub(crate) fn rank(
         groups.push(Group { members: ordered, kind, time, prior, why, resources });
     }
 
-    // Saturation alarms upstream of a symptom (other than the symptom itself).
+    // Saturation alarms upstream of a symptom. Alarms on the same metric (one per
+    // instance, say) are one phenomenon: one hypothesis, blamed on the earliest.
+    let mut saturation: BTreeMap<String, Group> = BTreeMap::new();
     for t in transitions(corpus) {
         if t.new_state != "ALARM" || t.time < from || t.time > to || !vocab.is_saturation(&t.alarm) {
             continue;
@@ -570,14 +580,22 @@ pub(crate) fn rank(
         // History first: it is the delivery every estate has.
         let mut ds = t.deliveries.clone();
         ds.sort_by_key(|&d| (corpus.events[d].source != Source::AlarmHistory, d));
-        groups.push(Group {
-            members: ds,
+        let entry = saturation.entry(vocab.metric_key(&t.alarm)).or_insert_with(|| Group {
+            members: Vec::new(),
             kind: GroupKind::Saturation,
             time: t.time,
             prior: 0.5,
             why: "saturation alarm".into(),
-            resources,
+            resources: BTreeSet::new(),
         });
+        entry.members.extend(ds);
+        entry.resources.extend(resources);
+    }
+    for (_, mut grp) in saturation {
+        if grp.members.len() > 2 {
+            grp.why = "saturation alarms on the same metric".into();
+        }
+        groups.push(grp);
     }
     if groups.is_empty() {
         return Vec::new();

@@ -204,9 +204,13 @@ impl ResourceGraph {
     }
 
     fn edge_cost(&self, u: u32, v: u32) -> u32 {
-        let container = |i: u32| CONTAINER_TYPES.contains(&key_type(self.name(i)));
-        if container(u) || container(v) {
+        let (tu, tv) = (key_type(self.name(u)), key_type(self.name(v)));
+        if CONTAINER_TYPES.contains(&tu) || CONTAINER_TYPES.contains(&tv) {
             CONTAINER_COST
+        } else if tu == "sg" && tv == "sg" {
+            // One security group allowing another: tiers that talk to each other, a
+            // looser relation than a resource and its own group.
+            2
         } else {
             1
         }
@@ -230,7 +234,8 @@ impl ResourceGraph {
 }
 
 fn ignored(key: &str) -> bool {
-    IGNORED_TYPES.contains(&key_type(key))
+    // Service-linked roles are shared by every resource of their service.
+    IGNORED_TYPES.contains(&key_type(key)) || key.starts_with("iam-role/AWSServiceRoleFor")
 }
 
 /// Lower-case word tokens of a name, for naming affinity: split on punctuation and
