@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Walk continuation probability (1 - restart probability).
 const ALPHA: f64 = 0.85;
 /// Weight of a symptom's "unexplained" edge.
-const SYMPTOM_SINK: f64 = 0.05;
+const SYMPTOM_SINK: f64 = 0.15;
 /// Weight of an intermediate effect's "unexplained" edge.
 const EFFECT_SINK: f64 = 0.3;
 /// Intermediate effects given their own upstream edges (the most relevant ones).
@@ -437,6 +437,16 @@ fn reverts(corpus: &Corpus<'_>, vocab: &Vocabulary, changes: &[usize]) -> BTreeM
     out
 }
 
+/// The resources an event acts on, for distances: a change or a configuration item acts
+/// on its primary resource (the service it updates, not the cluster it names); other
+/// events on everything they name.
+fn focus(e: &Event) -> Vec<String> {
+    match e.kind {
+        Kind::Change | Kind::Snapshot { .. } => e.resources.iter().take(1).cloned().collect(),
+        _ => e.resources.clone(),
+    }
+}
+
 /// A symptom node's data.
 struct Symptom<'t> {
     t: &'t Transition,
@@ -557,7 +567,7 @@ pub(crate) fn rank(
         let mut time = i64::MAX;
         let mut ordered = vec![rep];
         for s in &scored {
-            resources.extend(corpus.events[s.3].resources.iter().cloned());
+            resources.extend(focus(corpus.events[s.3]));
             time = time.min(corpus.events[s.3].event_time);
             if s.3 != rep {
                 ordered.push(s.3);

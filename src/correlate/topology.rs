@@ -26,7 +26,8 @@ const IGNORED_TYPES: &[&str] = &[
     "vpc", "subnet", "route-table", "igw", "nat", "nacl", "ami", "kms", "eip", "volume",
     "snapshot", "github-env",
 ];
-/// Shared containers: edges touching them cost `CONTAINER_COST`.
+/// Shared containers: edges touching them cost `CONTAINER_COST`, and paths do not pass
+/// through them.
 const CONTAINER_TYPES: &[&str] = &["ecs-cluster", "s3", "dynamodb", "sns", "sqs", "secret"];
 const CONTAINER_COST: u32 = 3;
 
@@ -182,7 +183,12 @@ impl ResourceGraph {
             if dist.get(&u).map(|x| x.0) != Some(d) {
                 continue;
             }
-            if !source_ids.contains(&u) && self.degree(u) > HUB_DEGREE {
+            // Hubs and shared containers are reachable but never walked through:
+            // two services in one cluster, or two apps writing one table, are not
+            // thereby related.
+            if !source_ids.contains(&u)
+                && (self.degree(u) > HUB_DEGREE || CONTAINER_TYPES.contains(&key_type(self.name(u))))
+            {
                 continue;
             }
             for &v in &self.adj[u as usize] {
