@@ -37,6 +37,8 @@ pub enum Command {
     Incidents(IncidentsArgs),
     /// Show the ranked hypotheses of one incident.
     Hypotheses(HypothesesArgs),
+    /// Open GitHub issues for qualifying hypotheses (the outbox worker).
+    Notify(crate::notify::NotifyArgs),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -129,6 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Replay(a) => replay_cmd(a).await,
         Command::Incidents(a) => incidents_cmd(&args.database, a).await,
         Command::Hypotheses(a) => hypotheses_cmd(&args.database, a).await,
+        Command::Notify(a) => crate::notify::run(&args.database, a).await,
         Command::Bench(b) => crate::bench::run(b).await,
     }
 }

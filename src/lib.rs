@@ -11,5 +11,6 @@ pub mod correlate;
 pub mod ingest;
 pub mod model;
 pub mod normalize;
+pub mod notify;
 pub mod store;
 pub mod telemetry;
