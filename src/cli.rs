@@ -246,6 +246,7 @@ pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
         by_time: true,
         order: if a.desc { Order::Desc } else { Order::Asc },
         after_seq: None,
+        id_prefix: None,
     })
 }
 

@@ -70,6 +70,9 @@ pub struct EventFilter {
     pub after_seq: Option<i64>,
     /// Case-insensitive substring of name, actor, natural id or a resource key.
     pub text: Option<String>,
+    /// Natural ids starting with this (uses the (source, natural id) index; combine
+    /// with a single source).
+    pub id_prefix: Option<String>,
     /// Maximum rows; 0 means no limit.
     pub limit: i64,
     /// Order by event time (then seq) instead of by seq.

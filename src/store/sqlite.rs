@@ -223,6 +223,11 @@ impl EventLog for SqliteStore {
         if let Some(after) = f.after_seq {
             qb.push(" AND seq > ").push_bind(after);
         }
+        if let Some(prefix) = &f.id_prefix {
+            // A range on the unique index: [prefix, prefix + U+10FFFF).
+            qb.push(" AND natural_id >= ").push_bind(prefix.clone());
+            qb.push(" AND natural_id < ").push_bind(format!("{prefix}\u{10FFFF}"));
+        }
         if let Some(t) = &f.text {
             let like = format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
             qb.push(" AND (name LIKE ").push_bind(like.clone()).push(" ESCAPE '\\'");
