@@ -14,9 +14,10 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "rootline", version, about)]
 pub struct Args {
-    /// The event store: sqlite://PATH (created on first use).
-    #[arg(long, global = true, env = "ROOTLINE_DATABASE", default_value = "sqlite://rootline.db")]
-    pub database: String,
+    /// The event store: sqlite://PATH (created on first use) [default: sqlite://rootline.db,
+    /// or `database` in the config file].
+    #[arg(long, global = true, env = "ROOTLINE_DATABASE")]
+    pub database: Option<String>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -37,6 +38,10 @@ pub enum Command {
     Incidents(IncidentsArgs),
     /// Show the ranked hypotheses of one incident.
     Hypotheses(HypothesesArgs),
+    /// Serve the incident timeline (web pages with JSON twins, /healthz, /metrics).
+    Serve(ServeArgs),
+    /// Ingest the bundled demo recordings into the store and serve them.
+    Demo(ServeArgs),
     /// Open GitHub issues for qualifying hypotheses (the outbox worker).
     Notify(crate::notify::NotifyArgs),
     /// Run a benchmark and print its figures.
@@ -55,6 +60,42 @@ pub struct IngestArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or `addr` in the config file].
+    #[arg(long, env = "ROOTLINE_ADDR")]
+    pub addr: Option<String>,
+    /// A TOML configuration file (keys: addr, database, analyze_every_secs).
+    #[arg(long, env = "ROOTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Do not analyse the log in the background (pages show conclusions already stored).
+    #[arg(long)]
+    pub no_analyze: bool,
+}
+
+/// The configuration file of `serve` and `demo`. Flags and environment variables win
+/// over it; it wins over the defaults.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub addr: Option<String>,
+    pub database: Option<String>,
+    pub analyze_every_secs: Option<u64>,
+    /// Sections read by other components (notify, collect).
+    #[serde(default)]
+    pub notify: Option<toml::Table>,
+    #[serde(default)]
+    pub collect: Option<toml::Table>,
+}
+
+impl FileConfig {
+    /// Reads a config file, naming it in any error.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,15 +164,21 @@ pub struct EventsArgs {
     pub format: OutputFormat,
 }
 
+/// The default store.
+pub const DEFAULT_DATABASE: &str = "sqlite://rootline.db";
+
 /// Runs a parsed command line.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let database = args.database.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_string());
     match args.command {
-        Command::Ingest(a) => ingest_cmd(&args.database, a).await,
-        Command::Events(a) => events_cmd(&args.database, a).await,
+        Command::Ingest(a) => ingest_cmd(&database, a).await,
+        Command::Events(a) => events_cmd(&database, a).await,
         Command::Replay(a) => replay_cmd(a).await,
-        Command::Incidents(a) => incidents_cmd(&args.database, a).await,
-        Command::Hypotheses(a) => hypotheses_cmd(&args.database, a).await,
-        Command::Notify(a) => crate::notify::run(&args.database, a).await,
+        Command::Incidents(a) => incidents_cmd(&database, a).await,
+        Command::Hypotheses(a) => hypotheses_cmd(&database, a).await,
+        Command::Serve(a) => serve_cmd(args.database.as_deref(), a).await,
+        Command::Demo(a) => demo_cmd(&database, a).await,
+        Command::Notify(a) => crate::notify::run(&database, a).await,
         Command::Bench(b) => crate::bench::run(b).await,
     }
 }
@@ -423,5 +470,59 @@ async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode>
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_options(a: &ServeArgs, cfg: &FileConfig) -> crate::web::serve::ServeOptions {
+    crate::web::serve::ServeOptions {
+        addr: a.addr.clone().or_else(|| cfg.addr.clone()).unwrap_or_else(|| "127.0.0.1:8080".to_string()),
+        analyze_every: std::time::Duration::from_secs(cfg.analyze_every_secs.unwrap_or(2).max(1)),
+        analyze: !a.no_analyze,
+    }
+}
+
+fn load_config(a: &ServeArgs) -> anyhow::Result<FileConfig> {
+    match &a.config {
+        Some(p) => FileConfig::load(p),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+async fn serve_cmd(database: Option<&str>, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&a)?;
+    let db = database.map(str::to_string).or_else(|| cfg.database.clone()).unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+    let store = open_store(&db).await?;
+    crate::web::serve::serve(store, serve_options(&a, &cfg), None).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo recordings, compiled in so `rootline demo` works from anywhere.
+const DEMO: &[(&str, &[u8])] = &[
+    ("demo-security-group.jsonl", include_bytes!("../fixtures/demo/sg-revoke-alb-1.jsonl")),
+    ("demo-capacity-503.jsonl", include_bytes!("../fixtures/demo/capacity-503-1.jsonl")),
+    ("demo-bad-deployment.jsonl", include_bytes!("../fixtures/demo/bad-deploy-ecs-1.jsonl")),
+];
+
+async fn demo_cmd(database: &str, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&a)?;
+    let dir = std::env::temp_dir().join(format!("rootline-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut files = Vec::new();
+    for (name, bytes) in DEMO {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        files.push(p);
+    }
+    let store = open_store(database).await?;
+    let summary = ingest::ingest_files(&store, &files, false).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let analysis = analyze_store(&store).await?;
+    eprintln!(
+        "demo: {} events appended ({} already there) into {database}; {} incidents",
+        summary.appended,
+        summary.duplicates,
+        analysis.incidents.len()
+    );
+    crate::web::serve::serve(store, serve_options(&a, &cfg), None).await?;
     Ok(ExitCode::SUCCESS)
 }

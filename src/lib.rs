@@ -14,3 +14,4 @@ pub mod normalize;
 pub mod notify;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -49,7 +49,7 @@ impl Default for Config {
 }
 
 /// One ranked root-cause hypothesis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Hypothesis {
     pub rank: usize,
     /// Share of the blame, in [0, 1].
@@ -62,6 +62,7 @@ pub struct Hypothesis {
     /// From cause to symptom: the cause, its other deliveries, intermediate effects, the symptom.
     pub evidence: Vec<EventRef>,
     /// The resource path that links cause and symptom.
+    #[serde(default)]
     pub path: Vec<String>,
 }
 
