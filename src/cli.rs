@@ -358,6 +358,12 @@ async fn events_cmd(db: &str, a: EventsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Text safe for a terminal: control characters (escape sequences in attacker-controlled
+/// CloudTrail fields) become spaces.
+pub fn clean(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// Shortens text to `n` characters for table cells.
 pub fn truncate(s: &str, n: usize) -> String {
     let clean: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -416,15 +422,15 @@ fn print_incident(out: &mut impl Write, inc: &crate::correlate::Incident, top: u
         "{}  {}  {}{}",
         inc.id,
         fmt_time(inc.opened_at),
-        inc.title,
+        clean(&inc.title),
         match inc.resolved_at {
             Some(r) => format!("  (resolved {})", fmt_time(r)),
             None => "  (open)".to_string(),
         }
     )?;
     for h in inc.hypotheses.iter().take(top) {
-        writeln!(out, "  #{} {:.2} [{}] {}", h.rank, h.score, h.kind, h.summary)?;
-        writeln!(out, "      cause: {} {}", h.cause.source, h.cause.id)?;
+        writeln!(out, "  #{} {:.2} [{}] {}", h.rank, h.score, h.kind, clean(&h.summary))?;
+        writeln!(out, "      cause: {} {}", h.cause.source, clean(&h.cause.id))?;
     }
     Ok(())
 }
@@ -466,7 +472,7 @@ async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode>
         for h in &inc.hypotheses {
             writeln!(out, "\n  #{} evidence:", h.rank)?;
             for e in &h.evidence {
-                writeln!(out, "    {} {}", e.source, e.id)?;
+                writeln!(out, "    {} {}", e.source, clean(&e.id))?;
             }
         }
     }

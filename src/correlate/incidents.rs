@@ -54,7 +54,14 @@ impl Found {
     pub(crate) fn into_incident(self, corpus: &Corpus<'_>, hypotheses: Vec<Hypothesis>) -> Incident {
         use sha2::{Digest, Sha256};
         let first = &self.transitions[0];
-        let trig = corpus.events[first.deliveries[0]];
+        // The alarm history delivery when there is one: every estate has it.
+        let trig_idx = first
+            .deliveries
+            .iter()
+            .copied()
+            .find(|&d| corpus.events[d].source == crate::model::Source::AlarmHistory)
+            .unwrap_or(first.deliveries[0]);
+        let trig = corpus.events[trig_idx];
         let digest = Sha256::digest(format!("{}\n{}", trig.source.as_str(), trig.natural_id).as_bytes());
         let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let mut names: Vec<String> = Vec::new();

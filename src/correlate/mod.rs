@@ -199,7 +199,7 @@ pub fn conclusions(a: &Analysis) -> Vec<NewEvent> {
             format!("incident-opened/{}", inc.id),
             inc.opened_at,
             "incident_opened",
-            serde_json::json!({"title": inc.title, "trigger": inc.trigger, "alarms": inc.alarms}),
+            serde_json::json!({"title": inc.title, "trigger": inc.trigger, "alarms": inc.alarms, "alarm_names": inc.alarm_names}),
         );
         if let Some(r) = inc.resolved_at {
             push(format!("incident-resolved/{}", inc.id), r, "incident_resolved", serde_json::json!({}));

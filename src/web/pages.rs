@@ -5,6 +5,7 @@ use super::{wants_json, AppState, ErrorResponse, WebError};
 use crate::model::{fmt_time, parse_time, EventRef, Kind, Source};
 use crate::store::{EventFilter, EventLog, Order};
 use askama::Template;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -33,11 +34,18 @@ fn render<T: Template, J: Serialize>(headers: &HeaderMap, page: &T, json: &J) ->
     }
 }
 
-/// Query-string pairs; repeated keys allowed. Invalid UTF-8 is replaced, not fatal.
-fn params(raw: &Option<String>) -> Vec<(String, String)> {
+/// Longest query string accepted.
+const MAX_QUERY: usize = 8192;
+
+/// Query-string pairs; repeated keys allowed. Invalid UTF-8 is replaced, not fatal; an
+/// overlong query string is a 400.
+fn params(raw: &Option<String>, headers: &HeaderMap) -> Result<Vec<(String, String)>, ErrorResponse> {
     match raw {
-        Some(q) if q.len() <= 8192 => form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-        _ => Vec::new(),
+        Some(q) if q.len() > MAX_QUERY => {
+            Err(WebError::BadRequest(format!("the query string is over {MAX_QUERY} bytes")).respond(headers))
+        }
+        Some(q) => Ok(form_urlencoded::parse(q.as_bytes()).into_owned().collect()),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -51,6 +59,12 @@ fn all<'a>(p: &'a [(String, String)], key: &str) -> Vec<&'a str> {
 
 fn valid_incident_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The path parameter, or a 400 page saying what was wrong with it.
+fn path_param(p: Result<Path<String>, PathRejection>, headers: &HeaderMap) -> Result<String, ErrorResponse> {
+    p.map(|Path(v)| v)
+        .map_err(|e| WebError::BadRequest(format!("invalid path: {}", e.body_text())).respond(headers))
 }
 
 /// Builds a query string (values URL-encoded).
@@ -101,7 +115,7 @@ struct IncidentsJson<'a> {
 }
 
 pub(super) async fn incidents(State(st): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> PageResult {
-    let p = params(&raw);
+    let p = params(&raw, &headers)?;
     let state = one(&p, "state").unwrap_or("all").to_string();
     if !matches!(state.as_str(), "all" | "open" | "resolved") {
         return Err(WebError::BadRequest(format!("state must be all, open or resolved, not {state:?}")).respond(&headers));
@@ -183,15 +197,16 @@ struct IncidentJson<'a> {
 
 pub(super) async fn incident(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
+    let id = path_param(path, &headers)?;
     let bad = |m: String| WebError::BadRequest(m).respond(&headers);
     if !valid_incident_id(&id) {
         return Err(WebError::NotFound("No such incident.".into()).respond(&headers));
     }
-    let p = params(&raw);
+    let p = params(&raw, &headers)?;
     let rec = views::incident(&st.store, &id)
         .await
         .map_err(|e| WebError::from(e).respond(&headers))?
@@ -379,10 +394,11 @@ pub(super) struct FeedbackForm {
 
 pub(super) async fn feedback(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     Form(f): Form<FeedbackForm>,
 ) -> PageResult {
+    let id = path_param(path, &headers)?;
     let bad = |m: String| WebError::BadRequest(m).respond(&headers);
     let verdict = match f.verdict.as_str() {
         "accept" => "accepted",
@@ -429,10 +445,11 @@ pub(super) struct IssueForm {
 
 pub(super) async fn request_issue(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     Form(f): Form<IssueForm>,
 ) -> PageResult {
+    let id = path_param(path, &headers)?;
     if !valid_incident_id(&id) {
         return Err(WebError::NotFound("No such incident.".into()).respond(&headers));
     }
@@ -489,7 +506,8 @@ struct EventView {
     detail: String,
 }
 
-pub(super) async fn event(State(st): State<AppState>, Path(seq): Path<String>, headers: HeaderMap) -> PageResult {
+pub(super) async fn event(State(st): State<AppState>, path: Result<Path<String>, PathRejection>, headers: HeaderMap) -> PageResult {
+    let seq = path_param(path, &headers)?;
     let seq: i64 = seq
         .parse()
         .ok()
@@ -533,7 +551,8 @@ struct ResourcePage {
     rows: Vec<views::TimelineRow>,
 }
 
-pub(super) async fn resource(State(st): State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> PageResult {
+pub(super) async fn resource(State(st): State<AppState>, path: Result<Path<String>, PathRejection>, headers: HeaderMap) -> PageResult {
+    let key = path_param(path, &headers)?;
     if key.is_empty() || key.len() > 512 {
         return Err(WebError::BadRequest("resource key must be 1 to 512 characters".into()).respond(&headers));
     }
@@ -566,7 +585,7 @@ struct SearchPage {
 }
 
 pub(super) async fn search(State(st): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> PageResult {
-    let p = params(&raw);
+    let p = params(&raw, &headers)?;
     let q = one(&p, "q").unwrap_or("").trim().to_string();
     if q.len() > 256 {
         return Err(WebError::BadRequest("search text must be at most 256 characters".into()).respond(&headers));

@@ -125,6 +125,11 @@ fn payload(e: &Event) -> Value {
     serde_json::from_str(&e.payload).unwrap_or(Value::Null)
 }
 
+/// The name of the alarm that opened an incident.
+fn trigger_alarm(p: &Value, trigger: &Option<EventRef>) -> String {
+    p.pointer("/alarm_names/0").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| alarm_of(trigger))
+}
+
 fn alarm_of(trigger: &Option<EventRef>) -> String {
     // alarm history ids are NAME@TIMESTAMP; EventBridge ids say nothing.
     match trigger {
@@ -186,7 +191,7 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
             resolved_at: res_at.map(fmt_time),
             duration: res_at.map(|r| duration(r - opened_ms)).unwrap_or_else(|| "ongoing".into()),
             state: if res_at.is_some() { "resolved" } else { "open" },
-            trigger_alarm: alarm_of(&trigger),
+            trigger_alarm: trigger_alarm(&p, &trigger),
             resources: resources.into_iter().filter(|r| !r.starts_with("alarm/")).collect(),
             top_hypothesis: hypotheses.first().map(|h| h.summary.clone()),
             top_score: hypotheses.first().map(|h| h.score),
@@ -240,7 +245,7 @@ pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRe
             resolved_at: res_at.map(fmt_time),
             duration: res_at.map(|r| duration(r - opened_ms)).unwrap_or_else(|| "ongoing".into()),
             state: if res_at.is_some() { "resolved" } else { "open" },
-            trigger_alarm: alarm_of(&trigger),
+            trigger_alarm: trigger_alarm(&p, &trigger),
             resources: resources.into_iter().filter(|r| !r.starts_with("alarm/")).collect(),
             top_hypothesis: hypotheses.first().map(|h| h.summary.clone()),
             top_score: hypotheses.first().map(|h| h.score),
