@@ -42,6 +42,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Ingest the bundled demo recordings into the store and serve them.
     Demo(ServeArgs),
+    /// Poll AWS (CloudTrail, CloudWatch alarms and logs, Config) into the store.
+    Collect(crate::collect::CollectArgs),
     /// Open GitHub issues for qualifying hypotheses (the outbox worker).
     Notify(crate::notify::NotifyArgs),
     /// Run a benchmark and print its figures.
@@ -178,6 +180,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Hypotheses(a) => hypotheses_cmd(&database, a).await,
         Command::Serve(a) => serve_cmd(args.database.as_deref(), a).await,
         Command::Demo(a) => demo_cmd(&database, a).await,
+        Command::Collect(a) => crate::collect::run(&database, a).await,
         Command::Notify(a) => crate::notify::run(&database, a).await,
         Command::Bench(b) => crate::bench::run(b).await,
     }

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod collect;
 pub mod correlate;
 pub mod ingest;
 pub mod model;

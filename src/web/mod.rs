@@ -32,6 +32,8 @@ pub struct AppState {
     pub ingest_rate: Arc<AtomicU64>,
     /// Collector and worker states for /metrics and the status page: name -> state.
     pub components: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    /// Push endpoint settings (secrets never leave this struct).
+    pub push: Arc<crate::collect::push::PushConfig>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             ingest_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
             components: Default::default(),
+            push: Arc::new(crate::collect::push::PushConfig::default()),
         }
     }
 
@@ -126,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/resources/{*key}", get(pages::resource))
         .route("/search", get(pages::search))
         .route("/status", get(pages::status))
+        .merge(crate::collect::push::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
