@@ -44,6 +44,44 @@ pub enum BenchCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Replay a generated recording (demo incidents plus background noise) the way
+    /// `replay --json` does, and print the time.
+    Replay {
+        /// Lines in the generated recording.
+        #[arg(long, default_value_t = 100_000)]
+        lines: usize,
+        /// Directory for the generated recording (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Rank one incident with N candidate changes in its look-back window.
+    Rank {
+        #[arg(long, default_value_t = 20_000)]
+        candidates: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Score the engine on labelled scenarios with ../shared/bench/score_rca.py, beside
+    /// its "latest change" baseline.
+    Scenarios {
+        /// Directory of NAME.jsonl + NAME.expected.json scenarios.
+        #[arg(default_value = "../shared/scenarios/train")]
+        dir: PathBuf,
+        /// The scorer script.
+        #[arg(long, default_value = "../shared/bench/score_rca.py")]
+        scorer: PathBuf,
+    },
+    /// Server-side latency of the incident page over a store of N events.
+    Page {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Requests to time.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        /// Directory for the store (default: a new directory under the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -55,7 +93,37 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             keep,
             check,
         } => bench_ingest(records, dir, seed, keep, check).await,
+        BenchCommand::Replay { lines, dir } => {
+            crate::correlate::bench::replay(lines, &dir.unwrap_or_else(std::env::temp_dir)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Rank { candidates, runs } => {
+            crate::correlate::bench::rank(candidates, runs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Scenarios { dir, scorer } => bench_scenarios(&dir, &scorer),
+        BenchCommand::Page { events, requests, dir } => {
+            crate::web::bench::page(events, requests, dir).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Runs the scenario scorer with this very binary as the command under test.
+fn bench_scenarios(dir: &Path, scorer: &Path) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find the rootline executable")?;
+    if !scorer.exists() {
+        bail!("scorer {} not found (run from the repository root, or pass --scorer)", scorer.display());
+    }
+    let cmd = format!("{} replay {{file}} --json", exe.display());
+    let status = std::process::Command::new("python3")
+        .arg(scorer)
+        .arg("--cmd")
+        .arg(&cmd)
+        .arg(dir)
+        .status()
+        .context("cannot run python3")?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Targets of issue #2 on the 2-core reference machine, release build.

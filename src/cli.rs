@@ -506,7 +506,7 @@ async fn serve_cmd(database: Option<&str>, a: ServeArgs) -> anyhow::Result<ExitC
 }
 
 /// The demo recordings, compiled in so `rootline demo` works from anywhere.
-const DEMO: &[(&str, &[u8])] = &[
+pub const DEMO: &[(&str, &[u8])] = &[
     ("demo-security-group.jsonl", include_bytes!("../fixtures/demo/sg-revoke-alb-1.jsonl")),
     ("demo-capacity-503.jsonl", include_bytes!("../fixtures/demo/capacity-503-1.jsonl")),
     ("demo-bad-deployment.jsonl", include_bytes!("../fixtures/demo/bad-deploy-ecs-1.jsonl")),

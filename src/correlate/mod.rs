@@ -10,6 +10,7 @@
 //!
 //! Everything here is a pure function of the events given: same input, same output.
 
+pub mod bench;
 mod incidents;
 pub mod priors;
 mod rank;

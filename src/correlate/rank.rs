@@ -216,8 +216,10 @@ fn aliases(corpus: &Corpus<'_>, i: usize) -> Vec<String> {
     let mut out = Vec::new();
     match e.source {
         Source::CloudTrail => {
-            out.push(format!("ct:{}", e.natural_id));
-            if matches!(e.name.as_str(), "UpdateService" | "CreateService" | "CreateDeployment") {
+            // Its own id ("ct:ID") is matched separately, without allocating per event.
+            if matches!(e.name.as_str(), "UpdateService" | "CreateService" | "CreateDeployment")
+                && (e.payload.contains("\"deployments\"") || e.payload.contains("\"deploymentId\""))
+            {
                 let p = corpus.payload(i);
                 if let Some(Value::Array(ds)) = p.pointer("/responseElements/service/deployments") {
                     for d in ds {
@@ -305,21 +307,22 @@ fn time_weight(gap_ms: i64) -> f64 {
 }
 
 /// Prior and reason of one candidate event.
-fn event_prior(corpus: &Corpus<'_>, vocab: &Vocabulary, i: usize) -> (GroupKind, f64, String) {
+fn event_prior(corpus: &Corpus<'_>, vocab: &Vocabulary, i: usize, detailed: bool) -> (GroupKind, f64, String) {
     let e = corpus.events[i];
     match &e.kind {
         Kind::Change if e.source == Source::AlarmHistory => (GroupKind::Change, 0.05, "alarm definition".into()),
         Kind::Change => {
             let (mut p, why) = priors::change_prior(&e.name);
             let mut why = why.to_string();
-            if (e.payload.contains("invokedBy") || e.payload.contains("AWSService"))
+            if detailed
+                && (e.payload.contains("invokedBy") || e.payload.contains("AWSService"))
                 && priors::service_initiated(&corpus.payload(i))
             {
                 p *= 0.3;
                 why.push_str(", made by an AWS service");
             }
             let n = priors::base_name(&e.name);
-            if ["Update", "Modify", "Set", "Put"].iter().any(|v| n.starts_with(v)) && p > 0.1 {
+            if detailed && ["Update", "Modify", "Set", "Put"].iter().any(|v| n.starts_with(v)) && p > 0.1 {
                 let payload = corpus.payload(i);
                 if let Some(req) = payload.get("requestParameters") {
                     let before: Vec<std::rc::Rc<Value>> = e
@@ -532,23 +535,41 @@ pub(crate) fn rank(
             }
         }
     }
+    // Deliveries that name a CloudTrail call (Config items, EventBridge copies) join it.
+    if seen.keys().any(|k| k.starts_with("ct:")) {
+        for (pos, &i) in cand.iter().enumerate() {
+            let e = corpus.events[i];
+            if e.source == Source::CloudTrail {
+                if let Some(&other) = seen.get(&format!("ct:{}", e.natural_id)) {
+                    dsu.union(pos, other);
+                }
+            }
+        }
+    }
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for pos in 0..cand.len() {
         let root = dsu.find(pos);
         members.entry(root).or_default().push(cand[pos]);
     }
+    // Reverts matter only among changes topology relates to a symptom.
+    let related = |i: usize| {
+        focus(corpus.events[i]).iter().filter_map(|r| graph.id(r)).any(|id| symptoms.iter().any(|s| s.dist.contains_key(&id)))
+    };
     let changes: Vec<usize> = cand
         .iter()
         .copied()
-        .filter(|&i| matches!(corpus.events[i].kind, Kind::Change) && corpus.events[i].source == Source::CloudTrail)
+        .filter(|&i| matches!(corpus.events[i].kind, Kind::Change) && corpus.events[i].source == Source::CloudTrail && related(i))
         .collect();
     let reverted = reverts(corpus, vocab, &changes);
 
     let mut groups: Vec<Group> = Vec::new();
     for (_, ms) in members {
+        // Detailed priors (which read payloads) only where topology can make them
+        // matter: an unrelated candidate keeps its name-based prior.
+        let reachable = ms.iter().any(|&i| related(i));
         let mut scored: Vec<(GroupKind, f64, String, usize)> =
             ms.iter().map(|&i| {
-                let (k, p, w) = event_prior(corpus, vocab, i);
+                let (k, p, w) = event_prior(corpus, vocab, i, reachable);
                 (k, p, w, i)
             }).collect();
         scored.sort_by(|a, b| {
@@ -682,26 +703,26 @@ pub(crate) fn rank(
     let out_w: Vec<f64> = (0..n)
         .map(|u| g.edges(NodeIndex::new(u)).map(|e| *e.weight()).sum())
         .collect();
+    // Edges as flat arrays: the iteration below is the hot loop.
+    let edges: Vec<(usize, usize, f64)> = g
+        .edge_references()
+        .map(|e| (e.source().index(), e.target().index(), e.weight() / out_w[e.source().index()]))
+        .collect();
+    let sym_idx: Vec<usize> = sym_nodes.iter().map(|s| s.index()).collect();
     let mut x = restart.clone();
     for _ in 0..200 {
-        let mut next: Vec<f64> = restart.iter().map(|r| (1.0 - ALPHA) * r).collect();
-        for u in 0..n {
-            if x[u] == 0.0 {
-                continue;
-            }
-            if out_w[u] <= 0.0 {
-                for (v, r) in restart.iter().enumerate() {
-                    next[v] += ALPHA * x[u] * r;
-                }
-                continue;
-            }
-            for e in g.edges(NodeIndex::new(u)) {
-                next[e.target().index()] += ALPHA * x[u] * e.weight() / out_w[u];
-            }
+        // Walkers at a node with no way out (a root cause) restart at the symptoms.
+        let dangling: f64 = (0..n).filter(|&u| out_w[u] <= 0.0).map(|u| x[u]).sum();
+        let mut next = vec![0.0; n];
+        for &si in &sym_idx {
+            next[si] = (1.0 - ALPHA + ALPHA * dangling) * restart[si];
+        }
+        for &(u, v, w) in &edges {
+            next[v] += ALPHA * x[u] * w;
         }
         let delta: f64 = next.iter().zip(&x).map(|(a, b)| (a - b).abs()).sum();
         x = next;
-        if delta < 1e-12 {
+        if delta < 1e-10 {
             break;
         }
     }

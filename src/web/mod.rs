@@ -5,6 +5,7 @@
 //! everything they print: CloudTrail fields, alarm reasons and log lines are attacker
 //! controlled.
 
+pub mod bench;
 mod metrics;
 mod pages;
 pub mod serve;
