@@ -201,102 +201,180 @@ fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
         .map_err(|e| (e.reason(), format!("cloudtrail record: {e}")))
 }
 
-/// Messages from the reader thread.
-enum Msg {
-    Batch {
+/// Items handed to a parser thread at a time: large enough to make the hand-off cheap,
+/// small enough to keep every core busy.
+const CHUNK: usize = 256;
+
+/// A unit of work, numbered in input order so the writer can put results back in order.
+enum Unit {
+    /// Items of one file, to parse and normalize.
+    Items {
         file: usize,
-        events: Vec<NewEvent>,
-        last_line: u64,
-        read: u64,
+        format: FileFormat,
+        items: Vec<Item>,
     },
-    Rejected(Rejection),
-    FileDone,
+    /// A file could not be opened.
+    Unreadable { file: usize, reason: String },
+    /// The end of a file.
+    FileEnd,
 }
 
-fn read_file(idx: usize, path: &Path, count: Arc<AtomicU64>, tx: &tokio::sync::mpsc::Sender<Msg>) -> bool {
-    let name = path.display().to_string();
-    let reject = |line: u64, category: &'static str, reason: String| {
-        tx.blocking_send(Msg::Rejected(Rejection {
-            file: name.clone(),
-            line,
-            category,
-            reason,
-        }))
-        .is_ok()
-    };
-    let (r, head) = match open(path, count) {
-        Ok(x) => x,
-        Err(e) => return reject(0, "unreadable file", format!("cannot open: {e}")),
-    };
-    let format = detect_format(path, &head);
-    let items: Box<dyn Iterator<Item = Item>> = match format {
-        FileFormat::Recording => Box::new(LineReader::new(BufReader::with_capacity(256 * 1024, r))),
-        FileFormat::CloudTrailLog => Box::new(RecordScanner::new(r)),
-    };
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut read = 0u64;
-    let mut last_line = 0u64;
-    for item in items {
-        match item {
-            Item::Error { line, reason } => {
-                let category = if reason.contains("truncated") {
-                    "truncated file"
-                } else if reason.contains("limit") {
-                    "too large"
-                } else if reason.contains("missing ','") {
-                    "invalid JSON"
-                } else {
-                    "unreadable file"
-                };
-                // A missing comma is reported but its record is kept (not read twice).
-                if category != "invalid JSON" {
-                    read += 1;
+/// A parsed unit.
+enum Done {
+    Chunk {
+        file: usize,
+        events: Vec<NewEvent>,
+        rejections: Vec<Rejection>,
+        /// Items read (data items and fatal errors; a kept record's missing comma is not
+        /// an item of its own).
+        read: u64,
+        /// The last line of a data item in this chunk, 0 if none.
+        last_line: u64,
+    },
+    Rejected(Rejection),
+    FileEnd,
+}
+
+/// The summary category of a reader error.
+fn reader_error_category(reason: &str) -> &'static str {
+    if reason.contains("truncated") {
+        "truncated file"
+    } else if reason.contains("limit") {
+        "too large"
+    } else if reason.contains("missing ','") || reason.starts_with("invalid") {
+        "invalid JSON"
+    } else {
+        "unreadable file"
+    }
+}
+
+/// Parses and normalizes one unit (runs on a parser thread).
+fn parse_unit(unit: Unit, names: &[String]) -> Done {
+    match unit {
+        Unit::Items { file, format, items } => {
+            let mut events = Vec::with_capacity(items.len());
+            let mut rejections = Vec::new();
+            let mut read = 0u64;
+            let mut last_line = 0u64;
+            for item in items {
+                match item {
+                    Item::Error { line, reason } => {
+                        // A missing comma is reported but its record is kept (and read).
+                        if !reason.contains("missing ','") {
+                            read += 1;
+                        }
+                        rejections.push(Rejection {
+                            file: names[file].clone(),
+                            line,
+                            category: reader_error_category(&reason),
+                            reason,
+                        });
+                    }
+                    Item::Data { line, bytes } => {
+                        read += 1;
+                        last_line = line;
+                        let res = match format {
+                            FileFormat::Recording => recording_line(&bytes),
+                            FileFormat::CloudTrailLog => cloudtrail_record(&bytes),
+                        };
+                        match res {
+                            Ok(ev) => events.push(ev),
+                            Err((category, reason)) => rejections.push(Rejection {
+                                file: names[file].clone(),
+                                line,
+                                category,
+                                reason,
+                            }),
+                        }
+                    }
                 }
-                if !reject(line, category, reason) {
+            }
+            Done::Chunk {
+                file,
+                events,
+                rejections,
+                read,
+                last_line,
+            }
+        }
+        Unit::Unreadable { file, reason } => Done::Rejected(Rejection {
+            file: names[file].clone(),
+            line: 0,
+            category: "unreadable file",
+            reason,
+        }),
+        Unit::FileEnd => Done::FileEnd,
+    }
+}
+
+/// Reads every file into numbered units; returns false when the consumers are gone.
+fn read_files(
+    paths: &[PathBuf],
+    count: &Arc<AtomicU64>,
+    tx: &std::sync::mpsc::SyncSender<(u64, Unit)>,
+) -> bool {
+    let mut seq = 0u64;
+    let mut send = |unit: Unit| {
+        let ok = tx.send((seq, unit)).is_ok();
+        seq += 1;
+        ok
+    };
+    for (file, path) in paths.iter().enumerate() {
+        let (r, head) = match open(path, count.clone()) {
+            Ok(x) => x,
+            Err(e) => {
+                if !send(Unit::Unreadable { file, reason: format!("cannot open: {e}") }) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        let format = detect_format(path, &head);
+        let items: Box<dyn Iterator<Item = Item>> = match format {
+            FileFormat::Recording => Box::new(LineReader::new(BufReader::with_capacity(256 * 1024, r))),
+            FileFormat::CloudTrailLog => Box::new(RecordScanner::new(r)),
+        };
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut bytes = 0usize;
+        for item in items {
+            if let Item::Data { bytes: b, .. } = &item {
+                bytes += b.len();
+            }
+            chunk.push(item);
+            // Also bounded in bytes, so that a few huge records do not pile up.
+            if chunk.len() >= CHUNK || bytes >= 4 * 1024 * 1024 {
+                let items = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                bytes = 0;
+                if !send(Unit::Items { file, format, items }) {
                     return false;
                 }
             }
-            Item::Data { line, bytes } => {
-                read += 1;
-                last_line = line;
-                let res = match format {
-                    FileFormat::Recording => recording_line(&bytes),
-                    FileFormat::CloudTrailLog => cloudtrail_record(&bytes),
-                };
-                match res {
-                    Ok(ev) => {
-                        batch.push(ev);
-                        if batch.len() >= BATCH {
-                            let events = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                            if tx
-                                .blocking_send(Msg::Batch { file: idx, events, last_line, read })
-                                .is_err()
-                            {
-                                return false;
-                            }
-                            read = 0;
-                        }
-                    }
-                    Err((category, reason)) => {
-                        if !reject(line, category, reason) {
-                            return false;
-                        }
-                    }
-                }
-            }
+        }
+        if !chunk.is_empty() && !send(Unit::Items { file, format, items: chunk }) {
+            return false;
+        }
+        if !send(Unit::FileEnd) {
+            return false;
         }
     }
-    if (!batch.is_empty() || read > 0)
-        && tx
-            .blocking_send(Msg::Batch { file: idx, events: batch, last_line, read })
-            .is_err()
-    {
-        return false;
-    }
-    tx.blocking_send(Msg::FileDone).is_ok()
+    true
+}
+
+/// Parser threads: as many as there are cores (the writer mostly waits on SQLite).
+fn parser_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4)
 }
 
 /// Ingests files into the log. `progress` shows a bar on a terminal.
+///
+/// A reader thread splits the files into numbered chunks of lines (or records), parser
+/// threads parse and normalize them, and this task puts the results back in input order
+/// and appends them in batches, each in one transaction with the checkpoint of the file
+/// line it reaches. So a crash leaves the log and checkpoint at the same line, and the
+/// sequence order is the input order.
 pub async fn ingest_files<S: EventLog>(
     store: &S,
     paths: &[PathBuf],
@@ -318,59 +396,130 @@ pub async fn ingest_files<S: EventLog>(
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let names: Arc<Vec<String>> = Arc::new(paths.iter().map(|p| p.display().to_string()).collect());
     let count = Arc::new(AtomicU64::new(0));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
-    let thread_paths = paths.to_vec();
-    let thread_count = count.clone();
-    let handle = std::thread::Builder::new()
-        .name("ingest-reader".into())
-        .spawn(move || {
-            for (i, p) in thread_paths.iter().enumerate() {
-                if !read_file(i, p, thread_count.clone(), &tx) {
-                    break; // the writer stopped
+    let parsers = parser_threads();
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Unit)>(parsers * 2);
+    let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<(u64, Done)>(parsers * 4);
+
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .map_err(|e| IngestError::Reader(e.to_string()))
+    };
+    let mut handles = Vec::new();
+    {
+        let paths = paths.to_vec();
+        let count = count.clone();
+        handles.push(spawn(
+            "ingest-reader".into(),
+            Box::new(move || {
+                // Returns early when the writer stopped; dropping the sender ends the parsers.
+                let _ = read_files(&paths, &count, &work_tx);
+            }),
+        )?);
+    }
+    for i in 0..parsers {
+        let rx = work_rx.clone();
+        let tx = done_tx.clone();
+        let names = names.clone();
+        handles.push(spawn(
+            format!("ingest-parse-{i}"),
+            Box::new(move || loop {
+                let next = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                let Ok((seq, unit)) = next else { return };
+                if tx.blocking_send((seq, parse_unit(unit, &names))).is_err() {
+                    return;
                 }
-            }
-        })
-        .map_err(|e| IngestError::Reader(e.to_string()))?;
+            }),
+        )?);
+    }
+    drop(done_tx);
 
     let mut summary = IngestSummary::default();
-    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let result: Result<(), IngestError> = async {
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Msg::Batch { file, events, last_line, read } => {
-                    summary.read += read;
-                    let cp = Checkpoint {
-                        name: format!("ingest:{}", names[file]),
-                        value: format!("{{\"line\":{last_line}}}"),
-                    };
-                    let out = store.append(&events, Some(&cp)).await?;
-                    summary.appended += out.appended;
-                    summary.duplicates += out.duplicates;
-                    bar.set_position(count.load(Ordering::Relaxed));
-                    bar.set_message(format!("{} appended", summary.appended));
-                }
-                Msg::Rejected(r) => {
-                    tracing::debug!(file = %r.file, line = r.line, reason = %r.reason, "Rejected input");
-                    *summary.rejected.entry(r.category).or_default() += 1;
-                    if summary.rejections.len() < MAX_KEPT_REJECTIONS {
-                        summary.rejections.push(r);
+        let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
+        // The file and line the batch reaches.
+        let mut reach: Option<(usize, u64)> = None;
+        while let Some((seq, done)) = done_rx.recv().await {
+            pending.insert(seq, done);
+            while let Some(done) = pending.remove(&next) {
+                next += 1;
+                match done {
+                    Done::Chunk { file, events, rejections, read, last_line } => {
+                        summary.read += read;
+                        for r in rejections {
+                            tracing::debug!(file = %r.file, line = r.line, reason = %r.reason, "Rejected input");
+                            *summary.rejected.entry(r.category).or_default() += 1;
+                            if summary.rejections.len() < MAX_KEPT_REJECTIONS {
+                                summary.rejections.push(r);
+                            }
+                        }
+                        batch.extend(events);
+                        if last_line > 0 {
+                            reach = Some((file, last_line));
+                        }
+                        if batch.len() >= BATCH {
+                            flush(store, &names, &mut batch, &mut reach, &mut summary).await?;
+                            bar.set_position(count.load(Ordering::Relaxed));
+                            bar.set_message(format!("{} appended", summary.appended));
+                        }
+                    }
+                    Done::Rejected(r) => {
+                        *summary.rejected.entry(r.category).or_default() += 1;
+                        if summary.rejections.len() < MAX_KEPT_REJECTIONS {
+                            summary.rejections.push(r);
+                        }
+                    }
+                    Done::FileEnd => {
+                        // A batch never spans two files: its checkpoint names one.
+                        flush(store, &names, &mut batch, &mut reach, &mut summary).await?;
+                        summary.files += 1;
                     }
                 }
-                Msg::FileDone => summary.files += 1,
             }
         }
-        Ok(())
+        flush(store, &names, &mut batch, &mut reach, &mut summary).await
     }
     .await;
-    // On a store error the receiver is dropped here, which stops the reader.
-    drop(rx);
+    // On a store error the receiver is dropped here, which stops the parsers and reader.
+    drop(done_rx);
     bar.finish_and_clear();
-    handle
-        .join()
-        .map_err(|_| IngestError::Reader("reader thread panicked".into()))?;
+    for h in handles {
+        h.join()
+            .map_err(|_| IngestError::Reader("an ingest thread panicked".into()))?;
+    }
     result?;
     Ok(summary)
+}
+
+/// Appends the batch with the checkpoint of the line it reaches.
+async fn flush<S: EventLog>(
+    store: &S,
+    names: &[String],
+    batch: &mut Vec<NewEvent>,
+    reach: &mut Option<(usize, u64)>,
+    summary: &mut IngestSummary,
+) -> Result<(), IngestError> {
+    let Some((file, line)) = reach.take() else {
+        return Ok(());
+    };
+    let cp = Checkpoint {
+        name: format!("ingest:{}", names[file]),
+        value: format!("{{\"line\":{line}}}"),
+    };
+    let out = store.append(batch, Some(&cp)).await?;
+    summary.appended += out.appended;
+    summary.duplicates += out.duplicates;
+    batch.clear();
+    Ok(())
 }
 
 #[cfg(test)]
