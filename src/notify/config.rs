@@ -2,7 +2,7 @@
 //! `serve`), the token, and the resolved `NotifyConfig`.
 
 use super::NotifyError;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -291,7 +291,7 @@ impl NotifyConfig {
     /// The token's text, if any.
     #[cfg(test)]
     pub(crate) fn token_text(&self) -> Option<&str> {
-        self.token.as_ref().map(|t| t.expose_secret())
+        self.token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t))
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn request_issue<S: EventLog>(
         return Err(NotifyError::Other("say who requests the issue".into()));
     }
     let by: String = by.chars().filter(|c| !c.is_control()).take(100).collect();
-    outbox::request(store, incident, hypothesis, &by).await
+    outbox::request(store, incident, hypothesis, &by, true).await
 }
 
 /// Runs `rootline notify`.

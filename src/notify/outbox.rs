@@ -223,18 +223,20 @@ async fn append<S: EventLog>(
     Ok(outcome.appended > 0)
 }
 
-/// Appends the request for a hypothesis. When the delivery failed before, a new request
-/// (tied to that failure) re-opens it; otherwise an existing request wins.
+/// Appends the request for a hypothesis; returns true when appended. An existing
+/// delivery wins, except that a failed one is requested again (with a request tied to
+/// that failure) when `again_if_failed`.
 pub async fn request<S: EventLog>(
     store: &S,
     incident: &Incident,
     h: &Hypothesis,
     by: &str,
+    again_if_failed: bool,
 ) -> Result<bool, NotifyError> {
     let events = read(store, Some(&incident.id)).await?;
     let what = match fold(&events).iter().find(|s| s.delivery.cause == h.cause) {
         None => "requested".to_string(),
-        Some(s) if s.delivery.state == "failed" => {
+        Some(s) if again_if_failed && s.delivery.state == "failed" => {
             let failed_seq = events
                 .iter()
                 .filter(|e| e.kind == FAILED && e.cause == h.cause)

@@ -229,7 +229,7 @@ impl<S: EventLog> Worker<S> {
                     virtual_requests.push(virtual_request(inc, h));
                     report.requested += 1;
                 }
-            } else if outbox::request(&self.store, inc, h, outbox::AUTO).await? {
+            } else if outbox::request(&self.store, inc, h, outbox::AUTO, false).await? {
                 tracing::info!(incident = %inc.id, cause = ?format!("{}/{}", h.cause.source, h.cause.id), score = h.score, "issue requested");
                 report.requested += 1;
             }
@@ -238,7 +238,7 @@ impl<S: EventLog> Worker<S> {
             for s in existing.iter().filter(|s| s.delivery.state == "failed") {
                 let (inc, h) = self.subject(&s.request);
                 let by = s.request.by.clone().unwrap_or_else(|| outbox::AUTO.to_string());
-                if outbox::request(&self.store, &inc, &h, &by).await? {
+                if outbox::request(&self.store, &inc, &h, &by, true).await? {
                     tracing::info!(incident = %inc.id, cause = ?format!("{}/{}", h.cause.source, h.cause.id), "failed delivery requested again");
                     report.requested += 1;
                 }
