@@ -599,6 +599,15 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["status"], 422);
 
+    // A redirect (renamed repository) is reported, not followed.
+    let env = Env::new(&fixture("one-incident.jsonl")).await;
+    env.fake.fault(Route::ListIssues, Fault::Status(301));
+    let out = env.notify(&[]).await;
+    assert_eq!(out.code, Some(3), "{out:?}");
+    let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
+    assert!(e.contains("301") && e.contains("moved"), "{e}");
+    assert_eq!(env.fake.log().len(), 1);
+
     // 403 that is no rate limit: missing permission.
     let env = Env::new(&fixture("one-incident.jsonl")).await;
     env.fake.fault(Route::CreateIssue, Fault::Status(403));

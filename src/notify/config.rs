@@ -3,6 +3,7 @@
 
 use super::NotifyError;
 use secrecy::SecretString;
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ pub const TOKEN_ENV: [&str; 2] = ["ROOTLINE_GITHUB_TOKEN", "GITHUB_TOKEN"];
 ///
 /// Nothing here holds the token itself: it is read from `ROOTLINE_GITHUB_TOKEN`,
 /// `GITHUB_TOKEN` or `--github-token-file` by [`NotifyConfig::from_env_and_args`].
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GithubOptions {
     /// The repository to open issues in, as owner/name. Notifications are off without it.
     #[arg(long, env = "ROOTLINE_GITHUB_REPO", value_name = "OWNER/NAME")]
@@ -34,6 +36,7 @@ pub struct GithubOptions {
     /// Label for rootline's issues (repeatable). The first one is also how rootline finds
     /// its own issues again, so keep it stable.
     #[arg(long = "github-label", value_name = "LABEL", default_value = DEFAULT_LABEL)]
+    #[serde(alias = "github_label")]
     pub github_labels: Vec<String>,
     /// Base URL of rootline's pages, for the links in issues.
     #[arg(long, env = "ROOTLINE_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
@@ -74,7 +77,39 @@ pub struct GithubOptions {
     pub notify_poll_interval: f64,
 }
 
+impl Default for GithubOptions {
+    /// The same defaults as the command line.
+    fn default() -> Self {
+        GithubOptions {
+            github_repo: None,
+            github_api_url: DEFAULT_API_URL.to_string(),
+            github_token_file: None,
+            github_labels: vec![DEFAULT_LABEL.to_string()],
+            public_url: DEFAULT_PUBLIC_URL.to_string(),
+            min_score: 0.3,
+            only_open: false,
+            incidents_since: None,
+            github_timeout: 10.0,
+            github_retry_base: 1.0,
+            github_retry_max: 60.0,
+            github_max_attempts: 8,
+            github_max_wait: 900.0,
+            github_settle: None,
+            notify_poll_interval: 30.0,
+        }
+    }
+}
+
 impl GithubOptions {
+    /// Options from a configuration file's `[notify]` table, with the flag names in
+    /// snake case (`github_repo = "owner/name"`, `min_score = 0.5`, `github_labels =
+    /// ["rootline"]`, ...); missing keys take the command line's defaults. There is no
+    /// key for the token itself: use `github_token_file` or the environment.
+    pub fn from_toml(table: &toml::Table) -> Result<GithubOptions, NotifyError> {
+        GithubOptions::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| NotifyError::Config(format!("invalid [notify] section: {}", e.message())))
+    }
+
     /// True when a repository is configured, i.e. notifications are wanted.
     pub fn is_configured(&self) -> bool {
         self.github_repo.as_deref().is_some_and(|r| !r.trim().is_empty())
@@ -385,6 +420,24 @@ mod tests {
         let o = opts(&["--github-repo", "o/r", "--github-token-file", f.to_str().unwrap()]);
         let c = NotifyConfig::from_args_with_env(&o, false, |_| Some("env".into())).unwrap();
         assert_eq!(c.token_text(), Some("from-file"));
+    }
+
+    #[test]
+    fn defaults_and_config_file_match_the_command_line() {
+        let cli = opts(&[]);
+        let def = GithubOptions::default();
+        assert_eq!(format!("{cli:?}"), format!("{def:?}"));
+        let t: toml::Table = toml::from_str(
+            "github_repo = \"o/r\"\nmin_score = 0.5\ngithub_labels = [\"a\", \"b\"]\nonly_open = true",
+        )
+        .unwrap();
+        let o = GithubOptions::from_toml(&t).unwrap();
+        assert!(o.is_configured() && o.only_open);
+        assert_eq!((o.min_score, o.github_labels.clone()), (0.5, vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(o.github_api_url, DEFAULT_API_URL);
+        let t: toml::Table = toml::from_str("github_token = \"ghp_x\"").unwrap();
+        let e = GithubOptions::from_toml(&t).unwrap_err().to_string();
+        assert!(e.contains("github_token") && !e.contains("ghp_x"), "{e}");
     }
 
     #[test]

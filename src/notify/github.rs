@@ -106,6 +106,9 @@ impl GitHub {
             .default_headers(headers)
             .timeout(config.retry.request_timeout)
             .connect_timeout(config.retry.request_timeout)
+            // A redirect (a renamed or transferred repository) is reported, not followed:
+            // a followed POST could turn into a GET, and the token must not travel on.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| NotifyError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(GitHub {
@@ -200,6 +203,15 @@ impl GitHub {
                 reason: message,
                 wait: retry_after(headers),
                 maybe_done: creates,
+            };
+        }
+        if status.is_redirection() {
+            let to = headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or("?");
+            return Failure::Permanent {
+                status: Some(code),
+                message: self.scrub(&format!(
+                    "{message} — the repository moved (to {to}): update --github-repo or --github-api-url"
+                )),
             };
         }
         let hint = match code {
