@@ -85,7 +85,8 @@ fn throttled_http() -> aws_smithy_runtime_api::http::Response {
 async fn cloudtrail_lookup_events_paging_empty_pages_throttling_and_rate_limit() {
     let events = lookup_events();
     assert!(events.len() >= 4);
-    let calls: Arc<Mutex<Vec<(Instant, Option<String>, bool)>>> = Arc::default();
+    type Calls = Arc<Mutex<Vec<(Instant, Option<String>, bool)>>>;
+    let calls: Calls = Arc::default();
     let seen = calls.clone();
     let (first, rest) = events.split_at(1);
     let (p3a, _) = rest.split_at(2);

@@ -92,7 +92,7 @@ async fn own_detection_finds_new_error_patterns_and_rate_spikes() {
     let conf = moto_sdk_config(&moto.url).await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
     // A fixed clock two hours back so every minute is known; moto keeps real timestamps.
-    let t0 = (now() - 2 * 3600_000) / 60_000 * 60_000;
+    let t0 = (now() - 2 * 3_600_000) / 60_000 * 60_000;
     let clock = Arc::new(AtomicI64::new(t0));
     let group = "/ecs/payments";
     // Baseline: 40 minutes with one known error a minute and some info lines.
@@ -269,15 +269,20 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
             .stderr(std::process::Stdio::piped());
         cmd
     };
+    // Read-only counts while the collector runs (opening the store would race its
+    // migrations).
     let count = |db: std::path::PathBuf| async move {
-        match rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display())).await {
-            Ok(s) => {
-                let n = s.count().await.unwrap_or(0);
-                s.close().await;
-                n
-            }
-            Err(_) => 0,
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::ConnectOptions;
+        if !db.exists() {
+            return 0;
         }
+        let Ok(mut conn) = SqliteConnectOptions::new().filename(&db).read_only(true).connect().await else {
+            return 0;
+        };
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&mut conn).await.unwrap_or(0);
+        let _ = sqlx::Connection::close(conn).await;
+        n
     };
     let mut child = run(false).spawn().expect("spawn rootline collect");
     let t = std::time::Instant::now();

@@ -27,6 +27,9 @@ const MINUTE: i64 = 60_000;
 /// EWMA weight of one minute (about an hour of memory).
 const ALPHA: f64 = 2.0 / 61.0;
 
+/// Error lines of one pattern: (time, message).
+type Hits<'a> = Vec<(i64, &'a str)>;
+
 /// What detection remembers between passes (in the checkpoint).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetectState {
@@ -64,6 +67,7 @@ impl Detector {
     /// Evaluates the minutes in `[from, to)` (minute aligned) over `events` (the group's
     /// log events in that range). In a learning pass (the first one), patterns and the
     /// baseline are learnt and nothing is reported.
+    #[allow(clippy::too_many_arguments)]
     pub fn evaluate(
         &self,
         state: &mut DetectState,
@@ -96,7 +100,7 @@ impl Detector {
             let mut lines = by_minute.remove(&m).unwrap_or_default();
             lines.sort_by_key(|l| l.0);
             // Error patterns of the minute, in order of first appearance.
-            let mut patterns: Vec<(String, String, Vec<(i64, &str)>)> = Vec::new();
+            let mut patterns: Vec<(String, String, Hits<'_>)> = Vec::new();
             for (t, msg) in &lines {
                 let tpl = template(msg);
                 let h = short_hash(&tpl, 16);

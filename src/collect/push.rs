@@ -265,7 +265,7 @@ async fn eventbridge(State(state): State<AppState>, headers: HeaderMap, body: Bo
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

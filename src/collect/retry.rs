@@ -86,10 +86,34 @@ where
         }
         _ => (false, false),
     };
+    let message = match &e {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            match (ctx.err().code(), ctx.err().message()) {
+                (Some(c), Some(m)) => format!("{op}: {c}: {m} (HTTP {status})"),
+                (Some(c), None) => format!("{op}: {c} (HTTP {status})"),
+                _ => format!("{op}: HTTP {status} with an unreadable response"),
+            }
+        }
+        SdkError::TimeoutError(_) => format!("{op}: timed out"),
+        other => format!("{op}: {}", DisplayErrorContext(other)),
+    };
     CollectError {
         transient,
         throttled,
-        message: format!("{op}: {}", DisplayErrorContext(&e)),
+        message: shorten(&message, 400),
+    }
+}
+
+/// At most `n` characters, on one line.
+fn shorten(s: &str, n: usize) -> String {
+    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        let mut t: String = one_line.chars().take(n).collect();
+        t.push('…');
+        t
     }
 }
 

@@ -7,7 +7,6 @@ use super::config::CollectConfig;
 use super::push::EVENTBRIDGE_KEY_ENV;
 use anyhow::Context;
 use aws_sdk_eventbridge::types::{CreateConnectionApiKeyAuthRequestParameters, ConnectionAuthorizationType, CreateConnectionAuthRequestParameters, UpdateConnectionApiKeyAuthRequestParameters, UpdateConnectionAuthRequestParameters, ApiDestinationHttpMethod, RuleState, Target};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,9 +151,9 @@ fn json_eq(a: &str, b: &str) -> bool {
 
 fn err<E>(op: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> anyhow::Error
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    anyhow::anyhow!("{op}: {}", DisplayErrorContext(&e))
+    anyhow::anyhow!(super::retry::sdk_error(op, e).message)
 }
 
 /// Plans and (unless `dry_run`) applies the setup. `cloudtrail`, when given, is used to
