@@ -7,10 +7,10 @@ mod notify_fake;
 
 use notify_fake::{FakeGithub, Fault, Route};
 use rootline::correlate::{analyze, Analysis, Config};
+use rootline::model::{EventRef, Source};
 use rootline::notify::markdown::{has_marker, marker};
 use rootline::notify::{deliveries, request_issue, run_worker, GithubOptions, NotifyConfig};
 use rootline::store::{EventFilter, EventLog, SqliteStore};
-use rootline::model::{EventRef, Source};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +22,9 @@ const REPO: &str = "payments";
 const PUBLIC: &str = "http://rootline.test";
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/engine").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/engine")
+        .join(name)
 }
 
 fn cause(source: &str, id: &str) -> EventRef {
@@ -128,7 +130,13 @@ impl Env {
 
     async fn ingest(&self, recording: &std::path::Path) {
         let out = rootline(
-            strings(&["--database", &self.db, "ingest", "--no-progress", &recording.display().to_string()]),
+            strings(&[
+                "--database",
+                &self.db,
+                "ingest",
+                "--no-progress",
+                &recording.display().to_string(),
+            ]),
             vec![],
         )
         .await;
@@ -201,7 +209,13 @@ impl Env {
         store.close().await;
         let mut out: Vec<(i64, String, Value)> = events
             .iter()
-            .map(|e| (e.seq, e.name.clone(), serde_json::from_str(&e.payload).expect("payload")))
+            .map(|e| {
+                (
+                    e.seq,
+                    e.name.clone(),
+                    serde_json::from_str(&e.payload).expect("payload"),
+                )
+            })
             .collect();
         out.sort_by_key(|x| x.0);
         out.into_iter().map(|(_, n, p)| (n, p)).collect()
@@ -224,7 +238,11 @@ impl Env {
     /// Every request conformed to GitHub's description.
     fn assert_conforming(&self) {
         let v = self.fake.violations();
-        assert!(v.is_empty(), "requests departing from GitHub's OpenAPI description:\n{}", v.join("\n"));
+        assert!(
+            v.is_empty(),
+            "requests departing from GitHub's OpenAPI description:\n{}",
+            v.join("\n")
+        );
     }
 
     /// Exactly one issue per (incident, hypothesis) marker, and each marker expected.
@@ -248,7 +266,11 @@ fn first_cause() -> EventRef {
 }
 
 fn opened_events(outbox: &[(String, Value)]) -> Vec<&Value> {
-    outbox.iter().filter(|(n, _)| n == "issue_opened").map(|(_, p)| p).collect()
+    outbox
+        .iter()
+        .filter(|(n, _)| n == "issue_opened")
+        .map(|(_, p)| p)
+        .collect()
 }
 
 // ------------------------------------------------------------------------ the fake
@@ -272,12 +294,18 @@ async fn the_fake_github_checks_requests_against_the_openapi_description() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let issue: Value = r.json().await.unwrap();
-    let r = gh(http.get(format!("{base}/issues?state=all&labels=rootline&sort=created&direction=desc&per_page=100&page=1")))
+    let r = gh(http.get(format!(
+        "{base}/issues?state=all&labels=rootline&sort=created&direction=desc&per_page=100&page=1"
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = gh(http.post(format!("{base}/issues/1/comments")))
+        .json(&serde_json::json!({"body": "c"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = gh(http.post(format!("{base}/issues/1/comments"))).json(&serde_json::json!({"body": "c"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let comment: Value = r.json().await.unwrap();
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
@@ -285,15 +313,31 @@ async fn the_fake_github_checks_requests_against_the_openapi_description() {
     let api = notify_fake::OpenApi::get();
     let errs: Vec<String> = api.issue_schema.iter_errors(&issue).map(|e| e.to_string()).collect();
     assert!(errs.is_empty(), "{errs:?}");
-    let errs: Vec<String> = api.comment_schema.iter_errors(&comment).map(|e| e.to_string()).collect();
+    let errs: Vec<String> = api
+        .comment_schema
+        .iter_errors(&comment)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errs.is_empty(), "{errs:?}");
 
     // Each departure from the description is caught.
     let bad: Vec<(reqwest::RequestBuilder, &str)> = vec![
-        (gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"body": "no title"})), "title"),
-        (gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": ["x"]})), "title"),
-        (gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": "t", "labels": "rootline"})), "labels"),
-        (gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": "t", "lables": ["x"]})), "lables"),
+        (
+            gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"body": "no title"})),
+            "title",
+        ),
+        (
+            gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": ["x"]})),
+            "title",
+        ),
+        (
+            gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": "t", "labels": "rootline"})),
+            "labels",
+        ),
+        (
+            gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": "t", "lables": ["x"]})),
+            "lables",
+        ),
         (gh(http.post(format!("{base}/issues"))), "body required"),
         (gh(http.get(format!("{base}/issues?state=everything"))), "state"),
         (gh(http.get(format!("{base}/issues?per_page=many"))), "per_page"),
@@ -301,18 +345,28 @@ async fn the_fake_github_checks_requests_against_the_openapi_description() {
         (gh(http.get(format!("{base}/issues/abc/comments"))), "issue_number"),
         (gh(http.get(format!("{base}/pulls"))), "not an operation"),
         (
-            http.get(format!("{base}/issues")).header("accept", "application/vnd.github+json").header("user-agent", "x"),
+            http.get(format!("{base}/issues"))
+                .header("accept", "application/vnd.github+json")
+                .header("user-agent", "x"),
             "Authorization",
         ),
         (
-            http.get(format!("{base}/issues")).header("authorization", format!("Basic {TOKEN}")).header("accept", "application/vnd.github+json").header("user-agent", "x"),
+            http.get(format!("{base}/issues"))
+                .header("authorization", format!("Basic {TOKEN}"))
+                .header("accept", "application/vnd.github+json")
+                .header("user-agent", "x"),
             "Authorization",
         ),
         (
-            http.get(format!("{base}/issues")).header("authorization", format!("Bearer {TOKEN}")).header("user-agent", "x"),
+            http.get(format!("{base}/issues"))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("user-agent", "x"),
             "Accept",
         ),
-        (gh(http.get(format!("{base}/issues"))).header("x-github-api-version", "1999-01-01"), "X-GitHub-Api-Version"),
+        (
+            gh(http.get(format!("{base}/issues"))).header("x-github-api-version", "1999-01-01"),
+            "X-GitHub-Api-Version",
+        ),
     ];
     for (req, what) in bad {
         let before = fake.violations().len();
@@ -320,7 +374,11 @@ async fn the_fake_github_checks_requests_against_the_openapi_description() {
         assert_eq!(r.status(), 422, "{what}");
         let v = fake.violations();
         assert!(v.len() > before, "not caught: {what}");
-        assert!(v[before..].iter().any(|x| x.contains(what)), "{what}: {:?}", &v[before..]);
+        assert!(
+            v[before..].iter().any(|x| x.contains(what)),
+            "{what}: {:?}",
+            &v[before..]
+        );
     }
 }
 
@@ -338,16 +396,28 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
     let issue = &env.fake.issues()[0];
     assert!(has_marker(&issue.body, &marker(env.first(), &first_cause())));
     assert_eq!(issue.labels, vec!["rootline".to_string()]);
-    assert!(issue.title.starts_with("[rootline] web-5xx in ALARM"), "{}", issue.title);
+    assert!(
+        issue.title.starts_with("[rootline] web-5xx in ALARM"),
+        "{}",
+        issue.title
+    );
     // Links back to rootline's pages: the incident and the events.
-    assert!(issue.body.contains(&format!("({PUBLIC}/incidents/{})", env.first())), "{}", issue.body);
+    assert!(
+        issue.body.contains(&format!("({PUBLIC}/incidents/{})", env.first())),
+        "{}",
+        issue.body
+    );
     assert!(issue.body.contains(&format!("({PUBLIC}/events/")), "{}", issue.body);
     assert!(issue.body.contains("DeregisterTargets"), "{}", issue.body);
     // It looked for the marker (issues list, not search), then created.
     let log = env.fake.log();
     let routes: Vec<Route> = log.iter().filter_map(|l| l.route).collect();
     assert_eq!(routes, vec![Route::ListIssues, Route::CreateIssue], "{log:#?}");
-    assert!(log[0].query.contains("state=all") && log[0].query.contains("labels=rootline"), "{}", log[0].query);
+    assert!(
+        log[0].query.contains("state=all") && log[0].query.contains("labels=rootline"),
+        "{}",
+        log[0].query
+    );
     assert!(log.iter().all(|l| !l.path.starts_with("/search")));
 
     // The outbox: requested, then opened with number and URL.
@@ -380,13 +450,28 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_choose_which_incidents_qualify() {
     let env = Env::new(&fixture("one-incident.jsonl")).await;
-    let out = env.notify(&["--min-score", "0.05", "--incidents-since", "2030-01-01T00:00:00Z"]).await;
+    let out = env
+        .notify(&["--min-score", "0.05", "--incidents-since", "2030-01-01T00:00:00Z"])
+        .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(env.fake.issues().is_empty());
-    let out = env.notify(&["--min-score", "0.05", "--only-open", "--github-label", "incident", "--github-label", "rootline"]).await;
+    let out = env
+        .notify(&[
+            "--min-score",
+            "0.05",
+            "--only-open",
+            "--github-label",
+            "incident",
+            "--github-label",
+            "rootline",
+        ])
+        .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     env.assert_one_issue_each(&[(env.second(), first_cause())]);
-    assert_eq!(env.fake.issues()[0].labels, vec!["incident".to_string(), "rootline".to_string()]);
+    assert_eq!(
+        env.fake.issues()[0].labels,
+        vec!["incident".to_string(), "rootline".to_string()]
+    );
     // The first label is the one rootline lists by.
     assert!(env.fake.log()[0].query.contains("labels=incident"));
     env.assert_conforming();
@@ -404,11 +489,29 @@ async fn dry_run_prints_the_requests_and_changes_nothing() {
     args.retain(|a| a != "--once");
     let out = rootline(args, vec![]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out.stdout.contains(&format!("POST {}/repos/{OWNER}/{REPO}/issues", env.fake.url())), "{}", out.stdout);
-    assert!(out.stdout.contains("Authorization: Bearer [redacted]"), "{}", out.stdout);
-    assert!(out.stdout.contains("X-GitHub-Api-Version: 2022-11-28"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("POST {}/repos/{OWNER}/{REPO}/issues", env.fake.url())),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Authorization: Bearer [redacted]"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("X-GitHub-Api-Version: 2022-11-28"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.stdout.matches("\nPOST ").count(), 2, "{}", out.stdout);
-    assert!(out.stdout.contains(&marker(env.first(), &first_cause()).replace('"', "\\\"")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&marker(env.first(), &first_cause()).replace('"', "\\\"")),
+        "{}",
+        out.stdout
+    );
     assert!(env.fake.log().is_empty(), "a dry run sent requests");
     assert_eq!(env.outbox().await.len(), before);
     let store = env.store().await;
@@ -470,7 +573,11 @@ async fn timeouts_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_retried() {
-    let env = one_issue_despite(&[(Route::ListIssues, Fault::Drop), (Route::CreateIssue, Fault::Drop)], &[]).await;
+    let env = one_issue_despite(
+        &[(Route::ListIssues, Fault::Drop), (Route::CreateIssue, Fault::Drop)],
+        &[],
+    )
+    .await;
     assert_eq!(env.fake.count(Route::CreateIssue), 2);
 }
 
@@ -561,7 +668,10 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
         let d = env.deliveries(inc).await;
         assert_eq!(d[0].state, "failed");
         let e = d[0].error.clone().unwrap_or_default();
-        assert!(e.contains("401") && e.contains("Bad credentials") && e.contains("token"), "{e}");
+        assert!(
+            e.contains("401") && e.contains("Bad credentials") && e.contains("token"),
+            "{e}"
+        );
     }
     assert!(out.stderr.contains("401"), "{}", out.stderr);
     // Not retried on the next run...
@@ -583,7 +693,10 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     let out = rootline(args, token_env(TOKEN)).await;
     assert_eq!(out.code, Some(3), "{out:?}");
     let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
-    assert!(e.contains("404") && e.contains("Not Found") && e.contains("repository"), "{e}");
+    assert!(
+        e.contains("404") && e.contains("Not Found") && e.contains("repository"),
+        "{e}"
+    );
     assert_eq!(env.fake.log().len(), 1);
 
     // 422: GitHub refuses the issue (e.g. an invalid label); no retry.
@@ -593,9 +706,16 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     assert_eq!(out.code, Some(3), "{out:?}");
     assert_eq!(env.fake.count(Route::CreateIssue), 1);
     let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
-    assert!(e.contains("422") && e.contains("Validation Failed") && e.contains("labels"), "{e}");
+    assert!(
+        e.contains("422") && e.contains("Validation Failed") && e.contains("labels"),
+        "{e}"
+    );
     let outbox = env.outbox().await;
-    let failed: Vec<&Value> = outbox.iter().filter(|(n, _)| n == "issue_failed").map(|(_, p)| p).collect();
+    let failed: Vec<&Value> = outbox
+        .iter()
+        .filter(|(n, _)| n == "issue_failed")
+        .map(|(_, p)| p)
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["status"], 422);
 
@@ -627,7 +747,10 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
     let text = std::fs::read_to_string(&full).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("partial.jsonl");
-    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("\"eventID\":\"modify-lb\"")).collect();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"eventID\":\"modify-lb\""))
+        .collect();
     std::fs::write(&partial, kept.join("\n")).unwrap();
 
     let env = Env::new(&partial).await;
@@ -657,7 +780,10 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
     let d = env.deliveries(&inc).await;
     let states: Vec<(&str, Option<u64>)> = d.iter().map(|d| (d.state.as_str(), d.issue_number)).collect();
     assert_eq!(states, vec![("opened", Some(1)), ("commented", Some(1))]);
-    assert!(d[1].issue_url.as_deref().unwrap_or("").contains("#issuecomment-"), "{d:?}");
+    assert!(
+        d[1].issue_url.as_deref().unwrap_or("").contains("#issuecomment-"),
+        "{d:?}"
+    );
 
     // Nothing more on another run.
     let out = env.notify(&["--min-score", "0.2"]).await;
@@ -665,7 +791,12 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
     assert_eq!(env.fake.issues()[0].comments.len(), 1);
 
     // A person asks for an issue for the third hypothesis: it gets its own.
-    let h3 = a.incidents[0].hypotheses.iter().find(|h| h.cause.id == "re-authorize").unwrap().clone();
+    let h3 = a.incidents[0]
+        .hypotheses
+        .iter()
+        .find(|h| h.cause.id == "re-authorize")
+        .unwrap()
+        .clone();
     let store = env.store().await;
     assert!(request_issue(&store, &a.incidents[0], &h3, "alice").await.unwrap());
     assert!(!request_issue(&store, &a.incidents[0], &h3, "alice").await.unwrap());
@@ -685,7 +816,8 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
 async fn a_process_killed_between_creating_and_recording_ends_with_one_issue() {
     let env = Env::new(&fixture("one-incident.jsonl")).await;
     // GitHub creates the issue, then the answer hangs; the process is killed meanwhile.
-    env.fake.fault(Route::CreateIssue, Fault::ActThenStall(Duration::from_secs(60)));
+    env.fake
+        .fault(Route::CreateIssue, Fault::ActThenStall(Duration::from_secs(60)));
     let mut args = env.args(&[]);
     let i = args.iter().position(|a| a == "--github-timeout").unwrap();
     args[i + 1] = "30".into();
@@ -747,7 +879,8 @@ async fn the_worker_runs_in_a_task_until_shut_down() {
         "0.01",
     ])
     .o;
-    let config = NotifyConfig::from_args_with_env(&opts, false, |k| (k == "GITHUB_TOKEN").then(|| TOKEN.to_string())).unwrap();
+    let config =
+        NotifyConfig::from_args_with_env(&opts, false, |k| (k == "GITHUB_TOKEN").then(|| TOKEN.to_string())).unwrap();
     let store = env.store().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // What `serve` does: spawn the worker with a shutdown signal.
@@ -755,17 +888,64 @@ async fn the_worker_runs_in_a_task_until_shut_down() {
         let _ = rx.await;
     }));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while deliveries(&store, env.first()).await.unwrap().first().map(|d| d.state.as_str()) != Some("opened") {
+    while deliveries(&store, env.first())
+        .await
+        .unwrap()
+        .first()
+        .map(|d| d.state.as_str())
+        != Some("opened")
+    {
         assert!(Instant::now() < deadline, "not delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // New events while it runs: the next poll re-analyses; nothing qualifies anew.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = tx.send(());
-    let report = tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops").expect("join").expect("ok");
+    let report = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops")
+        .expect("join")
+        .expect("ok");
     assert_eq!(report.opened, 1);
     env.assert_one_issue_each(&[(env.first(), first_cause())]);
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_can_use_the_conclusions_another_analyser_stored() {
+    use clap::Parser;
+    let env = Env::new(&fixture("one-incident.jsonl")).await;
+    let url = env.fake.url();
+    let opts = Opts::parse_from([
+        "x",
+        "--github-repo",
+        &format!("{OWNER}/{REPO}"),
+        "--github-api-url",
+        &url,
+    ])
+    .o;
+    let mut config = NotifyConfig::from_args_with_env(&opts, false, |k| {
+        (k == "ROOTLINE_GITHUB_TOKEN").then(|| TOKEN.to_string())
+    })
+    .unwrap();
+    config.once = true;
+    config.analyze = false;
+    let store = env.store().await;
+    // Nothing analysed yet: nothing to do.
+    let r = run_worker(store.clone(), config.clone(), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(r, Default::default());
+    // `rootline incidents` stores the conclusions (as serve's analyser does).
+    let out = rootline(strings(&["--database", &env.db, "incidents"]), vec![]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let r = run_worker(store.clone(), config, std::future::pending()).await.unwrap();
+    assert_eq!((r.requested, r.opened), (1, 1));
+    env.assert_one_issue_each(&[(env.first(), first_cause())]);
+    let issue = &env.fake.issues()[0];
+    assert!(issue.body.contains("`web-5xx`, `web-unhealthy`"), "{}", issue.body);
+    store.close().await;
+    env.assert_conforming();
 }
 
 // ------------------------------------------------------------------------ hostile text
@@ -777,7 +957,10 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
     let evil_id = r#"cause --> <script>@octocat</script> `x`"#;
     let hostile = text
         .replace("assumed-role/Admin/alice", &format!("assumed-role/{evil_actor}"))
-        .replace("\"eventID\":\"cause\"", &format!("\"eventID\":{}", serde_json::to_string(evil_id).unwrap()));
+        .replace(
+            "\"eventID\":\"cause\"",
+            &format!("\"eventID\":{}", serde_json::to_string(evil_id).unwrap()),
+        );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hostile.jsonl");
     std::fs::write(&path, hostile).unwrap();
@@ -793,7 +976,11 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
     env.assert_conforming();
     env.assert_one_issue_each(&[(env.first(), top.cause.clone())]);
     let issue = &env.fake.issues()[0];
-    assert!(!issue.title.contains("@octocat") && issue.title.contains("@\u{200B}octocat"), "{}", issue.title);
+    assert!(
+        !issue.title.contains("@octocat") && issue.title.contains("@\u{200B}octocat"),
+        "{}",
+        issue.title
+    );
     // The marker is one line, one comment.
     let first = issue.body.lines().next().unwrap();
     assert_eq!(first.matches("-->").count(), 1, "{first}");
@@ -810,8 +997,21 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
         s = &s[j + "</code>".len()..];
     }
     outside.push_str(s);
-    for bad in ["@octocat", "@here", "<img", "<script", "javascript:", "<h1", "pwned", "-->"] {
-        assert!(!outside.contains(bad), "{bad:?} outside code:\n{outside}\n--- body:\n{}", issue.body);
+    for bad in [
+        "@octocat",
+        "@here",
+        "<img",
+        "<script",
+        "javascript:",
+        "<h1",
+        "pwned",
+        "-->",
+    ] {
+        assert!(
+            !outside.contains(bad),
+            "{bad:?} outside code:\n{outside}\n--- body:\n{}",
+            issue.body
+        );
     }
     assert!(html.contains("&lt;img src=x"), "{html}");
 }
@@ -846,7 +1046,11 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
     env.fake.fault(Route::CreateIssue, Fault::Status(422));
     let out = rootline(env.args(&["-vv", "--min-score", "0.05"]), loud(token_env(TOKEN))).await;
     assert_eq!(out.code, Some(3), "{out:?}");
-    assert!(out.stderr.contains("GitHub request"), "not logging at debug: {}", out.stderr);
+    assert!(
+        out.stderr.contains("GitHub request"),
+        "not logging at debug: {}",
+        out.stderr
+    );
     seen.push_str(&out.stdout);
     seen.push_str(&out.stderr);
     // A wrong token (401), from GITHUB_TOKEN.
@@ -862,7 +1066,14 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
     let token_file = env.dir.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let out = rootline(
-        env.args(&["-vv", "--min-score", "0.05", "--retry-failed", "--github-token-file", &token_file.display().to_string()]),
+        env.args(&[
+            "-vv",
+            "--min-score",
+            "0.05",
+            "--retry-failed",
+            "--github-token-file",
+            &token_file.display().to_string(),
+        ]),
         loud(vec![]),
     )
     .await;
@@ -886,7 +1097,11 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
     assert_ne!(out.code, Some(0));
     seen.push_str(&out.stderr);
     // The requests did carry it (so the checks below mean something).
-    assert!(env.fake.log().iter().any(|l| l.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))));
+    assert!(env
+        .fake
+        .log()
+        .iter()
+        .any(|l| l.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))));
 
     // Pages: the incidents, each incident (with its deliveries), every event, as HTML and JSON.
     let store = env.store().await;
@@ -907,7 +1122,10 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
             use std::io::BufRead;
             let mut lines = std::io::BufReader::new(stdout).lines();
             lines
-                .find_map(|l| l.ok().and_then(|l| l.split("http://").nth(1).map(|a| a.trim().to_string())))
+                .find_map(|l| {
+                    l.ok()
+                        .and_then(|l| l.split("http://").nth(1).map(|a| a.trim().to_string()))
+                })
                 .expect("serve prints its address")
         })
         .await
@@ -923,14 +1141,29 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
         }
         for u in &urls {
             for accept in ["text/html", "application/json"] {
-                let r = http.get(format!("http://{addr}{u}")).header("accept", accept).send().await.expect("page");
+                let r = http
+                    .get(format!("http://{addr}{u}"))
+                    .header("accept", accept)
+                    .send()
+                    .await
+                    .expect("page");
                 assert!(r.status().is_success(), "{u}: {}", r.status());
                 seen.push_str(&r.text().await.unwrap());
                 pages += 1;
             }
         }
-        let incident_page = http.get(format!("http://{addr}/incidents/{}", env.first())).send().await.unwrap().text().await.unwrap();
-        assert!(incident_page.contains("issues/1"), "the incident page shows no issue link");
+        let incident_page = http
+            .get(format!("http://{addr}/incidents/{}", env.first()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            incident_page.contains("issues/1"),
+            "the incident page shows no issue link"
+        );
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
         seen.push_str(&String::from_utf8_lossy(&out.stderr));

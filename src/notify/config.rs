@@ -136,7 +136,8 @@ impl Repo {
             !p.is_empty()
                 && p != "."
                 && p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         if !ok(owner) || !ok(name) {
             return Err(bad());
@@ -213,13 +214,18 @@ pub struct NotifyConfig {
     pub once: bool,
     /// Re-request failed deliveries on the first pass.
     pub retry_failed: bool,
+    /// Where incidents come from. true (the default): the worker analyses the log
+    /// itself whenever upstream events arrived, appending the engine's conclusions.
+    /// false: it reads the conclusions another analyser appends (`serve`'s background
+    /// analyser), so the log is not analysed twice.
+    pub analyze: bool,
     /// Pages of 100 issues (or comments) scanned for a marker before creating.
     pub list_max_pages: u32,
     pub user_agent: String,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration, NotifyError> {
-    if v.is_finite() && v >= 0.0 && v < 1e9 {
+    if v.is_finite() && (0.0..1e9).contains(&v) {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(NotifyError::Config(format!("--{flag} {v} is not a number of seconds")))
@@ -268,7 +274,10 @@ impl NotifyConfig {
             )));
         }
         if !(opts.min_score.is_finite() && (0.0..=1.0).contains(&opts.min_score)) {
-            return Err(NotifyError::Config(format!("--min-score {} is not in [0, 1]", opts.min_score)));
+            return Err(NotifyError::Config(format!(
+                "--min-score {} is not in [0, 1]",
+                opts.min_score
+            )));
         }
         let mut labels = Vec::new();
         for l in &opts.github_labels {
@@ -284,9 +293,10 @@ impl NotifyConfig {
         }
         let incidents_since = match &opts.incidents_since {
             None => None,
-            Some(t) => Some(crate::model::parse_time(t).ok_or_else(|| {
-                NotifyError::Config(format!("--incidents-since {t:?} is not an RFC 3339 time"))
-            })?),
+            Some(t) => Some(
+                crate::model::parse_time(t)
+                    .ok_or_else(|| NotifyError::Config(format!("--incidents-since {t:?} is not an RFC 3339 time")))?,
+            ),
         };
         let request_timeout = seconds("github-timeout", opts.github_timeout)?;
         if request_timeout.is_zero() {
@@ -318,6 +328,7 @@ impl NotifyConfig {
             dry_run,
             once: false,
             retry_failed: false,
+            analyze: true,
             list_max_pages: 10,
             user_agent: format!("rootline/{}", env!("CARGO_PKG_VERSION")),
         })
@@ -326,7 +337,7 @@ impl NotifyConfig {
     /// The token's text, if any.
     #[cfg(test)]
     pub(crate) fn token_text(&self) -> Option<&str> {
-        self.token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t))
+        self.token.as_ref().map(secrecy::ExposeSecret::expose_secret)
     }
 }
 
@@ -337,9 +348,8 @@ fn read_token(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<SecretString>, NotifyError> {
     let raw = if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            NotifyError::Config(format!("cannot read --github-token-file {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NotifyError::Config(format!("cannot read --github-token-file {}: {e}", path.display())))?;
         let t = text.trim().to_string();
         if t.is_empty() {
             return Err(NotifyError::Config(format!(
@@ -427,13 +437,15 @@ mod tests {
         let cli = opts(&[]);
         let def = GithubOptions::default();
         assert_eq!(format!("{cli:?}"), format!("{def:?}"));
-        let t: toml::Table = toml::from_str(
-            "github_repo = \"o/r\"\nmin_score = 0.5\ngithub_labels = [\"a\", \"b\"]\nonly_open = true",
-        )
-        .unwrap();
+        let t: toml::Table =
+            toml::from_str("github_repo = \"o/r\"\nmin_score = 0.5\ngithub_labels = [\"a\", \"b\"]\nonly_open = true")
+                .unwrap();
         let o = GithubOptions::from_toml(&t).unwrap();
         assert!(o.is_configured() && o.only_open);
-        assert_eq!((o.min_score, o.github_labels.clone()), (0.5, vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            (o.min_score, o.github_labels.clone()),
+            (0.5, vec!["a".to_string(), "b".to_string()])
+        );
         assert_eq!(o.github_api_url, DEFAULT_API_URL);
         let t: toml::Table = toml::from_str("github_token = \"ghp_x\"").unwrap();
         let e = GithubOptions::from_toml(&t).unwrap_err().to_string();
@@ -445,13 +457,21 @@ mod tests {
         for bad in ["o", "o/", "/r", "o/r/x", "o r/x", "../r"] {
             assert!(Repo::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Repo::parse("octo-org/hello.world").unwrap().to_string(), "octo-org/hello.world");
+        assert_eq!(
+            Repo::parse("octo-org/hello.world").unwrap().to_string(),
+            "octo-org/hello.world"
+        );
         let env = |_: &str| Some("t".to_string());
         let o = opts(&["--github-repo", "o/r", "--github-api-url", "ftp://x"]);
         assert!(NotifyConfig::from_args_with_env(&o, false, env).is_err());
         let o = opts(&["--github-repo", "o/r", "--min-score", "2"]);
         assert!(NotifyConfig::from_args_with_env(&o, false, env).is_err());
-        let o = opts(&["--github-repo", "o/r", "--github-api-url", "https://ghe.example/api/v3/"]);
+        let o = opts(&[
+            "--github-repo",
+            "o/r",
+            "--github-api-url",
+            "https://ghe.example/api/v3/",
+        ]);
         let c = NotifyConfig::from_args_with_env(&o, false, env).unwrap();
         assert_eq!(c.api_url, "https://ghe.example/api/v3");
         assert_eq!(c.labels, vec!["rootline".to_string()]);

@@ -79,7 +79,10 @@ pub struct GitHub {
 
 impl std::fmt::Debug for GitHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHub").field("api", &self.api).field("repo", &self.repo).finish_non_exhaustive()
+        f.debug_struct("GitHub")
+            .field("api", &self.api)
+            .field("repo", &self.repo)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,7 +136,10 @@ impl GitHub {
     }
 
     fn comments_url(&self, number: u64) -> String {
-        format!("{}/repos/{}/{}/issues/{number}/comments", self.api, self.repo.owner, self.repo.name)
+        format!(
+            "{}/repos/{}/{}/issues/{number}/comments",
+            self.api, self.repo.owner, self.repo.name
+        )
     }
 
     /// One request: the parsed JSON answer of a 2xx, or a classified failure.
@@ -168,7 +174,10 @@ impl GitHub {
 
     fn transport_failure(&self, what: &str, e: &reqwest::Error, creates: bool) -> Failure {
         let (kind, maybe_done) = if e.is_timeout() {
-            (format!("timed out after {:.1}s", self.policy.request_timeout.as_secs_f64()), creates)
+            (
+                format!("timed out after {:.1}s", self.policy.request_timeout.as_secs_f64()),
+                creates,
+            )
         } else if e.is_connect() {
             ("could not connect".to_string(), false)
         } else {
@@ -391,7 +400,10 @@ fn issue_from(v: &Value) -> Result<Issue, Failure> {
 }
 
 fn comment_from(v: &Value) -> Result<Comment, Failure> {
-    match (v.get("id").and_then(Value::as_u64), v.get("html_url").and_then(Value::as_str)) {
+    match (
+        v.get("id").and_then(Value::as_u64),
+        v.get("html_url").and_then(Value::as_str),
+    ) {
         (Some(id), Some(url)) => Ok(Comment {
             id,
             html_url: url.to_string(),
@@ -407,7 +419,11 @@ fn comment_from(v: &Value) -> Result<Comment, Failure> {
 fn error_detail(text: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         let t: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
-        return if t.trim().is_empty() { String::new() } else { format!(": {}", t.trim()) };
+        return if t.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", t.trim())
+        };
     };
     let mut out = String::new();
     if let Some(m) = v.get("message").and_then(Value::as_str) {
@@ -426,7 +442,9 @@ fn error_detail(text: &str) -> String {
                     if !msg.is_empty() {
                         msg
                     } else {
-                        format!("{} {} {}", field("resource"), field("field"), field("code")).trim().to_string()
+                        format!("{} {} {}", field("resource"), field("field"), field("code"))
+                            .trim()
+                            .to_string()
                     }
                 }
             })
@@ -513,7 +531,10 @@ mod tests {
         for attempt in 1..40 {
             let d = backoff(&p, attempt);
             let full = (100u64 << (attempt - 1).min(20)).min(1000);
-            assert!(d >= Duration::from_millis(full / 2) && d <= Duration::from_millis(full), "{attempt} {d:?}");
+            assert!(
+                d >= Duration::from_millis(full / 2) && d <= Duration::from_millis(full),
+                "{attempt} {d:?}"
+            );
         }
     }
 
@@ -538,7 +559,9 @@ mod tests {
 
     #[test]
     fn error_details_are_bounded_single_lines() {
-        let d = error_detail(r#"{"message":"Validation Failed","errors":[{"resource":"Issue","code":"missing_field","field":"title"}]}"#);
+        let d = error_detail(
+            r#"{"message":"Validation Failed","errors":[{"resource":"Issue","code":"missing_field","field":"title"}]}"#,
+        );
         assert_eq!(d, ": Validation Failed (Issue title missing_field)");
         assert!(!error_detail(&format!("line\n{}", "x".repeat(1000))).contains('\n'));
         assert_eq!(scrub("a tok123 b", Some("tok123")), "a [redacted] b");

@@ -161,7 +161,12 @@ fn hypothesis_block(out: &mut String, h: &Hypothesis, links: &Links<'_>) {
 }
 
 fn incident_block(out: &mut String, incident: &Incident, links: &Links<'_>) {
-    let _ = writeln!(out, "- **Incident:** [{}]({})", code(&incident.id), links.incident(&incident.id));
+    let _ = writeln!(
+        out,
+        "- **Incident:** [{}]({})",
+        code(&incident.id),
+        links.incident(&incident.id)
+    );
     let _ = writeln!(out, "- **Title:** {}", code(&incident.title));
     let _ = writeln!(out, "- **Opened:** {}", fmt_time(incident.opened_at));
     match incident.resolved_at {
@@ -173,7 +178,12 @@ fn incident_block(out: &mut String, incident: &Incident, links: &Links<'_>) {
         }
     }
     if !incident.alarm_names.is_empty() {
-        let names: Vec<String> = incident.alarm_names.iter().take(MAX_EVIDENCE).map(|n| code(n)).collect();
+        let names: Vec<String> = incident
+            .alarm_names
+            .iter()
+            .take(MAX_EVIDENCE)
+            .map(|n| code(n))
+            .collect();
         let _ = writeln!(out, "- **Alarms:** {}", names.join(", "));
     }
     let _ = writeln!(out, "- **Trigger:** {}", links.event(&incident.trigger));

@@ -163,14 +163,12 @@ pub fn fold(events: &[OutboxEvent]) -> Vec<DeliveryState> {
                 let d = &mut s.delivery;
                 d.updated_at = e.time;
                 match e.kind.as_str() {
-                    REQUESTED => {
-                        // Requested again (after a failure): the outcome so far is void.
-                        if d.state == "failed" {
-                            d.state = "requested".into();
-                            d.error = None;
-                            d.requested_by = e.by.clone();
-                            s.request = e.clone();
-                        }
+                    // Requested again (after a failure): the outcome so far is void.
+                    REQUESTED if d.state == "failed" => {
+                        d.state = "requested".into();
+                        d.error = None;
+                        d.requested_by = e.by.clone();
+                        s.request = e.clone();
                     }
                     OPENED | COMMENTED => {
                         d.state = if e.kind == OPENED { "opened" } else { "commented" }.into();
@@ -178,11 +176,9 @@ pub fn fold(events: &[OutboxEvent]) -> Vec<DeliveryState> {
                         d.issue_url = e.url.clone();
                         d.error = None;
                     }
-                    FAILED => {
-                        if d.state == "requested" {
-                            d.state = "failed".into();
-                            d.error = e.error.clone();
-                        }
+                    FAILED if d.state == "requested" => {
+                        d.state = "failed".into();
+                        d.error = e.error.clone();
                     }
                     _ => {}
                 }
@@ -315,7 +311,11 @@ pub async fn failed<S: EventLog>(
 ) -> Result<bool, NotifyError> {
     append(
         store,
-        id(&d.delivery.incident, &format!("failed-{}", d.request.seq), &d.delivery.cause),
+        id(
+            &d.delivery.incident,
+            &format!("failed-{}", d.request.seq),
+            &d.delivery.cause,
+        ),
         FAILED,
         &d.delivery.incident,
         &d.delivery.cause,

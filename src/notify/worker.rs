@@ -85,7 +85,11 @@ pub async fn run_worker<S: EventLog>(
     config: NotifyConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerReport, NotifyError> {
-    let github = if config.dry_run { None } else { Some(GitHub::new(&config)?) };
+    let github = if config.dry_run {
+        None
+    } else {
+        Some(GitHub::new(&config)?)
+    };
     let once = config.once;
     let poll = config.poll_interval;
     let mut w = Worker {
@@ -137,7 +141,12 @@ fn incident_from_request(r: &OutboxEvent) -> Incident {
     let p = &r.payload;
     let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let hyp = p.get("hypothesis");
-    let hs = |k: &str| hyp.and_then(|h| h.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let hs = |k: &str| {
+        hyp.and_then(|h| h.get(k))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
     let refs = |k: &str| -> Vec<EventRef> {
         hyp.and_then(|h| h.get(k))
             .and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -183,8 +192,13 @@ impl<S: EventLog> Worker<S> {
         (top.score >= self.config.min_score).then(|| top.clone())
     }
 
-    /// Re-analyses the log when upstream events were appended since the last analysis.
+    /// Re-analyses the log when upstream events were appended since the last analysis
+    /// (or, with `analyze` off, reads the latest stored conclusions).
     async fn refresh(&mut self) -> Result<(), NotifyError> {
+        if !self.config.analyze {
+            self.analysis = incidents_from_conclusions(&self.store).await?;
+            return Ok(());
+        }
         if let Some(up_to) = self.analysed_up_to {
             let upstream: Vec<Source> = Source::ALL.into_iter().filter(|s| *s != Source::Rootline).collect();
             let newer = self
@@ -205,7 +219,9 @@ impl<S: EventLog> Worker<S> {
         self.analysis = crate::correlate::analyze(&events, &crate::correlate::Config::default());
         drop(events);
         if !self.config.dry_run {
-            self.store.append(&crate::correlate::conclusions(&self.analysis), None).await?;
+            self.store
+                .append(&crate::correlate::conclusions(&self.analysis), None)
+                .await?;
         }
         self.analysed_up_to = Some(up_to);
         tracing::debug!(incidents = self.analysis.incidents.len(), "analysed the log");
@@ -225,7 +241,10 @@ impl<S: EventLog> Worker<S> {
         let existing = outbox::fold(&outbox::read(&self.store, None).await?);
         for (inc, h) in &qualifying {
             if self.config.dry_run {
-                if !existing.iter().any(|s| s.delivery.incident == inc.id && s.delivery.cause == h.cause) {
+                if !existing
+                    .iter()
+                    .any(|s| s.delivery.incident == inc.id && s.delivery.cause == h.cause)
+                {
                     virtual_requests.push(virtual_request(inc, h));
                     report.requested += 1;
                 }
@@ -332,7 +351,10 @@ impl<S: EventLog> Worker<S> {
         if self.config.dry_run {
             let text = match comment_on {
                 Some(s) => {
-                    let number = s.delivery.issue_number.map_or("{issue_number}".to_string(), |n| n.to_string());
+                    let number = s
+                        .delivery
+                        .issue_number
+                        .map_or("{issue_number}".to_string(), |n| n.to_string());
                     let url = format!(
                         "{}/repos/{}/{}/issues/{number}/comments",
                         self.config.api_url, self.config.repo.owner, self.config.repo.name
@@ -375,7 +397,10 @@ impl<S: EventLog> Worker<S> {
                     let body = markdown::comment_body(&inc, &h, &links);
                     match gh.find_comment(number, &marker).await {
                         Ok(Some(c)) => Ok((number, c.html_url, true)),
-                        Ok(None) => gh.create_comment(number, &body).await.map(|c| (number, c.html_url, false)),
+                        Ok(None) => gh
+                            .create_comment(number, &body)
+                            .await
+                            .map(|c| (number, c.html_url, false)),
                         Err(e) => Err(e),
                     }
                 }
@@ -384,7 +409,9 @@ impl<S: EventLog> Worker<S> {
                     Ok(None) => {
                         let title = markdown::title(&inc, &h);
                         let body = markdown::issue_body(&inc, &h, &links);
-                        gh.create_issue(&title, &body).await.map(|i| (i.number, i.html_url, false))
+                        gh.create_issue(&title, &body)
+                            .await
+                            .map(|i| (i.number, i.html_url, false))
                     }
                     Err(e) => Err(e),
                 },
@@ -406,7 +433,11 @@ impl<S: EventLog> Worker<S> {
                     tracing::error!(incident = %inc.id, cause = ?cause_text, error = %message, "GitHub issue delivery failed");
                     return Ok(Outcome::Failed);
                 }
-                Err(Failure::Retry { reason, wait, maybe_done }) => {
+                Err(Failure::Retry {
+                    reason,
+                    wait,
+                    maybe_done,
+                }) => {
                     if attempt >= policy.max_attempts {
                         tracing::warn!(incident = %inc.id, cause = ?cause_text, attempts = attempt, error = %reason, "GitHub issue delivery still failing; leaving it due for a later pass");
                         return Ok(Outcome::Pending);
@@ -430,6 +461,79 @@ impl<S: EventLog> Worker<S> {
             }
         }
     }
+}
+
+/// Incidents as the engine's stored conclusions describe them: "incident opened",
+/// "incident resolved" and the latest "hypotheses ranked" of each.
+async fn incidents_from_conclusions<S: EventLog>(store: &S) -> Result<Analysis, NotifyError> {
+    use serde_json::Value;
+    let filter = |prefix: &str| EventFilter {
+        sources: vec![Source::Rootline],
+        id_prefix: Some(prefix.to_string()),
+        ..Default::default()
+    };
+    let parse = |e: &crate::model::Event| serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
+    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let refs = |v: Option<&Value>| -> Vec<EventRef> {
+        v.and_then(|x| serde_json::from_value(x.clone()).ok())
+            .unwrap_or_default()
+    };
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(|x| serde_json::from_value(x.clone()).ok())
+            .unwrap_or_default()
+    };
+    let mut resolved = BTreeMap::new();
+    for e in store.query(&filter("incident-resolved/")).await? {
+        resolved.insert(str_of(&parse(&e), "incident"), e.event_time);
+    }
+    let mut ranked: BTreeMap<String, (i64, Vec<Hypothesis>)> = BTreeMap::new();
+    for e in store.query(&filter("hypotheses-ranked/")).await? {
+        let p = parse(&e);
+        let inc = str_of(&p, "incident");
+        if ranked.get(&inc).is_some_and(|(seq, _)| *seq > e.seq) {
+            continue;
+        }
+        let mut hs: Vec<Hypothesis> = p
+            .get("hypotheses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|h| {
+                Some(Hypothesis {
+                    rank: h.get("rank")?.as_u64()? as usize,
+                    score: h.get("score")?.as_f64()?,
+                    kind: str_of(h, "kind"),
+                    cause: serde_json::from_value(h.get("cause")?.clone()).ok()?,
+                    summary: str_of(h, "summary"),
+                    evidence: refs(h.get("evidence")),
+                    path: strings(h.get("path")),
+                })
+            })
+            .collect();
+        hs.sort_by_key(|h| h.rank);
+        ranked.insert(inc, (e.seq, hs));
+    }
+    let mut incidents = Vec::new();
+    for e in store.query(&filter("incident-opened/")).await? {
+        let p = parse(&e);
+        let id = str_of(&p, "incident");
+        let Some(trigger) = p.get("trigger").and_then(|t| serde_json::from_value(t.clone()).ok()) else {
+            continue;
+        };
+        incidents.push(Incident {
+            opened_at: e.event_time,
+            resolved_at: resolved.get(&id).copied(),
+            title: str_of(&p, "title"),
+            trigger,
+            alarms: refs(p.get("alarms")),
+            alarm_names: strings(p.get("alarm_names")),
+            resources: strings(p.get("resources")),
+            hypotheses: ranked.remove(&id).map(|x| x.1).unwrap_or_default(),
+            id,
+        });
+    }
+    incidents.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+    Ok(Analysis { incidents })
 }
 
 /// A request that is not in the log (dry runs).

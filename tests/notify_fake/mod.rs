@@ -126,8 +126,12 @@ pub struct OpenApi {
 fn operations(doc: &Value, origin: &'static str, wanted: &[(&str, &str)]) -> Vec<Operation> {
     let mut out = Vec::new();
     for (path, method) in wanted {
-        let item = doc["paths"].get(*path).unwrap_or_else(|| panic!("{origin}: no path {path}"));
-        let op = item.get(*method).unwrap_or_else(|| panic!("{origin}: no {method} {path}"));
+        let item = doc["paths"]
+            .get(*path)
+            .unwrap_or_else(|| panic!("{origin}: no path {path}"));
+        let op = item
+            .get(*method)
+            .unwrap_or_else(|| panic!("{origin}: no {method} {path}"));
         let mut params = Vec::new();
         for p in op.get("parameters").and_then(Value::as_array).into_iter().flatten() {
             let p = resolve(doc, p);
@@ -136,7 +140,11 @@ fn operations(doc: &Value, origin: &'static str, wanted: &[(&str, &str)]) -> Vec
                 name: p["name"].as_str().unwrap_or_default().to_string(),
                 location: p["in"].as_str().unwrap_or_default().to_string(),
                 required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
-                ty: resolve(doc, &schema).get("type").and_then(Value::as_str).unwrap_or("string").to_string(),
+                ty: resolve(doc, &schema)
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("string")
+                    .to_string(),
                 validator: compile(doc, &schema),
             });
         }
@@ -176,11 +184,19 @@ impl OpenApi {
             let full = load_doc(FULL_2022);
             let issues = "/repos/{owner}/{repo}/issues";
             let comments = "/repos/{owner}/{repo}/issues/{issue_number}/comments";
-            let mut ops = operations(&subset, "issues subset 2022-06-11", &[(issues, "get"), (issues, "post")]);
+            let mut ops = operations(
+                &subset,
+                "issues subset 2022-06-11",
+                &[(issues, "get"), (issues, "post")],
+            );
             // The current POST body, transcribed from today's description: both must accept.
             ops.extend(operations(&current, "current request subset", &[(issues, "post")]));
             // Comments are not in the subsets: the complete 2022 description has them.
-            ops.extend(operations(&full, "full 2022-06-11", &[(comments, "get"), (comments, "post")]));
+            ops.extend(operations(
+                &full,
+                "full 2022-06-11",
+                &[(comments, "get"), (comments, "post")],
+            ));
             Arc::new(OpenApi {
                 ops,
                 issue_schema: compile(&subset, &json!({"$ref": "#/components/schemas/issue"})),
@@ -193,17 +209,32 @@ impl OpenApi {
     }
 
     /// Every way the request departs from the description (empty: it conforms).
-    pub fn validate(&self, method: &str, path: &str, query: &[(String, String)], headers: &HeaderMap, body: &[u8]) -> Vec<String> {
+    pub fn validate(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Vec<String> {
         let mut v = Vec::new();
         // Headers GitHub requires of every request.
         let header = |k: &str| headers.get(k).and_then(|x| x.to_str().ok()).map(str::to_string);
         match header("authorization") {
-            Some(a) if (a.starts_with("Bearer ") || a.starts_with("token ")) && a.split_once(' ').is_some_and(|(_, t)| !t.trim().is_empty()) => {}
+            Some(a)
+                if (a.starts_with("Bearer ") || a.starts_with("token "))
+                    && a.split_once(' ').is_some_and(|(_, t)| !t.trim().is_empty()) => {}
             Some(_) => v.push("Authorization is not `Bearer TOKEN` or `token TOKEN`".into()),
             None => v.push("no Authorization header".into()),
         }
         match header("accept") {
-            Some(a) if ["application/vnd.github+json", "application/vnd.github.v3+json", "application/json"].contains(&a.as_str()) => {}
+            Some(a)
+                if [
+                    "application/vnd.github+json",
+                    "application/vnd.github.v3+json",
+                    "application/json",
+                ]
+                .contains(&a.as_str()) => {}
             other => v.push(format!("Accept {other:?} is not a GitHub media type")),
         }
         if header("user-agent").is_none_or(|u| u.trim().is_empty()) {
@@ -425,7 +456,8 @@ fn respond(status: u16, body: &Value, headers: &[(&str, String)]) -> Response<Fu
     for (k, v) in headers {
         b = b.header(*k, v.as_str());
     }
-    b.body(Full::new(Bytes::from(body.to_string()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    b.body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 fn error_body(status: u16) -> Value {
@@ -440,7 +472,8 @@ fn error_body(status: u16) -> Value {
         503 => "Service Unavailable",
         _ => "Error",
     };
-    let mut v = json!({"message": message, "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue"});
+    let mut v =
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue"});
     if status == 422 {
         v["errors"] = json!([{"resource": "Issue", "code": "invalid", "field": "labels"}]);
     }
@@ -451,7 +484,9 @@ impl FakeGithub {
     /// Starts the fake for repository `owner/repo`, accepting `token`.
     pub async fn start(owner: &str, repo: &str, token: &str) -> FakeGithub {
         let api = OpenApi::get();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let inner = Arc::new(Inner {
             token: token.to_string(),
@@ -470,7 +505,9 @@ impl FakeGithub {
         let shared = inner.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let inner = shared.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -567,7 +604,10 @@ fn issue_json(inner: &Inner, i: &FakeIssue) -> Value {
     v["repository_url"] = json!(base);
     v["comments_url"] = json!(format!("{base}/issues/{}/comments", i.number));
     v["events_url"] = json!(format!("{base}/issues/{}/events", i.number));
-    v["html_url"] = json!(format!("https://github.example/{}/{}/issues/{}", inner.owner, inner.repo, i.number));
+    v["html_url"] = json!(format!(
+        "https://github.example/{}/{}/issues/{}",
+        inner.owner, inner.repo, i.number
+    ));
     v["state"] = json!("open");
     v["comments"] = json!(i.comments.len());
     v["created_at"] = json!(i.created_at);
@@ -577,8 +617,10 @@ fn issue_json(inner: &Inner, i: &FakeIssue) -> Value {
         .labels
         .iter()
         .enumerate()
-        .map(|(n, l)| json!({"id": 200 + n, "node_id": format!("LA_{n}"), "url": format!("{base}/labels/{l}"),
-                             "name": l, "description": null, "color": "ededed", "default": false}))
+        .map(
+            |(n, l)| json!({"id": 200 + n, "node_id": format!("LA_{n}"), "url": format!("{base}/labels/{l}"),
+                             "name": l, "description": null, "color": "ededed", "default": false})
+        )
         .collect::<Vec<_>>());
     if let Some(m) = v.as_object_mut() {
         m.remove("pull_request");
@@ -624,7 +666,12 @@ fn act(inner: &Inner, route: Route, number: Option<u64>, query: &[(String, Strin
     match route {
         Route::ListIssues => {
             let labels: Vec<String> = q("labels")
-                .map(|l| l.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+                .map(|l| {
+                    l.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default();
             let state = q("state").unwrap_or_else(|| "open".into());
             let mut items: Vec<&FakeIssue> = s
@@ -719,7 +766,10 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Answer {
             route: route.map(|r| r.0),
             status: 0,
             fault: None,
-            authorization: headers.get("authorization").and_then(|a| a.to_str().ok()).map(str::to_string),
+            authorization: headers
+                .get("authorization")
+                .and_then(|a| a.to_str().ok())
+                .map(str::to_string),
         });
         s.log.len() - 1
     };
@@ -735,8 +785,14 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Answer {
 
     let violations = inner.api.validate(&method, &path, &query, &headers, &body);
     if !violations.is_empty() {
-        lock().violations.extend(violations.iter().map(|v| format!("{method} {path}: {v}")));
-        return Ok(answer(422, &json!({"message": "Validation Failed", "errors": violations}), &[]));
+        lock()
+            .violations
+            .extend(violations.iter().map(|v| format!("{method} {path}: {v}")));
+        return Ok(answer(
+            422,
+            &json!({"message": "Validation Failed", "errors": violations}),
+            &[],
+        ));
     }
     let auth = headers.get("authorization").and_then(|a| a.to_str().ok()).unwrap_or("");
     let token = auth.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
