@@ -471,3 +471,57 @@ async fn record_then_replay_stores_the_same_events() {
     }
     assert_eq!(replay(&rec).await, live, "replaying the recording stores the same events");
 }
+
+// ----------------------------------------------------------------- runner
+
+#[tokio::test]
+async fn one_failing_source_never_stops_the_others() {
+    use rootline::collect::{poll_once, Components};
+    let denied = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_error(|| {
+        LookupEventsError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("no").build())
+    });
+    let ct = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&denied]);
+    let items: Vec<_> = history_items().into_iter().map(|x| x.1).collect();
+    let ok = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
+        .then_output(move || DescribeAlarmHistoryOutput::builder().set_alarm_history_items(Some(items.clone())).build());
+    let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&ok]);
+    let store = memory_store().await;
+    let (ctx, _stop) = ctx(&store, None);
+    let components = Components::default();
+    let collectors: Vec<Box<dyn Collector>> = vec![
+        Box::new(CloudTrailCollector::new("iso", "eu-west-1", ct, CloudTrailConfig::default())),
+        Box::new(AlarmHistoryCollector::new("iso", "eu-west-1", cw, AlarmsConfig::default())),
+    ];
+    let results = poll_once(collectors, &ctx, &components).await;
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().any(|(n, r)| n.starts_with("collect:cloudtrail") && r.is_err()));
+    assert!(results.iter().any(|(n, r)| n.starts_with("collect:alarm-history") && r.is_ok()));
+    assert_eq!(store.count().await.unwrap(), 2);
+    let states = components.lock().unwrap().clone();
+    assert!(states["collect:cloudtrail:iso:eu-west-1"].starts_with("failing: LookupEvents: AccessDeniedException"), "{states:?}");
+    assert!(states["collect:alarm-history:iso:eu-west-1"].starts_with("ok: "), "{states:?}");
+}
+
+#[tokio::test]
+async fn a_failing_collector_backs_off_and_stops_on_shutdown() {
+    use rootline::collect::{run_collector, Components};
+    let denied = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_error(|| {
+        LookupEventsError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("no").build())
+    });
+    let ct = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&denied]);
+    let store = memory_store().await;
+    let (ctx, stop) = ctx(&store, None);
+    let components = Components::default();
+    let c = Box::new(CloudTrailCollector::new("bo", "eu-west-1", ct, CloudTrailConfig::default()));
+    let task = tokio::spawn(run_collector(c, ctx, std::time::Duration::from_secs(60), false, components.clone()));
+    let t = Instant::now();
+    while denied.num_calls() < 3 {
+        assert!(t.elapsed().as_secs() < 10, "retried with backoff");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(components.lock().unwrap()["collect:cloudtrail:bo:eu-west-1"].starts_with("failing: "));
+    stop.send(true).unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(2), task).await.expect("stops promptly").unwrap();
+    assert!(r.is_err());
+    assert_eq!(components.lock().unwrap()["collect:cloudtrail:bo:eu-west-1"], "stopped");
+}
