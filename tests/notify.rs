@@ -1014,6 +1014,11 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
         );
     }
     assert!(html.contains("&lt;img src=x"), "{html}");
+    // No `#N` outside code either: GitHub would link it to issue N.
+    let b = outside.as_bytes();
+    for i in 1..b.len().saturating_sub(1) {
+        assert!(!(b[i] == b'#' && b[i + 1].is_ascii_digit() && b[i - 1] != b'&'), "issue reference in {outside}");
+    }
 }
 
 // ------------------------------------------------------------------------ the token

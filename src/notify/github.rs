@@ -71,7 +71,7 @@ pub struct GitHub {
     api: String,
     repo: Repo,
     auth: HeaderValue,
-    token: String,
+    token: secrecy::SecretString,
     labels: Vec<String>,
     max_pages: u32,
     policy: RetryPolicy,
@@ -119,7 +119,7 @@ impl GitHub {
             api: config.api_url.clone(),
             repo: config.repo.clone(),
             auth,
-            token: token.expose_secret().to_string(),
+            token: token.clone(),
             labels: config.labels.clone(),
             max_pages: config.list_max_pages.max(1),
             policy: config.retry.clone(),
@@ -128,7 +128,7 @@ impl GitHub {
 
     /// Removes the token from any text that could be shown (defence in depth).
     pub fn scrub(&self, s: &str) -> String {
-        scrub(s, Some(&self.token))
+        scrub(s, Some(self.token.expose_secret()))
     }
 
     fn issues_url(&self) -> String {

@@ -211,7 +211,7 @@ pub fn issue_body(incident: &Incident, h: &Hypothesis, links: &Links<'_>) -> Str
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "### Hypothesis #{} — score {:.2} ({})",
+        "### Hypothesis ranked {} — score {:.2} ({})",
         h.rank,
         h.score,
         code(&h.kind)
@@ -225,7 +225,7 @@ pub fn issue_body(incident: &Incident, h: &Hypothesis, links: &Links<'_>) -> Str
         let _ = writeln!(out);
         for o in others.iter().take(MAX_OTHERS) {
             let line = format!(
-                "- #{} — score {:.2} ({}) {} — cause {}\n",
+                "- ranked {} — score {:.2} ({}) {} — cause {}\n",
                 o.rank,
                 o.score,
                 code(&o.kind),
@@ -254,7 +254,7 @@ pub fn comment_body(incident: &Incident, h: &Hypothesis, links: &Links<'_>) -> S
     let _ = writeln!(out, "{}", marker(&incident.id, &h.cause));
     let _ = writeln!(
         out,
-        "rootline re-ranked incident [{}]({}): the top hypothesis is now #{} — score {:.2} ({}).",
+        "rootline re-ranked incident [{}]({}): the top hypothesis is now this one, ranked {} — score {:.2} ({}).",
         code(&incident.id),
         links.incident(&incident.id),
         h.rank,
