@@ -6,7 +6,9 @@
 mod collect_common;
 
 use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEventsOutput};
-use aws_sdk_cloudwatch::operation::describe_alarm_history::{DescribeAlarmHistoryError, DescribeAlarmHistoryOutput};
+use aws_sdk_cloudwatch::operation::describe_alarm_history::{
+    DescribeAlarmHistoryError, DescribeAlarmHistoryOutput,
+};
 use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
 use aws_sdk_cloudwatchlogs::operation::list_anomalies::ListAnomaliesOutput;
 use aws_sdk_cloudwatchlogs::operation::list_log_anomaly_detectors::ListLogAnomalyDetectorsOutput;
@@ -27,7 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 fn ms(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s).expect("time").timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .timestamp_millis()
 }
 
 fn time(s: &str) -> DateTime {
@@ -53,9 +57,16 @@ fn lookup_events() -> Vec<aws_sdk_cloudtrail::types::Event> {
         );
     }
     for f in ["CreateRoute", "AddMemberToGroup", "CreateLaunchTemplate"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../shared/data/real/cloudtrail-traildiscover/logExamples/{}.json", if f == "CreateRoute" { "APIGateway-CreateRoute" } else { f }));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "../shared/data/real/cloudtrail-traildiscover/logExamples/{}.json",
+            if f == "CreateRoute" {
+                "APIGateway-CreateRoute"
+            } else {
+                f
+            }
+        ));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let records: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(&text).unwrap();
         for r in records {
             let v: Value = serde_json::from_str(r.get()).unwrap();
@@ -77,7 +88,9 @@ fn lookup_events() -> Vec<aws_sdk_cloudtrail::types::Event> {
 fn throttled_http() -> aws_smithy_runtime_api::http::Response {
     aws_smithy_runtime_api::http::Response::new(
         aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
-        aws_smithy_types::body::SdkBody::from(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+        aws_smithy_types::body::SdkBody::from(
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+        ),
     )
 }
 
@@ -94,34 +107,64 @@ async fn cloudtrail_lookup_events_paging_empty_pages_throttling_and_rate_limit()
     let page3 = p3a.to_vec();
     let r1 = mock!(aws_sdk_cloudtrail::Client::lookup_events)
         .match_requests(move |r| {
-            let ro = r.lookup_attributes().iter().any(|a| a.attribute_key().as_str() == "ReadOnly" && a.attribute_value() == "false");
-            seen.lock().unwrap().push((Instant::now(), r.next_token().map(str::to_string), ro));
+            let ro = r.lookup_attributes().iter().any(|a| {
+                a.attribute_key().as_str() == "ReadOnly" && a.attribute_value() == "false"
+            });
+            seen.lock()
+                .unwrap()
+                .push((Instant::now(), r.next_token().map(str::to_string), ro));
             true
         })
-        .then_output(move || LookupEventsOutput::builder().set_events(Some(page1.clone())).next_token("t1").build());
-    let throttle = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_http_response(throttled_http);
+        .then_output(move || {
+            LookupEventsOutput::builder()
+                .set_events(Some(page1.clone()))
+                .next_token("t1")
+                .build()
+        });
+    let throttle =
+        mock!(aws_sdk_cloudtrail::Client::lookup_events).then_http_response(throttled_http);
     let empty = mock!(aws_sdk_cloudtrail::Client::lookup_events)
         .match_requests(|r| r.next_token() == Some("t1"))
         .then_output(|| LookupEventsOutput::builder().next_token("t2").build());
     let r3 = mock!(aws_sdk_cloudtrail::Client::lookup_events)
         .match_requests(|r| r.next_token() == Some("t2"))
-        .then_output(move || LookupEventsOutput::builder().set_events(Some(page3.clone())).build());
-    let client = mock_client!(aws_sdk_cloudtrail, RuleMode::Sequential, [&r1, &throttle, &empty, &r3], |c| c
-        .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+        .then_output(move || {
+            LookupEventsOutput::builder()
+                .set_events(Some(page3.clone()))
+                .build()
+        });
+    let client = mock_client!(
+        aws_sdk_cloudtrail,
+        RuleMode::Sequential,
+        [&r1, &throttle, &empty, &r3],
+        |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+    );
 
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
-    let mut c = CloudTrailCollector::new("acct-paging", "us-east-1", client, CloudTrailConfig::default());
+    let mut c = CloudTrailCollector::new(
+        "acct-paging",
+        "us-east-1",
+        client,
+        CloudTrailConfig::default(),
+    );
     let t = Instant::now();
     let report = c.poll(&ctx).await.expect("poll");
     let elapsed = t.elapsed();
     assert_eq!(r1.num_calls(), 1);
-    assert_eq!(throttle.num_calls(), 1, "the throttled request was retried by rootline");
+    assert_eq!(
+        throttle.num_calls(),
+        1,
+        "the throttled request was retried by rootline"
+    );
     assert_eq!(empty.num_calls(), 1);
     assert_eq!(r3.num_calls(), 1);
     assert_eq!(report.pages, 3);
     assert_eq!(report.delivered.appended, 3);
-    assert!(calls.lock().unwrap()[0].2, "ReadOnly=false lookup attribute");
+    assert!(
+        calls.lock().unwrap()[0].2,
+        "ReadOnly=false lookup attribute"
+    );
     // 4 requests at most 2 per second: at least 1.5 s.
     assert!(elapsed.as_millis() >= 1400, "rate limit: {elapsed:?}");
 
@@ -132,9 +175,16 @@ async fn cloudtrail_lookup_events_paging_empty_pages_throttling_and_rate_limit()
         .await
         .unwrap()
         .expect("stored");
-    assert_eq!(ev.payload, sample["Events"][0]["CloudTrailEvent"].as_str().unwrap());
+    assert_eq!(
+        ev.payload,
+        sample["Events"][0]["CloudTrailEvent"].as_str().unwrap()
+    );
     assert_eq!(ev.name, "ConsoleLogin");
-    let cp = store.checkpoint("collect:cloudtrail:acct-paging:us-east-1").await.unwrap().expect("checkpoint");
+    let cp = store
+        .checkpoint("collect:cloudtrail:acct-paging:us-east-1")
+        .await
+        .unwrap()
+        .expect("checkpoint");
     assert!(cp.value.contains("watermark"));
 }
 
@@ -148,12 +198,22 @@ async fn cloudtrail_late_events_are_read_again_within_the_lag_window() {
     let s1 = starts.clone();
     let rule = mock!(aws_sdk_cloudtrail::Client::lookup_events)
         .match_requests(move |r| {
-            s1.lock().unwrap().push(r.start_time().map(|t| t.to_millis().unwrap()).unwrap_or(0));
+            s1.lock()
+                .unwrap()
+                .push(r.start_time().map(|t| t.to_millis().unwrap()).unwrap_or(0));
             true
         })
         .sequence()
-        .output(move || LookupEventsOutput::builder().set_events(Some(first.clone())).build())
-        .output(move || LookupEventsOutput::builder().set_events(Some(late.clone())).build())
+        .output(move || {
+            LookupEventsOutput::builder()
+                .set_events(Some(first.clone()))
+                .build()
+        })
+        .output(move || {
+            LookupEventsOutput::builder()
+                .set_events(Some(late.clone()))
+                .build()
+        })
         .build();
     let client = mock_client!(aws_sdk_cloudtrail, RuleMode::Sequential, [&rule]);
     let store = memory_store().await;
@@ -166,12 +226,23 @@ async fn cloudtrail_late_events_are_read_again_within_the_lag_window() {
     let mut c = CloudTrailCollector::new("acct-late", "us-east-1", client, cfg);
     let r1 = c.poll(&ctx).await.unwrap();
     assert_eq!(r1.delivered.appended, 1);
-    clock.store(ms("2025-05-24T14:05:00Z"), std::sync::atomic::Ordering::SeqCst);
+    clock.store(
+        ms("2025-05-24T14:05:00Z"),
+        std::sync::atomic::Ordering::SeqCst,
+    );
     let r2 = c.poll(&ctx).await.unwrap();
     // The second window starts 15 minutes before the first one ended.
     let s = starts.lock().unwrap().clone();
-    assert_eq!(s[0], ms("2025-05-24T13:00:00Z"), "first poll looks back an hour");
-    assert_eq!(s[1], ms("2025-05-24T13:45:00Z"), "second poll re-reads the lag window");
+    assert_eq!(
+        s[0],
+        ms("2025-05-24T13:00:00Z"),
+        "first poll looks back an hour"
+    );
+    assert_eq!(
+        s[1],
+        ms("2025-05-24T13:45:00Z"),
+        "second poll re-reads the lag window"
+    );
     // The event delivered late (its time is before the first poll's end) is stored once;
     // the repeated one is not stored twice.
     assert_eq!(r2.delivered.appended, 1);
@@ -182,17 +253,31 @@ async fn cloudtrail_late_events_are_read_again_within_the_lag_window() {
 #[tokio::test]
 async fn cloudtrail_permanent_error_fails_the_poll_and_keeps_the_checkpoint() {
     let rule = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_error(|| {
-        LookupEventsError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("no").build())
+        LookupEventsError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("no")
+                .build(),
+        )
     });
     let client = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&rule]);
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
-    let mut c = CloudTrailCollector::new("acct-denied", "us-east-1", client, CloudTrailConfig::default());
+    let mut c = CloudTrailCollector::new(
+        "acct-denied",
+        "us-east-1",
+        client,
+        CloudTrailConfig::default(),
+    );
     let e = c.poll(&ctx).await.unwrap_err();
     assert!(!e.transient);
     assert!(e.message.contains("AccessDenied"), "{}", e.message);
     assert_eq!(rule.num_calls(), 1, "permanent errors are not retried");
-    assert!(store.checkpoint("collect:cloudtrail:acct-denied:us-east-1").await.unwrap().is_none());
+    assert!(store
+        .checkpoint("collect:cloudtrail:acct-denied:us-east-1")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 // ----------------------------------------------------------------- CloudWatch alarms
@@ -231,18 +316,40 @@ async fn alarm_history_paging_empty_page_and_throttling() {
     let (a, b) = (items[0].1.clone(), items[1].1.clone());
     let p1 = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
         .match_requests(|r| r.next_token().is_none() && r.alarm_types().len() == 2)
-        .then_output(move || DescribeAlarmHistoryOutput::builder().alarm_history_items(a.clone()).next_token("n1").build());
+        .then_output(move || {
+            DescribeAlarmHistoryOutput::builder()
+                .alarm_history_items(a.clone())
+                .next_token("n1")
+                .build()
+        });
     let throttle = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history).then_error(|| {
-        DescribeAlarmHistoryError::generic(ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build())
+        DescribeAlarmHistoryError::generic(
+            ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
     });
     let p2 = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
         .match_requests(|r| r.next_token() == Some("n1"))
-        .then_output(|| DescribeAlarmHistoryOutput::builder().next_token("n2").build());
+        .then_output(|| {
+            DescribeAlarmHistoryOutput::builder()
+                .next_token("n2")
+                .build()
+        });
     let p3 = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
         .match_requests(|r| r.next_token() == Some("n2"))
-        .then_output(move || DescribeAlarmHistoryOutput::builder().alarm_history_items(b.clone()).build());
-    let client = mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, [&p1, &throttle, &p2, &p3], |c| c
-        .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+        .then_output(move || {
+            DescribeAlarmHistoryOutput::builder()
+                .alarm_history_items(b.clone())
+                .build()
+        });
+    let client = mock_client!(
+        aws_sdk_cloudwatch,
+        RuleMode::Sequential,
+        [&p1, &throttle, &p2, &p3],
+        |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+    );
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
     let mut c = AlarmHistoryCollector::new("acct", "us-east-1", client, AlarmsConfig::default());
@@ -255,23 +362,37 @@ async fn alarm_history_paging_empty_page_and_throttling() {
         .unwrap()
         .expect("natural id is AlarmName@Timestamp as given");
     match &ev.kind {
-        Kind::Alarm { old_state, new_state, .. } => assert_eq!((old_state.as_str(), new_state.as_str()), ("OK", "ALARM")),
+        Kind::Alarm {
+            old_state,
+            new_state,
+            ..
+        } => assert_eq!((old_state.as_str(), new_state.as_str()), ("OK", "ALARM")),
         k => panic!("{k:?}"),
     }
     // A second poll with nothing new still advances the checkpoint.
-    assert!(store.checkpoint("collect:alarm-history:acct:us-east-1").await.unwrap().is_some());
+    assert!(store
+        .checkpoint("collect:alarm-history:acct:us-east-1")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 fn metric_alarm(v: &Value) -> aws_sdk_cloudwatch::types::MetricAlarm {
     use aws_sdk_cloudwatch::types::{Dimension, MetricAlarm};
     let strs = |k: &str| -> Vec<String> {
-        v[k].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
     };
     MetricAlarm::builder()
         .alarm_name(v["AlarmName"].as_str().unwrap())
         .alarm_arn(v["AlarmArn"].as_str().unwrap())
         .alarm_description(v["AlarmDescription"].as_str().unwrap())
-        .alarm_configuration_updated_timestamp(time(v["AlarmConfigurationUpdatedTimestamp"].as_str().unwrap()))
+        .alarm_configuration_updated_timestamp(time(
+            v["AlarmConfigurationUpdatedTimestamp"].as_str().unwrap(),
+        ))
         .actions_enabled(v["ActionsEnabled"].as_bool().unwrap())
         .set_ok_actions(Some(strs("OKActions")))
         .set_alarm_actions(Some(strs("AlarmActions")))
@@ -288,7 +409,12 @@ fn metric_alarm(v: &Value) -> aws_sdk_cloudwatch::types::MetricAlarm {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|d| Dimension::builder().name(d["Name"].as_str().unwrap()).value(d["Value"].as_str().unwrap()).build())
+                .map(|d| {
+                    Dimension::builder()
+                        .name(d["Name"].as_str().unwrap())
+                        .value(d["Value"].as_str().unwrap())
+                        .build()
+                })
                 .collect(),
         ))
         .period(v["Period"].as_i64().unwrap() as i32)
@@ -303,24 +429,36 @@ async fn describe_alarms_payloads_are_the_api_shape_and_paged() {
     let one = cli_output("cloudwatch__describe-alarms.json")["MetricAlarms"][0].clone();
     let two = cli_output("cloudwatch__describe-alarms-for-metric.json")["MetricAlarms"].clone();
     for v in std::iter::once(&one).chain(two.as_array().unwrap()) {
-        let json: Value = serde_json::from_str(&alarms::metric_alarm_json(&metric_alarm(v))).unwrap();
+        let json: Value =
+            serde_json::from_str(&alarms::metric_alarm_json(&metric_alarm(v))).unwrap();
         assert_eq!(&json, v, "payload equals the DescribeAlarms element");
     }
     let a = metric_alarm(&one);
     let rest: Vec<_> = two.as_array().unwrap().iter().map(metric_alarm).collect();
     let p1 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
         .match_requests(|r| r.next_token().is_none())
-        .then_output(move || DescribeAlarmsOutput::builder().metric_alarms(a.clone()).next_token("x").build());
+        .then_output(move || {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(a.clone())
+                .next_token("x")
+                .build()
+        });
     let p2 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
         .match_requests(|r| r.next_token() == Some("x"))
-        .then_output(move || DescribeAlarmsOutput::builder().set_metric_alarms(Some(rest.clone())).build());
+        .then_output(move || {
+            DescribeAlarmsOutput::builder()
+                .set_metric_alarms(Some(rest.clone()))
+                .build()
+        });
     let client = mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, [&p1, &p2]);
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
     let c = AlarmDefinitionsCollector::new("acct", "us-east-1", client);
     let (items, pages) = c.fetch(&ctx).await.unwrap();
     assert_eq!((items.len(), pages), (3, 2));
-    assert!(items.iter().all(|d| d.source == alarms::ALARM_DEFINITION_SOURCE));
+    assert!(items
+        .iter()
+        .all(|d| d.source == alarms::ALARM_DEFINITION_SOURCE));
 }
 
 // ----------------------------------------------------------------- ListAnomalies
@@ -328,7 +466,11 @@ async fn describe_alarms_payloads_are_the_api_shape_and_paged() {
 fn anomaly(v: &Value) -> aws_sdk_cloudwatchlogs::types::Anomaly {
     use aws_sdk_cloudwatchlogs::types::{Anomaly, LogEvent, PatternToken};
     let map = |m: &Value| -> std::collections::HashMap<String, i64> {
-        m.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect()
+        m.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+            .collect()
     };
     Anomaly::builder()
         .anomaly_id(v["anomalyId"].as_str().unwrap())
@@ -348,7 +490,12 @@ fn anomaly(v: &Value) -> aws_sdk_cloudwatchlogs::types::Anomaly {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|s| LogEvent::builder().timestamp(s["timestamp"].as_i64().unwrap()).message(s["message"].as_str().unwrap()).build())
+                .map(|s| {
+                    LogEvent::builder()
+                        .timestamp(s["timestamp"].as_i64().unwrap())
+                        .message(s["message"].as_str().unwrap())
+                        .build()
+                })
                 .collect(),
         ))
         .set_pattern_tokens(Some(
@@ -367,7 +514,12 @@ fn anomaly(v: &Value) -> aws_sdk_cloudwatchlogs::types::Anomaly {
                 .collect(),
         ))
         .set_log_group_arn_list(Some(
-            v["logGroupArnList"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect(),
+            v["logGroupArnList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect(),
         ))
         .suppressed(v["suppressed"].as_bool().unwrap())
         .suppressed_date(v["suppressedDate"].as_i64().unwrap())
@@ -390,17 +542,36 @@ fn anomalies_client(with_detector: bool) -> (aws_sdk_cloudwatchlogs::Client, Val
     let a = anomaly(&sample);
     let d = detector(&det);
     let arn = det["anomalyDetectorArn"].as_str().unwrap().to_string();
-    let dets = mock!(aws_sdk_cloudwatchlogs::Client::list_log_anomaly_detectors).then_output(move || {
-        let b = ListLogAnomalyDetectorsOutput::builder();
-        if with_detector { b.anomaly_detectors(d.clone()).build() } else { b.build() }
-    });
+    let dets =
+        mock!(aws_sdk_cloudwatchlogs::Client::list_log_anomaly_detectors).then_output(move || {
+            let b = ListLogAnomalyDetectorsOutput::builder();
+            if with_detector {
+                b.anomaly_detectors(d.clone()).build()
+            } else {
+                b.build()
+            }
+        });
     let p1 = mock!(aws_sdk_cloudwatchlogs::Client::list_anomalies)
-        .match_requests(move |r| r.anomaly_detector_arn() == Some(arn.as_str()) && r.next_token().is_none())
-        .then_output(move || ListAnomaliesOutput::builder().anomalies(a.clone()).next_token("p2").build());
+        .match_requests(move |r| {
+            r.anomaly_detector_arn() == Some(arn.as_str()) && r.next_token().is_none()
+        })
+        .then_output(move || {
+            ListAnomaliesOutput::builder()
+                .anomalies(a.clone())
+                .next_token("p2")
+                .build()
+        });
     let p2 = mock!(aws_sdk_cloudwatchlogs::Client::list_anomalies)
         .match_requests(|r| r.next_token() == Some("p2"))
         .then_output(|| ListAnomaliesOutput::builder().build());
-    (mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&dets, &p1, &p2]), sample)
+    (
+        mock_client!(
+            aws_sdk_cloudwatchlogs,
+            RuleMode::MatchAny,
+            [&dets, &p1, &p2]
+        ),
+        sample,
+    )
 }
 
 #[tokio::test]
@@ -445,18 +616,35 @@ async fn record_then_replay_stores_the_same_events() {
     let (ctx, _stop) = ctx(&store, Some(&rec));
 
     let events = lookup_events();
-    let ct_rule = mock!(aws_sdk_cloudtrail::Client::lookup_events)
-        .then_output(move || LookupEventsOutput::builder().set_events(Some(events.clone())).build());
+    let ct_rule = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_output(move || {
+        LookupEventsOutput::builder()
+            .set_events(Some(events.clone()))
+            .build()
+    });
     let ct = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&ct_rule]);
     let items: Vec<_> = history_items().into_iter().map(|x| x.1).collect();
-    let cw_rule = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
-        .then_output(move || DescribeAlarmHistoryOutput::builder().set_alarm_history_items(Some(items.clone())).build());
+    let cw_rule =
+        mock!(aws_sdk_cloudwatch::Client::describe_alarm_history).then_output(move || {
+            DescribeAlarmHistoryOutput::builder()
+                .set_alarm_history_items(Some(items.clone()))
+                .build()
+        });
     let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&cw_rule]);
     let (logs_client, _) = anomalies_client(true);
 
     let mut collectors: Vec<Box<dyn Collector>> = vec![
-        Box::new(CloudTrailCollector::new("rec", "us-east-1", ct, CloudTrailConfig::default())),
-        Box::new(AlarmHistoryCollector::new("rec", "us-east-1", cw, AlarmsConfig::default())),
+        Box::new(CloudTrailCollector::new(
+            "rec",
+            "us-east-1",
+            ct,
+            CloudTrailConfig::default(),
+        )),
+        Box::new(AlarmHistoryCollector::new(
+            "rec",
+            "us-east-1",
+            cw,
+            AlarmsConfig::default(),
+        )),
         Box::new(AnomaliesCollector::new("rec", "us-east-1", logs_client)),
     ];
     for c in collectors.iter_mut() {
@@ -467,9 +655,16 @@ async fn record_then_replay_stores_the_same_events() {
     let text = std::fs::read_to_string(&rec).unwrap();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
-        assert!(v["source"].is_string() && v["recorded_at"].is_string() && v["payload"].is_object(), "{line}");
+        assert!(
+            v["source"].is_string() && v["recorded_at"].is_string() && v["payload"].is_object(),
+            "{line}"
+        );
     }
-    assert_eq!(replay(&rec).await, live, "replaying the recording stores the same events");
+    assert_eq!(
+        replay(&rec).await,
+        live,
+        "replaying the recording stores the same events"
+    );
 }
 
 // ----------------------------------------------------------------- runner
@@ -478,42 +673,87 @@ async fn record_then_replay_stores_the_same_events() {
 async fn one_failing_source_never_stops_the_others() {
     use rootline::collect::{poll_once, Components};
     let denied = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_error(|| {
-        LookupEventsError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("no").build())
+        LookupEventsError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("no")
+                .build(),
+        )
     });
     let ct = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&denied]);
     let items: Vec<_> = history_items().into_iter().map(|x| x.1).collect();
-    let ok = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
-        .then_output(move || DescribeAlarmHistoryOutput::builder().set_alarm_history_items(Some(items.clone())).build());
+    let ok = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history).then_output(move || {
+        DescribeAlarmHistoryOutput::builder()
+            .set_alarm_history_items(Some(items.clone()))
+            .build()
+    });
     let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&ok]);
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
     let components = Components::default();
     let collectors: Vec<Box<dyn Collector>> = vec![
-        Box::new(CloudTrailCollector::new("iso", "eu-west-1", ct, CloudTrailConfig::default())),
-        Box::new(AlarmHistoryCollector::new("iso", "eu-west-1", cw, AlarmsConfig::default())),
+        Box::new(CloudTrailCollector::new(
+            "iso",
+            "eu-west-1",
+            ct,
+            CloudTrailConfig::default(),
+        )),
+        Box::new(AlarmHistoryCollector::new(
+            "iso",
+            "eu-west-1",
+            cw,
+            AlarmsConfig::default(),
+        )),
     ];
     let results = poll_once(collectors, &ctx, &components).await;
     assert_eq!(results.len(), 2);
-    assert!(results.iter().any(|(n, r)| n.starts_with("collect:cloudtrail") && r.is_err()));
-    assert!(results.iter().any(|(n, r)| n.starts_with("collect:alarm-history") && r.is_ok()));
+    assert!(results
+        .iter()
+        .any(|(n, r)| n.starts_with("collect:cloudtrail") && r.is_err()));
+    assert!(results
+        .iter()
+        .any(|(n, r)| n.starts_with("collect:alarm-history") && r.is_ok()));
     assert_eq!(store.count().await.unwrap(), 2);
     let states = components.lock().unwrap().clone();
-    assert!(states["collect:cloudtrail:iso:eu-west-1"].starts_with("failing: LookupEvents: AccessDeniedException"), "{states:?}");
-    assert!(states["collect:alarm-history:iso:eu-west-1"].starts_with("ok: "), "{states:?}");
+    assert!(
+        states["collect:cloudtrail:iso:eu-west-1"]
+            .starts_with("failing: LookupEvents: AccessDeniedException"),
+        "{states:?}"
+    );
+    assert!(
+        states["collect:alarm-history:iso:eu-west-1"].starts_with("ok: "),
+        "{states:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_failing_collector_backs_off_and_stops_on_shutdown() {
     use rootline::collect::{run_collector, Components};
     let denied = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_error(|| {
-        LookupEventsError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("no").build())
+        LookupEventsError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("no")
+                .build(),
+        )
     });
     let ct = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&denied]);
     let store = memory_store().await;
     let (ctx, stop) = ctx(&store, None);
     let components = Components::default();
-    let c = Box::new(CloudTrailCollector::new("bo", "eu-west-1", ct, CloudTrailConfig::default()));
-    let task = tokio::spawn(run_collector(c, ctx, std::time::Duration::from_secs(60), false, components.clone()));
+    let c = Box::new(CloudTrailCollector::new(
+        "bo",
+        "eu-west-1",
+        ct,
+        CloudTrailConfig::default(),
+    ));
+    let task = tokio::spawn(run_collector(
+        c,
+        ctx,
+        std::time::Duration::from_secs(60),
+        false,
+        components.clone(),
+    ));
     let t = Instant::now();
     while denied.num_calls() < 3 {
         assert!(t.elapsed().as_secs() < 10, "retried with backoff");
@@ -521,7 +761,13 @@ async fn a_failing_collector_backs_off_and_stops_on_shutdown() {
     }
     assert!(components.lock().unwrap()["collect:cloudtrail:bo:eu-west-1"].starts_with("failing: "));
     stop.send(true).unwrap();
-    let r = tokio::time::timeout(std::time::Duration::from_secs(2), task).await.expect("stops promptly").unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(2), task)
+        .await
+        .expect("stops promptly")
+        .unwrap();
     assert!(r.is_err());
-    assert_eq!(components.lock().unwrap()["collect:cloudtrail:bo:eu-west-1"], "stopped");
+    assert_eq!(
+        components.lock().unwrap()["collect:cloudtrail:bo:eu-west-1"],
+        "stopped"
+    );
 }

@@ -15,14 +15,30 @@ use rootline::store::{EventFilter, EventLog};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-async fn put_logs(client: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, events: &[(i64, String)]) {
+async fn put_logs(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    events: &[(i64, String)],
+) {
     use aws_sdk_cloudwatchlogs::types::InputLogEvent;
     let _ = client.create_log_group().log_group_name(group).send().await;
-    let _ = client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await;
+    let _ = client
+        .create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await;
     for chunk in events.chunks(500) {
         let batch: Vec<InputLogEvent> = chunk
             .iter()
-            .map(|(t, m)| InputLogEvent::builder().timestamp(*t).message(m).build().unwrap())
+            .map(|(t, m)| {
+                InputLogEvent::builder()
+                    .timestamp(*t)
+                    .message(m)
+                    .build()
+                    .unwrap()
+            })
             .collect();
         client
             .put_log_events()
@@ -65,25 +81,50 @@ async fn filter_log_events_pages_and_record_replay() {
     assert!(r.pages >= 6, "paged: {}", r.pages);
     assert_eq!(r.delivered.appended, 230);
     let stored = store
-        .query(&EventFilter { sources: vec![Source::Logs], ..Default::default() })
+        .query(&EventFilter {
+            sources: vec![Source::Logs],
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(stored.len(), 230);
     let p: serde_json::Value = serde_json::from_str(&stored[0].payload).unwrap();
-    for k in ["logStreamName", "timestamp", "message", "ingestionTime", "eventId", "logGroupName"] {
+    for k in [
+        "logStreamName",
+        "timestamp",
+        "message",
+        "ingestionTime",
+        "eventId",
+        "logGroupName",
+    ] {
         assert!(p.get(k).is_some(), "payload has {k}: {p}");
     }
-    assert!(stored[0].resources.contains(&"loggroup//ecs/orders-api".to_string()));
+    assert!(stored[0]
+        .resources
+        .contains(&"loggroup//ecs/orders-api".to_string()));
 
     // Late events (timestamps inside the lag window, ingested after the poll) are read
     // by the next poll; nothing is stored twice.
-    put_logs(&client, "/ecs/orders-api", "web/1", &[(now() - 30_000, "GET /late 200 3ms".into())]).await;
+    put_logs(
+        &client,
+        "/ecs/orders-api",
+        "web/1",
+        &[(now() - 30_000, "GET /late 200 3ms".into())],
+    )
+    .await;
     let r = c.poll(&ctx).await.expect("poll 2");
     assert_eq!(r.delivered.appended, 1);
-    assert!(r.delivered.duplicates > 0, "the lag window was read again: {r:?}");
+    assert!(
+        r.delivered.duplicates > 0,
+        "the lag window was read again: {r:?}"
+    );
     assert_eq!(store.count().await.unwrap(), 231);
 
-    assert_eq!(replay(&rec).await, snapshot(&store).await, "record then replay");
+    assert_eq!(
+        replay(&rec).await,
+        snapshot(&store).await,
+        "record then replay"
+    );
 }
 
 #[tokio::test]
@@ -122,41 +163,71 @@ async fn own_detection_finds_new_error_patterns_and_rate_spikes() {
     // Ten minutes later: a new error pattern, and a burst of the known one.
     let mut burst = Vec::new();
     for i in 0..30 {
-        burst.push((t0 + 3 * 60_000 + 1000 + i * 100, format!("ERROR cache miss for key z{i}")));
+        burst.push((
+            t0 + 3 * 60_000 + 1000 + i * 100,
+            format!("ERROR cache miss for key z{i}"),
+        ));
     }
-    burst.push((t0 + 4 * 60_000 + 5000, "ERROR connection refused to db-1.internal:5432".to_string()));
+    burst.push((
+        t0 + 4 * 60_000 + 5000,
+        "ERROR connection refused to db-1.internal:5432".to_string(),
+    ));
     put_logs(&client, group, "app/1", &burst).await;
     clock.store(t0 + 10 * 60_000, Ordering::SeqCst);
     let r = c.poll(&ctx).await.unwrap();
-    assert_eq!(r.delivered.appended, 31 + 2, "31 lines and 2 derived anomalies: {r:?}");
+    assert_eq!(
+        r.delivered.appended,
+        31 + 2,
+        "31 lines and 2 derived anomalies: {r:?}"
+    );
 
     let anomalies = store
-        .query(&EventFilter { sources: vec![Source::LogsAnomaly], ..Default::default() })
+        .query(&EventFilter {
+            sources: vec![Source::LogsAnomaly],
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(anomalies.len(), 2);
-    let mut kinds: Vec<String> = anomalies.iter().map(|a| a.natural_id.split(':').nth(1).unwrap().to_string()).collect();
+    let mut kinds: Vec<String> = anomalies
+        .iter()
+        .map(|a| a.natural_id.split(':').nth(1).unwrap().to_string())
+        .collect();
     kinds.sort();
     assert_eq!(kinds, ["error-rate", "new-pattern"]);
     for a in &anomalies {
-        assert!(a.natural_id.starts_with("rootline:"), "rootline namespace: {}", a.natural_id);
+        assert!(
+            a.natural_id.starts_with("rootline:"),
+            "rootline namespace: {}",
+            a.natural_id
+        );
         let p: serde_json::Value = serde_json::from_str(&a.payload).unwrap();
         assert_eq!(p["derivedBy"], "rootline");
-        assert!(p["description"].as_str().unwrap().starts_with("rootline-derived"));
+        assert!(p["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("rootline-derived"));
         match &a.kind {
             Kind::Anomaly { group: g, .. } => assert_eq!(g, group),
             k => panic!("{k:?}"),
         }
         assert!(a.resources.contains(&format!("loggroup/{group}")));
     }
-    let spike = anomalies.iter().find(|a| a.natural_id.contains("error-rate")).unwrap();
+    let spike = anomalies
+        .iter()
+        .find(|a| a.natural_id.contains("error-rate"))
+        .unwrap();
     assert_eq!(spike.event_time / 60_000, (t0 + 3 * 60_000) / 60_000);
 
     // Polling again finds nothing new (the state is in the checkpoint).
     clock.store(t0 + 11 * 60_000, Ordering::SeqCst);
     let r = c.poll(&ctx).await.unwrap();
     assert_eq!(r.delivered.appended, 0);
-    assert_eq!(replay(&rec).await, snapshot(&store).await, "derived anomalies are recorded too");
+    assert_eq!(
+        replay(&rec).await,
+        snapshot(&store).await,
+        "derived anomalies are recorded too"
+    );
 }
 
 fn setup_input(name: &str, endpoint: &str) -> SetupInput {
@@ -177,41 +248,97 @@ async fn aws_setup_is_idempotent_and_dry_run_changes_nothing() {
     let conf = moto_sdk_config(&moto.url).await;
     let eb = aws_sdk_eventbridge::Client::new(&conf);
     let ct = aws_sdk_cloudtrail::Client::new(&conf);
-    let input = setup_input("rootline", "https://rootline.example.com/ingest/eventbridge");
+    let input = setup_input(
+        "rootline",
+        "https://rootline.example.com/ingest/eventbridge",
+    );
 
     // Dry run first: a plan of creations, and nothing created.
-    let plan = setup::apply(&eb, Some(&ct), &input, true).await.expect("dry run");
-    assert!(plan.iter().filter(|s| s.action == Action::Create).count() >= 2 + 2 * setup::RULES.len());
-    assert!(eb.describe_connection().name("rootline").send().await.is_err());
+    let plan = setup::apply(&eb, Some(&ct), &input, true)
+        .await
+        .expect("dry run");
+    assert!(
+        plan.iter().filter(|s| s.action == Action::Create).count() >= 2 + 2 * setup::RULES.len()
+    );
+    assert!(eb
+        .describe_connection()
+        .name("rootline")
+        .send()
+        .await
+        .is_err());
     assert!(eb.list_rules().send().await.unwrap().rules().is_empty());
     // No trail yet: the plan says so.
-    assert!(plan.iter().any(|s| s.what == "cloudtrail" && s.action == Action::Note));
+    assert!(plan
+        .iter()
+        .any(|s| s.what == "cloudtrail" && s.action == Action::Note));
 
-    let first = setup::apply(&eb, Some(&ct), &input, false).await.expect("apply");
+    let first = setup::apply(&eb, Some(&ct), &input, false)
+        .await
+        .expect("apply");
     assert!(first.iter().any(|s| s.action == Action::Create));
-    let dest = eb.describe_api_destination().name("rootline").send().await.unwrap();
-    assert_eq!(dest.invocation_endpoint(), Some("https://rootline.example.com/ingest/eventbridge"));
-    let conn = eb.describe_connection().name("rootline").send().await.unwrap();
+    let dest = eb
+        .describe_api_destination()
+        .name("rootline")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
-        conn.auth_parameters().and_then(|p| p.api_key_auth_parameters()).and_then(|k| k.api_key_name()),
+        dest.invocation_endpoint(),
+        Some("https://rootline.example.com/ingest/eventbridge")
+    );
+    let conn = eb
+        .describe_connection()
+        .name("rootline")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.auth_parameters()
+            .and_then(|p| p.api_key_auth_parameters())
+            .and_then(|k| k.api_key_name()),
         Some("x-api-key")
     );
     for (suffix, _, pattern) in setup::RULES {
-        let r = eb.describe_rule().name(format!("rootline-{suffix}")).send().await.unwrap();
+        let r = eb
+            .describe_rule()
+            .name(format!("rootline-{suffix}"))
+            .send()
+            .await
+            .unwrap();
         let got: serde_json::Value = serde_json::from_str(r.event_pattern().unwrap()).unwrap();
         let want: serde_json::Value = serde_json::from_str(pattern).unwrap();
         assert_eq!(got, want);
-        let t = eb.list_targets_by_rule().rule(format!("rootline-{suffix}")).send().await.unwrap();
+        let t = eb
+            .list_targets_by_rule()
+            .rule(format!("rootline-{suffix}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(t.targets().len(), 1);
         assert_eq!(t.targets()[0].arn(), dest.api_destination_arn().unwrap());
     }
-    let alarm_rule = eb.describe_rule().name("rootline-alarms").send().await.unwrap();
-    assert!(alarm_rule.event_pattern().unwrap().contains("CloudWatch Alarm State Change"));
+    let alarm_rule = eb
+        .describe_rule()
+        .name("rootline-alarms")
+        .send()
+        .await
+        .unwrap();
+    assert!(alarm_rule
+        .event_pattern()
+        .unwrap()
+        .contains("CloudWatch Alarm State Change"));
 
     // A trail that logs (moto implements trails), then setup again: nothing to create,
     // everything unchanged but the connection key, which cannot be read back.
-    let _ = ct.create_trail().name("org").s3_bucket_name("trail-bucket").send().await;
-    let second = setup::apply(&eb, Some(&ct), &input, false).await.expect("apply again");
+    let _ = ct
+        .create_trail()
+        .name("org")
+        .s3_bucket_name("trail-bucket")
+        .send()
+        .await;
+    let second = setup::apply(&eb, Some(&ct), &input, false)
+        .await
+        .expect("apply again");
     for s in &second {
         match s.what.as_str() {
             w if w.starts_with("connection") => assert_eq!(s.action, Action::Update),
@@ -219,14 +346,30 @@ async fn aws_setup_is_idempotent_and_dry_run_changes_nothing() {
             _ => assert_eq!(s.action, Action::Unchanged, "{s}"),
         }
     }
-    assert_eq!(eb.list_rules().send().await.unwrap().rules().len(), setup::RULES.len());
+    assert_eq!(
+        eb.list_rules().send().await.unwrap().rules().len(),
+        setup::RULES.len()
+    );
 
     // A moved endpoint updates the destination only.
-    let moved = setup_input("rootline", "https://rootline2.example.com/ingest/eventbridge");
+    let moved = setup_input(
+        "rootline",
+        "https://rootline2.example.com/ingest/eventbridge",
+    );
     let third = setup::apply(&eb, Some(&ct), &moved, false).await.unwrap();
-    assert!(third.iter().any(|s| s.what == "api destination rootline" && s.action == Action::Update));
-    let dest = eb.describe_api_destination().name("rootline").send().await.unwrap();
-    assert_eq!(dest.invocation_endpoint(), Some("https://rootline2.example.com/ingest/eventbridge"));
+    assert!(third
+        .iter()
+        .any(|s| s.what == "api destination rootline" && s.action == Action::Update));
+    let dest = eb
+        .describe_api_destination()
+        .name("rootline")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dest.invocation_endpoint(),
+        Some("https://rootline2.example.com/ingest/eventbridge")
+    );
 }
 
 /// `rootline collect` killed with SIGKILL in the middle of a long FilterLogEvents read,
@@ -237,7 +380,9 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
     let conf = moto_sdk_config(&moto.url).await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
     let base = now() - 30 * 60_000;
-    let events: Vec<(i64, String)> = (0..1500).map(|i| (base + i * 500, format!("line {i}"))).collect();
+    let events: Vec<(i64, String)> = (0..1500)
+        .map(|i| (base + i * 500, format!("line {i}")))
+        .collect();
     put_logs(&client, "/app/kill", "s", &events).await;
 
     let dir = temp_dir();
@@ -277,10 +422,18 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
         if !db.exists() {
             return 0;
         }
-        let Ok(mut conn) = SqliteConnectOptions::new().filename(&db).read_only(true).connect().await else {
+        let Ok(mut conn) = SqliteConnectOptions::new()
+            .filename(&db)
+            .read_only(true)
+            .connect()
+            .await
+        else {
             return 0;
         };
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&mut conn).await.unwrap_or(0);
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or(0);
         let _ = sqlx::Connection::close(conn).await;
         n
     };
@@ -291,8 +444,15 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
         if n >= 200 {
             break;
         }
-        assert!(t.elapsed().as_secs() < 60, "collect made no progress ({n} events)");
-        assert!(child.try_wait().unwrap().is_none(), "collect exited early: {:?}", child.wait_with_output());
+        assert!(
+            t.elapsed().as_secs() < 60,
+            "collect made no progress ({n} events)"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "collect exited early: {:?}",
+            child.wait_with_output()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // SIGKILL: no chance to clean up.
@@ -302,10 +462,19 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
     assert!(mid < 1500, "killed mid-run ({mid} stored)");
 
     let out = run(true).output().expect("collect --once");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let store = rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
     let stored = store
-        .query(&EventFilter { sources: vec![Source::Logs], ..Default::default() })
+        .query(&EventFilter {
+            sources: vec![Source::Logs],
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut messages: Vec<String> = stored
@@ -319,7 +488,10 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
     messages.sort();
     messages.dedup();
     assert_eq!(messages.len(), 1500, "no duplicate");
-    let cp = store.checkpoint("collect:logs:default:us-east-1:/app/kill").await.unwrap();
+    let cp = store
+        .checkpoint("collect:logs:default:us-east-1:/app/kill")
+        .await
+        .unwrap();
     assert!(cp.is_some(), "the completed run committed its checkpoint");
 }
 
@@ -353,7 +525,10 @@ async fn config_history_where_config_records() {
     };
     let mut c = ConfigCollector::new("moto", "us-east-1", client.clone(), cfg);
     let r = c.poll(&ctx).await.expect("poll without a recorder");
-    assert_eq!(r.note.as_deref(), Some("AWS Config is not recording in this region"));
+    assert_eq!(
+        r.note.as_deref(),
+        Some("AWS Config is not recording in this region")
+    );
     assert_eq!(store.count().await.unwrap(), 0);
 
     client
@@ -362,7 +537,11 @@ async fn config_history_where_config_records() {
             aws_sdk_config::types::ConfigurationRecorder::builder()
                 .name("default")
                 .role_arn("arn:aws:iam::123456789012:role/config")
-                .recording_group(aws_sdk_config::types::RecordingGroup::builder().all_supported(true).build())
+                .recording_group(
+                    aws_sdk_config::types::RecordingGroup::builder()
+                        .all_supported(true)
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -371,12 +550,21 @@ async fn config_history_where_config_records() {
     let r = c.poll(&ctx).await.expect("poll");
     assert_eq!(r.delivered.appended, 1, "{r:?}");
     let ev = store
-        .query(&EventFilter { sources: vec![Source::Config], ..Default::default() })
+        .query(&EventFilter {
+            sources: vec![Source::Config],
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(ev[0].natural_id, "AWS::SNS::Topic/arn:aws:sns:us-east-1:123456789012:orders-events@1");
+    assert_eq!(
+        ev[0].natural_id,
+        "AWS::SNS::Topic/arn:aws:sns:us-east-1:123456789012:orders-events@1"
+    );
     let p: serde_json::Value = serde_json::from_str(&ev[0].payload).unwrap();
-    assert!(p["configurationItemCaptureTime"].is_number(), "epoch seconds, as the API sends");
+    assert!(
+        p["configurationItemCaptureTime"].is_number(),
+        "epoch seconds, as the API sends"
+    );
     assert!(p["configuration"].is_string());
     // Again: nothing new.
     let r = c.poll(&ctx).await.unwrap();

@@ -9,9 +9,12 @@
 use super::config::AlarmsConfig;
 use super::json::Obj;
 use super::retry::sdk_error;
-use super::{checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter};
+use super::{
+    checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
+};
 use aws_sdk_cloudwatch::types::{
-    AlarmHistoryItem, AlarmType, CompositeAlarm, Dimension, HistoryItemType, MetricAlarm, MetricDataQuery, ScanBy,
+    AlarmHistoryItem, AlarmType, CompositeAlarm, Dimension, HistoryItemType, MetricAlarm,
+    MetricDataQuery, ScanBy,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +30,10 @@ pub fn history_item_json(i: &AlarmHistoryItem) -> String {
         .str("AlarmContributorId", i.alarm_contributor_id.as_deref())
         .str("AlarmType", i.alarm_type.as_ref().map(|t| t.as_str()))
         .time("Timestamp", i.timestamp.as_ref())
-        .str("HistoryItemType", i.history_item_type.as_ref().map(|t| t.as_str()))
+        .str(
+            "HistoryItemType",
+            i.history_item_type.as_ref().map(|t| t.as_str()),
+        )
         .str("HistorySummary", i.history_summary.as_deref())
         .str("HistoryData", i.history_data.as_deref())
         .finish()
@@ -74,11 +80,17 @@ pub fn metric_alarm_json(a: &MetricAlarm) -> String {
         .str("AlarmName", a.alarm_name.as_deref())
         .str("AlarmArn", a.alarm_arn.as_deref())
         .str("AlarmDescription", a.alarm_description.as_deref())
-        .time("AlarmConfigurationUpdatedTimestamp", a.alarm_configuration_updated_timestamp.as_ref())
+        .time(
+            "AlarmConfigurationUpdatedTimestamp",
+            a.alarm_configuration_updated_timestamp.as_ref(),
+        )
         .bool("ActionsEnabled", a.actions_enabled)
         .strs("OKActions", a.ok_actions.as_deref())
         .strs("AlarmActions", a.alarm_actions.as_deref())
-        .strs("InsufficientDataActions", a.insufficient_data_actions.as_deref())
+        .strs(
+            "InsufficientDataActions",
+            a.insufficient_data_actions.as_deref(),
+        )
         .str("StateValue", a.state_value.as_ref().map(|s| s.as_str()))
         .str("StateReason", a.state_reason.as_deref())
         .str("StateReasonData", a.state_reason_data.as_deref())
@@ -93,13 +105,25 @@ pub fn metric_alarm_json(a: &MetricAlarm) -> String {
         .i32("EvaluationPeriods", a.evaluation_periods)
         .i32("DatapointsToAlarm", a.datapoints_to_alarm)
         .f64("Threshold", a.threshold)
-        .str("ComparisonOperator", a.comparison_operator.as_ref().map(|c| c.as_str()))
+        .str(
+            "ComparisonOperator",
+            a.comparison_operator.as_ref().map(|c| c.as_str()),
+        )
         .str("TreatMissingData", a.treat_missing_data.as_deref())
-        .str("EvaluateLowSampleCountPercentile", a.evaluate_low_sample_count_percentile.as_deref())
+        .str(
+            "EvaluateLowSampleCountPercentile",
+            a.evaluate_low_sample_count_percentile.as_deref(),
+        )
         .objs("Metrics", a.metrics.as_deref(), query_json)
         .str("ThresholdMetricId", a.threshold_metric_id.as_deref())
-        .str("EvaluationState", a.evaluation_state.as_ref().map(|s| s.as_str()))
-        .time("StateTransitionedTimestamp", a.state_transitioned_timestamp.as_ref())
+        .str(
+            "EvaluationState",
+            a.evaluation_state.as_ref().map(|s| s.as_str()),
+        )
+        .time(
+            "StateTransitionedTimestamp",
+            a.state_transitioned_timestamp.as_ref(),
+        )
         .finish()
 }
 
@@ -109,22 +133,43 @@ pub fn composite_alarm_json(a: &CompositeAlarm) -> String {
         .bool("ActionsEnabled", a.actions_enabled)
         .strs("AlarmActions", a.alarm_actions.as_deref())
         .str("AlarmArn", a.alarm_arn.as_deref())
-        .time("AlarmConfigurationUpdatedTimestamp", a.alarm_configuration_updated_timestamp.as_ref())
+        .time(
+            "AlarmConfigurationUpdatedTimestamp",
+            a.alarm_configuration_updated_timestamp.as_ref(),
+        )
         .str("AlarmDescription", a.alarm_description.as_deref())
         .str("AlarmName", a.alarm_name.as_deref())
         .str("AlarmRule", a.alarm_rule.as_deref())
-        .strs("InsufficientDataActions", a.insufficient_data_actions.as_deref())
+        .strs(
+            "InsufficientDataActions",
+            a.insufficient_data_actions.as_deref(),
+        )
         .strs("OKActions", a.ok_actions.as_deref())
         .str("StateReason", a.state_reason.as_deref())
         .str("StateReasonData", a.state_reason_data.as_deref())
         .time("StateUpdatedTimestamp", a.state_updated_timestamp.as_ref())
         .str("StateValue", a.state_value.as_ref().map(|s| s.as_str()))
-        .time("StateTransitionedTimestamp", a.state_transitioned_timestamp.as_ref())
-        .str("ActionsSuppressedBy", a.actions_suppressed_by.as_ref().map(|s| s.as_str()))
-        .str("ActionsSuppressedReason", a.actions_suppressed_reason.as_deref())
+        .time(
+            "StateTransitionedTimestamp",
+            a.state_transitioned_timestamp.as_ref(),
+        )
+        .str(
+            "ActionsSuppressedBy",
+            a.actions_suppressed_by.as_ref().map(|s| s.as_str()),
+        )
+        .str(
+            "ActionsSuppressedReason",
+            a.actions_suppressed_reason.as_deref(),
+        )
         .str("ActionsSuppressor", a.actions_suppressor.as_deref())
-        .i32("ActionsSuppressorWaitPeriod", a.actions_suppressor_wait_period)
-        .i32("ActionsSuppressorExtensionPeriod", a.actions_suppressor_extension_period)
+        .i32(
+            "ActionsSuppressorWaitPeriod",
+            a.actions_suppressor_wait_period,
+        )
+        .i32(
+            "ActionsSuppressorExtensionPeriod",
+            a.actions_suppressor_extension_period,
+        )
         .finish()
 }
 
@@ -138,7 +183,12 @@ pub struct AlarmHistoryCollector {
 }
 
 impl AlarmHistoryCollector {
-    pub fn new(account: &str, region: &str, client: aws_sdk_cloudwatch::Client, cfg: AlarmsConfig) -> Self {
+    pub fn new(
+        account: &str,
+        region: &str,
+        client: aws_sdk_cloudwatch::Client,
+        cfg: AlarmsConfig,
+    ) -> Self {
         AlarmHistoryCollector {
             account: account.to_string(),
             region: region.to_string(),
@@ -155,7 +205,10 @@ impl AlarmHistoryCollector {
     async fn poll_inner(&mut self, ctx: &Ctx) -> Result<PollReport, CollectError> {
         let name = self.checkpoint_name();
         let prev = ctx.checkpoint(&name).await?;
-        let prev_end = prev.as_ref().and_then(|v| v.get("watermark")).and_then(|v| v.as_i64());
+        let prev_end = prev
+            .as_ref()
+            .and_then(|v| v.get("watermark"))
+            .and_then(|v| v.as_i64());
         let (start, end) = window(
             prev_end,
             ctx.now_ms(),
@@ -184,7 +237,11 @@ impl AlarmHistoryCollector {
                         .scan_by(ScanBy::TimestampAscending)
                         .max_records(100)
                         .set_next_token(token.clone());
-                    async move { req.send().await.map_err(|e| sdk_error("DescribeAlarmHistory", e)) }
+                    async move {
+                        req.send()
+                            .await
+                            .map_err(|e| sdk_error("DescribeAlarmHistory", e))
+                    }
                 })
                 .await?;
             report.pages += 1;
@@ -197,11 +254,16 @@ impl AlarmHistoryCollector {
                 })
                 .map(|i| Delivery::new("cloudwatch.alarm_history", history_item_json(i)))
                 .collect();
-            let next = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            let next = out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
             let cp = next
                 .is_none()
                 .then(|| checkpoint(&name, serde_json::json!({"watermark": end})));
-            report.delivered.add(ctx.sink.deliver(&batch, cp.as_ref()).await?);
+            report
+                .delivered
+                .add(ctx.sink.deliver(&batch, cp.as_ref()).await?);
             match next {
                 Some(t) if token.as_deref() != Some(t.as_str()) => {
                     if ctx.stopping() {
@@ -209,7 +271,11 @@ impl AlarmHistoryCollector {
                     }
                     token = Some(t);
                 }
-                Some(_) => return Err(CollectError::permanent("DescribeAlarmHistory returned the same NextToken twice")),
+                Some(_) => {
+                    return Err(CollectError::permanent(
+                        "DescribeAlarmHistory returned the same NextToken twice",
+                    ))
+                }
                 None => break,
             }
         }
@@ -273,7 +339,10 @@ impl AlarmDefinitionsCollector {
                 out_items.push(Delivery::new(ALARM_DEFINITION_SOURCE, metric_alarm_json(a)));
             }
             for a in out.composite_alarms() {
-                out_items.push(Delivery::new(ALARM_DEFINITION_SOURCE, composite_alarm_json(a)));
+                out_items.push(Delivery::new(
+                    ALARM_DEFINITION_SOURCE,
+                    composite_alarm_json(a),
+                ));
             }
             match out.next_token().filter(|t| !t.is_empty()) {
                 Some(t) if token.as_deref() != Some(t) => {
@@ -282,7 +351,11 @@ impl AlarmDefinitionsCollector {
                     }
                     token = Some(t.to_string());
                 }
-                Some(_) => return Err(CollectError::permanent("DescribeAlarms returned the same NextToken twice")),
+                Some(_) => {
+                    return Err(CollectError::permanent(
+                        "DescribeAlarms returned the same NextToken twice",
+                    ))
+                }
                 None => break,
             }
         }
@@ -295,7 +368,10 @@ impl AlarmDefinitionsCollector {
             pages,
             ..Default::default()
         };
-        let cp = checkpoint(&self.checkpoint_name(), serde_json::json!({"polled_at": ctx.now_ms()}));
+        let cp = checkpoint(
+            &self.checkpoint_name(),
+            serde_json::json!({"polled_at": ctx.now_ms()}),
+        );
         if crate::model::Source::parse(ALARM_DEFINITION_SOURCE).is_none() {
             // The event log has no source for alarm definitions yet: never write lines
             // that `replay` would reject, and never reshape them into another source.

@@ -7,7 +7,9 @@
 use super::config::AwsConfigConfig;
 use super::json::Obj;
 use super::retry::sdk_error;
-use super::{checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter};
+use super::{
+    checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
+};
 use aws_sdk_config::types::{ChronologicalOrder, ConfigurationItem, Relationship, ResourceType};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +27,19 @@ pub fn configuration_item_json(i: &ConfigurationItem) -> String {
     Obj::new()
         .str("version", i.version.as_deref())
         .str("accountId", i.account_id.as_deref())
-        .epoch_seconds("configurationItemCaptureTime", i.configuration_item_capture_time.as_ref())
-        .str("configurationItemStatus", i.configuration_item_status.as_ref().map(|s| s.as_str()))
+        .epoch_seconds(
+            "configurationItemCaptureTime",
+            i.configuration_item_capture_time.as_ref(),
+        )
+        .str(
+            "configurationItemStatus",
+            i.configuration_item_status.as_ref().map(|s| s.as_str()),
+        )
         .str("configurationStateId", i.configuration_state_id.as_deref())
-        .str("configurationItemMD5Hash", i.configuration_item_md5_hash.as_deref())
+        .str(
+            "configurationItemMD5Hash",
+            i.configuration_item_md5_hash.as_deref(),
+        )
         .str("arn", i.arn.as_deref())
         .str("resourceType", i.resource_type.as_ref().map(|t| t.as_str()))
         .str("resourceId", i.resource_id.as_deref())
@@ -38,11 +49,24 @@ pub fn configuration_item_json(i: &ConfigurationItem) -> String {
         .epoch_seconds("resourceCreationTime", i.resource_creation_time.as_ref())
         .map("tags", i.tags.as_ref())
         .strs("relatedEvents", i.related_events.as_deref())
-        .objs("relationships", i.relationships.as_deref(), relationship_json)
+        .objs(
+            "relationships",
+            i.relationships.as_deref(),
+            relationship_json,
+        )
         .str("configuration", i.configuration.as_deref())
-        .map("supplementaryConfiguration", i.supplementary_configuration.as_ref())
-        .str("recordingFrequency", i.recording_frequency.as_ref().map(|f| f.as_str()))
-        .epoch_seconds("configurationItemDeliveryTime", i.configuration_item_delivery_time.as_ref())
+        .map(
+            "supplementaryConfiguration",
+            i.supplementary_configuration.as_ref(),
+        )
+        .str(
+            "recordingFrequency",
+            i.recording_frequency.as_ref().map(|f| f.as_str()),
+        )
+        .epoch_seconds(
+            "configurationItemDeliveryTime",
+            i.configuration_item_delivery_time.as_ref(),
+        )
         .finish()
 }
 
@@ -55,11 +79,19 @@ pub struct ConfigCollector {
 }
 
 impl ConfigCollector {
-    pub fn new(account: &str, region: &str, client: aws_sdk_config::Client, cfg: AwsConfigConfig) -> Self {
+    pub fn new(
+        account: &str,
+        region: &str,
+        client: aws_sdk_config::Client,
+        cfg: AwsConfigConfig,
+    ) -> Self {
         ConfigCollector {
             account: account.to_string(),
             region: region.to_string(),
-            limiter: RateLimiter::shared(&format!("config:{account}:{region}"), cfg.requests_per_sec),
+            limiter: RateLimiter::shared(
+                &format!("config:{account}:{region}"),
+                cfg.requests_per_sec,
+            ),
             client,
             cfg,
         }
@@ -72,19 +104,27 @@ impl ConfigCollector {
     /// True when a configuration recorder exists in the region.
     async fn enabled(&self, ctx: &Ctx) -> Result<bool, CollectError> {
         let out = ctx
-            .call(Some(&self.limiter), "DescribeConfigurationRecorderStatus", || {
-                let req = self.client.describe_configuration_recorder_status();
-                async move {
-                    req.send()
-                        .await
-                        .map_err(|e| sdk_error("DescribeConfigurationRecorderStatus", e))
-                }
-            })
+            .call(
+                Some(&self.limiter),
+                "DescribeConfigurationRecorderStatus",
+                || {
+                    let req = self.client.describe_configuration_recorder_status();
+                    async move {
+                        req.send()
+                            .await
+                            .map_err(|e| sdk_error("DescribeConfigurationRecorderStatus", e))
+                    }
+                },
+            )
             .await?;
         Ok(!out.configuration_recorders_status().is_empty())
     }
 
-    async fn resources(&self, ctx: &Ctx, rtype: &ResourceType) -> Result<Vec<String>, CollectError> {
+    async fn resources(
+        &self,
+        ctx: &Ctx,
+        rtype: &ResourceType,
+    ) -> Result<Vec<String>, CollectError> {
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -95,7 +135,11 @@ impl ConfigCollector {
                         .list_discovered_resources()
                         .resource_type(rtype.clone())
                         .set_next_token(token.clone());
-                    async move { req.send().await.map_err(|e| sdk_error("ListDiscoveredResources", e)) }
+                    async move {
+                        req.send()
+                            .await
+                            .map_err(|e| sdk_error("ListDiscoveredResources", e))
+                    }
                 })
                 .await?;
             ids.extend(
@@ -119,7 +163,10 @@ impl ConfigCollector {
             return Ok(report);
         }
         let prev = ctx.checkpoint(&name).await?;
-        let prev_end = prev.as_ref().and_then(|v| v.get("watermark")).and_then(|v| v.as_i64());
+        let prev_end = prev
+            .as_ref()
+            .and_then(|v| v.get("watermark"))
+            .and_then(|v| v.as_i64());
         let (start, end) = window(
             prev_end,
             ctx.now_ms(),
@@ -144,7 +191,11 @@ impl ConfigCollector {
                                 .later_time(super::json::from_millis(end))
                                 .chronological_order(ChronologicalOrder::Forward)
                                 .set_next_token(token.clone());
-                            async move { req.send().await.map_err(|e| sdk_error("GetResourceConfigHistory", e)) }
+                            async move {
+                                req.send()
+                                    .await
+                                    .map_err(|e| sdk_error("GetResourceConfigHistory", e))
+                            }
                         })
                         .await;
                     let out = match out {

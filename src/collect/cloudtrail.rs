@@ -5,7 +5,9 @@
 
 use super::config::CloudTrailConfig;
 use super::retry::sdk_error;
-use super::{checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter};
+use super::{
+    checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
+};
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,12 @@ pub struct CloudTrailCollector {
 }
 
 impl CloudTrailCollector {
-    pub fn new(account: &str, region: &str, client: aws_sdk_cloudtrail::Client, cfg: CloudTrailConfig) -> Self {
+    pub fn new(
+        account: &str,
+        region: &str,
+        client: aws_sdk_cloudtrail::Client,
+        cfg: CloudTrailConfig,
+    ) -> Self {
         let rate = cfg.requests_per_sec.clamp(0.01, MAX_REQUESTS_PER_SEC);
         CloudTrailCollector {
             account: account.to_string(),
@@ -41,7 +48,10 @@ impl CloudTrailCollector {
     async fn poll_inner(&mut self, ctx: &Ctx) -> Result<PollReport, CollectError> {
         let name = self.checkpoint_name();
         let prev = ctx.checkpoint(&name).await?;
-        let prev_end = prev.as_ref().and_then(|v| v.get("watermark")).and_then(|v| v.as_i64());
+        let prev_end = prev
+            .as_ref()
+            .and_then(|v| v.get("watermark"))
+            .and_then(|v| v.as_i64());
         let (start, end) = window(
             prev_end,
             ctx.now_ms(),
@@ -74,17 +84,24 @@ impl CloudTrailCollector {
             let mut batch = Vec::new();
             for ev in out.events() {
                 match ev.cloud_trail_event() {
-                    Some(raw) if !raw.trim().is_empty() => batch.push(Delivery::new("cloudtrail", raw.to_string())),
+                    Some(raw) if !raw.trim().is_empty() => {
+                        batch.push(Delivery::new("cloudtrail", raw.to_string()))
+                    }
                     _ => missing += 1,
                 }
             }
-            let next = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            let next = out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
             // The checkpoint moves only with the last page: an interrupted poll reads its
             // whole window again (duplicates are skipped by natural id).
             let cp = next
                 .is_none()
                 .then(|| checkpoint(&name, serde_json::json!({"watermark": end})));
-            report.delivered.add(ctx.sink.deliver(&batch, cp.as_ref()).await?);
+            report
+                .delivered
+                .add(ctx.sink.deliver(&batch, cp.as_ref()).await?);
             match next {
                 Some(t) if token.as_deref() != Some(t.as_str()) => {
                     if ctx.stopping() {
@@ -92,12 +109,19 @@ impl CloudTrailCollector {
                     }
                     token = Some(t);
                 }
-                Some(_) => return Err(CollectError::permanent("LookupEvents returned the same NextToken twice")),
+                Some(_) => {
+                    return Err(CollectError::permanent(
+                        "LookupEvents returned the same NextToken twice",
+                    ))
+                }
                 None => break,
             }
         }
         if missing > 0 {
-            tracing::warn!(missing, "LookupEvents results without a CloudTrailEvent were skipped");
+            tracing::warn!(
+                missing,
+                "LookupEvents results without a CloudTrailEvent were skipped"
+            );
             report.delivered.rejected += missing;
         }
         Ok(report)

@@ -111,7 +111,9 @@ impl CollectConfig {
         RetryPolicy {
             max_attempts: self.retry.max_attempts.max(1),
             base_delay: Duration::from_millis(self.retry.base_delay_ms.max(1)),
-            max_delay: Duration::from_millis(self.retry.max_delay_ms.max(self.retry.base_delay_ms.max(1))),
+            max_delay: Duration::from_millis(
+                self.retry.max_delay_ms.max(self.retry.base_delay_ms.max(1)),
+            ),
         }
     }
 }

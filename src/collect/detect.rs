@@ -85,7 +85,9 @@ impl Detector {
             if e.event_time < from || e.event_time >= to {
                 continue;
             }
-            let Kind::Log { message, .. } = &e.kind else { continue };
+            let Kind::Log { message, .. } = &e.kind else {
+                continue;
+            };
             if self.is_error(message) {
                 by_minute
                     .entry(e.event_time.div_euclid(MINUTE) * MINUTE)
@@ -140,7 +142,9 @@ impl Detector {
                 && count > state.mean + self.cfg.sigma * sd
             {
                 let top = patterns.iter().max_by_key(|p| p.2.len());
-                let (h, tpl) = top.map(|p| (p.0.as_str(), p.1.as_str())).unwrap_or(("", ""));
+                let (h, tpl) = top
+                    .map(|p| (p.0.as_str(), p.1.as_str()))
+                    .unwrap_or(("", ""));
                 out.push(anomaly(
                     &format!("rootline:error-rate:{gid}:{m}"),
                     h,
@@ -190,11 +194,19 @@ fn anomaly(
     let samples: Vec<Obj> = hits
         .iter()
         .take(3)
-        .map(|(t, m)| Obj::new().i64("timestamp", Some(*t)).str("message", Some(m)))
+        .map(|(t, m)| {
+            Obj::new()
+                .i64("timestamp", Some(*t))
+                .str("message", Some(m))
+        })
         .collect();
     let samples_text = format!(
         "[{}]",
-        samples.into_iter().map(Obj::finish).collect::<Vec<_>>().join(",")
+        samples
+            .into_iter()
+            .map(Obj::finish)
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let histogram = serde_json::json!({ minute.to_string(): hits.len() });
     let payload = Obj::new()
@@ -229,8 +241,14 @@ fn template_regexes() -> &'static [(Regex, &'static str)] {
     R.get_or_init(|| {
         [
             // Timestamps, UUIDs, IPs, hex ids, quoted values, numbers: the variable parts.
-            (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<*>"),
-            (r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<*>"),
+            (
+                r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
+                "<*>",
+            ),
+            (
+                r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+                "<*>",
+            ),
             (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "<*>"),
             (r#""[^"]*"|'[^']*'"#, "<*>"),
             // Any word with a digit in it: numbers, hex ids, request ids, k12, v2.
@@ -264,7 +282,13 @@ mod tests {
             template("2025-01-01T10:00:00.123Z ERROR request 5f0c1a2b-1234-4abc-9def-0123456789ab failed after 503 ms from 10.0.0.12"),
             "<*> ERROR request <*> failed after <*> ms from <*>"
         );
-        assert_eq!(template("ERROR user \"bob\" id=deadbeef01"), template("ERROR user \"alice\" id=cafe0002ff"));
-        assert_ne!(template("ERROR connection refused"), template("ERROR disk full"));
+        assert_eq!(
+            template("ERROR user \"bob\" id=deadbeef01"),
+            template("ERROR user \"alice\" id=cafe0002ff")
+        );
+        assert_ne!(
+            template("ERROR connection refused"),
+            template("ERROR disk full")
+        );
     }
 }

@@ -13,7 +13,9 @@ pub struct Obj {
 
 impl Obj {
     pub fn new() -> Self {
-        Obj { out: String::from("{") }
+        Obj {
+            out: String::from("{"),
+        }
     }
 
     fn key(&mut self, k: &str) {
@@ -92,11 +94,17 @@ impl Obj {
     }
 
     /// A string map, keys sorted (the APIs give no order).
-    pub fn map<V: Clone + Into<Value>>(self, k: &str, v: Option<&std::collections::HashMap<String, V>>) -> Self {
+    pub fn map<V: Clone + Into<Value>>(
+        self,
+        k: &str,
+        v: Option<&std::collections::HashMap<String, V>>,
+    ) -> Self {
         match v {
             Some(m) => {
-                let sorted: serde_json::Map<String, Value> =
-                    m.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                let sorted: serde_json::Map<String, Value> = m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into()))
+                    .collect();
                 self.value(k, &Value::Object(sorted))
             }
             None => self,
@@ -203,9 +211,15 @@ mod tests {
     fn timestamps_as_aws_prints_them() {
         let t = DateTime::from_millis(1747448895450);
         assert_eq!(iso_millis(&t), "2025-05-17T02:28:15.450Z");
-        assert_eq!(Obj::new().epoch_seconds("c", Some(&t)).finish(), r#"{"c":1747448895.45}"#);
+        assert_eq!(
+            Obj::new().epoch_seconds("c", Some(&t)).finish(),
+            r#"{"c":1747448895.45}"#
+        );
         let whole = DateTime::from_millis(1747448895000);
-        assert_eq!(Obj::new().epoch_seconds("c", Some(&whole)).finish(), r#"{"c":1747448895}"#);
+        assert_eq!(
+            Obj::new().epoch_seconds("c", Some(&whole)).finish(),
+            r#"{"c":1747448895}"#
+        );
     }
 
     #[test]

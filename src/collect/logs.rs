@@ -6,7 +6,9 @@ use super::config::LogsConfig;
 use super::detect::{DetectState, Detector, MAX_MINUTES_PER_PASS};
 use super::json::Obj;
 use super::retry::sdk_error;
-use super::{checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter};
+use super::{
+    checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
+};
 use crate::model::Source;
 use crate::store::{EventFilter, EventLog};
 use aws_sdk_cloudwatchlogs::types::{Anomaly, FilteredLogEvent, LogEvent, PatternToken};
@@ -80,7 +82,13 @@ pub struct LogGroupCollector {
 }
 
 impl LogGroupCollector {
-    pub fn new(account: &str, region: &str, group: &str, client: aws_sdk_cloudwatchlogs::Client, cfg: LogsConfig) -> Self {
+    pub fn new(
+        account: &str,
+        region: &str,
+        group: &str,
+        client: aws_sdk_cloudwatchlogs::Client,
+        cfg: LogsConfig,
+    ) -> Self {
         let detector = if cfg.detect.enabled {
             match Detector::new(cfg.detect.clone()) {
                 Ok(d) => Some(d),
@@ -96,7 +104,10 @@ impl LogGroupCollector {
             account: account.to_string(),
             region: region.to_string(),
             group: group.to_string(),
-            limiter: RateLimiter::shared(&format!("logs-filter:{account}:{region}"), cfg.requests_per_sec),
+            limiter: RateLimiter::shared(
+                &format!("logs-filter:{account}:{region}"),
+                cfg.requests_per_sec,
+            ),
             client,
             cfg,
             detector,
@@ -105,7 +116,10 @@ impl LogGroupCollector {
     }
 
     pub fn checkpoint_name(&self) -> String {
-        format!("collect:logs:{}:{}:{}", self.account, self.region, self.group)
+        format!(
+            "collect:logs:{}:{}:{}",
+            self.account, self.region, self.group
+        )
     }
 
     /// The group's ARN (for derived anomalies), from DescribeLogGroups; a failure there
@@ -116,8 +130,15 @@ impl LogGroupCollector {
         }
         let out = ctx
             .call(None, "DescribeLogGroups", || {
-                let req = self.client.describe_log_groups().log_group_name_prefix(self.group.clone());
-                async move { req.send().await.map_err(|e| sdk_error("DescribeLogGroups", e)) }
+                let req = self
+                    .client
+                    .describe_log_groups()
+                    .log_group_name_prefix(self.group.clone());
+                async move {
+                    req.send()
+                        .await
+                        .map_err(|e| sdk_error("DescribeLogGroups", e))
+                }
             })
             .await;
         let found = match out {
@@ -147,14 +168,22 @@ impl LogGroupCollector {
     async fn poll_inner(&mut self, ctx: &Ctx) -> Result<PollReport, CollectError> {
         let name = self.checkpoint_name();
         let prev = ctx.checkpoint(&name).await?;
-        let prev_end = prev.as_ref().and_then(|v| v.get("watermark")).and_then(|v| v.as_i64());
+        let prev_end = prev
+            .as_ref()
+            .and_then(|v| v.get("watermark"))
+            .and_then(|v| v.as_i64());
         let mut state: DetectState = prev
             .as_ref()
             .and_then(|v| v.get("detect"))
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         let lag = Duration::from_secs(self.cfg.lag_secs);
-        let (start, end) = window(prev_end, ctx.now_ms(), lag, Duration::from_secs(self.cfg.lookback_secs));
+        let (start, end) = window(
+            prev_end,
+            ctx.now_ms(),
+            lag,
+            Duration::from_secs(self.cfg.lookback_secs),
+        );
         let mut report = PollReport::default();
         let mut token: Option<String> = None;
         loop {
@@ -166,10 +195,16 @@ impl LogGroupCollector {
                         .log_group_name(self.group.clone())
                         .start_time(start)
                         .end_time(end)
-                        .set_filter_pattern(self.cfg.filter_pattern.clone().filter(|p| !p.is_empty()))
+                        .set_filter_pattern(
+                            self.cfg.filter_pattern.clone().filter(|p| !p.is_empty()),
+                        )
                         .set_limit(self.cfg.page_size)
                         .set_next_token(token.clone());
-                    async move { req.send().await.map_err(|e| sdk_error("FilterLogEvents", e)) }
+                    async move {
+                        req.send()
+                            .await
+                            .map_err(|e| sdk_error("FilterLogEvents", e))
+                    }
                 })
                 .await?;
             report.pages += 1;
@@ -178,7 +213,10 @@ impl LogGroupCollector {
                 .iter()
                 .map(|e| Delivery::new("logs", log_event_json(&self.group, e)))
                 .collect();
-            let next = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            let next = out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
             report.delivered.add(ctx.sink.deliver(&batch, None).await?);
             match next {
                 Some(t) if token.as_deref() != Some(t.as_str()) => {
@@ -187,7 +225,11 @@ impl LogGroupCollector {
                     }
                     token = Some(t);
                 }
-                Some(_) => return Err(CollectError::permanent("FilterLogEvents returned the same nextToken twice")),
+                Some(_) => {
+                    return Err(CollectError::permanent(
+                        "FilterLogEvents returned the same nextToken twice",
+                    ))
+                }
                 None => break,
             }
         }
@@ -217,11 +259,22 @@ impl LogGroupCollector {
                     .map_err(|e| CollectError::transient(format!("store: {e}")))?;
                 let arn = self.group_arn(ctx).await;
                 if let Some(d) = &self.detector {
-                    derived = d.evaluate(&mut state, &events, from, closed_until, learning, &self.group, &arn);
+                    derived = d.evaluate(
+                        &mut state,
+                        &events,
+                        from,
+                        closed_until,
+                        learning,
+                        &self.group,
+                        &arn,
+                    );
                 }
             }
         }
-        let cp = checkpoint(&name, serde_json::json!({"watermark": end, "detect": state}));
+        let cp = checkpoint(
+            &name,
+            serde_json::json!({"watermark": end, "detect": state}),
+        );
         let d = ctx.sink.deliver(&derived, Some(&cp)).await?;
         if !derived.is_empty() {
             report.note = Some(format!("{} derived anomalies", d.appended));
@@ -269,8 +322,15 @@ impl AnomaliesCollector {
         loop {
             let out = ctx
                 .call(Some(&self.limiter), "ListLogAnomalyDetectors", || {
-                    let req = self.client.list_log_anomaly_detectors().set_next_token(token.clone());
-                    async move { req.send().await.map_err(|e| sdk_error("ListLogAnomalyDetectors", e)) }
+                    let req = self
+                        .client
+                        .list_log_anomaly_detectors()
+                        .set_next_token(token.clone());
+                    async move {
+                        req.send()
+                            .await
+                            .map_err(|e| sdk_error("ListLogAnomalyDetectors", e))
+                    }
                 })
                 .await?;
             arns.extend(
@@ -288,7 +348,10 @@ impl AnomaliesCollector {
 
     async fn poll_inner(&mut self, ctx: &Ctx) -> Result<PollReport, CollectError> {
         let detectors = self.detectors(ctx).await?;
-        let cp = checkpoint(&self.checkpoint_name(), serde_json::json!({"polled_at": ctx.now_ms()}));
+        let cp = checkpoint(
+            &self.checkpoint_name(),
+            serde_json::json!({"polled_at": ctx.now_ms()}),
+        );
         let mut report = PollReport::default();
         if detectors.is_empty() {
             report.note = Some("no log anomaly detectors".into());
@@ -314,11 +377,16 @@ impl AnomaliesCollector {
                     .iter()
                     .map(|a| Delivery::new("logs.anomaly", anomaly_json(a)))
                     .collect();
-                let next = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+                let next = out
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
                 let last = next.is_none() && i + 1 == detectors.len();
-                report
-                    .delivered
-                    .add(ctx.sink.deliver(&batch, if last { Some(&cp) } else { None }).await?);
+                report.delivered.add(
+                    ctx.sink
+                        .deliver(&batch, if last { Some(&cp) } else { None })
+                        .await?,
+                );
                 match next {
                     Some(t) if token.as_deref() != Some(t.as_str()) => {
                         if ctx.stopping() {
@@ -326,7 +394,11 @@ impl AnomaliesCollector {
                         }
                         token = Some(t);
                     }
-                    Some(_) => return Err(CollectError::permanent("ListAnomalies returned the same nextToken twice")),
+                    Some(_) => {
+                        return Err(CollectError::permanent(
+                            "ListAnomalies returned the same nextToken twice",
+                        ))
+                    }
                     None => break,
                 }
             }

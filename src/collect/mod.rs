@@ -105,7 +105,12 @@ impl Ctx {
     }
 
     /// Runs one request with this context's retry policy.
-    pub async fn call<T, F, Fut>(&self, limiter: Option<&RateLimiter>, op: &str, f: F) -> Result<T, CollectError>
+    pub async fn call<T, F, Fut>(
+        &self,
+        limiter: Option<&RateLimiter>,
+        op: &str,
+        f: F,
+    ) -> Result<T, CollectError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, CollectError>>,
@@ -237,7 +242,11 @@ pub async fn run_collector(
                 set_state(
                     &components,
                     &name,
-                    format!("failing: {} (retrying in {}s)", e.message, d.as_secs().max(1)),
+                    format!(
+                        "failing: {} (retrying in {}s)",
+                        e.message,
+                        d.as_secs().max(1)
+                    ),
                 );
                 if !retry::sleep_or_stop(d, &mut stop).await {
                     set_state(&components, &name, "stopped".into());
@@ -276,7 +285,10 @@ impl Target {
 
 /// Loads the SDK configuration of an account in a region: the standard credential
 /// chain, or a profile, optionally assuming a role.
-pub async fn sdk_config(acct: &config::AccountConfig, region: Option<&str>) -> aws_config::SdkConfig {
+pub async fn sdk_config(
+    acct: &config::AccountConfig,
+    region: Option<&str>,
+) -> aws_config::SdkConfig {
     use aws_config::{BehaviorVersion, Region};
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(p) = &acct.profile {
@@ -289,8 +301,11 @@ pub async fn sdk_config(acct: &config::AccountConfig, region: Option<&str>) -> a
         return loader.load().await;
     };
     let base = loader.load().await;
-    let mut b = aws_config::sts::AssumeRoleProvider::builder(role.clone())
-        .session_name(acct.session_name.clone().unwrap_or_else(|| "rootline".into()));
+    let mut b = aws_config::sts::AssumeRoleProvider::builder(role.clone()).session_name(
+        acct.session_name
+            .clone()
+            .unwrap_or_else(|| "rootline".into()),
+    );
     if let Some(x) = &acct.external_id {
         b = b.external_id(x.clone());
     }
@@ -376,7 +391,11 @@ pub fn collectors_for(cfg: &CollectConfig, t: &Target) -> Vec<Box<dyn Collector>
         )));
     }
     if cfg.logs.anomalies {
-        v.push(Box::new(logs::AnomaliesCollector::new(&t.account, &t.region, t.logs.clone())));
+        v.push(Box::new(logs::AnomaliesCollector::new(
+            &t.account,
+            &t.region,
+            t.logs.clone(),
+        )));
     }
     if cfg.config.enabled {
         v.push(Box::new(awsconfig::ConfigCollector::new(
@@ -427,13 +446,23 @@ pub async fn poll_once(
         let name = c.name();
         let ctx = ctx.clone();
         let comps = components.clone();
-        set.spawn(async move { (name, run_collector(c, ctx, Duration::from_secs(1), true, comps).await) });
+        set.spawn(async move {
+            (
+                name,
+                run_collector(c, ctx, Duration::from_secs(1), true, comps).await,
+            )
+        });
     }
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
         match r {
             Ok(x) => out.push(x),
-            Err(e) => out.push(("?".into(), Err(CollectError::permanent(format!("collector task failed: {e}"))))),
+            Err(e) => out.push((
+                "?".into(),
+                Err(CollectError::permanent(format!(
+                    "collector task failed: {e}"
+                ))),
+            )),
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -468,7 +497,10 @@ pub async fn run(database: &str, args: CollectArgs) -> anyhow::Result<ExitCode> 
         let targets = targets(&cfg).await?;
         let sink = Sink::new(store.clone(), cfg.record.as_deref());
         let ctx = Ctx::new(sink, cfg.retry_policy(), stop_rx);
-        let collectors: Vec<Box<dyn Collector>> = targets.iter().flat_map(|t| collectors_for(&cfg, t)).collect();
+        let collectors: Vec<Box<dyn Collector>> = targets
+            .iter()
+            .flat_map(|t| collectors_for(&cfg, t))
+            .collect();
         if collectors.is_empty() {
             anyhow::bail!("nothing to collect: every source is disabled in [collect]");
         }
@@ -486,7 +518,10 @@ pub async fn run(database: &str, args: CollectArgs) -> anyhow::Result<ExitCode> 
         if handles.is_empty() {
             anyhow::bail!("nothing to collect: every source is disabled in [collect]");
         }
-        eprintln!("rootline: collecting from {} sources; Ctrl-C stops", handles.len());
+        eprintln!(
+            "rootline: collecting from {} sources; Ctrl-C stops",
+            handles.len()
+        );
         for h in handles {
             let _ = h.await;
         }
@@ -502,9 +537,11 @@ fn print_results(results: &[(String, Result<PollReport, CollectError>)], json: b
         let arr: Vec<_> = results
             .iter()
             .map(|(n, r)| match r {
-                Ok(p) => serde_json::json!({"source": n, "ok": true, "received": p.delivered.received,
+                Ok(p) => {
+                    serde_json::json!({"source": n, "ok": true, "received": p.delivered.received,
                     "appended": p.delivered.appended, "duplicates": p.delivered.duplicates,
-                    "rejected": p.delivered.rejected, "note": p.note}),
+                    "rejected": p.delivered.rejected, "note": p.note})
+                }
                 Err(e) => serde_json::json!({"source": n, "ok": false, "error": e.message}),
             })
             .collect();
@@ -519,7 +556,10 @@ fn print_results(results: &[(String, Result<PollReport, CollectError>)], json: b
                 p.delivered.appended,
                 p.delivered.duplicates,
                 p.delivered.rejected,
-                p.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+                p.note
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
             ),
             Err(e) => println!("{n}: FAILED: {}", crate::cli::clean(&e.message)),
         }

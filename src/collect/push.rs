@@ -64,7 +64,10 @@ impl PushConfig {
     }
 
     /// As `from_env`, with the environment supplied (tests).
-    pub fn from_sources(collect: Option<&toml::Table>, env: impl Fn(&str) -> Option<String>) -> Self {
+    pub fn from_sources(
+        collect: Option<&toml::Table>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
         let cfg = match CollectConfig::from_table(collect) {
             Ok(c) => c,
             Err(e) => {
@@ -77,7 +80,13 @@ impl PushConfig {
             .map(SecretString::from)
             .or_else(|| cfg.eventbridge.api_key.clone().map(|s: Secret| s.0))
             .filter(|s| !s.expose_secret().trim().is_empty());
-        let header = match HeaderName::from_bytes(cfg.eventbridge.header.trim().to_ascii_lowercase().as_bytes()) {
+        let header = match HeaderName::from_bytes(
+            cfg.eventbridge
+                .header
+                .trim()
+                .to_ascii_lowercase()
+                .as_bytes(),
+        ) {
             Ok(h) => h,
             Err(_) => {
                 tracing::error!(header = %cfg.eventbridge.header, "Invalid [collect.eventbridge] header name; using x-api-key");
@@ -110,10 +119,16 @@ impl PushConfig {
     pub fn register(&self, components: &Components) {
         if let Ok(mut c) = components.lock() {
             if self.eventbridge_enabled() {
-                c.insert("push:eventbridge".into(), "ok: listening on POST /ingest/eventbridge".into());
+                c.insert(
+                    "push:eventbridge".into(),
+                    "ok: listening on POST /ingest/eventbridge".into(),
+                );
             }
             if self.github_enabled() {
-                c.insert("push:github".into(), "ok: listening on POST /ingest/github".into());
+                c.insert(
+                    "push:github".into(),
+                    "ok: listening on POST /ingest/github".into(),
+                );
             }
         }
     }
@@ -129,7 +144,10 @@ impl PushConfig {
 impl std::fmt::Debug for PushConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushConfig")
-            .field("eventbridge", &self.eventbridge.as_ref().map(|k| k.header.as_str()))
+            .field(
+                "eventbridge",
+                &self.eventbridge.as_ref().map(|k| k.header.as_str()),
+            )
             .field("github", &self.github.as_ref().map(|_| "[redacted]"))
             .field("eventbridge_max_body", &self.eventbridge_max_body)
             .field("github_max_body", &self.github_max_body)
@@ -150,11 +168,17 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 
 fn refuse(state: &AppState, status: StatusCode, message: &str) -> Response {
     state.push.stats.refused.fetch_add(1, Ordering::Relaxed);
-    answer(status, serde_json::json!({"error": message, "status": status.as_u16()}))
+    answer(
+        status,
+        serde_json::json!({"error": message, "status": status.as_u16()}),
+    )
 }
 
 fn not_found() -> Response {
-    answer(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found", "status": 404}))
+    answer(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "not found", "status": 404}),
+    )
 }
 
 /// Constant-time equality of two secrets (digests first, so lengths leak nothing).
@@ -165,23 +189,43 @@ fn secret_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Reads a body up to `max` bytes; `Err` is the 413 (or 400) answer.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body, max: usize) -> Result<axum::body::Bytes, Response> {
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<axum::body::Bytes, Response> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(refuse(state, StatusCode::PAYLOAD_TOO_LARGE, &format!("body larger than {max} bytes")));
+        return Err(refuse(
+            state,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {max} bytes"),
+        ));
     }
     match axum::body::to_bytes(body, max).await {
         Ok(b) => Ok(b),
         Err(e) => {
             // to_bytes fails with a length-limit error when the limit is crossed.
             let msg = e.to_string();
-            if msg.contains("length limit") || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
-                Err(refuse(state, StatusCode::PAYLOAD_TOO_LARGE, &format!("body larger than {max} bytes")))
+            if msg.contains("length limit")
+                || std::error::Error::source(&e)
+                    .is_some_and(|s| s.to_string().contains("length limit"))
+            {
+                Err(refuse(
+                    state,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body larger than {max} bytes"),
+                ))
             } else {
-                Err(refuse(state, StatusCode::BAD_REQUEST, "could not read the body"))
+                Err(refuse(
+                    state,
+                    StatusCode::BAD_REQUEST,
+                    "could not read the body",
+                ))
             }
         }
     }
@@ -205,7 +249,8 @@ fn deliveries(source: &'static str, body: &[u8]) -> Result<Vec<Delivery>, String
             .map(|r| Delivery::new(source, r.get().to_string()))
             .collect())
     } else {
-        let _: &serde_json::value::RawValue = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let _: &serde_json::value::RawValue =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(vec![Delivery::new(source, text.trim().to_string())])
     }
 }
@@ -217,7 +262,11 @@ async fn store_all(state: &AppState, items: Vec<Delivery>) -> Response {
     }
     let (events, rejected) = Sink::normalize(&items, super::sink::now_ms());
     if rejected > 0 || events.len() != items.len() {
-        return refuse(state, StatusCode::BAD_REQUEST, "the body is not a valid event (see the server log)");
+        return refuse(
+            state,
+            StatusCode::BAD_REQUEST,
+            "the body is not a valid event (see the server log)",
+        );
     }
     match state.push.sink(state).deliver(&items, None).await {
         Ok(r) => answer(
@@ -238,7 +287,10 @@ async fn eventbridge(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let Some(key) = state.push.eventbridge.clone() else {
         return not_found();
     };
-    let given = headers.get(&key.header).map(|v| v.as_bytes()).unwrap_or(b"");
+    let given = headers
+        .get(&key.header)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
     if given.is_empty() || !secret_eq(given, key.key.expose_secret().as_bytes()) {
         tracing::warn!("Push /ingest/eventbridge: missing or wrong API key");
         return refuse(&state, StatusCode::UNAUTHORIZED, "missing or wrong API key");
@@ -254,11 +306,19 @@ async fn eventbridge(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let n = items.len() as u64;
     let resp = store_all(&state, items).await;
     if resp.status() == StatusCode::OK {
-        let total = state.push.stats.eventbridge_stored.fetch_add(n, Ordering::Relaxed) + n;
+        let total = state
+            .push
+            .stats
+            .eventbridge_stored
+            .fetch_add(n, Ordering::Relaxed)
+            + n;
         set_component(
             &state,
             "push:eventbridge",
-            format!("ok: {total} events received, last at {}", crate::model::fmt_time(super::sink::now_ms())),
+            format!(
+                "ok: {total} events received, last at {}",
+                crate::model::fmt_time(super::sink::now_ms())
+            ),
         );
     }
     resp
@@ -276,7 +336,10 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 
 /// Verifies `X-Hub-Signature-256: sha256=HEX` over the raw body.
 pub fn verify_github_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    let Some(sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")).and_then(hex_decode) else {
+    let Some(sig) = header
+        .and_then(|h| h.trim().strip_prefix("sha256="))
+        .and_then(hex_decode)
+    else {
         return false;
     };
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
@@ -294,7 +357,10 @@ pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
     };
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    format!("sha256={}", tag.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256={}",
+        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -305,12 +371,21 @@ async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         Ok(b) => b,
         Err(r) => return r,
     };
-    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
     if !verify_github_signature(secret.expose_secret().as_bytes(), &bytes, sig) {
         tracing::warn!("Push /ingest/github: missing or wrong X-Hub-Signature-256");
-        return refuse(&state, StatusCode::UNAUTHORIZED, "missing or wrong X-Hub-Signature-256");
+        return refuse(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong X-Hub-Signature-256",
+        );
     }
-    let event = headers.get("x-github-event").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     match event {
         "deployment_status" => {}
         "" => return refuse(&state, StatusCode::BAD_REQUEST, "missing X-GitHub-Event"),
@@ -329,11 +404,19 @@ async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     };
     let resp = store_all(&state, items).await;
     if resp.status() == StatusCode::OK {
-        let total = state.push.stats.github_stored.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = state
+            .push
+            .stats
+            .github_stored
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
         set_component(
             &state,
             "push:github",
-            format!("ok: {total} deployment statuses received, last at {}", crate::model::fmt_time(super::sink::now_ms())),
+            format!(
+                "ok: {total} deployment statuses received, last at {}",
+                crate::model::fmt_time(super::sink::now_ms())
+            ),
         );
     }
     resp
@@ -347,21 +430,51 @@ mod tests {
     fn signatures() {
         // GitHub's documented example: secret "It's a Secret to Everybody".
         let sig = github_signature(b"It's a Secret to Everybody", b"Hello, World!");
-        assert_eq!(sig, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
-        assert!(verify_github_signature(b"It's a Secret to Everybody", b"Hello, World!", Some(&sig)));
-        assert!(!verify_github_signature(b"wrong", b"Hello, World!", Some(&sig)));
-        assert!(!verify_github_signature(b"It's a Secret to Everybody", b"Hello, World!", None));
-        assert!(!verify_github_signature(b"It's a Secret to Everybody", b"Hello, World!", Some("sha256=zz")));
+        assert_eq!(
+            sig,
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        assert!(verify_github_signature(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            Some(&sig)
+        ));
+        assert!(!verify_github_signature(
+            b"wrong",
+            b"Hello, World!",
+            Some(&sig)
+        ));
+        assert!(!verify_github_signature(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            None
+        ));
+        assert!(!verify_github_signature(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            Some("sha256=zz")
+        ));
     }
 
     #[test]
     fn env_wins_and_debug_redacts() {
-        let t: toml::Table = toml::from_str("[eventbridge]\napi_key = \"from-file\"\n[github]\nwebhook_secret = \"gh-file\"").unwrap();
-        let p = PushConfig::from_sources(Some(&t), |k| (k == EVENTBRIDGE_KEY_ENV).then(|| "from-env".to_string()));
-        assert_eq!(p.eventbridge.as_ref().unwrap().key.expose_secret(), "from-env");
+        let t: toml::Table = toml::from_str(
+            "[eventbridge]\napi_key = \"from-file\"\n[github]\nwebhook_secret = \"gh-file\"",
+        )
+        .unwrap();
+        let p = PushConfig::from_sources(Some(&t), |k| {
+            (k == EVENTBRIDGE_KEY_ENV).then(|| "from-env".to_string())
+        });
+        assert_eq!(
+            p.eventbridge.as_ref().unwrap().key.expose_secret(),
+            "from-env"
+        );
         assert_eq!(p.github.as_ref().unwrap().expose_secret(), "gh-file");
         let dbg = format!("{p:?}");
-        assert!(!dbg.contains("from-env") && !dbg.contains("gh-file"), "{dbg}");
+        assert!(
+            !dbg.contains("from-env") && !dbg.contains("gh-file"),
+            "{dbg}"
+        );
         let off = PushConfig::from_sources(None, |_| None);
         assert!(!off.eventbridge_enabled() && !off.github_enabled());
         assert!(secret_eq(b"a", b"a") && !secret_eq(b"a", b"ab"));

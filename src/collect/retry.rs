@@ -77,12 +77,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let (transient, throttled) = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (true, false),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (true, false)
+        }
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or("");
             let status = ctx.raw().status().as_u16();
             let throttled = THROTTLING_CODES.contains(&code) || status == 429;
-            (throttled || TRANSIENT_CODES.contains(&code) || status >= 500, throttled)
+            (
+                throttled || TRANSIENT_CODES.contains(&code) || status >= 500,
+                throttled,
+            )
         }
         _ => (false, false),
     };
@@ -107,7 +112,10 @@ where
 
 /// At most `n` characters, on one line.
 fn shorten(s: &str, n: usize) -> String {
-    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if one_line.chars().count() <= n {
         one_line
     } else {
@@ -159,7 +167,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_second: f64) -> Self {
-        let per_second = if per_second.is_finite() && per_second > 0.0 { per_second } else { 1.0 };
+        let per_second = if per_second.is_finite() && per_second > 0.0 {
+            per_second
+        } else {
+            1.0
+        };
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / per_second),
             next: tokio::sync::Mutex::new(Instant::now()),
@@ -267,6 +279,10 @@ mod tests {
         for _ in 0..5 {
             l.acquire().await;
         }
-        assert!(t.elapsed() >= Duration::from_millis(190), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -6,7 +6,11 @@
 use super::config::CollectConfig;
 use super::push::EVENTBRIDGE_KEY_ENV;
 use anyhow::Context;
-use aws_sdk_eventbridge::types::{CreateConnectionApiKeyAuthRequestParameters, ConnectionAuthorizationType, CreateConnectionAuthRequestParameters, UpdateConnectionApiKeyAuthRequestParameters, UpdateConnectionAuthRequestParameters, ApiDestinationHttpMethod, RuleState, Target};
+use aws_sdk_eventbridge::types::{
+    ApiDestinationHttpMethod, ConnectionAuthorizationType,
+    CreateConnectionApiKeyAuthRequestParameters, CreateConnectionAuthRequestParameters, RuleState,
+    Target, UpdateConnectionApiKeyAuthRequestParameters, UpdateConnectionAuthRequestParameters,
+};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,7 +73,11 @@ pub const RULES: &[(&str, &str, &str)] = &[
         "CodeDeploy deployment state changes",
         r#"{"source":["aws.codedeploy"],"detail-type":["CodeDeploy Deployment State-change Notification"]}"#,
     ),
-    ("health", "AWS Health events", r#"{"source":["aws.health"],"detail-type":["AWS Health Event"]}"#),
+    (
+        "health",
+        "AWS Health events",
+        r#"{"source":["aws.health"],"detail-type":["AWS Health Event"]}"#,
+    ),
     (
         "cloudtrail",
         "CloudTrail API calls that change something",
@@ -143,15 +151,28 @@ fn step(action: Action, what: impl Into<String>, detail: impl Into<String>) -> S
 }
 
 fn json_eq(a: &str, b: &str) -> bool {
-    match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
 }
 
-fn err<E>(op: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> anyhow::Error
+fn err<E>(
+    op: &str,
+    e: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> anyhow::Error
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
 {
     anyhow::anyhow!(super::retry::sdk_error(op, e).message)
 }
@@ -179,7 +200,10 @@ pub async fn apply(
                 == Some(input.header.as_str());
             let type_ok = c.authorization_type() == Some(&ConnectionAuthorizationType::ApiKey);
             let detail = if header_ok && type_ok {
-                format!("API key in header {} (re-set: keys cannot be read back)", input.header)
+                format!(
+                    "API key in header {} (re-set: keys cannot be read back)",
+                    input.header
+                )
             } else {
                 format!("switch to API key in header {}", input.header)
             };
@@ -204,7 +228,10 @@ pub async fn apply(
             }
             c.connection_arn().map(str::to_string)
         }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
             steps.push(step(
                 Action::Create,
                 format!("connection {name}"),
@@ -223,7 +250,11 @@ pub async fn apply(
                     .name(name)
                     .description("rootline: API key for POST /ingest/eventbridge")
                     .authorization_type(ConnectionAuthorizationType::ApiKey)
-                    .auth_parameters(CreateConnectionAuthRequestParameters::builder().api_key_auth_parameters(key).build())
+                    .auth_parameters(
+                        CreateConnectionAuthRequestParameters::builder()
+                            .api_key_auth_parameters(key)
+                            .build(),
+                    )
                     .send()
                     .await
                     .map_err(|e| err("CreateConnection", e))?;
@@ -242,9 +273,17 @@ pub async fn apply(
                 && d.http_method() == Some(&ApiDestinationHttpMethod::Post)
                 && d.invocation_rate_limit_per_second() == Some(input.rate_limit);
             if same {
-                steps.push(step(Action::Unchanged, format!("api destination {name}"), format!("POST {}", input.endpoint)));
+                steps.push(step(
+                    Action::Unchanged,
+                    format!("api destination {name}"),
+                    format!("POST {}", input.endpoint),
+                ));
             } else {
-                steps.push(step(Action::Update, format!("api destination {name}"), format!("POST {}", input.endpoint)));
+                steps.push(step(
+                    Action::Update,
+                    format!("api destination {name}"),
+                    format!("POST {}", input.endpoint),
+                ));
                 if !dry_run {
                     eb.update_api_destination()
                         .name(name)
@@ -259,8 +298,15 @@ pub async fn apply(
             }
             d.api_destination_arn().map(str::to_string)
         }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
-            steps.push(step(Action::Create, format!("api destination {name}"), format!("POST {}", input.endpoint)));
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            steps.push(step(
+                Action::Create,
+                format!("api destination {name}"),
+                format!("POST {}", input.endpoint),
+            ));
             if dry_run {
                 None
             } else {
@@ -304,9 +350,14 @@ pub async fn apply(
             .await;
         let exists = match current {
             Ok(r) => {
-                let same = r.event_pattern().is_some_and(|p| json_eq(p, pattern)) && r.state() == Some(&RuleState::Enabled);
+                let same = r.event_pattern().is_some_and(|p| json_eq(p, pattern))
+                    && r.state() == Some(&RuleState::Enabled);
                 steps.push(step(
-                    if same { Action::Unchanged } else { Action::Update },
+                    if same {
+                        Action::Unchanged
+                    } else {
+                        Action::Update
+                    },
                     format!("rule {rule}"),
                     *what,
                 ));
@@ -315,7 +366,10 @@ pub async fn apply(
                 }
                 true
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 steps.push(step(Action::Create, format!("rule {rule}"), *what));
                 if !dry_run {
                     put_rule(eb, &rule, what, pattern, input).await?;
@@ -341,10 +395,18 @@ pub async fn apply(
             false
         };
         if target_ok {
-            steps.push(step(Action::Unchanged, format!("target {rule}/{TARGET_ID}"), format!("api destination {name}")));
+            steps.push(step(
+                Action::Unchanged,
+                format!("target {rule}/{TARGET_ID}"),
+                format!("api destination {name}"),
+            ));
         } else {
             steps.push(step(
-                if exists { Action::Update } else { Action::Create },
+                if exists {
+                    Action::Update
+                } else {
+                    Action::Create
+                },
                 format!("target {rule}/{TARGET_ID}"),
                 format!("api destination {name}"),
             ));
@@ -386,7 +448,13 @@ pub async fn apply(
     Ok(steps)
 }
 
-async fn put_rule(eb: &aws_sdk_eventbridge::Client, rule: &str, what: &str, pattern: &str, input: &SetupInput) -> anyhow::Result<()> {
+async fn put_rule(
+    eb: &aws_sdk_eventbridge::Client,
+    rule: &str,
+    what: &str,
+    pattern: &str,
+    input: &SetupInput,
+) -> anyhow::Result<()> {
     eb.put_rule()
         .name(rule)
         .description(format!("rootline: {what}"))
@@ -401,10 +469,21 @@ async fn put_rule(eb: &aws_sdk_eventbridge::Client, rule: &str, what: &str, patt
 
 /// The name of a trail that is logging, if any.
 pub async fn trail_logging(ct: &aws_sdk_cloudtrail::Client) -> anyhow::Result<Option<String>> {
-    let trails = ct.describe_trails().send().await.map_err(|e| err("DescribeTrails", e))?;
+    let trails = ct
+        .describe_trails()
+        .send()
+        .await
+        .map_err(|e| err("DescribeTrails", e))?;
     for t in trails.trail_list() {
-        let Some(arn) = t.trail_arn().or(t.name()) else { continue };
-        let st = ct.get_trail_status().name(arn).send().await.map_err(|e| err("GetTrailStatus", e))?;
+        let Some(arn) = t.trail_arn().or(t.name()) else {
+            continue;
+        };
+        let st = ct
+            .get_trail_status()
+            .name(arn)
+            .send()
+            .await
+            .map_err(|e| err("GetTrailStatus", e))?;
         if st.is_logging() == Some(true) {
             return Ok(Some(t.name().unwrap_or(arn).to_string()));
         }
@@ -446,7 +525,11 @@ async fn setup_cmd(a: SetupArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| cfg.eventbridge.api_key.clone().map(|s| s.0))
         .with_context(|| format!("set {EVENTBRIDGE_KEY_ENV} (or [collect.eventbridge] api_key): the key EventBridge sends and rootline checks"))?;
     let input = SetupInput {
-        name: a.name.clone().or_else(|| cfg.setup.name.clone()).unwrap_or_else(|| "rootline".into()),
+        name: a
+            .name
+            .clone()
+            .or_else(|| cfg.setup.name.clone())
+            .unwrap_or_else(|| "rootline".into()),
         endpoint,
         header: cfg.eventbridge.header.clone(),
         api_key,

@@ -57,7 +57,9 @@ pub struct Recorder {
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").field("path", &self.path).finish()
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -159,7 +161,10 @@ impl Sink {
         let mut rejected = 0;
         for d in items {
             let Some(source) = Source::parse(d.source).filter(|s| *s != Source::Rootline) else {
-                tracing::warn!(source = d.source, "Delivery for a source this build does not know; not stored");
+                tracing::warn!(
+                    source = d.source,
+                    "Delivery for a source this build does not know; not stored"
+                );
                 rejected += 1;
                 continue;
             };
@@ -184,7 +189,10 @@ impl Sink {
         let recorded_at = now_ms();
         if let Some(r) = &self.recorder {
             r.write(recorded_at, items).map_err(|e| {
-                super::CollectError::permanent(format!("cannot write the recording {}: {e}", r.path().display()))
+                super::CollectError::permanent(format!(
+                    "cannot write the recording {}: {e}",
+                    r.path().display()
+                ))
             })?;
         }
         let (events, rejected) = Self::normalize(items, recorded_at);

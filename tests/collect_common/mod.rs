@@ -11,9 +11,15 @@ use tokio::sync::watch;
 
 /// A real sample from ../shared/data/real (see its SOURCES.md).
 pub fn real(rel: &str) -> serde_json::Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real").join(rel);
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("the real sample {} is needed by this test: {e}", p.display()));
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/real")
+        .join(rel);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!(
+            "the real sample {} is needed by this test: {e}",
+            p.display()
+        )
+    });
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -36,7 +42,10 @@ pub fn fast_retry() -> RetryPolicy {
 
 pub fn ctx(store: &SqliteStore, record: Option<&Path>) -> (Ctx, watch::Sender<bool>) {
     let (tx, rx) = watch::channel(false);
-    (Ctx::new(Sink::new(store.clone(), record), fast_retry(), rx), tx)
+    (
+        Ctx::new(Sink::new(store.clone(), record), fast_retry(), rx),
+        tx,
+    )
 }
 
 /// Stored events as comparable tuples (everything but the sequence number), sorted.
@@ -71,7 +80,12 @@ pub async fn replay(path: &Path) -> Vec<String> {
     let s = rootline::ingest::ingest_files(&store, &[path.to_path_buf()], false)
         .await
         .expect("ingest");
-    assert_eq!(s.rejected_total(), 0, "replay rejected lines: {:?}", s.rejections);
+    assert_eq!(
+        s.rejected_total(),
+        0,
+        "replay rejected lines: {:?}",
+        s.rejections
+    );
     snapshot(&store).await
 }
 
@@ -155,7 +169,9 @@ pub async fn moto_sdk_config(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
-        .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
         .retry_config(RetryConfig::disabled())
         .load()
         .await
@@ -164,10 +180,18 @@ pub async fn moto_sdk_config(url: &str) -> aws_config::SdkConfig {
 // ------------------------------------------------------------------ HTTP
 
 /// A minimal HTTP/1.1 POST over a fresh connection; returns (status, body).
-pub async fn http_post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+pub async fn http_post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
