@@ -255,8 +255,7 @@ impl GitHub {
                 q.append_pair("per_page", &PER_PAGE.to_string());
                 q.append_pair("page", &page.to_string());
             }
-            let v = self.call(Method::GET, url, None).await?;
-            let items = v.as_array().cloned().unwrap_or_default();
+            let items = list_items(self.call(Method::GET, url, None).await?)?;
             let mut older = false;
             for it in &items {
                 if it.get("pull_request").is_some() {
@@ -318,8 +317,7 @@ impl GitHub {
             url.query_pairs_mut()
                 .append_pair("per_page", &PER_PAGE.to_string())
                 .append_pair("page", &page.to_string());
-            let v = self.call(Method::GET, url, None).await?;
-            let items = v.as_array().cloned().unwrap_or_default();
+            let items = list_items(self.call(Method::GET, url, None).await?)?;
             for it in &items {
                 let body = it.get("body").and_then(Value::as_str).unwrap_or("");
                 if has_marker(body, marker) {
@@ -365,6 +363,18 @@ pub fn describe_request(method: &str, url: &str, body: &Value, user_agent: &str)
         "{method} {url}\nAccept: {MEDIA_TYPE}\nAuthorization: Bearer [redacted]\nUser-Agent: {user_agent}\nX-GitHub-Api-Version: {API_VERSION}\nContent-Type: application/json\n\n{}\n",
         serde_json::to_string_pretty(body).unwrap_or_default()
     )
+}
+
+/// The items of a list answer; anything but an array is not GitHub's list.
+fn list_items(v: Value) -> Result<Vec<Value>, Failure> {
+    match v {
+        Value::Array(items) => Ok(items),
+        _ => Err(Failure::Retry {
+            reason: "GitHub answered a list request with something other than a list".into(),
+            wait: None,
+            maybe_done: false,
+        }),
+    }
 }
 
 fn parse_url(s: &str) -> Result<reqwest::Url, Failure> {
