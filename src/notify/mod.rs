@@ -3,8 +3,8 @@
 //! * A qualifying hypothesis (the top-ranked one of an incident, with a score of at
 //!   least `--min-score`) gets an "issue requested" rootline event; so does any
 //!   hypothesis a person asks for from the incident page ([`request_issue`]).
-//! * The worker ([`run_worker`], `rootline notify`, or `rootline serve` when
-//!   `--github-repo` is given) delivers due requests through the GitHub REST API and
+//! * The worker ([`run_worker`]: `rootline notify`, or a task of a long-running server
+//!   such as `serve` when configured) delivers due requests through the GitHub REST API and
 //!   appends "issue opened" (number and URL), "issue commented" (re-ranking made another
 //!   hypothesis the top one of an incident that already has an issue: the worker
 //!   comments on that issue instead of opening another) or "issue failed" (a permanent

@@ -79,7 +79,8 @@ struct Worker<S> {
 ///
 /// Stopping (the shutdown future completing) may interrupt a delivery at any point;
 /// that is safe, as a crash is: the next run finds what was created by its marker.
-/// `serve` runs this in a task when `--github-repo` is given.
+/// A long-running server (`serve`) spawns this in a task when notifications are
+/// configured (`GithubOptions::is_configured`): the future is `Send` for a `SqliteStore`.
 pub async fn run_worker<S: EventLog>(
     store: S,
     config: NotifyConfig,
