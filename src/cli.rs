@@ -46,6 +46,9 @@ pub enum Command {
     Collect(crate::collect::CollectArgs),
     /// Open GitHub issues for qualifying hypotheses (the outbox worker).
     Notify(crate::notify::NotifyArgs),
+    /// Set up AWS to push events to rootline (EventBridge connection, API destination, rules).
+    #[command(subcommand)]
+    Aws(crate::collect::setup::AwsCommand),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -182,6 +185,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo_cmd(&database, a).await,
         Command::Collect(a) => crate::collect::run(&database, a).await,
         Command::Notify(a) => crate::notify::run(&database, a).await,
+        Command::Aws(c) => crate::collect::setup::run(c).await,
         Command::Bench(b) => crate::bench::run(b).await,
     }
 }
@@ -402,7 +406,7 @@ async fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let analysis = analyze_store(&store).await?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        writeln!(out, "{}", serde_json::to_string(&crate::correlate::report_json(&analysis))?)?;
+        writeln!(out, "{}", crate::correlate::report_json(&analysis))?;
     } else {
         writeln!(
             out,
@@ -487,6 +491,8 @@ fn serve_options(a: &ServeArgs, cfg: &FileConfig) -> crate::web::serve::ServeOpt
         addr: a.addr.clone().or_else(|| cfg.addr.clone()).unwrap_or_else(|| "127.0.0.1:8080".to_string()),
         analyze_every: std::time::Duration::from_secs(cfg.analyze_every_secs.unwrap_or(2).max(1)),
         analyze: !a.no_analyze,
+        collect: cfg.collect.clone(),
+        notify: cfg.notify.clone(),
     }
 }
 

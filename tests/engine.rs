@@ -139,6 +139,8 @@ fn replay_json_is_the_report_contract_and_nothing_else() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(text.starts_with("{\"incidents\":[{\"id\":\"inc-"), "{text}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     let obj = v.as_object().unwrap();
     assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["incidents"]);
@@ -146,13 +148,13 @@ fn replay_json_is_the_report_contract_and_nothing_else() {
     let mut last = String::new();
     for inc in incs {
         let keys: Vec<&String> = inc.as_object().unwrap().keys().collect();
-        assert_eq!(keys, vec!["alarms", "hypotheses", "id", "opened_at", "title", "trigger"]);
+        assert_eq!(keys, vec!["id", "opened_at", "title", "trigger", "alarms", "hypotheses"], "RECORDINGS.md order");
         let opened = inc["opened_at"].as_str().unwrap().to_string();
         assert!(opened >= last, "incidents ordered by opened_at");
         last = opened;
         for (i, h) in inc["hypotheses"].as_array().unwrap().iter().enumerate() {
             let keys: Vec<&String> = h.as_object().unwrap().keys().collect();
-            assert_eq!(keys, vec!["cause", "evidence", "kind", "rank", "score", "summary"]);
+            assert_eq!(keys, vec!["rank", "score", "kind", "cause", "summary", "evidence"], "RECORDINGS.md order");
             assert_eq!(h["rank"].as_u64(), Some(i as u64 + 1));
             let s = h["score"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&s));

@@ -176,7 +176,7 @@ pub async fn replay(lines: usize, dir: &Path) -> anyhow::Result<()> {
     let summary = crate::ingest::ingest_files(&store, std::slice::from_ref(&path), false).await?;
     let t_ingest = start.elapsed();
     let analysis = crate::cli::analyze_store(&store).await?;
-    let report = serde_json::to_string(&report_json(&analysis))?;
+    let report = report_json(&analysis);
     let total = start.elapsed();
     println!("bench replay: {n} lines ({} events stored, {} rejected), {} incidents, report {} bytes",
         summary.appended, summary.rejected_total(), analysis.incidents.len(), report.len());

@@ -145,30 +145,57 @@ pub fn analyze(events: &[Event], config: &Config) -> Analysis {
     Analysis { incidents: out }
 }
 
-/// The `replay --json` report (RECORDINGS.md section 3), exactly that shape.
-pub fn report_json(a: &Analysis) -> Value {
-    let incidents: Vec<Value> = a
-        .incidents
-        .iter()
-        .map(|i| {
-            serde_json::json!({
-                "id": i.id,
-                "opened_at": fmt_time(i.opened_at),
-                "title": i.title,
-                "trigger": i.trigger,
-                "alarms": i.alarms,
-                "hypotheses": i.hypotheses.iter().map(|h| serde_json::json!({
-                    "rank": h.rank,
-                    "score": (h.score * 1e4).round() / 1e4,
-                    "kind": h.kind,
-                    "cause": h.cause,
-                    "summary": h.summary,
-                    "evidence": h.evidence,
-                })).collect::<Vec<_>>(),
+/// The `replay --json` report (RECORDINGS.md section 3) as one line of JSON, exactly
+/// that shape: structs serialized directly fix the key order.
+pub fn report_json(a: &Analysis) -> String {
+    #[derive(Serialize)]
+    struct ReportHypothesis<'a> {
+        rank: usize,
+        score: f64,
+        kind: &'a str,
+        cause: &'a EventRef,
+        summary: &'a str,
+        evidence: &'a [EventRef],
+    }
+    #[derive(Serialize)]
+    struct ReportIncident<'a> {
+        id: &'a str,
+        opened_at: String,
+        title: &'a str,
+        trigger: &'a EventRef,
+        alarms: &'a [EventRef],
+        hypotheses: Vec<ReportHypothesis<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Report<'a> {
+        incidents: Vec<ReportIncident<'a>>,
+    }
+    let report = Report {
+        incidents: a
+            .incidents
+            .iter()
+            .map(|i| ReportIncident {
+                id: &i.id,
+                opened_at: fmt_time(i.opened_at),
+                title: &i.title,
+                trigger: &i.trigger,
+                alarms: &i.alarms,
+                hypotheses: i
+                    .hypotheses
+                    .iter()
+                    .map(|h| ReportHypothesis {
+                        rank: h.rank,
+                        score: (h.score * 1e4).round() / 1e4,
+                        kind: &h.kind,
+                        cause: &h.cause,
+                        summary: &h.summary,
+                        evidence: &h.evidence,
+                    })
+                    .collect(),
             })
-        })
-        .collect();
-    serde_json::json!({ "incidents": incidents })
+            .collect(),
+    };
+    serde_json::to_string(&report).unwrap_or_else(|_| "{\"incidents\":[]}".to_string())
 }
 
 /// The engine's conclusions as events to append: incident opened, incident resolved,

@@ -18,11 +18,11 @@
 //!
 //! [`deliveries`] reads the state of each delivery for the incident page.
 
-mod config;
+pub mod config;
 mod github;
 pub mod markdown;
 mod outbox;
-mod worker;
+pub mod worker;
 
 pub use config::{GithubOptions, NotifyConfig, Repo, RetryPolicy, DEFAULT_API_URL, DEFAULT_LABEL, DEFAULT_PUBLIC_URL};
 pub use github::{API_VERSION, MEDIA_TYPE};

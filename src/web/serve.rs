@@ -15,12 +15,20 @@ pub struct ServeOptions {
     /// How often the analyzer looks for new events.
     pub analyze_every: Duration,
     pub analyze: bool,
+    /// The config file's `[collect]` section: collectors run when present; the push
+    /// endpoints are on when their secrets are set (here or in the environment).
+    pub collect: Option<toml::Table>,
+    /// The config file's `[notify]` section: the GitHub issue worker runs when it names
+    /// a repository.
+    pub notify: Option<toml::Table>,
 }
 
 /// Serves until SIGINT/SIGTERM (or `shutdown` turns true). Prints the bound address on
 /// stdout once listening (useful with port 0).
 pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watch::Receiver<bool>>) -> anyhow::Result<()> {
-    let state = AppState::new(store.clone());
+    let mut state = AppState::new(store.clone());
+    state.push = std::sync::Arc::new(crate::collect::push::PushConfig::from_env(opts.collect.as_ref()));
+    state.push.register(&state.components);
     let listener = tokio::net::TcpListener::bind(&opts.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.addr))?;
@@ -34,6 +42,36 @@ pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watc
         tasks.push(tokio::spawn(analyzer(state.clone(), opts.analyze_every, stop_rx.clone())));
     }
     tasks.push(tokio::spawn(rate_sampler(state.clone(), stop_rx.clone())));
+    if let Some(section) = &opts.collect {
+        let cfg = crate::collect::CollectConfig::from_table(Some(section))?;
+        match crate::collect::spawn_collectors(store.clone(), &cfg, state.components.clone(), stop_rx.clone()).await {
+            Ok(h) => tasks.extend(h),
+            Err(e) => {
+                tracing::error!(error = %e, "Collectors not started");
+                set_component(&state, "collectors", format!("failing: {e}"));
+            }
+        }
+    }
+    if let Some(section) = &opts.notify {
+        let github = crate::notify::config::GithubOptions::from_toml(section)?;
+        if github.is_configured() {
+            let mut config = crate::notify::config::NotifyConfig::from_env_and_args(&github, false)?;
+            // The analyser above appends the conclusions; the worker reads them.
+            config.analyze = !opts.analyze;
+            let mut rx = stop_rx.clone();
+            let st = state.clone();
+            set_component(&state, "github-issues", "running".into());
+            tasks.push(tokio::spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                };
+                if let Err(e) = crate::notify::worker::run_worker(st.store.clone(), config, stop).await {
+                    tracing::error!(error = %e, "GitHub issue worker stopped");
+                    set_component(&st, "github-issues", format!("failing: {e}"));
+                }
+            }));
+        }
+    }
 
     let external = shutdown;
     let signal = async move {
