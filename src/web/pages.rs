@@ -203,14 +203,8 @@ pub(super) async fn incident(
 ) -> PageResult {
     let id = path_param(path, &headers)?;
     let bad = |m: String| WebError::BadRequest(m).respond(&headers);
-    if !valid_incident_id(&id) {
-        return Err(WebError::NotFound("No such incident.".into()).respond(&headers));
-    }
     let p = params(&raw, &headers)?;
-    let rec = views::incident(&st.store, &id)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?
-        .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")).respond(&headers))?;
+    let rec = load_incident(&st, &id, &headers).await?;
     let anchor = rec.row.opened_ms;
     let time = |k: &str| -> Result<Option<i64>, ErrorResponse> {
         match one(&p, k) {
@@ -385,6 +379,17 @@ pub(super) async fn incident(
     render(&headers, &page, &json)
 }
 
+/// The recorded incident `id`, or the 404 page.
+async fn load_incident(st: &AppState, id: &str, headers: &HeaderMap) -> Result<views::IncidentRecord, ErrorResponse> {
+    if !valid_incident_id(id) {
+        return Err(WebError::NotFound("No such incident.".into()).respond(headers));
+    }
+    views::incident(&st.store, id)
+        .await
+        .map_err(|e| WebError::from(e).respond(headers))?
+        .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")).respond(headers))
+}
+
 #[derive(serde::Deserialize)]
 pub(super) struct FeedbackForm {
     source: String,
@@ -405,13 +410,7 @@ pub(super) async fn feedback(
         "discard" => "discarded",
         other => return Err(bad(format!("verdict must be accept or discard, not {other:?}"))),
     };
-    if !valid_incident_id(&id) {
-        return Err(WebError::NotFound("No such incident.".into()).respond(&headers));
-    }
-    let rec = views::incident(&st.store, &id)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?
-        .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")).respond(&headers))?;
+    let rec = load_incident(&st, &id, &headers).await?;
     let cause = EventRef { source: f.source, id: f.cause };
     if !rec.hypotheses.iter().any(|h| h.cause == cause) {
         return Err(bad("that hypothesis is not one of this incident's".into()));
@@ -450,13 +449,7 @@ pub(super) async fn request_issue(
     Form(f): Form<IssueForm>,
 ) -> PageResult {
     let id = path_param(path, &headers)?;
-    if !valid_incident_id(&id) {
-        return Err(WebError::NotFound("No such incident.".into()).respond(&headers));
-    }
-    let rec = views::incident(&st.store, &id)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?
-        .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")).respond(&headers))?;
+    let rec = load_incident(&st, &id, &headers).await?;
     let cause = EventRef { source: f.source, id: f.cause };
     let Some(h) = rec.hypotheses.iter().find(|h| h.cause == cause) else {
         return Err(WebError::BadRequest("that hypothesis is not one of this incident's".into()).respond(&headers));
