@@ -248,30 +248,31 @@ fn ignored(key: &str) -> bool {
 /// camel case; ids, numbers and very short tokens dropped.
 pub fn name_tokens(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let mut cur = String::new();
-    let mut prev_lower = false;
-    let flush = |cur: &mut String, out: &mut BTreeSet<String>| {
-        let t = cur.to_ascii_lowercase();
-        let digits = t.bytes().filter(u8::is_ascii_digit).count();
-        if t.len() >= 3 && digits == 0 {
-            out.insert(t);
+    for segment in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+        // A long segment with digits is an id or a generated suffix, not a word.
+        if segment.len() >= 6 && segment.bytes().any(|b| b.is_ascii_digit()) {
+            continue;
         }
-        cur.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
+        let mut cur = String::new();
+        let mut prev_lower = false;
+        for c in segment.chars() {
             if c.is_ascii_uppercase() && prev_lower {
-                flush(&mut cur, &mut out);
+                push_token(&mut cur, &mut out);
             }
             prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
             cur.push(c);
-        } else {
-            flush(&mut cur, &mut out);
-            prev_lower = false;
         }
+        push_token(&mut cur, &mut out);
     }
-    flush(&mut cur, &mut out);
     out
+}
+
+fn push_token(cur: &mut String, out: &mut BTreeSet<String>) {
+    let t = cur.to_ascii_lowercase();
+    if t.len() >= 3 && !t.bytes().any(|b| b.is_ascii_digit()) {
+        out.insert(t);
+    }
+    cur.clear();
 }
 
 #[cfg(test)]
