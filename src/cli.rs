@@ -513,9 +513,9 @@ async fn serve_cmd(database: Option<&str>, a: ServeArgs) -> anyhow::Result<ExitC
 
 /// The demo recordings, compiled in so `rootline demo` works from anywhere.
 pub const DEMO: &[(&str, &[u8])] = &[
-    ("demo-security-group.jsonl", include_bytes!("../fixtures/demo/sg-revoke-alb-1.jsonl")),
-    ("demo-capacity-503.jsonl", include_bytes!("../fixtures/demo/capacity-503-1.jsonl")),
-    ("demo-bad-deployment.jsonl", include_bytes!("../fixtures/demo/bad-deploy-ecs-1.jsonl")),
+    ("demo-security-group.jsonl", include_bytes!("../fixtures/demo/security-group.jsonl")),
+    ("demo-capacity-503.jsonl", include_bytes!("../fixtures/demo/capacity-saturation.jsonl")),
+    ("demo-bad-deployment.jsonl", include_bytes!("../fixtures/demo/bad-deployment.jsonl")),
 ];
 
 async fn demo_cmd(database: &str, a: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -11,7 +11,7 @@ use std::io::Write;
 fn ingesting_the_same_file_twice_appends_nothing_and_reports_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
-    let rec = fixture("demo/sg-revoke-alb-1.jsonl");
+    let rec = fixture("demo/security-group.jsonl");
     let lines = std::fs::read_to_string(&rec).unwrap().lines().count() as u64;
 
     let first = ingest(&db, &[&rec]);

@@ -213,7 +213,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_follows_an_incident_to_its_evidence_in_chromium() {
-    let srv = start(&[fixture("demo/sg-revoke-alb-1.jsonl"), fixture("demo/capacity-503-1.jsonl"), fixture("demo/bad-deploy-ecs-1.jsonl")]);
+    let srv = start(&[fixture("demo/security-group.jsonl"), fixture("demo/capacity-saturation.jsonl"), fixture("demo/bad-deployment.jsonl")]);
     let b = Browser::start().await;
 
     b.go(&format!("{}/incidents?state=open", srv.base)).await;
