@@ -98,7 +98,8 @@ pub struct FileConfig {
 impl FileConfig {
     /// Reads a config file, naming it in any error.
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
@@ -174,7 +175,10 @@ pub const DEFAULT_DATABASE: &str = "sqlite://rootline.db";
 
 /// Runs a parsed command line.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let database = args.database.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
     match args.command {
         Command::Ingest(a) => ingest_cmd(&database, a).await,
         Command::Events(a) => events_cmd(&database, a).await,
@@ -268,9 +272,9 @@ pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
     let time = |s: &Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
         match s {
             None => Ok(None),
-            Some(t) => parse_time(t)
-                .map(Some)
-                .with_context(|| format!("--{flag} {t:?} is not an RFC 3339 time (e.g. 2025-10-07T14:00:00Z)")),
+            Some(t) => parse_time(t).map(Some).with_context(|| {
+                format!("--{flag} {t:?} is not an RFC 3339 time (e.g. 2025-10-07T14:00:00Z)")
+            }),
         }
     };
     let mut sources = Vec::new();
@@ -285,7 +289,10 @@ pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
     }
     for k in &a.kinds {
         if !Kind::TAGS.contains(&k.as_str()) {
-            bail!("unknown --kind {k:?}; expected one of: {}", Kind::TAGS.join(", "));
+            bail!(
+                "unknown --kind {k:?}; expected one of: {}",
+                Kind::TAGS.join(", ")
+            );
         }
     }
     Ok(EventFilter {
@@ -368,12 +375,17 @@ async fn events_cmd(db: &str, a: EventsArgs) -> anyhow::Result<ExitCode> {
 /// Text safe for a terminal: control characters (escape sequences in attacker-controlled
 /// CloudTrail fields) become spaces.
 pub fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Shortens text to `n` characters for table cells.
 pub fn truncate(s: &str, n: usize) -> String {
-    let clean: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if clean.chars().count() <= n {
         clean
     } else {
@@ -422,7 +434,11 @@ async fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_incident(out: &mut impl Write, inc: &crate::correlate::Incident, top: usize) -> std::io::Result<()> {
+fn print_incident(
+    out: &mut impl Write,
+    inc: &crate::correlate::Incident,
+    top: usize,
+) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
@@ -436,8 +452,20 @@ fn print_incident(out: &mut impl Write, inc: &crate::correlate::Incident, top: u
         }
     )?;
     for h in inc.hypotheses.iter().take(top) {
-        writeln!(out, "  #{} {:.2} [{}] {}", h.rank, h.score, h.kind, clean(&h.summary))?;
-        writeln!(out, "      cause: {} {}", h.cause.source, clean(&h.cause.id))?;
+        writeln!(
+            out,
+            "  #{} {:.2} [{}] {}",
+            h.rank,
+            h.score,
+            h.kind,
+            clean(&h.summary)
+        )?;
+        writeln!(
+            out,
+            "      cause: {} {}",
+            h.cause.source,
+            clean(&h.cause.id)
+        )?;
     }
     Ok(())
 }
@@ -450,16 +478,27 @@ async fn incidents_cmd(db: &str, a: IncidentsArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&analysis)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<16}  {:<24}  {:<8}  {:<50}  TOP HYPOTHESIS", "ID", "OPENED", "STATE", "TITLE")?;
+    writeln!(
+        out,
+        "{:<16}  {:<24}  {:<8}  {:<50}  TOP HYPOTHESIS",
+        "ID", "OPENED", "STATE", "TITLE"
+    )?;
     for inc in &analysis.incidents {
         writeln!(
             out,
             "{:<16}  {:<24}  {:<8}  {:<50}  {}",
             inc.id,
             fmt_time(inc.opened_at),
-            if inc.resolved_at.is_some() { "resolved" } else { "open" },
+            if inc.resolved_at.is_some() {
+                "resolved"
+            } else {
+                "open"
+            },
             truncate(&inc.title, 50),
-            inc.hypotheses.first().map(|h| truncate(&h.summary, 100)).unwrap_or_else(|| "-".into())
+            inc.hypotheses
+                .first()
+                .map(|h| truncate(&h.summary, 100))
+                .unwrap_or_else(|| "-".into())
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -469,7 +508,10 @@ async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode>
     let store = open_store(db).await?;
     let analysis = analyze_store(&store).await?;
     let Some(inc) = analysis.incidents.iter().find(|i| i.id == a.incident) else {
-        bail!("no incident {:?}; `rootline incidents` lists them", a.incident);
+        bail!(
+            "no incident {:?}; `rootline incidents` lists them",
+            a.incident
+        );
     };
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -488,7 +530,11 @@ async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode>
 
 fn serve_options(a: &ServeArgs, cfg: &FileConfig) -> crate::web::serve::ServeOptions {
     crate::web::serve::ServeOptions {
-        addr: a.addr.clone().or_else(|| cfg.addr.clone()).unwrap_or_else(|| "127.0.0.1:8080".to_string()),
+        addr: a
+            .addr
+            .clone()
+            .or_else(|| cfg.addr.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string()),
         analyze_every: std::time::Duration::from_secs(cfg.analyze_every_secs.unwrap_or(2).max(1)),
         analyze: !a.no_analyze,
         collect: cfg.collect.clone(),
@@ -505,7 +551,10 @@ fn load_config(a: &ServeArgs) -> anyhow::Result<FileConfig> {
 
 async fn serve_cmd(database: Option<&str>, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&a)?;
-    let db = database.map(str::to_string).or_else(|| cfg.database.clone()).unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+    let db = database
+        .map(str::to_string)
+        .or_else(|| cfg.database.clone())
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
     let store = open_store(&db).await?;
     crate::web::serve::serve(store, serve_options(&a, &cfg), None).await?;
     Ok(ExitCode::SUCCESS)
@@ -513,9 +562,18 @@ async fn serve_cmd(database: Option<&str>, a: ServeArgs) -> anyhow::Result<ExitC
 
 /// The demo recordings, compiled in so `rootline demo` works from anywhere.
 pub const DEMO: &[(&str, &[u8])] = &[
-    ("demo-security-group.jsonl", include_bytes!("../fixtures/demo/security-group.jsonl")),
-    ("demo-capacity-503.jsonl", include_bytes!("../fixtures/demo/capacity-saturation.jsonl")),
-    ("demo-bad-deployment.jsonl", include_bytes!("../fixtures/demo/bad-deployment.jsonl")),
+    (
+        "demo-security-group.jsonl",
+        include_bytes!("../fixtures/demo/security-group.jsonl"),
+    ),
+    (
+        "demo-capacity-503.jsonl",
+        include_bytes!("../fixtures/demo/capacity-saturation.jsonl"),
+    ),
+    (
+        "demo-bad-deployment.jsonl",
+        include_bytes!("../fixtures/demo/bad-deployment.jsonl"),
+    ),
 ];
 
 async fn demo_cmd(database: &str, a: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -240,7 +240,10 @@ mod tests {
     fn parses_aws_time_shapes() {
         assert_eq!(parse_time("2025-05-17T02:28:15.450Z"), Some(1747448895450));
         assert_eq!(parse_time("2025-05-17T02:28:15Z"), Some(1747448895000));
-        assert_eq!(parse_time("2025-05-17T02:28:15.450+0000"), Some(1747448895450));
+        assert_eq!(
+            parse_time("2025-05-17T02:28:15.450+0000"),
+            Some(1747448895450)
+        );
         assert_eq!(parse_time("2025-05-17T02:28:15.450"), Some(1747448895450));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(fmt_time(1747448895450), "2025-05-17T02:28:15.450Z");

@@ -9,7 +9,8 @@ async fn update_and_delete_on_events_fail_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("a.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/engine/one-incident.jsonl");
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/engine/one-incident.jsonl");
     ingest_files(&store, &[fixture], false).await.unwrap();
     let before = store.count().await.unwrap();
     assert!(before > 0);

@@ -8,7 +8,9 @@ use rootline::store::{EventFilter, EventLog, SqliteStore};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/engine").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/engine")
+        .join(name)
 }
 
 async fn analyse(name: &str) -> Analysis {
@@ -27,7 +29,11 @@ fn incident_with<'a>(a: &'a Analysis, alarm: &str) -> &'a Incident {
 }
 
 fn score_of(i: &Incident, id: &str) -> f64 {
-    i.hypotheses.iter().find(|h| h.cause.id == id).map(|h| h.score).unwrap_or(0.0)
+    i.hypotheses
+        .iter()
+        .find(|h| h.cause.id == id)
+        .map(|h| h.score)
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -41,11 +47,20 @@ async fn a_change_two_hops_away_beats_an_unrelated_later_change() {
     assert!(score_of(inc, "unrelated-later") < top.score / 5.0);
     // Read-only and failed calls are not changes, so never hypotheses.
     for h in &inc.hypotheses {
-        assert!(h.cause.id != "read-only-later" && h.cause.id != "failed-later", "{h:?}");
+        assert!(
+            h.cause.id != "read-only-later" && h.cause.id != "failed-later",
+            "{h:?}"
+        );
     }
     // The evidence runs from the cause to the symptom.
-    assert_eq!(top.evidence.first().map(|e| e.id.as_str()), Some("cause-two-hops"));
-    assert_eq!(top.evidence.last().map(|e| e.source.as_str()), Some("cloudwatch.alarm_history"));
+    assert_eq!(
+        top.evidence.first().map(|e| e.id.as_str()),
+        Some("cause-two-hops")
+    );
+    assert_eq!(
+        top.evidence.last().map(|e| e.source.as_str()),
+        Some("cloudwatch.alarm_history")
+    );
 }
 
 #[tokio::test]
@@ -57,7 +72,10 @@ async fn a_saturation_alarm_with_no_change_beats_a_harmless_earlier_write() {
     assert!(top.cause.id.starts_with("web-conns-i1@"), "{:?}", top.cause);
     assert!(score_of(inc, "harmless-write") < top.score);
     // The symptom itself is never its own cause.
-    assert!(inc.hypotheses.iter().all(|h| !h.cause.id.starts_with("web-5xx@")));
+    assert!(inc
+        .hypotheses
+        .iter()
+        .all(|h| !h.cause.id.starts_with("web-5xx@")));
 }
 
 #[tokio::test]
@@ -68,7 +86,11 @@ async fn a_change_and_its_revert_carry_no_blame() {
     assert_eq!(top.cause.id, "modify-lb", "{:#?}", inc.hypotheses);
     assert!(score_of(inc, "revoke") < top.score / 4.0);
     assert!(score_of(inc, "re-authorize") < top.score / 4.0);
-    let revoke = inc.hypotheses.iter().find(|h| h.cause.id == "revoke").unwrap();
+    let revoke = inc
+        .hypotheses
+        .iter()
+        .find(|h| h.cause.id == "revoke")
+        .unwrap();
     assert!(revoke.summary.contains("reverted"), "{}", revoke.summary);
 }
 
@@ -76,7 +98,11 @@ async fn a_change_and_its_revert_carry_no_blame() {
 async fn a_deployment_of_another_service_is_not_blamed() {
     let a = analyse("other-deploy.jsonl").await;
     let inc = incident_with(&a, "web-5xx");
-    assert_eq!(inc.hypotheses[0].cause.id, "tg-change", "{:#?}", inc.hypotheses);
+    assert_eq!(
+        inc.hypotheses[0].cause.id, "tg-change",
+        "{:#?}",
+        inc.hypotheses
+    );
     assert!(score_of(inc, "other-deploy") < 0.1, "{:#?}", inc.hypotheses);
 }
 
@@ -88,13 +114,20 @@ async fn two_alarms_of_one_failure_form_one_incident() {
     assert_eq!(web.alarm_names, vec!["web-5xx", "web-unhealthy"]);
     // web-5xx delivered by alarm history and EventBridge: one transition, both deliveries.
     assert_eq!(web.alarms.len(), 3);
-    assert!(web.alarms.iter().any(|r| r.source == "eventbridge" && r.id == "eb-web-5xx"));
+    assert!(web
+        .alarms
+        .iter()
+        .any(|r| r.source == "eventbridge" && r.id == "eb-web-5xx"));
     assert!(web.resolved_at.is_some(), "both alarms returned to OK");
     assert_eq!(web.hypotheses[0].cause.id, "cause");
     let jobs = incident_with(&a, "jobs-backlog");
     assert_eq!(jobs.alarm_names, vec!["jobs-backlog"]);
     assert!(jobs.resolved_at.is_none());
-    assert!(jobs.hypotheses.iter().all(|h| h.score < 0.2), "{:#?}", jobs.hypotheses);
+    assert!(
+        jobs.hypotheses.iter().all(|h| h.score < 0.2),
+        "{:#?}",
+        jobs.hypotheses
+    );
 }
 
 #[tokio::test]
@@ -109,14 +142,21 @@ async fn conclusions_are_appended_once_and_never_erased() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
-    ingest_files(&store, &[fixture("one-incident.jsonl")], false).await.unwrap();
+    ingest_files(&store, &[fixture("one-incident.jsonl")], false)
+        .await
+        .unwrap();
     let first = rootline::cli::analyze_store(&store).await.unwrap();
     let n1 = store.count().await.unwrap();
-    let own = EventFilter { sources: vec![Source::Rootline], ..Default::default() };
+    let own = EventFilter {
+        sources: vec![Source::Rootline],
+        ..Default::default()
+    };
     let concl = store.query(&own).await.unwrap();
     // opened x2, resolved x1, ranked x2
     assert_eq!(concl.len(), 5, "{concl:#?}");
-    assert!(concl.iter().all(|e| e.payload.contains(rootline::correlate::ENGINE_VERSION)));
+    assert!(concl
+        .iter()
+        .all(|e| e.payload.contains(rootline::correlate::ENGINE_VERSION)));
     // Re-analysing the same log concludes the same: nothing new.
     rootline::cli::analyze_store(&store).await.unwrap();
     assert_eq!(store.count().await.unwrap(), n1);
@@ -125,7 +165,11 @@ async fn conclusions_are_appended_once_and_never_erased() {
     changed.incidents[0].hypotheses[0].score /= 2.0;
     store.append(&conclusions(&changed), None).await.unwrap();
     let ranked = store
-        .query(&EventFilter { sources: vec![Source::Rootline], text: Some("hypotheses-ranked/".into()), ..Default::default() })
+        .query(&EventFilter {
+            sources: vec![Source::Rootline],
+            text: Some("hypotheses-ranked/".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(ranked.len(), 3, "{ranked:#?}");
@@ -138,23 +182,43 @@ fn replay_json_is_the_report_contract_and_nothing_else() {
         .arg(fixture("one-incident.jsonl"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(text.starts_with("{\"incidents\":[{\"id\":\"inc-"), "{text}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     let obj = v.as_object().unwrap();
     assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["incidents"]);
     let incs = v["incidents"].as_array().unwrap();
     let mut last = String::new();
     for inc in incs {
         let keys: Vec<&String> = inc.as_object().unwrap().keys().collect();
-        assert_eq!(keys, vec!["id", "opened_at", "title", "trigger", "alarms", "hypotheses"], "RECORDINGS.md order");
+        assert_eq!(
+            keys,
+            vec![
+                "id",
+                "opened_at",
+                "title",
+                "trigger",
+                "alarms",
+                "hypotheses"
+            ],
+            "RECORDINGS.md order"
+        );
         let opened = inc["opened_at"].as_str().unwrap().to_string();
         assert!(opened >= last, "incidents ordered by opened_at");
         last = opened;
         for (i, h) in inc["hypotheses"].as_array().unwrap().iter().enumerate() {
             let keys: Vec<&String> = h.as_object().unwrap().keys().collect();
-            assert_eq!(keys, vec!["rank", "score", "kind", "cause", "summary", "evidence"], "RECORDINGS.md order");
+            assert_eq!(
+                keys,
+                vec!["rank", "score", "kind", "cause", "summary", "evidence"],
+                "RECORDINGS.md order"
+            );
             assert_eq!(h["rank"].as_u64(), Some(i as u64 + 1));
             let s = h["score"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&s));

@@ -14,7 +14,9 @@ fn bin() -> &'static str {
 }
 
 fn fixture(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(p)
 }
 
 /// A running `rootline serve` on a fresh store; killed on drop.
@@ -35,11 +37,26 @@ impl Drop for Server {
 fn start(files: &[PathBuf]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("web.db").display());
-    let st = Command::new(bin()).args(["--database", &db, "ingest"]).args(files).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = Command::new(bin())
+        .args(["--database", &db, "ingest"])
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     // Conclusions first, so pages have incidents as soon as the server is up.
-    let st = Command::new(bin()).args(["--database", &db, "incidents"]).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = Command::new(bin())
+        .args(["--database", &db, "incidents"])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let mut child = Command::new(bin())
         .args(["--database", &db, "serve", "--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -49,8 +66,17 @@ fn start(files: &[PathBuf]) -> Server {
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("rootline listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}")).to_string();
-    Server { child, base, _dir: dir, db }
+    let base = line
+        .trim()
+        .strip_prefix("rootline listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+        .to_string();
+    Server {
+        child,
+        base,
+        _dir: dir,
+        db,
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -65,7 +91,12 @@ fn client() -> reqwest::Client {
 }
 
 async fn get_json(base: &str, path: &str) -> Value {
-    let r = client().get(format!("{base}{path}")).header("accept", "application/json").send().await.unwrap();
+    let r = client()
+        .get(format!("{base}{path}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{path}");
     r.json().await.unwrap()
 }
@@ -89,12 +120,18 @@ impl Drop for Browser {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Browser {
     async fn start() -> Browser {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
         let (Some(chromium), true) = (chromium, Path::new("/usr/bin/chromedriver").exists()) else {
             panic!("Chromium and chromedriver are required (Debian packages chromium, chromium-driver; `bash .ci/run` installs them)");
         };
@@ -110,11 +147,19 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = c.get(format!("{url}/status")).send().await {
-                if r.json::<Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool()) == Some(true) {
+                if r.json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["value"]["ready"].as_bool())
+                    == Some(true)
+                {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().unwrap();
@@ -123,11 +168,28 @@ impl Browser {
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--window-size=1280,1400",
                      format!("--user-data-dir={}", profile.path().display())]}}}});
-        let r: Value = c.post(format!("{url}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_string();
+        let r: Value = c
+            .post(format!("{url}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
         let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         std::fs::create_dir_all(&shots).unwrap();
-        Browser { driver, url, session, _profile: profile, shots }
+        Browser {
+            driver,
+            url,
+            session,
+            _profile: profile,
+            shots,
+        }
     }
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -141,26 +203,56 @@ impl Browser {
     }
 
     async fn go(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     async fn run(&self, script: &str) -> Value {
-        self.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
     /// The text a person sees on the page.
     async fn text(&self) -> String {
-        self.run("return document.body.innerText").await.as_str().unwrap_or("").to_string()
+        self.run("return document.body.innerText")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     async fn click(&self, css: &str) {
-        let el = self.cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
-        let id = el.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap_or_else(|| panic!("no element {css}: {el}")).to_string();
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+        let el = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = el
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {el}"))
+            .to_string();
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     async fn current(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_string()
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     async fn screenshot(&self, name: &str) {
@@ -213,7 +305,11 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_follows_an_incident_to_its_evidence_in_chromium() {
-    let srv = start(&[fixture("demo/security-group.jsonl"), fixture("demo/capacity-saturation.jsonl"), fixture("demo/bad-deployment.jsonl")]);
+    let srv = start(&[
+        fixture("demo/security-group.jsonl"),
+        fixture("demo/capacity-saturation.jsonl"),
+        fixture("demo/bad-deployment.jsonl"),
+    ]);
     let b = Browser::start().await;
 
     b.go(&format!("{}/incidents?state=open", srv.base)).await;
@@ -227,7 +323,17 @@ async fn a_person_follows_an_incident_to_its_evidence_in_chromium() {
     b.click("li.incident a.title[href*='inc-']").await;
     let mut url = b.current().await;
     let list = get_json(&srv.base, "/incidents?state=open").await;
-    let sg = list["incidents"].as_array().unwrap().iter().find(|i| i["title"].as_str().unwrap().starts_with("prod-auth-requests-low")).unwrap();
+    let sg = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("prod-auth-requests-low")
+        })
+        .unwrap();
     let sg_id = sg["id"].as_str().unwrap();
     if !url.ends_with(sg_id) {
         b.go(&format!("{}/incidents/{sg_id}", srv.base)).await;
@@ -237,14 +343,22 @@ async fn a_person_follows_an_incident_to_its_evidence_in_chromium() {
     let text = b.text().await;
     assert!(text.contains("Hypotheses"), "{text}");
     assert!(text.contains("#1"), "{text}");
-    assert!(text.contains("RevokeSecurityGroupIngress on sg/sg-0a2be608e2bc314fd"), "{text}");
+    assert!(
+        text.contains("RevokeSecurityGroupIngress on sg/sg-0a2be608e2bc314fd"),
+        "{text}"
+    );
     assert!(text.contains("Evidence chain"), "{text}");
     assert!(text.contains("Timeline"), "{text}");
     assert!(text.contains("min"), "relative offsets are shown: {text}");
     assert!(text.contains("UTC"), "{text}");
     // The top hypothesis' chain is highlighted on the timeline.
-    let chain = b.run("return document.querySelectorAll('tr.chain').length").await;
-    assert!(chain.as_u64().unwrap_or(0) >= 2, "chain rows highlighted: {chain}");
+    let chain = b
+        .run("return document.querySelectorAll('tr.chain').length")
+        .await;
+    assert!(
+        chain.as_u64().unwrap_or(0) >= 2,
+        "chain rows highlighted: {chain}"
+    );
     b.screenshot("2-incident").await;
 
     // Follow the first evidence link to the event page.
@@ -254,20 +368,37 @@ async fn a_person_follows_an_incident_to_its_evidence_in_chromium() {
     let text = b.text().await;
     assert!(text.contains("Raw payload"), "{text}");
     assert!(text.contains("RevokeSecurityGroupIngress"), "{text}");
-    assert!(text.contains("\"eventSource\": \"ec2.amazonaws.com\""), "pretty-printed payload: {text}");
+    assert!(
+        text.contains("\"eventSource\": \"ec2.amazonaws.com\""),
+        "pretty-printed payload: {text}"
+    );
     b.screenshot("3-event").await;
 
     // A resource page: neighbours and recent changes.
-    b.go(&format!("{}/resources/sg/sg-0a2be608e2bc314fd", srv.base)).await;
+    b.go(&format!("{}/resources/sg/sg-0a2be608e2bc314fd", srv.base))
+        .await;
     let text = b.text().await;
-    assert!(text.contains("Neighbours") && text.contains("lb/prod-auth-alb"), "{text}");
+    assert!(
+        text.contains("Neighbours") && text.contains("lb/prod-auth-alb"),
+        "{text}"
+    );
     b.screenshot("4-resource").await;
 
     // Readable on a phone: no horizontal overflow of the page itself.
-    b.cmd(reqwest::Method::POST, "/window/rect", Some(json!({"width": 390, "height": 844}))).await;
+    b.cmd(
+        reqwest::Method::POST,
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    )
+    .await;
     b.go(&format!("{}/incidents/{sg_id}", srv.base)).await;
-    let overflow = b.run("return document.documentElement.scrollWidth - window.innerWidth").await;
-    assert!(overflow.as_i64().unwrap_or(999) <= 1, "page overflows horizontally on a phone: {overflow}");
+    let overflow = b
+        .run("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(999) <= 1,
+        "page overflows horizontally on a phone: {overflow}"
+    );
     b.screenshot("5-incident-phone").await;
 }
 
@@ -277,7 +408,11 @@ async fn injected_markup_in_cloudtrail_alarms_and_logs_stays_inert_text() {
     let b = Browser::start().await;
     let list = get_json(&srv.base, "/incidents").await;
     let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
-    let inc = get_json(&srv.base, &format!("/incidents/{id}?read_only=1&kind=change&kind=alarm&kind=log&kind=anomaly")).await;
+    let inc = get_json(
+        &srv.base,
+        &format!("/incidents/{id}?read_only=1&kind=change&kind=alarm&kind=log&kind=anomaly"),
+    )
+    .await;
     let mut pages = vec![
         "/incidents".to_string(),
         format!("/incidents/{id}"),
@@ -292,7 +427,10 @@ async fn injected_markup_in_cloudtrail_alarms_and_logs_stays_inert_text() {
             pages.push(format!("/events/{}", r["seq"]));
         }
     }
-    assert!(pages.len() >= 10, "the hostile events are on the timeline: {pages:?}");
+    assert!(
+        pages.len() >= 10,
+        "the hostile events are on the timeline: {pages:?}"
+    );
     for (i, p) in pages.iter().enumerate() {
         b.go(&format!("{}{p}", srv.base)).await;
         b.assert_inert(p).await;
@@ -303,7 +441,10 @@ async fn injected_markup_in_cloudtrail_alarms_and_logs_stays_inert_text() {
     // The payloads are shown, as text.
     b.go(&format!("{}/incidents/{id}", srv.base)).await;
     let text = b.text().await;
-    assert!(text.contains("<script>window.__pwned"), "shown as text: {text}");
+    assert!(
+        text.contains("<script>window.__pwned"),
+        "shown as text: {text}"
+    );
     assert!(text.contains("<svg id=\"injected\""), "{text}");
 }
 
@@ -326,8 +467,14 @@ async fn hostile_urls_get_400_or_404_never_500() {
         ("/incidents/%00".into(), &[404]),
         ("/incidents/inc-000000000000".into(), &[404]),
         (format!("/incidents/{id}?from=garbage"), &[400]),
-        (format!("/incidents/{id}?from=2025-06-02T00:00:00Z&to=2025-06-01T00:00:00Z"), &[400]),
-        (format!("/incidents/{id}?from=2025-06-01T00:00:00Z&to=2026-06-01T00:00:00Z"), &[400]),
+        (
+            format!("/incidents/{id}?from=2025-06-02T00:00:00Z&to=2025-06-01T00:00:00Z"),
+            &[400],
+        ),
+        (
+            format!("/incidents/{id}?from=2025-06-01T00:00:00Z&to=2026-06-01T00:00:00Z"),
+            &[400],
+        ),
         (format!("/incidents/{id}?kind=bogus"), &[400]),
         (format!("/incidents/{id}?source=bogus"), &[400]),
         (format!("/incidents/{id}?h=0"), &[400]),
@@ -354,20 +501,83 @@ async fn hostile_urls_get_400_or_404_never_500() {
         let status = r.status().as_u16();
         let body = r.text().await.unwrap();
         let shown: String = path.chars().take(120).collect();
-        assert!(allowed.contains(&status), "{shown}: {status} not in {allowed:?}: {}", &body[..body.len().min(300)]);
+        assert!(
+            allowed.contains(&status),
+            "{shown}: {status} not in {allowed:?}: {}",
+            &body[..body.len().min(300)]
+        );
         if status == 400 {
-            assert!(body.contains("<p class=\"error\">"), "{shown}: 400 page carries a message");
+            assert!(
+                body.contains("<p class=\"error\">"),
+                "{shown}: 400 page carries a message"
+            );
         }
     }
     // Forms: bad verdicts, unknown hypotheses, oversized bodies.
-    let post = |path: String, body: String| c.post(format!("{}{path}", srv.base)).header("content-type", "application/x-www-form-urlencoded").body(body).send();
-    assert_eq!(post(format!("/incidents/{id}/feedback"), "source=x&cause=y&verdict=maybe".into()).await.unwrap().status(), 400);
-    assert_eq!(post(format!("/incidents/{id}/feedback"), "source=x&cause=y&verdict=accept".into()).await.unwrap().status(), 400);
-    assert_eq!(post(format!("/incidents/{id}/feedback"), "garbage".into()).await.unwrap().status().as_u16() / 100, 4);
-    assert_eq!(post("/incidents/nope/feedback".into(), "source=x&cause=y&verdict=accept".into()).await.unwrap().status(), 404);
-    assert_eq!(post(format!("/incidents/{id}/feedback"), format!("source=x&cause={}&verdict=accept", "a".repeat(100_000))).await.unwrap().status(), 413);
+    let post = |path: String, body: String| {
+        c.post(format!("{}{path}", srv.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post(
+            format!("/incidents/{id}/feedback"),
+            "source=x&cause=y&verdict=maybe".into()
+        )
+        .await
+        .unwrap()
+        .status(),
+        400
+    );
+    assert_eq!(
+        post(
+            format!("/incidents/{id}/feedback"),
+            "source=x&cause=y&verdict=accept".into()
+        )
+        .await
+        .unwrap()
+        .status(),
+        400
+    );
+    assert_eq!(
+        post(format!("/incidents/{id}/feedback"), "garbage".into())
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+            / 100,
+        4
+    );
+    assert_eq!(
+        post(
+            "/incidents/nope/feedback".into(),
+            "source=x&cause=y&verdict=accept".into()
+        )
+        .await
+        .unwrap()
+        .status(),
+        404
+    );
+    assert_eq!(
+        post(
+            format!("/incidents/{id}/feedback"),
+            format!("source=x&cause={}&verdict=accept", "a".repeat(100_000))
+        )
+        .await
+        .unwrap()
+        .status(),
+        413
+    );
     // Still healthy.
-    assert_eq!(c.get(format!("{}/healthz", srv.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(format!("{}/healthz", srv.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -375,7 +585,13 @@ async fn every_page_has_a_json_twin_and_feedback_is_recorded() {
     let srv = start(&[fixture("engine/one-incident.jsonl")]);
     let list = get_json(&srv.base, "/incidents").await;
     assert_eq!(list["total"], 2);
-    let inc = list["incidents"].as_array().unwrap().iter().find(|i| i["trigger_alarm"] == "web-5xx").unwrap().clone();
+    let inc = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["trigger_alarm"] == "web-5xx")
+        .unwrap()
+        .clone();
     assert_eq!(inc["state"], "resolved");
     let id = inc["id"].as_str().unwrap();
     let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
@@ -387,7 +603,14 @@ async fn every_page_has_a_json_twin_and_feedback_is_recorded() {
     assert_eq!(ev["event"]["name"], "DeregisterTargets");
     assert_eq!(ev["payload"]["eventID"], "cause");
     let res = get_json(&srv.base, "/resources/tg/web-tg").await;
-    assert!(res["neighbours"].as_array().unwrap().iter().any(|n| n[0] == "lb/web"), "{res}");
+    assert!(
+        res["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n[0] == "lb/web"),
+        "{res}"
+    );
     let search = get_json(&srv.base, "/search?q=DeregisterTargets").await;
     assert_eq!(search["events"][0]["name"], "DeregisterTargets");
     let status = get_json(&srv.base, "/status").await;
@@ -404,18 +627,57 @@ async fn every_page_has_a_json_twin_and_feedback_is_recorded() {
         .unwrap();
     assert_eq!(r.status(), 303);
     let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
-    assert_eq!(page["hypotheses"][0]["verdict"], "discarded", "still listed, marked discarded");
-    let html = c.get(format!("{}/incidents/{id}", srv.base)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        page["hypotheses"][0]["verdict"], "discarded",
+        "still listed, marked discarded"
+    );
+    let html = c
+        .get(format!("{}/incidents/{id}", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("badge discarded"));
     // Recorded as an event in the log.
-    let out = Command::new(bin()).args(["--database", &srv.db, "events", "--source", "rootline", "--search", "feedback/", "--format", "json"]).output().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "--database",
+            &srv.db,
+            "events",
+            "--source",
+            "rootline",
+            "--search",
+            "feedback/",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
     let evs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(evs.as_array().unwrap().len(), 1, "{evs}");
     assert_eq!(evs[0]["payload"]["verdict"], "discarded");
 
     // Health and metrics.
-    assert_eq!(c.get(format!("{}/healthz", srv.base)).send().await.unwrap().text().await.unwrap(), "ok\n");
-    let m = c.get(format!("{}/metrics", srv.base)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        c.get(format!("{}/healthz", srv.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok\n"
+    );
+    let m = c
+        .get(format!("{}/metrics", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("rootline_events_stored "), "{m}");
     assert!(m.contains("rootline_incidents_open 1"), "{m}");
     assert!(m.contains("rootline_ingest_events_per_second"), "{m}");

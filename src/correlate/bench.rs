@@ -38,11 +38,20 @@ impl Rng {
 const ACCT: &str = "123456789012";
 
 fn hex(rng: &mut Rng, n: usize) -> String {
-    (0..n).map(|_| char::from_digit(rng.below(16) as u32, 16).unwrap_or('0')).collect()
+    (0..n)
+        .map(|_| char::from_digit(rng.below(16) as u32, 16).unwrap_or('0'))
+        .collect()
 }
 
 fn uuid(rng: &mut Rng) -> String {
-    format!("{}-{}-{}-{}-{}", hex(rng, 8), hex(rng, 4), hex(rng, 4), hex(rng, 4), hex(rng, 12))
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(rng, 8),
+        hex(rng, 4),
+        hex(rng, 4),
+        hex(rng, 4),
+        hex(rng, 12)
+    )
 }
 
 /// One background CloudTrail record: a realistic mix of reads and writes over a fleet
@@ -52,7 +61,10 @@ pub fn noise_cloudtrail(rng: &mut Rng, t_ms: i64, fleet: usize) -> serde_json::V
         ("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress"),
         ("ec2.amazonaws.com", "CreateTags"),
         ("ec2.amazonaws.com", "ModifyInstanceAttribute"),
-        ("lambda.amazonaws.com", "UpdateFunctionConfiguration20150331v2"),
+        (
+            "lambda.amazonaws.com",
+            "UpdateFunctionConfiguration20150331v2",
+        ),
         ("ecs.amazonaws.com", "UpdateService"),
         ("autoscaling.amazonaws.com", "UpdateAutoScalingGroup"),
         ("logs.amazonaws.com", "CreateLogStream"),
@@ -69,24 +81,44 @@ pub fn noise_cloudtrail(rng: &mut Rng, t_ms: i64, fleet: usize) -> serde_json::V
         ("monitoring.amazonaws.com", "DescribeAlarms"),
     ];
     let read = rng.below(100) < 70;
-    let (src, name) = if read { *rng.pick(READS) } else { *rng.pick(WRITES) };
+    let (src, name) = if read {
+        *rng.pick(READS)
+    } else {
+        *rng.pick(WRITES)
+    };
     let n = rng.below(fleet as u64);
     let req = match name {
-        "AuthorizeSecurityGroupIngress" | "DescribeSecurityGroups" | "CreateTags" => serde_json::json!({
+        "AuthorizeSecurityGroupIngress" | "DescribeSecurityGroups" | "CreateTags" => {
+            serde_json::json!({
             "groupId": format!("sg-{n:017x}"),
             "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443,
-                "ipRanges": {"items": [{"cidrIp": format!("10.{}.0.0/16", n % 250)}]}}]}}),
+                "ipRanges": {"items": [{"cidrIp": format!("10.{}.0.0/16", n % 250)}]}}]}})
+        }
         "ModifyInstanceAttribute" | "DescribeInstances" => serde_json::json!({
             "instanceId": format!("i-{n:017x}"), "groups": [format!("sg-{:017x}", (n * 7) % fleet as u64)]}),
         "UpdateFunctionConfiguration20150331v2" => serde_json::json!({
             "functionName": format!("svc-{n}-fn"), "memorySize": 128 + 64 * (n % 8), "timeout": 30}),
-        "UpdateService" => serde_json::json!({"cluster": "main", "service": format!("svc-{n}"), "taskDefinition": format!("svc-{n}:{}", rng.below(50))}),
-        "UpdateAutoScalingGroup" => serde_json::json!({"autoScalingGroupName": format!("svc-{n}-asg"), "desiredCapacity": 2 + n % 4}),
-        "CreateLogStream" => serde_json::json!({"logGroupName": format!("/ecs/svc-{n}"), "logStreamName": format!("app/{}", hex(rng, 32))}),
-        "PutParameter" => serde_json::json!({"name": format!("/svc-{n}/flag"), "type": "String", "overwrite": true}),
-        "AttachRolePolicy" => serde_json::json!({"roleName": format!("svc-{n}-role"), "policyArn": format!("arn:aws:iam::{ACCT}:policy/svc-{n}-access")}),
-        "ModifyDBInstance" => serde_json::json!({"dBInstanceIdentifier": format!("db-{}", n % 40), "backupRetentionPeriod": 7, "applyImmediately": false}),
-        "AssumeRole" => serde_json::json!({"roleArn": format!("arn:aws:iam::{ACCT}:role/svc-{n}-role"), "roleSessionName": format!("i-{n:017x}")}),
+        "UpdateService" => {
+            serde_json::json!({"cluster": "main", "service": format!("svc-{n}"), "taskDefinition": format!("svc-{n}:{}", rng.below(50))})
+        }
+        "UpdateAutoScalingGroup" => {
+            serde_json::json!({"autoScalingGroupName": format!("svc-{n}-asg"), "desiredCapacity": 2 + n % 4})
+        }
+        "CreateLogStream" => {
+            serde_json::json!({"logGroupName": format!("/ecs/svc-{n}"), "logStreamName": format!("app/{}", hex(rng, 32))})
+        }
+        "PutParameter" => {
+            serde_json::json!({"name": format!("/svc-{n}/flag"), "type": "String", "overwrite": true})
+        }
+        "AttachRolePolicy" => {
+            serde_json::json!({"roleName": format!("svc-{n}-role"), "policyArn": format!("arn:aws:iam::{ACCT}:policy/svc-{n}-access")})
+        }
+        "ModifyDBInstance" => {
+            serde_json::json!({"dBInstanceIdentifier": format!("db-{}", n % 40), "backupRetentionPeriod": 7, "applyImmediately": false})
+        }
+        "AssumeRole" => {
+            serde_json::json!({"roleArn": format!("arn:aws:iam::{ACCT}:role/svc-{n}-role"), "roleSessionName": format!("i-{n:017x}")})
+        }
         _ => serde_json::Value::Null,
     };
     let failed = rng.below(100) < 4;
@@ -135,9 +167,16 @@ pub fn write_replay_recording(path: &Path, lines: usize) -> anyhow::Result<usize
             f.write_all(line)?;
             f.write_all(b"\n")?;
             written += 1;
-            if line.windows(34).any(|w| w == b"\"source\":\"cloudwatch.alarm_history") {
+            if line
+                .windows(34)
+                .any(|w| w == b"\"source\":\"cloudwatch.alarm_history")
+            {
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-                    if let Some(t) = v.pointer("/payload/Timestamp").and_then(|t| t.as_str()).and_then(crate::model::parse_time) {
+                    if let Some(t) = v
+                        .pointer("/payload/Timestamp")
+                        .and_then(|t| t.as_str())
+                        .and_then(crate::model::parse_time)
+                    {
                         anchors.push(t);
                     }
                 }
@@ -149,7 +188,10 @@ pub fn write_replay_recording(path: &Path, lines: usize) -> anyhow::Result<usize
     let fleet = 4000;
     let remaining = lines.saturating_sub(written);
     for k in 0..remaining {
-        let anchor = anchors.get(k % anchors.len().max(1)).copied().unwrap_or(1_750_000_000_000);
+        let anchor = anchors
+            .get(k % anchors.len().max(1))
+            .copied()
+            .unwrap_or(1_750_000_000_000);
         let t = anchor - 3 * 3_600_000 + rng.below(4 * 3_600_000) as i64;
         let (source, payload) = if rng.below(100) < 45 {
             ("logs", noise_log(&mut rng, t, fleet))
@@ -178,11 +220,22 @@ pub async fn replay(lines: usize, dir: &Path) -> anyhow::Result<()> {
     let analysis = crate::cli::analyze_store(&store).await?;
     let report = report_json(&analysis);
     let total = start.elapsed();
-    println!("bench replay: {n} lines ({} events stored, {} rejected), {} incidents, report {} bytes",
-        summary.appended, summary.rejected_total(), analysis.incidents.len(), report.len());
+    println!(
+        "bench replay: {n} lines ({} events stored, {} rejected), {} incidents, report {} bytes",
+        summary.appended,
+        summary.rejected_total(),
+        analysis.incidents.len(),
+        report.len()
+    );
     println!("  ingest        {:>8.3} s", t_ingest.as_secs_f64());
-    println!("  analyse+report{:>8.3} s", (total - t_ingest).as_secs_f64());
-    println!("  total         {:>8.3} s   (target < 5 s for 100,000 lines)", total.as_secs_f64());
+    println!(
+        "  analyse+report{:>8.3} s",
+        (total - t_ingest).as_secs_f64()
+    );
+    println!(
+        "  total         {:>8.3} s   (target < 5 s for 100,000 lines)",
+        total.as_secs_f64()
+    );
     let _ = std::fs::remove_file(&path);
     Ok(())
 }
@@ -243,7 +296,10 @@ pub fn rank_corpus(candidates: usize) -> Vec<Event> {
 /// `rootline bench rank`: analyses one incident with `candidates` candidate changes.
 pub fn rank(candidates: usize, runs: usize) -> anyhow::Result<()> {
     let events = rank_corpus(candidates);
-    let in_window = events.iter().filter(|e| matches!(e.kind, Kind::Change) && !e.read_only && e.error_code.is_none()).count();
+    let in_window = events
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Change) && !e.read_only && e.error_code.is_none())
+        .count();
     let mut times = Vec::new();
     let mut hyps = 0;
     for _ in 0..runs.max(1) {
@@ -253,7 +309,14 @@ pub fn rank(candidates: usize, runs: usize) -> anyhow::Result<()> {
         hyps = a.incidents.first().map(|i| i.hypotheses.len()).unwrap_or(0);
     }
     times.sort_by(f64::total_cmp);
-    println!("bench rank: 1 incident, {in_window} candidate changes, {} runs, {hyps} hypotheses kept", times.len());
-    println!("  median {:>8.1} ms   max {:>8.1} ms   (target < 200 ms)", times[times.len() / 2], times[times.len() - 1]);
+    println!(
+        "bench rank: 1 incident, {in_window} candidate changes, {} runs, {hyps} hypotheses kept",
+        times.len()
+    );
+    println!(
+        "  median {:>8.1} ms   max {:>8.1} ms   (target < 200 ms)",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
     Ok(())
 }

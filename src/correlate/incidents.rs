@@ -51,7 +51,11 @@ pub(crate) struct Found {
 }
 
 impl Found {
-    pub(crate) fn into_incident(self, corpus: &Corpus<'_>, hypotheses: Vec<Hypothesis>) -> Incident {
+    pub(crate) fn into_incident(
+        self,
+        corpus: &Corpus<'_>,
+        hypotheses: Vec<Hypothesis>,
+    ) -> Incident {
         use sha2::{Digest, Sha256};
         let first = &self.transitions[0];
         // The alarm history delivery when there is one: every estate has it.
@@ -62,7 +66,8 @@ impl Found {
             .find(|&d| corpus.events[d].source == crate::model::Source::AlarmHistory)
             .unwrap_or(first.deliveries[0]);
         let trig = corpus.events[trig_idx];
-        let digest = Sha256::digest(format!("{}\n{}", trig.source.as_str(), trig.natural_id).as_bytes());
+        let digest =
+            Sha256::digest(format!("{}\n{}", trig.source.as_str(), trig.natural_id).as_bytes());
         let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let mut names: Vec<String> = Vec::new();
         let mut alarms: Vec<EventRef> = Vec::new();
@@ -75,7 +80,12 @@ impl Found {
             }
         }
         let title = if names.len() > 1 {
-            format!("{} in ALARM (+{} related alarm{})", names[0], names.len() - 1, if names.len() > 2 { "s" } else { "" })
+            format!(
+                "{} in ALARM (+{} related alarm{})",
+                names[0],
+                names.len() - 1,
+                if names.len() > 2 { "s" } else { "" }
+            )
         } else {
             format!("{} in ALARM", names[0])
         };
@@ -116,7 +126,12 @@ pub(crate) fn transitions(corpus: &Corpus<'_>) -> Vec<Transition> {
     let mut out: Vec<Transition> = Vec::new();
     let mut index: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, e) in corpus.events.iter().enumerate() {
-        let Kind::Alarm { alarm, new_state, .. } = &e.kind else { continue };
+        let Kind::Alarm {
+            alarm, new_state, ..
+        } = &e.kind
+        else {
+            continue;
+        };
         if alarm.is_empty() || new_state.is_empty() {
             continue;
         }
@@ -172,7 +187,12 @@ fn alarm_resources(graph: &ResourceGraph, t: &Transition) -> BTreeSet<String> {
 }
 
 /// Detects incidents in time order.
-pub(crate) fn detect(corpus: &Corpus<'_>, graph: &ResourceGraph, vocab: &Vocabulary, config: &Config) -> Vec<Found> {
+pub(crate) fn detect(
+    corpus: &Corpus<'_>,
+    graph: &ResourceGraph,
+    vocab: &Vocabulary,
+    config: &Config,
+) -> Vec<Found> {
     let mut incidents: Vec<Found> = Vec::new();
     for t in transitions(corpus) {
         match t.new_state.as_str() {
@@ -192,7 +212,8 @@ pub(crate) fn detect(corpus: &Corpus<'_>, graph: &ResourceGraph, vocab: &Vocabul
                 let tokens = vocab.alarm_tokens(&t.alarm);
                 let mut best: Option<(u32, usize)> = None;
                 for (ii, inc) in incidents.iter().enumerate() {
-                    if inc.resolved_at.is_some() || t.time - inc.last_alarm > config.join_window_ms {
+                    if inc.resolved_at.is_some() || t.time - inc.last_alarm > config.join_window_ms
+                    {
                         continue;
                     }
                     let topo = inc
@@ -204,7 +225,11 @@ pub(crate) fn detect(corpus: &Corpus<'_>, graph: &ResourceGraph, vocab: &Vocabul
                     // Alarms on custom metrics often have no dimensions: for them (on
                     // either side) naming and time are all there is to go on.
                     let blind = !has_topology(&res) || !has_topology(&inc.resources);
-                    let threshold = if blind { BLIND_AFFINITY } else { RELATED_AFFINITY };
+                    let threshold = if blind {
+                        BLIND_AFFINITY
+                    } else {
+                        RELATED_AFFINITY
+                    };
                     let cost = match topo {
                         Some(c) if c <= RELATED_COST => Some(c),
                         _ => {

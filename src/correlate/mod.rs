@@ -99,7 +99,10 @@ pub(crate) struct Corpus<'a> {
 
 impl<'a> Corpus<'a> {
     fn new(events: &'a [Event]) -> Self {
-        let mut evs: Vec<&Event> = events.iter().filter(|e| e.source != Source::Rootline).collect();
+        let mut evs: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.source != Source::Rootline)
+            .collect();
         evs.sort_by_key(|e| (e.event_time, e.seq));
         Corpus {
             events: evs,
@@ -230,7 +233,12 @@ pub fn conclusions(a: &Analysis) -> Vec<NewEvent> {
             serde_json::json!({"title": inc.title, "trigger": inc.trigger, "alarms": inc.alarms, "alarm_names": inc.alarm_names}),
         );
         if let Some(r) = inc.resolved_at {
-            push(format!("incident-resolved/{}", inc.id), r, "incident_resolved", serde_json::json!({}));
+            push(
+                format!("incident-resolved/{}", inc.id),
+                r,
+                "incident_resolved",
+                serde_json::json!({}),
+            );
         }
         let hyps = serde_json::to_value(&inc.hypotheses).unwrap_or(Value::Null);
         let digest = Sha256::digest(format!("{ENGINE_VERSION}{hyps}").as_bytes());

@@ -26,42 +26,126 @@ pub fn base_name(name: &str) -> &str {
 
 /// Cosmetic or bookkeeping calls: they do not change how anything serves traffic.
 const COSMETIC: &[&str] = &[
-    "CreateTags", "DeleteTags", "AddTags", "AddTagsToResource", "RemoveTags",
-    "RemoveTagsFromResource", "TagResource", "UntagResource", "TagRole", "UntagRole",
-    "TagUser", "TagPolicy", "PutBucketTagging", "DeleteBucketTagging", "TagQueue",
-    "PutRetentionPolicy", "DeleteRetentionPolicy", "CreateLogStream", "CreateLogGroup",
-    "PutLogEvents", "PutDashboard", "DeleteDashboards", "PutMetricAlarm", "DeleteAlarms",
-    "PutCompositeAlarm", "EnableAlarmActions", "DisableAlarmActions", "SetAlarmState",
-    "PutMetricData", "PutMetricFilter", "ConsoleLogin", "AssumeRole",
-    "AssumeRoleWithWebIdentity", "AssumeRoleWithSAML", "GetSessionToken", "CreateGrant",
-    "RetireGrant", "Decrypt", "Encrypt", "GenerateDataKey", "PutEvaluations",
-    "StartQuery", "StopQuery", "CreateSnapshot", "CopySnapshot", "CreateDBSnapshot",
-    "PutBucketLifecycle", "PutBucketLifecycleConfiguration", "PutAnomalyDetector",
-    "PutInsightRule", "PutResourcePolicy", "UpdateInstanceInformation", "SendCommand",
-    "StartSession", "CreateLogDelivery", "PutDeliverySource", "PutSubscriptionFilter",
-    "PutConfigurationRecorder", "PutDeliveryChannel", "StartConfigurationRecorder",
-    "RegisterTaskDefinition", "CreateLaunchTemplateVersion", "PutScheduledUpdateGroupAction",
-    "PutSecretValue", "RotateSecret", "UpdateSecretVersionStage", "PutParameter",
-    "CreateAccessKey", "UpdateAccessKey", "ChangePassword", "CreateChangeSet",
-    "BatchPutMessage", "SendMessage", "Publish", "PutObject", "PutItem", "UpdateItem",
-    "DeleteItem", "BatchWriteItem", "DeleteObject", "DeleteMessage", "PutRecord", "PutRecords",
+    "CreateTags",
+    "DeleteTags",
+    "AddTags",
+    "AddTagsToResource",
+    "RemoveTags",
+    "RemoveTagsFromResource",
+    "TagResource",
+    "UntagResource",
+    "TagRole",
+    "UntagRole",
+    "TagUser",
+    "TagPolicy",
+    "PutBucketTagging",
+    "DeleteBucketTagging",
+    "TagQueue",
+    "PutRetentionPolicy",
+    "DeleteRetentionPolicy",
+    "CreateLogStream",
+    "CreateLogGroup",
+    "PutLogEvents",
+    "PutDashboard",
+    "DeleteDashboards",
+    "PutMetricAlarm",
+    "DeleteAlarms",
+    "PutCompositeAlarm",
+    "EnableAlarmActions",
+    "DisableAlarmActions",
+    "SetAlarmState",
+    "PutMetricData",
+    "PutMetricFilter",
+    "ConsoleLogin",
+    "AssumeRole",
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoleWithSAML",
+    "GetSessionToken",
+    "CreateGrant",
+    "RetireGrant",
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "PutEvaluations",
+    "StartQuery",
+    "StopQuery",
+    "CreateSnapshot",
+    "CopySnapshot",
+    "CreateDBSnapshot",
+    "PutBucketLifecycle",
+    "PutBucketLifecycleConfiguration",
+    "PutAnomalyDetector",
+    "PutInsightRule",
+    "PutResourcePolicy",
+    "UpdateInstanceInformation",
+    "SendCommand",
+    "StartSession",
+    "CreateLogDelivery",
+    "PutDeliverySource",
+    "PutSubscriptionFilter",
+    "PutConfigurationRecorder",
+    "PutDeliveryChannel",
+    "StartConfigurationRecorder",
+    "RegisterTaskDefinition",
+    "CreateLaunchTemplateVersion",
+    "PutScheduledUpdateGroupAction",
+    "PutSecretValue",
+    "RotateSecret",
+    "UpdateSecretVersionStage",
+    "PutParameter",
+    "CreateAccessKey",
+    "UpdateAccessKey",
+    "ChangePassword",
+    "CreateChangeSet",
+    "BatchPutMessage",
+    "SendMessage",
+    "Publish",
+    "PutObject",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "DeleteObject",
+    "DeleteMessage",
+    "PutRecord",
+    "PutRecords",
 ];
 
 /// Verbs that remove or cut something.
 const REMOVING: &[&str] = &[
-    "Revoke", "Detach", "Delete", "Remove", "Deregister", "Disable", "Disassociate", "Stop",
-    "Terminate", "Deactivate", "Cancel", "Suspend", "Reboot", "Failover",
+    "Revoke",
+    "Detach",
+    "Delete",
+    "Remove",
+    "Deregister",
+    "Disable",
+    "Disassociate",
+    "Stop",
+    "Terminate",
+    "Deactivate",
+    "Cancel",
+    "Suspend",
+    "Reboot",
+    "Failover",
 ];
 /// Calls that roll out new code or replace a running configuration wholesale.
 const ROLLOUTS: &[&str] = &[
-    "UpdateService", "UpdateFunctionCode", "UpdateStack", "ExecuteChangeSet",
-    "CreateDeployment", "PublishVersion", "UpdateAlias", "StartInstanceRefresh",
-    "PutFunctionConcurrency", "ModifyDBInstance", "ModifyDBCluster",
+    "UpdateService",
+    "UpdateFunctionCode",
+    "UpdateStack",
+    "ExecuteChangeSet",
+    "CreateDeployment",
+    "PublishVersion",
+    "UpdateAlias",
+    "StartInstanceRefresh",
+    "PutFunctionConcurrency",
+    "ModifyDBInstance",
+    "ModifyDBCluster",
 ];
 /// Verbs that modify in place.
 const MODIFYING: &[&str] = &[
-    "Update", "Modify", "Set", "Replace", "Change", "Reset", "Restore", "Apply", "Upload",
-    "Put", "Import", "Migrate", "Switch", "Swap", "Promote",
+    "Update", "Modify", "Set", "Replace", "Change", "Reset", "Restore", "Apply", "Upload", "Put",
+    "Import", "Migrate", "Switch", "Swap", "Promote",
 ];
 
 /// The plausibility of a CloudTrail-style change by event name, and a word for why.
@@ -119,7 +203,9 @@ pub fn inverse_name(name: &str) -> Option<String> {
 pub fn service_initiated(payload: &Value) -> bool {
     let ui = payload.get("userIdentity");
     let get = |k: &str| ui.and_then(|u| u.get(k)).and_then(Value::as_str);
-    if get("type") == Some("AWSService") || get("invokedBy").is_some_and(|s| s.ends_with(".amazonaws.com")) {
+    if get("type") == Some("AWSService")
+        || get("invokedBy").is_some_and(|s| s.ends_with(".amazonaws.com"))
+    {
         return true;
     }
     let issuer = ui
@@ -154,20 +240,33 @@ fn size_rank(class: &str) -> Option<i32> {
 /// same resource (latest last); the call's own response, when it echoes old values
 /// (ModifyDBInstance does), counts as before too.
 pub fn reduction(req: &Value, resp: Option<&Value>, before: &[&Value]) -> Option<bool> {
-    let Value::Object(fields) = req else { return None };
+    let Value::Object(fields) = req else {
+        return None;
+    };
     let mut reduced = false;
     let mut increased = false;
     for (k, v) in fields {
         let lk = k.to_ascii_lowercase();
-        let capacity_like = ["capacity", "size", "concurren", "count", "memory", "throughput", "iops", "limit", "timeout"]
-            .iter()
-            .any(|w| lk.contains(w));
+        let capacity_like = [
+            "capacity",
+            "size",
+            "concurren",
+            "count",
+            "memory",
+            "throughput",
+            "iops",
+            "limit",
+            "timeout",
+        ]
+        .iter()
+        .any(|w| lk.contains(w));
         let old = resp
             .and_then(|r| r.get(k))
             .filter(|o| *o != v)
             .or_else(|| before.iter().rev().find_map(|b| b.get(k)));
         if let Some(new) = v.as_f64() {
-            if capacity_like && new <= 1.0 && (lk.contains("concurren") || lk.contains("capacity")) {
+            if capacity_like && new <= 1.0 && (lk.contains("concurren") || lk.contains("capacity"))
+            {
                 reduced = true;
                 continue;
             }
@@ -207,14 +306,32 @@ mod tests {
 
     #[test]
     fn names_and_priors() {
-        assert_eq!(base_name("PutFunctionConcurrency20171031"), "PutFunctionConcurrency");
-        assert_eq!(base_name("UpdateFunctionConfiguration20150331v2"), "UpdateFunctionConfiguration");
-        assert_eq!(base_name("RevokeSecurityGroupIngress"), "RevokeSecurityGroupIngress");
+        assert_eq!(
+            base_name("PutFunctionConcurrency20171031"),
+            "PutFunctionConcurrency"
+        );
+        assert_eq!(
+            base_name("UpdateFunctionConfiguration20150331v2"),
+            "UpdateFunctionConfiguration"
+        );
+        assert_eq!(
+            base_name("RevokeSecurityGroupIngress"),
+            "RevokeSecurityGroupIngress"
+        );
         assert_eq!(base_name("Update2"), "Update2");
-        assert!(change_prior("RevokeSecurityGroupIngress").0 > change_prior("AuthorizeSecurityGroupIngress").0);
+        assert!(
+            change_prior("RevokeSecurityGroupIngress").0
+                > change_prior("AuthorizeSecurityGroupIngress").0
+        );
         assert!(change_prior("AuthorizeSecurityGroupIngress").0 > change_prior("CreateTags").0);
-        assert_eq!(inverse_name("RevokeSecurityGroupIngress").as_deref(), Some("AuthorizeSecurityGroupIngress"));
-        assert_eq!(inverse_name("AttachRolePolicy").as_deref(), Some("DetachRolePolicy"));
+        assert_eq!(
+            inverse_name("RevokeSecurityGroupIngress").as_deref(),
+            Some("AuthorizeSecurityGroupIngress")
+        );
+        assert_eq!(
+            inverse_name("AttachRolePolicy").as_deref(),
+            Some("DetachRolePolicy")
+        );
     }
 
     #[test]
@@ -226,7 +343,10 @@ mod tests {
         let modify = json!({"dBInstanceClass": "db.t4g.large"});
         let resp = json!({"dBInstanceClass": "db.r6g.2xlarge"});
         assert_eq!(reduction(&modify, Some(&resp), &[]), Some(true));
-        assert_eq!(reduction(&json!({"reservedConcurrentExecutions": 0}), None, &[]), Some(true));
+        assert_eq!(
+            reduction(&json!({"reservedConcurrentExecutions": 0}), None, &[]),
+            Some(true)
+        );
         assert_eq!(reduction(&json!({"description": "x"}), None, &[]), None);
     }
 }

@@ -32,10 +32,32 @@ const MAX_EFFECTS: usize = 48;
 
 /// Tokens that say an alarm watches a saturating resource.
 const SATURATION_WORDS: &[&str] = &[
-    "cpu", "memory", "mem", "conn", "conns", "connection", "connections", "concurrency",
-    "concurrent", "throttle", "throttles", "throttled", "throttling", "queue", "backlog",
-    "saturation", "saturated", "capacity", "utilization", "disk", "iops", "credit",
-    "credits", "pool", "swap", "load",
+    "cpu",
+    "memory",
+    "mem",
+    "conn",
+    "conns",
+    "connection",
+    "connections",
+    "concurrency",
+    "concurrent",
+    "throttle",
+    "throttles",
+    "throttled",
+    "throttling",
+    "queue",
+    "backlog",
+    "saturation",
+    "saturated",
+    "capacity",
+    "utilization",
+    "disk",
+    "iops",
+    "credit",
+    "credits",
+    "pool",
+    "swap",
+    "load",
 ];
 
 /// What is known about an alarm's definition.
@@ -67,10 +89,14 @@ impl Vocabulary {
             }
             // Alarm definitions: PutMetricAlarm calls and EventBridge alarm events.
             let def_src = match (&e.kind, e.source) {
-                (Kind::Change, Source::CloudTrail) if e.name == "PutMetricAlarm" && e.error_code.is_none() => {
+                (Kind::Change, Source::CloudTrail)
+                    if e.name == "PutMetricAlarm" && e.error_code.is_none() =>
+                {
                     Some("/requestParameters")
                 }
-                (Kind::Alarm { .. }, Source::EventBridge) => Some("/detail/configuration/metrics/0/metricStat/metric"),
+                (Kind::Alarm { .. }, Source::EventBridge) => {
+                    Some("/detail/configuration/metrics/0/metricStat/metric")
+                }
                 _ => None,
             };
             if let Some(ptr) = def_src {
@@ -82,8 +108,18 @@ impl Vocabulary {
                     .and_then(Value::as_str);
                 if let Some(name) = name {
                     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                    let metric = if ptr.starts_with("/request") { s("metricName") } else { s("name") };
-                    alarms.insert(name.to_string(), AlarmDef { namespace: s("namespace"), metric });
+                    let metric = if ptr.starts_with("/request") {
+                        s("metricName")
+                    } else {
+                        s("name")
+                    };
+                    alarms.insert(
+                        name.to_string(),
+                        AlarmDef {
+                            namespace: s("namespace"),
+                            metric,
+                        },
+                    );
                 }
             }
         }
@@ -177,7 +213,10 @@ impl GroupKind {
 
     /// Effects that may themselves have an upstream cause.
     fn effect_like(self) -> bool {
-        matches!(self, GroupKind::Anomaly | GroupKind::Saturation | GroupKind::Other)
+        matches!(
+            self,
+            GroupKind::Anomaly | GroupKind::Saturation | GroupKind::Other
+        )
     }
 
     /// Rank for choosing the representative delivery of a group.
@@ -217,8 +256,11 @@ fn aliases(corpus: &Corpus<'_>, i: usize) -> Vec<String> {
     match e.source {
         Source::CloudTrail => {
             // Its own id ("ct:ID") is matched separately, without allocating per event.
-            if matches!(e.name.as_str(), "UpdateService" | "CreateService" | "CreateDeployment")
-                && (e.payload.contains("\"deployments\"") || e.payload.contains("\"deploymentId\""))
+            if matches!(
+                e.name.as_str(),
+                "UpdateService" | "CreateService" | "CreateDeployment"
+            ) && (e.payload.contains("\"deployments\"")
+                || e.payload.contains("\"deploymentId\""))
             {
                 let p = corpus.payload(i);
                 if let Some(Value::Array(ds)) = p.pointer("/responseElements/service/deployments") {
@@ -230,7 +272,10 @@ fn aliases(corpus: &Corpus<'_>, i: usize) -> Vec<String> {
                         }
                     }
                 }
-                if let Some(id) = p.pointer("/responseElements/deploymentId").and_then(Value::as_str) {
+                if let Some(id) = p
+                    .pointer("/responseElements/deploymentId")
+                    .and_then(Value::as_str)
+                {
                     out.push(format!("codedeploy:{id}"));
                 }
             }
@@ -245,13 +290,21 @@ fn aliases(corpus: &Corpus<'_>, i: usize) -> Vec<String> {
                 out.push(format!("codedeploy:{id}"));
             }
             if let Some(Value::Array(rel)) = p.pointer("/detail/configurationItem/relatedEvents") {
-                out.extend(rel.iter().filter_map(Value::as_str).map(|r| format!("ct:{r}")));
+                out.extend(
+                    rel.iter()
+                        .filter_map(Value::as_str)
+                        .map(|r| format!("ct:{r}")),
+                );
             }
         }
         Source::Config => {
             let p = corpus.payload(i);
             if let Some(Value::Array(rel)) = p.get("relatedEvents") {
-                out.extend(rel.iter().filter_map(Value::as_str).map(|r| format!("ct:{r}")));
+                out.extend(
+                    rel.iter()
+                        .filter_map(Value::as_str)
+                        .map(|r| format!("ct:{r}")),
+                );
             }
         }
         Source::GithubDeploymentStatus => {
@@ -307,10 +360,17 @@ fn time_weight(gap_ms: i64) -> f64 {
 }
 
 /// Prior and reason of one candidate event.
-fn event_prior(corpus: &Corpus<'_>, vocab: &Vocabulary, i: usize, detailed: bool) -> (GroupKind, f64, String) {
+fn event_prior(
+    corpus: &Corpus<'_>,
+    vocab: &Vocabulary,
+    i: usize,
+    detailed: bool,
+) -> (GroupKind, f64, String) {
     let e = corpus.events[i];
     match &e.kind {
-        Kind::Change if e.source == Source::AlarmHistory => (GroupKind::Change, 0.05, "alarm definition".into()),
+        Kind::Change if e.source == Source::AlarmHistory => {
+            (GroupKind::Change, 0.05, "alarm definition".into())
+        }
         Kind::Change => {
             let (mut p, why) = priors::change_prior(&e.name);
             let mut why = why.to_string();
@@ -322,7 +382,12 @@ fn event_prior(corpus: &Corpus<'_>, vocab: &Vocabulary, i: usize, detailed: bool
                 why.push_str(", made by an AWS service");
             }
             let n = priors::base_name(&e.name);
-            if detailed && ["Update", "Modify", "Set", "Put"].iter().any(|v| n.starts_with(v)) && p > 0.1 {
+            if detailed
+                && ["Update", "Modify", "Set", "Put"]
+                    .iter()
+                    .any(|v| n.starts_with(v))
+                && p > 0.1
+            {
                 let payload = corpus.payload(i);
                 if let Some(req) = payload.get("requestParameters") {
                     let before: Vec<std::rc::Rc<Value>> = e
@@ -372,7 +437,11 @@ fn event_prior(corpus: &Corpus<'_>, vocab: &Vocabulary, i: usize, detailed: bool
                 "MEDIUM" => 0.6,
                 _ => 0.3,
             };
-            (GroupKind::Anomaly, 0.35 * f, format!("{} log anomaly", priority.to_ascii_lowercase()))
+            (
+                GroupKind::Anomaly,
+                0.35 * f,
+                format!("{} log anomaly", priority.to_ascii_lowercase()),
+            )
         }
         Kind::Snapshot { .. } => (GroupKind::Config, 0.1, "configuration snapshot".into()),
         Kind::Other if e.name.contains("Health") || e.name.starts_with("AWS_") => {
@@ -417,7 +486,8 @@ fn reverts(corpus: &Corpus<'_>, vocab: &Vocabulary, changes: &[usize]) -> BTreeM
                             .rev()
                             .find(|&&j| {
                                 corpus.events[j].event_time < ea.event_time
-                                    && priors::base_name(&corpus.events[j].name) == priors::base_name(&ea.name)
+                                    && priors::base_name(&corpus.events[j].name)
+                                        == priors::base_name(&ea.name)
                             })
                             .copied()
                     });
@@ -457,7 +527,11 @@ struct Symptom<'t> {
     tokens: BTreeSet<String>,
 }
 
-fn best_cost(graph: &ResourceGraph, dist: &BTreeMap<u32, (u32, Option<u32>)>, res: &BTreeSet<String>) -> Option<(u32, u32)> {
+fn best_cost(
+    graph: &ResourceGraph,
+    dist: &BTreeMap<u32, (u32, Option<u32>)>,
+    res: &BTreeSet<String>,
+) -> Option<(u32, u32)> {
     res.iter()
         .filter_map(|r| graph.id(r))
         .filter_map(|id| dist.get(&id).map(|d| (d.0, id)))
@@ -480,19 +554,39 @@ pub(crate) fn rank(
     inc: &Found,
     config: &Config,
 ) -> Vec<Hypothesis> {
-    let t_first = inc.transitions.iter().map(|t| t.time).min().unwrap_or(inc.opened_at);
-    let t_last = inc.transitions.iter().map(|t| t.time).max().unwrap_or(inc.opened_at);
+    let t_first = inc
+        .transitions
+        .iter()
+        .map(|t| t.time)
+        .min()
+        .unwrap_or(inc.opened_at);
+    let t_last = inc
+        .transitions
+        .iter()
+        .map(|t| t.time)
+        .max()
+        .unwrap_or(inc.opened_at);
     let from = t_first - config.lookback_ms;
     let to = t_last + config.slack_ms;
 
     // Symptoms: the incident's alarm transitions; alarms without dimensions borrow the
     // incident's resources.
-    let symptom_deliveries: BTreeSet<usize> = inc.transitions.iter().flat_map(|t| t.deliveries.iter().copied()).collect();
+    let symptom_deliveries: BTreeSet<usize> = inc
+        .transitions
+        .iter()
+        .flat_map(|t| t.deliveries.iter().copied())
+        .collect();
     let mut symptoms: Vec<Symptom<'_>> = Vec::new();
     for t in &inc.transitions {
         let own = format!("alarm/{}", t.alarm);
         let mut sources: BTreeSet<String> = t.resources.iter().cloned().collect();
-        sources.extend(graph.neighbours(&own).into_iter().filter(|n| !n.starts_with("alarm/")).map(str::to_string));
+        sources.extend(
+            graph
+                .neighbours(&own)
+                .into_iter()
+                .filter(|n| !n.starts_with("alarm/"))
+                .map(str::to_string),
+        );
         if sources.iter().all(|s| s.starts_with("alarm/")) {
             sources.extend(inc.resources.iter().cloned());
         }
@@ -514,7 +608,10 @@ pub(crate) fn rank(
         let e: &Event = corpus.events[i];
         let keep = match &e.kind {
             Kind::Change => e.is_effective_change(),
-            Kind::Deployment { .. } | Kind::Anomaly { .. } | Kind::Snapshot { .. } | Kind::Other => true,
+            Kind::Deployment { .. }
+            | Kind::Anomaly { .. }
+            | Kind::Snapshot { .. }
+            | Kind::Other => true,
             _ => false,
         };
         if keep {
@@ -553,12 +650,19 @@ pub(crate) fn rank(
     }
     // Reverts matter only among changes topology relates to a symptom.
     let related = |i: usize| {
-        focus(corpus.events[i]).iter().filter_map(|r| graph.id(r)).any(|id| symptoms.iter().any(|s| s.dist.contains_key(&id)))
+        focus(corpus.events[i])
+            .iter()
+            .filter_map(|r| graph.id(r))
+            .any(|id| symptoms.iter().any(|s| s.dist.contains_key(&id)))
     };
     let changes: Vec<usize> = cand
         .iter()
         .copied()
-        .filter(|&i| matches!(corpus.events[i].kind, Kind::Change) && corpus.events[i].source == Source::CloudTrail && related(i))
+        .filter(|&i| {
+            matches!(corpus.events[i].kind, Kind::Change)
+                && corpus.events[i].source == Source::CloudTrail
+                && related(i)
+        })
         .collect();
     let reverted = reverts(corpus, vocab, &changes);
 
@@ -567,22 +671,32 @@ pub(crate) fn rank(
         // Detailed priors (which read payloads) only where topology can make them
         // matter: an unrelated candidate keeps its name-based prior.
         let reachable = ms.iter().any(|&i| related(i));
-        let mut scored: Vec<(GroupKind, f64, String, usize)> =
-            ms.iter().map(|&i| {
+        let mut scored: Vec<(GroupKind, f64, String, usize)> = ms
+            .iter()
+            .map(|&i| {
                 let (k, p, w) = event_prior(corpus, vocab, i, reachable);
                 (k, p, w, i)
-            }).collect();
+            })
+            .collect();
         scored.sort_by(|a, b| {
             a.0.order()
                 .cmp(&b.0.order())
-                .then(corpus.events[a.3].event_time.cmp(&corpus.events[b.3].event_time))
+                .then(
+                    corpus.events[a.3]
+                        .event_time
+                        .cmp(&corpus.events[b.3].event_time),
+                )
                 .then(a.3.cmp(&b.3))
         });
         let (kind, mut prior, mut why, rep) = scored[0].clone();
         prior = scored.iter().map(|s| s.1).fold(prior, f64::max);
         if let Some(&other) = reverted.get(&rep) {
             prior *= 0.1;
-            why = format!("{why}, reverted ({} at {})", corpus.events[other].name, fmt_time(corpus.events[other].event_time));
+            why = format!(
+                "{why}, reverted ({} at {})",
+                corpus.events[other].name,
+                fmt_time(corpus.events[other].event_time)
+            );
         }
         let mut resources = BTreeSet::new();
         let mut time = i64::MAX;
@@ -594,31 +708,47 @@ pub(crate) fn rank(
                 ordered.push(s.3);
             }
         }
-        groups.push(Group { members: ordered, kind, time, prior, why, resources });
+        groups.push(Group {
+            members: ordered,
+            kind,
+            time,
+            prior,
+            why,
+            resources,
+        });
     }
 
     // Saturation alarms upstream of a symptom. Alarms on the same metric (one per
     // instance, say) are one phenomenon: one hypothesis, blamed on the earliest.
     let mut saturation: BTreeMap<String, Group> = BTreeMap::new();
     for t in transitions(corpus) {
-        if t.new_state != "ALARM" || t.time < from || t.time > to || !vocab.is_saturation(&t.alarm) {
+        if t.new_state != "ALARM" || t.time < from || t.time > to || !vocab.is_saturation(&t.alarm)
+        {
             continue;
         }
         let mut resources: BTreeSet<String> = t.resources.iter().cloned().collect();
         let own = format!("alarm/{}", t.alarm);
-        resources.extend(graph.neighbours(&own).into_iter().filter(|n| !n.starts_with("alarm/")).map(str::to_string));
+        resources.extend(
+            graph
+                .neighbours(&own)
+                .into_iter()
+                .filter(|n| !n.starts_with("alarm/"))
+                .map(str::to_string),
+        );
         resources.insert(own);
         // History first: it is the delivery every estate has.
         let mut ds = t.deliveries.clone();
         ds.sort_by_key(|&d| (corpus.events[d].source != Source::AlarmHistory, d));
-        let entry = saturation.entry(vocab.metric_key(&t.alarm)).or_insert_with(|| Group {
-            members: Vec::new(),
-            kind: GroupKind::Saturation,
-            time: t.time,
-            prior: 0.5,
-            why: "saturation alarm".into(),
-            resources: BTreeSet::new(),
-        });
+        let entry = saturation
+            .entry(vocab.metric_key(&t.alarm))
+            .or_insert_with(|| Group {
+                members: Vec::new(),
+                kind: GroupKind::Saturation,
+                time: t.time,
+                prior: 0.5,
+                why: "saturation alarm".into(),
+                resources: BTreeSet::new(),
+            });
         entry.members.extend(ds);
         entry.resources.extend(resources);
     }
@@ -643,7 +773,10 @@ pub(crate) fn rank(
     for (si, s) in symptoms.iter().enumerate() {
         g.add_edge(sym_nodes[si], sink, SYMPTOM_SINK);
         for (gi, grp) in groups.iter().enumerate() {
-            if grp.time > s.t.time + config.slack_ms || (grp.kind == GroupKind::Saturation && grp.members.iter().any(|m| s.t.deliveries.contains(m))) {
+            if grp.time > s.t.time + config.slack_ms
+                || (grp.kind == GroupKind::Saturation
+                    && grp.members.iter().any(|m| s.t.deliveries.contains(m)))
+            {
                 continue;
             }
             // A saturation alarm causes only later symptoms.
@@ -652,7 +785,10 @@ pub(crate) fn rank(
             }
             let (topo, path) = match best_cost(graph, &s.dist, &grp.resources) {
                 Some((c, id)) => (topo_weight(c), graph.path(&s.dist, id)),
-                None => ((0.4 * vocab.affinity(&tokens[gi], &s.tokens)).max(0.01), Vec::new()),
+                None => (
+                    (0.4 * vocab.affinity(&tokens[gi], &s.tokens)).max(0.01),
+                    Vec::new(),
+                ),
             };
             let w = grp.prior * time_weight(s.t.time - grp.time) * topo;
             if w <= 0.0 {
@@ -665,7 +801,9 @@ pub(crate) fn rank(
         }
     }
     // Intermediate effects and their upstream causes.
-    let mut effects: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].kind.effect_like() && direct[i].0 > 0.0).collect();
+    let mut effects: Vec<usize> = (0..groups.len())
+        .filter(|&i| groups[i].kind.effect_like() && direct[i].0 > 0.0)
+        .collect();
     effects.sort_by(|&a, &b| direct[b].0.total_cmp(&direct[a].0).then(a.cmp(&b)));
     effects.truncate(MAX_EFFECTS);
     let mut via: Vec<Option<(f64, usize)>> = vec![None; groups.len()];
@@ -675,7 +813,10 @@ pub(crate) fn rank(
         let sources: Vec<String> = eff.resources.iter().cloned().collect();
         let dist = graph.distances(&sources);
         for (ci, c) in groups.iter().enumerate() {
-            if ci == ei || c.time > eff.time + config.slack_ms || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other) {
+            if ci == ei
+                || c.time > eff.time + config.slack_ms
+                || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other)
+            {
                 continue;
             }
             if c.kind == GroupKind::Saturation && c.time >= eff.time {
@@ -706,7 +847,13 @@ pub(crate) fn rank(
     // Edges as flat arrays: the iteration below is the hot loop.
     let edges: Vec<(usize, usize, f64)> = g
         .edge_references()
-        .map(|e| (e.source().index(), e.target().index(), e.weight() / out_w[e.source().index()]))
+        .map(|e| {
+            (
+                e.source().index(),
+                e.target().index(),
+                e.weight() / out_w[e.source().index()],
+            )
+        })
         .collect();
     let sym_idx: Vec<usize> = sym_nodes.iter().map(|s| s.index()).collect();
     let mut x = restart.clone();
@@ -727,7 +874,9 @@ pub(crate) fn rank(
         }
     }
     let total: f64 = grp_nodes.iter().map(|v| x[v.index()]).sum::<f64>() + x[sink.index()];
-    let mut order: Vec<usize> = (0..groups.len()).filter(|&i| x[grp_nodes[i].index()] > 0.0).collect();
+    let mut order: Vec<usize> = (0..groups.len())
+        .filter(|&i| x[grp_nodes[i].index()] > 0.0)
+        .collect();
     order.sort_by(|&a, &b| {
         x[grp_nodes[b].index()]
             .total_cmp(&x[grp_nodes[a].index()])
@@ -741,7 +890,11 @@ pub(crate) fn rank(
         .enumerate()
         .map(|(rank, &gi)| {
             let grp = &groups[gi];
-            let score = if total > 0.0 { x[grp_nodes[gi].index()] / total } else { 0.0 };
+            let score = if total > 0.0 {
+                x[grp_nodes[gi].index()] / total
+            } else {
+                0.0
+            };
             let (dw, si, path) = &direct[gi];
             let mut evidence: Vec<usize> = grp.members.clone();
             let mut symptom = *si;
@@ -762,7 +915,11 @@ pub(crate) fn rank(
                     refs.push(r);
                 }
             }
-            let path = if through.is_some() { direct[through.unwrap_or(gi)].2.clone() } else { path.clone() };
+            let path = if through.is_some() {
+                direct[through.unwrap_or(gi)].2.clone()
+            } else {
+                path.clone()
+            };
             Hypothesis {
                 rank: rank + 1,
                 score: score.clamp(0.0, 1.0),
@@ -808,29 +965,50 @@ fn short_actor(actor: Option<&str>) -> String {
     }
 }
 
-fn summary(corpus: &Corpus<'_>, grp: &Group, symptom: &Transition, through: Option<&Group>, path: &[String]) -> String {
+fn summary(
+    corpus: &Corpus<'_>,
+    grp: &Group,
+    symptom: &Transition,
+    through: Option<&Group>,
+    path: &[String],
+) -> String {
     let e = corpus.events[grp.rep()];
     let gap = fmt_gap(symptom.time - grp.time);
-    let target = e.resources.first().map(String::as_str).unwrap_or("an unknown resource");
+    let target = e
+        .resources
+        .first()
+        .map(String::as_str)
+        .unwrap_or("an unknown resource");
     let head = match (&e.kind, grp.kind) {
         (Kind::Deployment { target, phase, .. }, _) => format!(
             "Deployment of {} ({}) by {}, {gap} {} went to ALARM",
-            if target.is_empty() { "an unknown service" } else { target },
+            if target.is_empty() {
+                "an unknown service"
+            } else {
+                target
+            },
             phase,
             short_actor(e.actor.as_deref()),
             symptom.alarm
         ),
-        (Kind::Anomaly { pattern, priority, group, .. }, _) => format!(
+        (
+            Kind::Anomaly {
+                pattern,
+                priority,
+                group,
+                ..
+            },
+            _,
+        ) => format!(
             "Log anomaly \"{}\" ({}) in {}, {gap} {} went to ALARM",
             crate::cli::truncate(pattern, 80),
             priority,
             group,
             symptom.alarm
         ),
-        (Kind::Alarm { alarm, .. }, GroupKind::Saturation) => format!(
-            "Saturation: {alarm} went to ALARM {gap} {}",
-            symptom.alarm
-        ),
+        (Kind::Alarm { alarm, .. }, GroupKind::Saturation) => {
+            format!("Saturation: {alarm} went to ALARM {gap} {}", symptom.alarm)
+        }
         _ => format!(
             "{} on {target} by {}, {gap} {} went to ALARM",
             e.name,
@@ -841,7 +1019,11 @@ fn summary(corpus: &Corpus<'_>, grp: &Group, symptom: &Transition, through: Opti
     let mut s = format!("{head} ({})", grp.why);
     if let Some(t) = through {
         let te = corpus.events[t.rep()];
-        s.push_str(&format!("; seen through {} {}", te.name, fmt_time(te.event_time)));
+        s.push_str(&format!(
+            "; seen through {} {}",
+            te.name,
+            fmt_time(te.event_time)
+        ));
     }
     if path.len() > 1 {
         let mut p: Vec<&str> = path.iter().map(String::as_str).collect();

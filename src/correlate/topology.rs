@@ -23,8 +23,18 @@ pub const MAX_COST: u32 = 7;
 
 /// Resource types that group many unrelated things; never an edge endpoint.
 const IGNORED_TYPES: &[&str] = &[
-    "vpc", "subnet", "route-table", "igw", "nat", "nacl", "ami", "kms", "eip", "volume",
-    "snapshot", "github-env",
+    "vpc",
+    "subnet",
+    "route-table",
+    "igw",
+    "nat",
+    "nacl",
+    "ami",
+    "kms",
+    "eip",
+    "volume",
+    "snapshot",
+    "github-env",
 ];
 /// Shared containers: edges touching them cost `CONTAINER_COST`, and paths do not pass
 /// through them.
@@ -35,11 +45,33 @@ const CONTAINER_COST: u32 = 3;
 /// reading its secrets, using its tables and queues). Control-plane calls are left out:
 /// a deployment role creating everything relates nothing.
 const DATA_PLANE_CALLS: &[&str] = &[
-    "CreateLogStream", "PutLogEvents", "GetSecretValue", "GetParameter", "GetParameters",
-    "GetParametersByPath", "PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan",
-    "BatchWriteItem", "BatchGetItem", "TransactWriteItems", "TransactGetItems", "GetObject",
-    "PutObject", "SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage",
-    "Publish", "PutRecord", "PutRecords", "PutEvents", "Invoke",
+    "CreateLogStream",
+    "PutLogEvents",
+    "GetSecretValue",
+    "GetParameter",
+    "GetParameters",
+    "GetParametersByPath",
+    "PutItem",
+    "GetItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchWriteItem",
+    "BatchGetItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+    "GetObject",
+    "PutObject",
+    "SendMessage",
+    "SendMessageBatch",
+    "ReceiveMessage",
+    "DeleteMessage",
+    "Publish",
+    "PutRecord",
+    "PutRecords",
+    "PutEvents",
+    "Invoke",
 ];
 
 /// An undirected graph over canonical resource keys.
@@ -69,9 +101,16 @@ impl ResourceGraph {
     /// ECS service or task family `orders-api`): the convention ECS, Lambda and most
     /// deployment tools follow. Call once after the events are applied.
     pub fn link_by_name(&mut self) {
-        let groups: Vec<String> = self.names.iter().filter(|n| n.starts_with("loggroup/")).cloned().collect();
+        let groups: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| n.starts_with("loggroup/"))
+            .cloned()
+            .collect();
         for g in groups {
-            let Some(last) = g.trim_end_matches('/').rsplit('/').next() else { continue };
+            let Some(last) = g.trim_end_matches('/').rsplit('/').next() else {
+                continue;
+            };
             if last.is_empty() {
                 continue;
             }
@@ -101,7 +140,10 @@ impl ResourceGraph {
     }
 
     pub fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map(String::as_str).unwrap_or("")
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     pub fn len(&self) -> usize {
@@ -187,7 +229,8 @@ impl ResourceGraph {
             // two services in one cluster, or two apps writing one table, are not
             // thereby related.
             if !source_ids.contains(&u)
-                && (self.degree(u) > HUB_DEGREE || CONTAINER_TYPES.contains(&key_type(self.name(u))))
+                && (self.degree(u) > HUB_DEGREE
+                    || CONTAINER_TYPES.contains(&key_type(self.name(u))))
             {
                 continue;
             }

@@ -9,8 +9,8 @@ use serde_json::Value;
 /// Event name prefixes of calls that never change anything, for records that do not
 /// carry `readOnly` (older records and some EventBridge copies).
 const READ_PREFIXES: &[&str] = &[
-    "Get", "List", "Describe", "Head", "Lookup", "BatchGet", "Search", "Scan", "Query",
-    "Select", "Check", "Estimate", "Validate", "Preview", "Test", "Simulate", "View",
+    "Get", "List", "Describe", "Head", "Lookup", "BatchGet", "Search", "Scan", "Query", "Select",
+    "Check", "Estimate", "Validate", "Preview", "Test", "Simulate", "View",
 ];
 
 /// Request keys that name the primary target of a call, most specific first.
@@ -131,7 +131,11 @@ fn key_for_name(key: &str, service: &str, event_name: &str, value: &str) -> Opti
             return Some(format!("ecs-taskdef/{fam}"));
         }
         "queueUrl" => {
-            let name = value.trim_end_matches('/').rsplit('/').next().unwrap_or(value);
+            let name = value
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(value);
             return Some(format!("sqs/{name}"));
         }
         "name" if service == "elasticloadbalancing" => {
@@ -161,7 +165,14 @@ const MAX_DEPTH: usize = 12;
 
 /// Walks a request or response, collecting resource keys from ARNs, ids, known name
 /// keys and metric dimensions.
-fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<String>, depth: usize) {
+fn walk(
+    v: &Value,
+    key: &str,
+    service: &str,
+    event_name: &str,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
     if depth > MAX_DEPTH || out.len() > 256 {
         return;
     }
@@ -202,7 +213,11 @@ fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<Str
         Value::Object(map) => {
             if key.eq_ignore_ascii_case("iamInstanceProfile") {
                 // {"Name": ...} or {"name": ...}: the instance profile by name.
-                if let Some(n) = map.get("Name").or_else(|| map.get("name")).and_then(Value::as_str) {
+                if let Some(n) = map
+                    .get("Name")
+                    .or_else(|| map.get("name"))
+                    .and_then(Value::as_str)
+                {
                     out.push(format!("instance-profile/{}", n.trim()));
                 }
             }
@@ -213,12 +228,21 @@ fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<Str
                 // not part of what it is.
                 if matches!(
                     k.as_str(),
-                    "alarmActions" | "oKActions" | "insufficientDataActions" | "createdBy" | "updatedBy" | "userIdentity"
+                    "alarmActions"
+                        | "oKActions"
+                        | "insufficientDataActions"
+                        | "createdBy"
+                        | "updatedBy"
+                        | "userIdentity"
                 ) {
                     continue;
                 }
                 // EC2 wraps lists as {"items": [...]}: keep the parent key for context.
-                let k = if k == "items" || k == "member" { key } else { k.as_str() };
+                let k = if k == "items" || k == "member" {
+                    key
+                } else {
+                    k.as_str()
+                };
                 walk(child, k, service, event_name, out, depth + 1);
             }
         }
@@ -231,7 +255,9 @@ fn walk(v: &Value, key: &str, service: &str, event_name: &str, out: &mut Vec<Str
 pub(super) fn scan_text_for_resources(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) => {
-            for tok in s.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']')) {
+            for tok in s.split(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']')
+            }) {
                 let tok = tok.trim_end_matches(['.', ';']);
                 out.extend(from_arn(tok).or_else(|| from_id(tok)));
             }

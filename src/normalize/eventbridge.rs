@@ -3,8 +3,8 @@
 
 use super::resource::{from_arn, from_dimension};
 use super::{
-    cloudtrail, config_item, deployment_outcome, get, required_id, required_time, skeleton,
-    str_at, Result,
+    cloudtrail, config_item, deployment_outcome, get, required_id, required_time, skeleton, str_at,
+    Result,
 };
 use crate::model::{Kind, NewEvent};
 use serde_json::Value;
@@ -15,12 +15,18 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
     let detail_type = str_at(p, &["detail-type"]).unwrap_or("").to_string();
     let detail = get(p, &["detail"]).cloned().unwrap_or(Value::Null);
     let mut envelope_resources: Vec<String> = match get(p, &["resources"]) {
-        Some(Value::Array(rs)) => rs.iter().filter_map(Value::as_str).filter_map(from_arn).collect(),
+        Some(Value::Array(rs)) => rs
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(from_arn)
+            .collect(),
         _ => Vec::new(),
     };
 
     let mut ev = match detail_type.as_str() {
-        "AWS API Call via CloudTrail" | "AWS Service Event via CloudTrail" | "AWS Console Sign In via CloudTrail" => {
+        "AWS API Call via CloudTrail"
+        | "AWS Service Event via CloudTrail"
+        | "AWS Console Sign In via CloudTrail" => {
             // The detail is a CloudTrail record; it keeps its own name and resources.
             let mut inner = cloudtrail_detail(&detail, time);
             inner.natural_id = id;
@@ -34,9 +40,15 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
                 time,
                 Kind::Alarm {
                     alarm: alarm.clone(),
-                    old_state: str_at(&detail, &["previousState", "value"]).unwrap_or("").to_string(),
-                    new_state: str_at(&detail, &["state", "value"]).unwrap_or("").to_string(),
-                    reason: str_at(&detail, &["state", "reason"]).unwrap_or("").to_string(),
+                    old_state: str_at(&detail, &["previousState", "value"])
+                        .unwrap_or("")
+                        .to_string(),
+                    new_state: str_at(&detail, &["state", "value"])
+                        .unwrap_or("")
+                        .to_string(),
+                    reason: str_at(&detail, &["state", "reason"])
+                        .unwrap_or("")
+                        .to_string(),
                 },
                 alarm.clone(),
             );
@@ -92,7 +104,9 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
             e
         }
         "Config Configuration Item Change" => {
-            let item = get(&detail, &["configurationItem"]).cloned().unwrap_or(Value::Null);
+            let item = get(&detail, &["configurationItem"])
+                .cloned()
+                .unwrap_or(Value::Null);
             match config_item(&item) {
                 Ok((rtype, rid, status, resources)) => {
                     let mut e = skeleton(
@@ -117,16 +131,24 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
                 .map(|s| format!("{detail_type}: {s}"))
                 .unwrap_or_else(|| detail_type.clone());
             let mut e = skeleton(id, time, Kind::Other, name);
-            for path in [&["clusterArn"][..], &["taskDefinitionArn"][..], &["taskArn"][..]] {
+            for path in [
+                &["clusterArn"][..],
+                &["taskDefinitionArn"][..],
+                &["taskArn"][..],
+            ] {
                 if let Some(a) = str_at(&detail, path) {
                     e.resources.extend(from_arn(a));
                 }
             }
             if let Some(r) = str_at(&detail, &["stoppedReason"]) {
-                cloudtrail::scan_text_for_resources(&Value::String(r.to_string()), &mut e.resources);
+                cloudtrail::scan_text_for_resources(
+                    &Value::String(r.to_string()),
+                    &mut e.resources,
+                );
             }
             // Tasks started by a service carry group "service:NAME".
-            if let Some(svc) = str_at(&detail, &["group"]).and_then(|g| g.strip_prefix("service:")) {
+            if let Some(svc) = str_at(&detail, &["group"]).and_then(|g| g.strip_prefix("service:"))
+            {
                 e.resources.insert(0, format!("ecs-service/{svc}"));
             }
             e
@@ -137,7 +159,8 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
             if let Some(Value::Array(ents)) = get(&detail, &["affectedEntities"]) {
                 for ent in ents {
                     if let Some(v) = str_at(ent, &["entityValue"]) {
-                        e.resources.extend(from_arn(v).or_else(|| super::resource::from_id(v)));
+                        e.resources
+                            .extend(from_arn(v).or_else(|| super::resource::from_id(v)));
                     }
                 }
             }
@@ -183,12 +206,15 @@ fn cloudtrail_detail(detail: &Value, time: i64) -> NewEvent {
     // EventBridge copies may lack eventID/eventTime; the envelope supplies them.
     let mut d = detail.clone();
     if let Value::Object(m) = &mut d {
-        m.entry("eventID").or_insert_with(|| Value::String("-".into()));
+        m.entry("eventID")
+            .or_insert_with(|| Value::String("-".into()));
         m.entry("eventTime")
             .or_insert_with(|| Value::String(crate::model::fmt_time(time)));
     }
     cloudtrail::normalize(&d).unwrap_or_else(|_| {
-        let name = str_at(detail, &["eventName"]).unwrap_or("AWS API Call").to_string();
+        let name = str_at(detail, &["eventName"])
+            .unwrap_or("AWS API Call")
+            .to_string();
         skeleton(String::new(), time, Kind::Change, name)
     })
 }

@@ -149,13 +149,14 @@ fn required_time(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
 fn required_epoch_ms(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
     match get(v, path) {
         None => Err(NormalizeError::Missing(field)),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .ok_or(NormalizeError::WrongType {
-                field,
-                expected: "epoch milliseconds",
-            }),
+        Some(Value::Number(n)) => {
+            n.as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .ok_or(NormalizeError::WrongType {
+                    field,
+                    expected: "epoch milliseconds",
+                })
+        }
         Some(Value::String(s)) => s
             .trim()
             .parse::<i64>()
@@ -412,7 +413,9 @@ fn logs_anomaly(p: &Value) -> Result<NewEvent> {
 fn config_item(p: &Value) -> Result<(String, String, String, Vec<String>)> {
     let rtype = required_id(p, &["resourceType"], "resourceType")?;
     let rid = required_id(p, &["resourceId"], "resourceId")?;
-    let status = str_at(p, &["configurationItemStatus"]).unwrap_or("").to_string();
+    let status = str_at(p, &["configurationItemStatus"])
+        .unwrap_or("")
+        .to_string();
     let mut resources = Vec::new();
     let name = str_at(p, &["resourceName"]);
     let primary = str_at(p, &["arn"])
@@ -423,7 +426,9 @@ fn config_item(p: &Value) -> Result<(String, String, String, Vec<String>)> {
         for r in rels {
             let (Some(t), Some(id)) = (str_at(r, &["resourceType"]), str_at(r, &["resourceId"]))
             else {
-                if let (Some(t), Some(n)) = (str_at(r, &["resourceType"]), str_at(r, &["resourceName"])) {
+                if let (Some(t), Some(n)) =
+                    (str_at(r, &["resourceType"]), str_at(r, &["resourceName"]))
+                {
                     resources.extend(resource::from_config(t, n, Some(n)));
                 }
                 continue;
@@ -456,13 +461,14 @@ fn config(p: &Value) -> Result<NewEvent> {
         .ok_or(NormalizeError::Missing("configurationStateId"))?;
     let time = match get(p, &["configurationItemCaptureTime"]) {
         None => return Err(NormalizeError::Missing("configurationItemCaptureTime")),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .map(|s| (s * 1000.0) as i64)
-            .ok_or(NormalizeError::WrongType {
-                field: "configurationItemCaptureTime",
-                expected: "epoch seconds or an RFC 3339 string",
-            })?,
+        Some(Value::Number(n)) => {
+            n.as_f64()
+                .map(|s| (s * 1000.0) as i64)
+                .ok_or(NormalizeError::WrongType {
+                    field: "configurationItemCaptureTime",
+                    expected: "epoch seconds or an RFC 3339 string",
+                })?
+        }
         Some(_) => required_time(
             p,
             &["configurationItemCaptureTime"],
@@ -492,7 +498,10 @@ fn rootline(p: &Value) -> Result<NewEvent> {
     let mut ev = skeleton(id, time, Kind::Conclusion { what: what.clone() }, what);
     ev.actor = Some("rootline".to_string());
     if let Some(Value::Array(rs)) = get(p, &["resources"]) {
-        ev.resources = rs.iter().filter_map(|r| r.as_str().map(str::to_string)).collect();
+        ev.resources = rs
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
     }
     Ok(ev)
 }

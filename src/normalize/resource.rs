@@ -44,10 +44,7 @@ pub fn from_id(id: &str) -> Option<String> {
     let id = id.trim();
     for (prefix, kind) in ID_PREFIXES {
         if let Some(rest) = id.strip_prefix(prefix) {
-            if rest.len() >= 8
-                && rest.len() <= 17
-                && rest.bytes().all(|b| b.is_ascii_hexdigit())
-            {
+            if rest.len() >= 8 && rest.len() <= 17 && rest.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return key(kind, id);
             }
         }
@@ -226,7 +223,9 @@ pub fn from_host(host: &str) -> Option<String> {
     let h = h.split(':').next().unwrap_or(&h).to_string();
     if h.len() < 4
         || !h.contains('.')
-        || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*')
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*')
     {
         return None;
     }
@@ -240,7 +239,10 @@ pub fn from_host(host: &str) -> Option<String> {
             _ => first,
         };
         let name = if h.starts_with("dualstack.") {
-            h.split('.').nth(1).map(|l| l.rsplit_once('-').map(|x| x.0).unwrap_or(l)).unwrap_or(name)
+            h.split('.')
+                .nth(1)
+                .map(|l| l.rsplit_once('-').map(|x| x.0).unwrap_or(l))
+                .unwrap_or(name)
         } else {
             name
         };
@@ -296,11 +298,17 @@ pub fn from_dimension(name: &str, value: &str) -> Option<String> {
 }
 
 /// Key for an AWS Config item's resource (type like `AWS::EC2::SecurityGroup`).
-pub fn from_config(resource_type: &str, resource_id: &str, resource_name: Option<&str>) -> Option<String> {
+pub fn from_config(
+    resource_type: &str,
+    resource_id: &str,
+    resource_name: Option<&str>,
+) -> Option<String> {
     if let Some(k) = from_arn(resource_id).or_else(|| from_id(resource_id)) {
         return Some(k);
     }
-    let name = resource_name.filter(|n| !n.is_empty()).unwrap_or(resource_id);
+    let name = resource_name
+        .filter(|n| !n.is_empty())
+        .unwrap_or(resource_id);
     match resource_type {
         "AWS::Lambda::Function" => key("lambda", name),
         "AWS::IAM::Role" => key("iam-role", name),
@@ -358,12 +366,19 @@ mod tests {
         let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/6d0ecf831eec9f09";
         assert_eq!(from_arn(tg).as_deref(), Some("tg/web-tg"));
         assert_eq!(
-            from_host("prod-orders-Alb-6735XARHMWV1-2013567010.us-east-1.elb.amazonaws.com.").as_deref(),
+            from_host("prod-orders-Alb-6735XARHMWV1-2013567010.us-east-1.elb.amazonaws.com.")
+                .as_deref(),
             Some("lb/prod-orders-alb-6735xarhmwv1")
         );
-        assert_eq!(from_host("Orders.Example.com.").as_deref(), Some("host/orders.example.com"));
+        assert_eq!(
+            from_host("Orders.Example.com.").as_deref(),
+            Some("host/orders.example.com")
+        );
         let mut hs = Vec::new();
-        hosts_in_text("Synthetic check for https://gateway-api.example.com/health ok", &mut hs);
+        hosts_in_text(
+            "Synthetic check for https://gateway-api.example.com/health ok",
+            &mut hs,
+        );
         assert_eq!(hs, vec!["host/gateway-api.example.com"]);
         assert_eq!(
             from_dimension("TargetGroup", "targetgroup/web-tg/6d0ecf831eec9f09").as_deref(),
@@ -397,7 +412,10 @@ mod tests {
             from_arn("arn:aws:logs:us-east-1:1:log-group:/prd/cart/app:*").as_deref(),
             Some("loggroup//prd/cart/app")
         );
-        assert_eq!(from_arn("arn:aws:rds:us-east-1:1:db:orders-db").as_deref(), Some("rds/orders-db"));
+        assert_eq!(
+            from_arn("arn:aws:rds:us-east-1:1:db:orders-db").as_deref(),
+            Some("rds/orders-db")
+        );
         assert_eq!(from_arn("not an arn"), None);
         assert_eq!(from_arn("arn:aws"), None);
     }

@@ -85,7 +85,11 @@ pub struct EventFilter {
 pub trait EventLog {
     /// Appends events in one transaction, skipping those already stored, and writes the
     /// checkpoint in that same transaction.
-    async fn append(&self, events: &[NewEvent], checkpoint: Option<&Checkpoint>) -> Result<AppendOutcome>;
+    async fn append(
+        &self,
+        events: &[NewEvent],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AppendOutcome>;
     /// Events matching a filter.
     async fn query(&self, filter: &EventFilter) -> Result<Vec<Event>>;
     /// One event by sequence number.

@@ -49,7 +49,11 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
     }
     let opts = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
         .create_if_missing(true)
-        .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+        .journal_mode(if memory {
+            SqliteJournalMode::Memory
+        } else {
+            SqliteJournalMode::Wal
+        })
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         // 64 MiB of page cache per connection: the unique index on natural ids is
@@ -138,7 +142,11 @@ fn row_to_event(row: &SqliteRow) -> Result<Event> {
 
 impl EventLog for SqliteStore {
     #[tracing::instrument(skip_all, fields(events = events.len()))]
-    async fn append(&self, events: &[NewEvent], checkpoint: Option<&Checkpoint>) -> Result<AppendOutcome> {
+    async fn append(
+        &self,
+        events: &[NewEvent],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AppendOutcome> {
         let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
         let mut tx = self.pool.begin().await?;
         let mut appended = 0u64;
@@ -226,14 +234,28 @@ impl EventLog for SqliteStore {
         if let Some(prefix) = &f.id_prefix {
             // A range on the unique index: [prefix, prefix + U+10FFFF).
             qb.push(" AND natural_id >= ").push_bind(prefix.clone());
-            qb.push(" AND natural_id < ").push_bind(format!("{prefix}\u{10FFFF}"));
+            qb.push(" AND natural_id < ")
+                .push_bind(format!("{prefix}\u{10FFFF}"));
         }
         if let Some(t) = &f.text {
-            let like = format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-            qb.push(" AND (name LIKE ").push_bind(like.clone()).push(" ESCAPE '\\'");
-            qb.push(" OR actor LIKE ").push_bind(like.clone()).push(" ESCAPE '\\'");
-            qb.push(" OR natural_id LIKE ").push_bind(like.clone()).push(" ESCAPE '\\'");
-            qb.push(" OR resources LIKE ").push_bind(like).push(" ESCAPE '\\')");
+            let like = format!(
+                "%{}%",
+                t.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            qb.push(" AND (name LIKE ")
+                .push_bind(like.clone())
+                .push(" ESCAPE '\\'");
+            qb.push(" OR actor LIKE ")
+                .push_bind(like.clone())
+                .push(" ESCAPE '\\'");
+            qb.push(" OR natural_id LIKE ")
+                .push_bind(like.clone())
+                .push(" ESCAPE '\\'");
+            qb.push(" OR resources LIKE ")
+                .push_bind(like)
+                .push(" ESCAPE '\\')");
         }
         let dir = match f.order {
             Order::Asc => "ASC",
@@ -279,9 +301,11 @@ impl EventLog for SqliteStore {
     }
 
     async fn max_seq(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>> {

@@ -16,7 +16,10 @@ use tower::ServiceExt;
 pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let (dir, temp) = match dir {
         Some(d) => (d, false),
-        None => (std::env::temp_dir().join(format!("rootline-bench-page-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("rootline-bench-page-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&dir)?;
     let db = dir.join(format!("page-{events}.db"));
@@ -33,12 +36,19 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
         }
         crate::ingest::ingest_files(&store, &files, false).await?;
         crate::cli::analyze_store(&store).await?;
-        let anchors: Vec<i64> = crate::web::views::incidents(&store).await?.iter().map(|i| i.row.opened_ms).collect();
+        let anchors: Vec<i64> = crate::web::views::incidents(&store)
+            .await?
+            .iter()
+            .map(|i| i.row.opened_ms)
+            .collect();
         let mut rng = Rng::new(7);
         let mut batch = Vec::with_capacity(5000);
         let mut n = store.max_seq().await?;
         while n < events as i64 {
-            let anchor = anchors.get(rng.below(anchors.len().max(1) as u64) as usize).copied().unwrap_or(1_750_000_000_000);
+            let anchor = anchors
+                .get(rng.below(anchors.len().max(1) as u64) as usize)
+                .copied()
+                .unwrap_or(1_750_000_000_000);
             let t = anchor - 10 * 86_400_000 + rng.below(20 * 86_400_000) as i64;
             let rec = noise_cloudtrail(&mut rng, t, 20_000);
             let raw = rec.to_string();
@@ -53,7 +63,12 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
         if !batch.is_empty() {
             store.append(&batch, None).await?;
         }
-        println!("bench page: built a store of {} events in {:.1} s ({})", store.max_seq().await?, build.elapsed().as_secs_f64(), db.display());
+        println!(
+            "bench page: built a store of {} events in {:.1} s ({})",
+            store.max_seq().await?,
+            build.elapsed().as_secs_f64(),
+            db.display()
+        );
     }
     let incidents = crate::web::views::incidents(&store).await?;
     if incidents.is_empty() {
@@ -88,8 +103,18 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
         incidents.len(),
         times.len()
     );
-    println!("  p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   (target p99 < 100 ms)", pct(0.5), pct(0.99), pct(1.0));
-    println!("  mean page {} KB, {} timeline rows; first incident window {}", bytes / times.len().max(1) / 1024, rows / times.len().max(1), fmt_time(incidents[0].row.opened_ms));
+    println!(
+        "  p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   (target p99 < 100 ms)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!(
+        "  mean page {} KB, {} timeline rows; first incident window {}",
+        bytes / times.len().max(1) / 1024,
+        rows / times.len().max(1),
+        fmt_time(incidents[0].row.opened_ms)
+    );
     store.close().await;
     if temp {
         let _ = std::fs::remove_dir_all(&dir);

@@ -22,8 +22,12 @@ pub struct Metrics {
 impl Metrics {
     /// Records one request. The lock is never held across an await.
     pub fn observe(&self, route: &str, status: u16, seconds: f64) {
-        let Ok(mut map) = self.requests.lock() else { return };
-        let h = map.entry((route.to_string(), format!("{}xx", status / 100))).or_default();
+        let Ok(mut map) = self.requests.lock() else {
+            return;
+        };
+        let h = map
+            .entry((route.to_string(), format!("{}xx", status / 100)))
+            .or_default();
         h.count += 1;
         h.sum += seconds;
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -36,22 +40,48 @@ impl Metrics {
     /// The request histograms in Prometheus text format.
     pub fn render_requests(&self, out: &mut String) {
         use std::fmt::Write;
-        let Ok(map) = self.requests.lock() else { return };
-        let _ = writeln!(out, "# HELP rootline_http_request_duration_seconds Server-side request latency.");
-        let _ = writeln!(out, "# TYPE rootline_http_request_duration_seconds histogram");
+        let Ok(map) = self.requests.lock() else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "# HELP rootline_http_request_duration_seconds Server-side request latency."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE rootline_http_request_duration_seconds histogram"
+        );
         for ((route, status), h) in map.iter() {
             let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "rootline_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "rootline_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
             }
-            let _ = writeln!(out, "rootline_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "rootline_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "rootline_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "rootline_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "rootline_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "rootline_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
     }
 }
 
 /// Escapes a Prometheus label value.
 pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

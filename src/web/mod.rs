@@ -77,7 +77,10 @@ pub struct ErrorResponse {
 
 impl WebError {
     pub fn respond(self, headers: &HeaderMap) -> ErrorResponse {
-        ErrorResponse { err: self, json: wants_json(headers) }
+        ErrorResponse {
+            err: self,
+            json: wants_json(headers),
+        }
     }
 }
 
@@ -88,13 +91,24 @@ impl IntoResponse for ErrorResponse {
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
             other => {
                 tracing::error!(error = %other, "Request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error; the server log has the details.".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error; the server log has the details.".to_string(),
+                )
             }
         };
         if self.json {
-            return (status, axum::Json(serde_json::json!({"error": message, "status": status.as_u16()}))).into_response();
+            return (
+                status,
+                axum::Json(serde_json::json!({"error": message, "status": status.as_u16()})),
+            )
+                .into_response();
         }
-        let page = pages::ErrorPage { status: status.as_u16(), reason: status.canonical_reason().unwrap_or(""), message };
+        let page = pages::ErrorPage {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or(""),
+            message,
+        };
         match askama::Template::render(&page) {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, message_plain(status)).into_response(),
@@ -118,7 +132,10 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
 /// The router with every page, the health check and metrics.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(|| async { axum::response::Redirect::to("/incidents") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/incidents") }),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/static/style.css", get(style))
@@ -146,7 +163,11 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or_else(|| "unmatched".to_string());
     let start = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.observe(&route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    state.metrics.observe(
+        &route,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -174,18 +195,39 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
     let _ = writeln!(out, "# HELP rootline_events_stored Events in the log.");
     let _ = writeln!(out, "# TYPE rootline_events_stored gauge");
     let _ = writeln!(out, "rootline_events_stored {stored}");
-    let _ = writeln!(out, "# HELP rootline_ingest_events_per_second Events appended per second over the last minute.");
+    let _ = writeln!(
+        out,
+        "# HELP rootline_ingest_events_per_second Events appended per second over the last minute."
+    );
     let _ = writeln!(out, "# TYPE rootline_ingest_events_per_second gauge");
-    let _ = writeln!(out, "rootline_ingest_events_per_second {}", state.ingest_rate());
-    let _ = writeln!(out, "# HELP rootline_incidents_open Incidents not yet resolved.");
+    let _ = writeln!(
+        out,
+        "rootline_ingest_events_per_second {}",
+        state.ingest_rate()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rootline_incidents_open Incidents not yet resolved."
+    );
     let _ = writeln!(out, "# TYPE rootline_incidents_open gauge");
     let _ = writeln!(out, "rootline_incidents_open {open}");
     if let Ok(c) = state.components.lock() {
-        let _ = writeln!(out, "# HELP rootline_component_up Collectors and workers: 1 running, 0 failing.");
+        let _ = writeln!(
+            out,
+            "# HELP rootline_component_up Collectors and workers: 1 running, 0 failing."
+        );
         let _ = writeln!(out, "# TYPE rootline_component_up gauge");
         for (name, st) in c.iter() {
-            let up = if st.starts_with("ok") || st.starts_with("running") { 1 } else { 0 };
-            let _ = writeln!(out, "rootline_component_up{{component=\"{}\"}} {up}", metrics::escape(name));
+            let up = if st.starts_with("ok") || st.starts_with("running") {
+                1
+            } else {
+                0
+            };
+            let _ = writeln!(
+                out,
+                "rootline_component_up{{component=\"{}\"}} {up}",
+                metrics::escape(name)
+            );
         }
     }
     state.metrics.render_requests(&mut out);
@@ -194,7 +236,10 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
 
 async fn style() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
         include_str!("../../web/static/style.css"),
     )
         .into_response()

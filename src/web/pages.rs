@@ -39,22 +39,33 @@ const MAX_QUERY: usize = 8192;
 
 /// Query-string pairs; repeated keys allowed. Invalid UTF-8 is replaced, not fatal; an
 /// overlong query string is a 400.
-fn params(raw: &Option<String>, headers: &HeaderMap) -> Result<Vec<(String, String)>, ErrorResponse> {
+fn params(
+    raw: &Option<String>,
+    headers: &HeaderMap,
+) -> Result<Vec<(String, String)>, ErrorResponse> {
     match raw {
-        Some(q) if q.len() > MAX_QUERY => {
-            Err(WebError::BadRequest(format!("the query string is over {MAX_QUERY} bytes")).respond(headers))
-        }
+        Some(q) if q.len() > MAX_QUERY => Err(WebError::BadRequest(format!(
+            "the query string is over {MAX_QUERY} bytes"
+        ))
+        .respond(headers)),
         Some(q) => Ok(form_urlencoded::parse(q.as_bytes()).into_owned().collect()),
         None => Ok(Vec::new()),
     }
 }
 
 fn one<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    p.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    p.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
 }
 
 fn all<'a>(p: &'a [(String, String)], key: &str) -> Vec<&'a str> {
-    p.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty()).collect()
+    p.iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 fn valid_incident_id(id: &str) -> bool {
@@ -62,9 +73,13 @@ fn valid_incident_id(id: &str) -> bool {
 }
 
 /// The path parameter, or a 400 page saying what was wrong with it.
-fn path_param(p: Result<Path<String>, PathRejection>, headers: &HeaderMap) -> Result<String, ErrorResponse> {
-    p.map(|Path(v)| v)
-        .map_err(|e| WebError::BadRequest(format!("invalid path: {}", e.body_text())).respond(headers))
+fn path_param(
+    p: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> Result<String, ErrorResponse> {
+    p.map(|Path(v)| v).map_err(|e| {
+        WebError::BadRequest(format!("invalid path: {}", e.body_text())).respond(headers)
+    })
 }
 
 /// Builds a query string (values URL-encoded).
@@ -114,11 +129,18 @@ struct IncidentsJson<'a> {
     total: usize,
 }
 
-pub(super) async fn incidents(State(st): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> PageResult {
+pub(super) async fn incidents(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
     let p = params(&raw, &headers)?;
     let state = one(&p, "state").unwrap_or("all").to_string();
     if !matches!(state.as_str(), "all" | "open" | "resolved") {
-        return Err(WebError::BadRequest(format!("state must be all, open or resolved, not {state:?}")).respond(&headers));
+        return Err(WebError::BadRequest(format!(
+            "state must be all, open or resolved, not {state:?}"
+        ))
+        .respond(&headers));
     }
     let page: usize = match one(&p, "page") {
         None => 1,
@@ -126,9 +148,14 @@ pub(super) async fn incidents(State(st): State<AppState>, headers: HeaderMap, Ra
             .parse()
             .ok()
             .filter(|n| *n >= 1 && *n <= 1_000_000)
-            .ok_or_else(|| WebError::BadRequest(format!("page must be a positive number, not {v:?}")).respond(&headers))?,
+            .ok_or_else(|| {
+                WebError::BadRequest(format!("page must be a positive number, not {v:?}"))
+                    .respond(&headers)
+            })?,
     };
-    let all = views::incidents(&st.store).await.map_err(|e| WebError::from(e).respond(&headers))?;
+    let all = views::incidents(&st.store)
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     let rows: Vec<IncidentRow> = all
         .into_iter()
         .map(|r| r.row)
@@ -136,9 +163,23 @@ pub(super) async fn incidents(State(st): State<AppState>, headers: HeaderMap, Ra
         .collect();
     let total = rows.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let rows: Vec<IncidentRow> = rows.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
-    let link = |n: usize| format!("/incidents?{}", qs(&[("state", state.clone()), ("page", n.to_string())]));
-    let json = IncidentsJson { incidents: &rows, page, pages, total };
+    let rows: Vec<IncidentRow> = rows
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let link = |n: usize| {
+        format!(
+            "/incidents?{}",
+            qs(&[("state", state.clone()), ("page", n.to_string())])
+        )
+    };
+    let json = IncidentsJson {
+        incidents: &rows,
+        page,
+        pages,
+        total,
+    };
     let pg = IncidentsPage {
         prev_link: (page > 1).then(|| link(page - 1)),
         next_link: (page < pages).then(|| link(page + 1)),
@@ -209,21 +250,28 @@ pub(super) async fn incident(
     let time = |k: &str| -> Result<Option<i64>, ErrorResponse> {
         match one(&p, k) {
             None => Ok(None),
-            Some(v) => parse_time(v)
-                .map(Some)
-                .ok_or_else(|| bad(format!("{k} must be an RFC 3339 time such as 2025-10-07T14:00:00Z, not {v:?}"))),
+            Some(v) => parse_time(v).map(Some).ok_or_else(|| {
+                bad(format!(
+                    "{k} must be an RFC 3339 time such as 2025-10-07T14:00:00Z, not {v:?}"
+                ))
+            }),
         }
     };
     let from = time("from")?.unwrap_or(anchor - BEFORE_MS);
     let to = time("to")?.unwrap_or(anchor + AFTER_MS);
     let span = to.saturating_sub(from);
     if !(MIN_SPAN_MS..=MAX_SPAN_MS).contains(&span) {
-        return Err(bad("the window (to - from) must be between 1 minute and 14 days".into()));
+        return Err(bad(
+            "the window (to - from) must be between 1 minute and 14 days".into(),
+        ));
     }
     let kinds: Vec<String> = all(&p, "kind").into_iter().map(str::to_string).collect();
     for k in &kinds {
         if !Kind::TAGS.contains(&k.as_str()) {
-            return Err(bad(format!("unknown kind {k:?}; expected one of {}", Kind::TAGS.join(", "))));
+            return Err(bad(format!(
+                "unknown kind {k:?}; expected one of {}",
+                Kind::TAGS.join(", ")
+            )));
         }
     }
     let mut sources = Vec::new();
@@ -238,13 +286,23 @@ pub(super) async fn incident(
     let by_kind = one(&p, "lanes") == Some("kind");
     let selected: usize = match one(&p, "h") {
         None => 1,
-        Some(v) => v.parse().ok().filter(|n| *n >= 1 && *n <= 100).ok_or_else(|| bad(format!("h must be a hypothesis rank, not {v:?}")))?,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1 && *n <= 100)
+            .ok_or_else(|| bad(format!("h must be a hypothesis rank, not {v:?}")))?,
     };
 
-    let verdicts = views::feedback(&st.store, &id).await.map_err(|e| WebError::from(e).respond(&headers))?;
+    let verdicts = views::feedback(&st.store, &id)
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     let mut hyps = Vec::new();
     for h in &rec.hypotheses {
-        hyps.push(views::hypothesis_view(&st.store, h, &verdicts).await.map_err(|e| WebError::from(e).respond(&headers))?);
+        hyps.push(
+            views::hypothesis_view(&st.store, h, &verdicts)
+                .await
+                .map_err(|e| WebError::from(e).respond(&headers))?,
+        );
     }
     let chain: Vec<EventRef> = rec
         .hypotheses
@@ -264,7 +322,11 @@ pub(super) async fn incident(
         order: Order::Asc,
         ..Default::default()
     };
-    let mut events = st.store.query(&filter).await.map_err(|e| WebError::from(e).respond(&headers))?;
+    let mut events = st
+        .store
+        .query(&filter)
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     let truncated = events.len() as i64 > TIMELINE_LIMIT;
     events.truncate(TIMELINE_LIMIT as usize);
     // Logs are many: unless asked for, keep them out of the timeline.
@@ -272,7 +334,10 @@ pub(super) async fn incident(
         events.retain(|e| !matches!(e.kind, Kind::Log { .. }) || chain.contains(&e.reference()));
     }
     let event_count = events.len();
-    let rows: Vec<_> = events.iter().map(|e| views::row(e, anchor, &chain)).collect();
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| views::row(e, anchor, &chain))
+        .collect();
     let lanes = views::lanes(rows, by_kind);
 
     // Links that keep the other parameters.
@@ -300,11 +365,59 @@ pub(super) async fn incident(
     };
     let center = from + span / 2;
     let nav = vec![
-        Link { label: "← earlier".into(), href: base(from - span / 2, to - span / 2, &kinds, read_only, by_kind, selected), active: false },
-        Link { label: "zoom in".into(), href: base(center - span / 4, center + span / 4, &kinds, read_only, by_kind, selected), active: false },
-        Link { label: "zoom out".into(), href: base((center - span).max(i64::MIN / 4), (center + span).min(i64::MAX / 4), &kinds, read_only, by_kind, selected), active: false },
-        Link { label: "later →".into(), href: base(from + span / 2, to + span / 2, &kinds, read_only, by_kind, selected), active: false },
-        Link { label: "reset".into(), href: format!("/incidents/{id}"), active: false },
+        Link {
+            label: "← earlier".into(),
+            href: base(
+                from - span / 2,
+                to - span / 2,
+                &kinds,
+                read_only,
+                by_kind,
+                selected,
+            ),
+            active: false,
+        },
+        Link {
+            label: "zoom in".into(),
+            href: base(
+                center - span / 4,
+                center + span / 4,
+                &kinds,
+                read_only,
+                by_kind,
+                selected,
+            ),
+            active: false,
+        },
+        Link {
+            label: "zoom out".into(),
+            href: base(
+                (center - span).max(i64::MIN / 4),
+                (center + span).min(i64::MAX / 4),
+                &kinds,
+                read_only,
+                by_kind,
+                selected,
+            ),
+            active: false,
+        },
+        Link {
+            label: "later →".into(),
+            href: base(
+                from + span / 2,
+                to + span / 2,
+                &kinds,
+                read_only,
+                by_kind,
+                selected,
+            ),
+            active: false,
+        },
+        Link {
+            label: "reset".into(),
+            href: format!("/incidents/{id}"),
+            active: false,
+        },
     ];
     let kind_links = Kind::TAGS
         .iter()
@@ -317,33 +430,52 @@ pub(super) async fn incident(
                 v.push(k.to_string());
                 v
             };
-            Link { label: k.to_string(), href: base(from, to, &next, read_only, by_kind, selected), active }
+            Link {
+                label: k.to_string(),
+                href: base(from, to, &next, read_only, by_kind, selected),
+                active,
+            }
         })
         .collect();
     let source_links = Source::ALL
         .iter()
         .map(|s| {
             let active = sources.contains(s);
-            let mut pairs: Vec<(&str, String)> = vec![("from", fmt_time(from)), ("to", fmt_time(to))];
+            let mut pairs: Vec<(&str, String)> =
+                vec![("from", fmt_time(from)), ("to", fmt_time(to))];
             if !active {
                 pairs.push(("source", s.as_str().to_string()));
             }
-            Link { label: s.as_str().to_string(), href: format!("/incidents/{id}?{}", qs(&pairs)), active }
+            Link {
+                label: s.as_str().to_string(),
+                href: format!("/incidents/{id}?{}", qs(&pairs)),
+                active,
+            }
         })
         .collect();
     let toggles = vec![
         Link {
-            label: if read_only { "hide read-only calls".into() } else { "show read-only calls".into() },
+            label: if read_only {
+                "hide read-only calls".into()
+            } else {
+                "show read-only calls".into()
+            },
             href: base(from, to, &kinds, !read_only, by_kind, selected),
             active: read_only,
         },
         Link {
-            label: if by_kind { "lanes by resource".into() } else { "lanes by kind".into() },
+            label: if by_kind {
+                "lanes by resource".into()
+            } else {
+                "lanes by kind".into()
+            },
             href: base(from, to, &kinds, read_only, !by_kind, selected),
             active: by_kind,
         },
     ];
-    let deliveries = crate::notify::deliveries(&st.store, &id).await.unwrap_or_default();
+    let deliveries = crate::notify::deliveries(&st.store, &id)
+        .await
+        .unwrap_or_default();
     let window_from = fmt_time(from);
     let window_to = fmt_time(to);
     let json = IncidentJson {
@@ -380,7 +512,11 @@ pub(super) async fn incident(
 }
 
 /// The recorded incident `id`, or the 404 page.
-async fn load_incident(st: &AppState, id: &str, headers: &HeaderMap) -> Result<views::IncidentRecord, ErrorResponse> {
+async fn load_incident(
+    st: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<views::IncidentRecord, ErrorResponse> {
     if !valid_incident_id(id) {
         return Err(WebError::NotFound("No such incident.".into()).respond(headers));
     }
@@ -408,14 +544,23 @@ pub(super) async fn feedback(
     let verdict = match f.verdict.as_str() {
         "accept" => "accepted",
         "discard" => "discarded",
-        other => return Err(bad(format!("verdict must be accept or discard, not {other:?}"))),
+        other => {
+            return Err(bad(format!(
+                "verdict must be accept or discard, not {other:?}"
+            )))
+        }
     };
     let rec = load_incident(&st, &id, &headers).await?;
-    let cause = EventRef { source: f.source, id: f.cause };
+    let cause = EventRef {
+        source: f.source,
+        id: f.cause,
+    };
     if !rec.hypotheses.iter().any(|h| h.cause == cause) {
         return Err(bad("that hypothesis is not one of this incident's".into()));
     }
-    let n = views::feedback_count(&st.store, &id).await.map_err(|e| WebError::from(e).respond(&headers))?;
+    let n = views::feedback_count(&st.store, &id)
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     let now = chrono::Utc::now().timestamp_millis();
     let payload = serde_json::json!({
         "id": format!("feedback/{id}/{now:013}-{n:06}"),
@@ -428,7 +573,10 @@ pub(super) async fn feedback(
     });
     let ev = crate::normalize::normalize(Source::Rootline, &payload.to_string(), Some(now))
         .map_err(|e| WebError::Other(anyhow::anyhow!("feedback event: {e}")).respond(&headers))?;
-    st.store.append(&[ev], None).await.map_err(|e| WebError::from(e).respond(&headers))?;
+    st.store
+        .append(&[ev], None)
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "verdict": verdict})).into_response());
@@ -450,9 +598,15 @@ pub(super) async fn request_issue(
 ) -> PageResult {
     let id = path_param(path, &headers)?;
     let rec = load_incident(&st, &id, &headers).await?;
-    let cause = EventRef { source: f.source, id: f.cause };
+    let cause = EventRef {
+        source: f.source,
+        id: f.cause,
+    };
     let Some(h) = rec.hypotheses.iter().find(|h| h.cause == cause) else {
-        return Err(WebError::BadRequest("that hypothesis is not one of this incident's".into()).respond(&headers));
+        return Err(
+            WebError::BadRequest("that hypothesis is not one of this incident's".into())
+                .respond(&headers),
+        );
     };
     let incident = crate::correlate::Incident {
         id: id.clone(),
@@ -467,7 +621,9 @@ pub(super) async fn request_issue(
     };
     let created = crate::notify::request_issue(&st.store, &incident, h, "web")
         .await
-        .map_err(|e| WebError::BadRequest(format!("cannot request an issue: {e}")).respond(&headers))?;
+        .map_err(|e| {
+            WebError::BadRequest(format!("cannot request an issue: {e}")).respond(&headers)
+        })?;
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "requested": created})).into_response());
     }
@@ -499,13 +655,18 @@ struct EventView {
     detail: String,
 }
 
-pub(super) async fn event(State(st): State<AppState>, path: Result<Path<String>, PathRejection>, headers: HeaderMap) -> PageResult {
+pub(super) async fn event(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> PageResult {
     let seq = path_param(path, &headers)?;
-    let seq: i64 = seq
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| WebError::BadRequest(format!("event number must be a positive integer, not {seq:?}")).respond(&headers))?;
+    let seq: i64 = seq.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        WebError::BadRequest(format!(
+            "event number must be a positive integer, not {seq:?}"
+        ))
+        .respond(&headers)
+    })?;
     let e = st
         .store
         .get(seq)
@@ -526,7 +687,8 @@ pub(super) async fn event(State(st): State<AppState>, path: Result<Path<String>,
         resources: e.resources.clone(),
         detail: views::detail(&e),
     };
-    let parsed: serde_json::Value = serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
+    let parsed: serde_json::Value =
+        serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"event": view, "payload": parsed})).into_response());
     }
@@ -544,26 +706,51 @@ struct ResourcePage {
     rows: Vec<views::TimelineRow>,
 }
 
-pub(super) async fn resource(State(st): State<AppState>, path: Result<Path<String>, PathRejection>, headers: HeaderMap) -> PageResult {
+pub(super) async fn resource(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> PageResult {
     let key = path_param(path, &headers)?;
     if key.is_empty() || key.len() > 512 {
-        return Err(WebError::BadRequest("resource key must be 1 to 512 characters".into()).respond(&headers));
+        return Err(
+            WebError::BadRequest("resource key must be 1 to 512 characters".into())
+                .respond(&headers),
+        );
     }
     let key = crate::cli::resource_key(&key);
-    let related = views::resource_events(&st.store, &key, &[], 500).await.map_err(|e| WebError::from(e).respond(&headers))?;
+    let related = views::resource_events(&st.store, &key, &[], 500)
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     if related.is_empty() {
         return Err(WebError::NotFound(format!("No events touch {key}.")).respond(&headers));
     }
     let neighbours = views::neighbours(&key, &related);
-    let changes = views::resource_events(&st.store, &key, &["change", "deployment", "alarm", "anomaly", "snapshot"], 100)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+    let changes = views::resource_events(
+        &st.store,
+        &key,
+        &["change", "deployment", "alarm", "anomaly", "snapshot"],
+        100,
+    )
+    .await
+    .map_err(|e| WebError::from(e).respond(&headers))?;
     let now = changes.first().map(|e| e.event_time).unwrap_or(0);
     let rows: Vec<_> = changes.iter().map(|e| views::row(e, now, &[])).collect();
     if wants_json(&headers) {
-        return Ok(Json(serde_json::json!({"resource": key, "neighbours": neighbours, "recent": rows})).into_response());
+        return Ok(Json(
+            serde_json::json!({"resource": key, "neighbours": neighbours, "recent": rows}),
+        )
+        .into_response());
     }
-    render(&headers, &ResourcePage { key, neighbours, rows }, &())
+    render(
+        &headers,
+        &ResourcePage {
+            key,
+            neighbours,
+            rows,
+        },
+        &(),
+    )
 }
 
 // ------------------------------------------------------------------ search
@@ -577,36 +764,67 @@ struct SearchPage {
     incidents: Vec<IncidentRow>,
 }
 
-pub(super) async fn search(State(st): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> PageResult {
+pub(super) async fn search(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
     let p = params(&raw, &headers)?;
     let q = one(&p, "q").unwrap_or("").trim().to_string();
     if q.len() > 256 {
-        return Err(WebError::BadRequest("search text must be at most 256 characters".into()).respond(&headers));
+        return Err(
+            WebError::BadRequest("search text must be at most 256 characters".into())
+                .respond(&headers),
+        );
     }
     let mut resource = None;
     let mut rows = Vec::new();
     let mut incidents = Vec::new();
     if !q.is_empty() {
         if let Ok(seq) = q.parse::<i64>() {
-            if seq > 0 && st.store.get(seq).await.map_err(|e| WebError::from(e).respond(&headers))?.is_some() && !wants_json(&headers) {
+            if seq > 0
+                && st
+                    .store
+                    .get(seq)
+                    .await
+                    .map_err(|e| WebError::from(e).respond(&headers))?
+                    .is_some()
+                && !wants_json(&headers)
+            {
                 return Ok(Redirect::to(&format!("/events/{seq}")).into_response());
             }
         }
         let key = crate::cli::resource_key(&q);
-        if !views::resource_events(&st.store, &key, &[], 1).await.map_err(|e| WebError::from(e).respond(&headers))?.is_empty() {
+        if !views::resource_events(&st.store, &key, &[], 1)
+            .await
+            .map_err(|e| WebError::from(e).respond(&headers))?
+            .is_empty()
+        {
             resource = Some(key);
         }
-        let all = views::incidents(&st.store).await.map_err(|e| WebError::from(e).respond(&headers))?;
+        let all = views::incidents(&st.store)
+            .await
+            .map_err(|e| WebError::from(e).respond(&headers))?;
         let lq = q.to_lowercase();
         incidents = all
             .into_iter()
             .map(|r| r.row)
-            .filter(|r| r.id == q || r.title.to_lowercase().contains(&lq) || r.resources.iter().any(|x| x.to_lowercase().contains(&lq)))
+            .filter(|r| {
+                r.id == q
+                    || r.title.to_lowercase().contains(&lq)
+                    || r.resources.iter().any(|x| x.to_lowercase().contains(&lq))
+            })
             .take(50)
             .collect();
         let evs = st
             .store
-            .query(&EventFilter { text: Some(q.clone()), limit: 100, by_time: true, order: Order::Desc, ..Default::default() })
+            .query(&EventFilter {
+                text: Some(q.clone()),
+                limit: 100,
+                by_time: true,
+                order: Order::Desc,
+                ..Default::default()
+            })
             .await
             .map_err(|e| WebError::from(e).respond(&headers))?;
         let now = evs.first().map(|e| e.event_time).unwrap_or(0);
@@ -615,7 +833,16 @@ pub(super) async fn search(State(st): State<AppState>, headers: HeaderMap, RawQu
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"q": q, "resource": resource, "incidents": incidents, "events": rows})).into_response());
     }
-    render(&headers, &SearchPage { q, resource, rows, incidents }, &())
+    render(
+        &headers,
+        &SearchPage {
+            q,
+            resource,
+            rows,
+            incidents,
+        },
+        &(),
+    )
 }
 
 // ------------------------------------------------------------------ status
@@ -629,7 +856,11 @@ struct StatusPage {
 }
 
 pub(super) async fn status(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
-    let events = st.store.max_seq().await.map_err(|e| WebError::from(e).respond(&headers))?;
+    let events = st
+        .store
+        .max_seq()
+        .await
+        .map_err(|e| WebError::from(e).respond(&headers))?;
     let components: Vec<(String, String)> = st
         .components
         .lock()
@@ -638,10 +869,21 @@ pub(super) async fn status(State(st): State<AppState>, headers: HeaderMap) -> Pa
     let rate = format!("{:.1}", st.ingest_rate());
     let json: BTreeMap<&str, serde_json::Value> = [
         ("events", serde_json::json!(events)),
-        ("ingest_events_per_second", serde_json::json!(st.ingest_rate())),
+        (
+            "ingest_events_per_second",
+            serde_json::json!(st.ingest_rate()),
+        ),
         ("components", serde_json::json!(components)),
     ]
     .into_iter()
     .collect();
-    render(&headers, &StatusPage { components, events, rate }, &json)
+    render(
+        &headers,
+        &StatusPage {
+            components,
+            events,
+            rate,
+        },
+        &json,
+    )
 }

@@ -25,9 +25,15 @@ pub struct ServeOptions {
 
 /// Serves until SIGINT/SIGTERM (or `shutdown` turns true). Prints the bound address on
 /// stdout once listening (useful with port 0).
-pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watch::Receiver<bool>>) -> anyhow::Result<()> {
+pub async fn serve(
+    store: SqliteStore,
+    opts: ServeOptions,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> anyhow::Result<()> {
     let mut state = AppState::new(store.clone());
-    state.push = std::sync::Arc::new(crate::collect::push::PushConfig::from_env(opts.collect.as_ref()));
+    state.push = std::sync::Arc::new(crate::collect::push::PushConfig::from_env(
+        opts.collect.as_ref(),
+    ));
     state.push.register(&state.components);
     let listener = tokio::net::TcpListener::bind(&opts.addr)
         .await
@@ -39,12 +45,23 @@ pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watc
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if opts.analyze {
-        tasks.push(tokio::spawn(analyzer(state.clone(), opts.analyze_every, stop_rx.clone())));
+        tasks.push(tokio::spawn(analyzer(
+            state.clone(),
+            opts.analyze_every,
+            stop_rx.clone(),
+        )));
     }
     tasks.push(tokio::spawn(rate_sampler(state.clone(), stop_rx.clone())));
     if let Some(section) = &opts.collect {
         let cfg = crate::collect::CollectConfig::from_table(Some(section))?;
-        match crate::collect::spawn_collectors(store.clone(), &cfg, state.components.clone(), stop_rx.clone()).await {
+        match crate::collect::spawn_collectors(
+            store.clone(),
+            &cfg,
+            state.components.clone(),
+            stop_rx.clone(),
+        )
+        .await
+        {
             Ok(h) => tasks.extend(h),
             Err(e) => {
                 tracing::error!(error = %e, "Collectors not started");
@@ -55,7 +72,8 @@ pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watc
     if let Some(section) = &opts.notify {
         let github = crate::notify::config::GithubOptions::from_toml(section)?;
         if github.is_configured() {
-            let mut config = crate::notify::config::NotifyConfig::from_env_and_args(&github, false)?;
+            let mut config =
+                crate::notify::config::NotifyConfig::from_env_and_args(&github, false)?;
             // The analyser above appends the conclusions; the worker reads them.
             config.analyze = !opts.analyze;
             let mut rx = stop_rx.clone();
@@ -65,7 +83,9 @@ pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watc
                 let stop = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                if let Err(e) = crate::notify::worker::run_worker(st.store.clone(), config, stop).await {
+                if let Err(e) =
+                    crate::notify::worker::run_worker(st.store.clone(), config, stop).await
+                {
                     tracing::error!(error = %e, "GitHub issue worker stopped");
                     set_component(&st, "github-issues", format!("failing: {e}"));
                 }
@@ -86,7 +106,9 @@ pub async fn serve(store: SqliteStore, opts: ServeOptions, shutdown: Option<watc
         }
         tracing::info!("Shutting down");
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(signal).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(signal)
+        .await?;
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
@@ -131,7 +153,11 @@ async fn analyzer(state: AppState, every: Duration, mut stop: watch::Receiver<bo
             Ok(max) if max != seen => match crate::cli::analyze_store(&state.store).await {
                 Ok(a) => {
                     seen = state.store.max_seq().await.unwrap_or(max);
-                    set_component(&state, "analyzer", format!("ok: {} incidents at event {seen}", a.incidents.len()));
+                    set_component(
+                        &state,
+                        "analyzer",
+                        format!("ok: {} incidents at event {seen}", a.incidents.len()),
+                    );
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "Analysis failed");
@@ -159,7 +185,11 @@ async fn rate_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             if let (Some(a), Some(b)) = (samples.front(), samples.back()) {
                 let dt = b.0.duration_since(a.0).as_secs_f64();
-                let rate = if dt > 0.0 { (b.1 - a.1) as f64 / dt } else { 0.0 };
+                let rate = if dt > 0.0 {
+                    (b.1 - a.1) as f64 / dt
+                } else {
+                    0.0
+                };
                 state.ingest_rate.store(rate.to_bits(), Ordering::Relaxed);
             }
         }

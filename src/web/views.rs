@@ -102,7 +102,11 @@ pub fn offset(ms: i64) -> String {
             format!("{sign}{m:.1} min")
         }
     } else {
-        format!("{sign}{} h {:02} min", a / 3_600_000, (a % 3_600_000) / 60_000)
+        format!(
+            "{sign}{} h {:02} min",
+            a / 3_600_000,
+            (a % 3_600_000) / 60_000
+        )
     }
 }
 
@@ -127,14 +131,19 @@ fn payload(e: &Event) -> Value {
 
 /// The name of the alarm that opened an incident.
 fn trigger_alarm(p: &Value, trigger: &Option<EventRef>) -> String {
-    p.pointer("/alarm_names/0").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| alarm_of(trigger))
+    p.pointer("/alarm_names/0")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| alarm_of(trigger))
 }
 
 fn alarm_of(trigger: &Option<EventRef>) -> String {
     // alarm history ids are NAME@TIMESTAMP; EventBridge ids say nothing.
     match trigger {
         Some(r) if r.source == "cloudwatch.alarm_history" => {
-            r.id.rsplit_once('@').map(|x| x.0.to_string()).unwrap_or_else(|| r.id.clone())
+            r.id.rsplit_once('@')
+                .map(|x| x.0.to_string())
+                .unwrap_or_else(|| r.id.clone())
         }
         Some(r) => r.id.clone(),
         None => String::new(),
@@ -157,9 +166,21 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
     let mut latest: BTreeMap<String, (i64, Value, usize, String)> = BTreeMap::new();
     for e in &ranked {
         let p = payload(e);
-        let Some(inc) = p.get("incident").and_then(Value::as_str).map(str::to_string) else { continue };
-        let version = p.get("engine_version").and_then(Value::as_str).unwrap_or("").to_string();
-        let entry = latest.entry(inc).or_insert((0, Value::Null, 0, String::new()));
+        let Some(inc) = p
+            .get("incident")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let version = p
+            .get("engine_version")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let entry = latest
+            .entry(inc)
+            .or_insert((0, Value::Null, 0, String::new()));
         entry.2 += 1;
         if e.seq > entry.0 {
             entry.0 = e.seq;
@@ -170,8 +191,16 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
     let mut out = Vec::new();
     for e in &opened {
         let p = payload(e);
-        let Some(id) = p.get("incident").and_then(Value::as_str).map(str::to_string) else { continue };
-        let trigger: Option<EventRef> = p.get("trigger").and_then(|t| serde_json::from_value(t.clone()).ok());
+        let Some(id) = p
+            .get("incident")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let trigger: Option<EventRef> = p
+            .get("trigger")
+            .and_then(|t| serde_json::from_value(t.clone()).ok());
         let alarms: Vec<EventRef> = p
             .get("alarms")
             .and_then(|t| serde_json::from_value(t.clone()).ok())
@@ -180,19 +209,32 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
             .get("resources")
             .and_then(|t| serde_json::from_value(t.clone()).ok())
             .unwrap_or_default();
-        let (ranked_seq, hyps, rankings, version) = latest.get(&id).cloned().unwrap_or((0, Value::Null, 0, String::new()));
+        let (ranked_seq, hyps, rankings, version) =
+            latest
+                .get(&id)
+                .cloned()
+                .unwrap_or((0, Value::Null, 0, String::new()));
         let hypotheses: Vec<Hypothesis> = serde_json::from_value(hyps).unwrap_or_default();
         let res_at = resolved.get(&id).copied();
         let opened_ms = e.event_time;
         let row = IncidentRow {
-            title: p.get("title").and_then(Value::as_str).unwrap_or(&id).to_string(),
+            title: p
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or(&id)
+                .to_string(),
             opened_at: fmt_time(opened_ms),
             opened_ms,
             resolved_at: res_at.map(fmt_time),
-            duration: res_at.map(|r| duration(r - opened_ms)).unwrap_or_else(|| "ongoing".into()),
+            duration: res_at
+                .map(|r| duration(r - opened_ms))
+                .unwrap_or_else(|| "ongoing".into()),
             state: if res_at.is_some() { "resolved" } else { "open" },
             trigger_alarm: trigger_alarm(&p, &trigger),
-            resources: resources.into_iter().filter(|r| !r.starts_with("alarm/")).collect(),
+            resources: resources
+                .into_iter()
+                .filter(|r| !r.starts_with("alarm/"))
+                .collect(),
             top_hypothesis: hypotheses.first().map(|h| h.summary.clone()),
             top_score: hypotheses.first().map(|h| h.score),
             id,
@@ -207,28 +249,52 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
             ranked_at: (ranked_seq > 0).then_some(ranked_seq),
         });
     }
-    out.sort_by(|a, b| b.row.opened_ms.cmp(&a.row.opened_ms).then(a.row.id.cmp(&b.row.id)));
+    out.sort_by(|a, b| {
+        b.row
+            .opened_ms
+            .cmp(&a.row.opened_ms)
+            .then(a.row.id.cmp(&b.row.id))
+    });
     Ok(out)
 }
 
 /// One incident by id.
 pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRecord>, StoreError> {
     // Only this incident's conclusions: prefix queries on the natural-id index.
-    let opened = store.find(Source::Rootline, &format!("incident-opened/{id}")).await?;
-    let Some(opened) = opened else { return Ok(None) };
-    let resolved = store.find(Source::Rootline, &format!("incident-resolved/{id}")).await?;
+    let opened = store
+        .find(Source::Rootline, &format!("incident-opened/{id}"))
+        .await?;
+    let Some(opened) = opened else {
+        return Ok(None);
+    };
+    let resolved = store
+        .find(Source::Rootline, &format!("incident-resolved/{id}"))
+        .await?;
     let ranked = conclusions(store, &format!("hypotheses-ranked/{id}/")).await?;
     let p = payload(&opened);
-    let trigger: Option<EventRef> = p.get("trigger").and_then(|t| serde_json::from_value(t.clone()).ok());
-    let alarms: Vec<EventRef> = p.get("alarms").and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
-    let resources: Vec<String> = p.get("resources").and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
+    let trigger: Option<EventRef> = p
+        .get("trigger")
+        .and_then(|t| serde_json::from_value(t.clone()).ok());
+    let alarms: Vec<EventRef> = p
+        .get("alarms")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
+    let resources: Vec<String> = p
+        .get("resources")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
     let last = ranked.iter().max_by_key(|e| e.seq);
     let (hypotheses, version, ranked_at): (Vec<Hypothesis>, String, Option<i64>) = match last {
         Some(e) => {
             let rp = payload(e);
             (
-                rp.get("hypotheses").and_then(|h| serde_json::from_value(h.clone()).ok()).unwrap_or_default(),
-                rp.get("engine_version").and_then(Value::as_str).unwrap_or("").to_string(),
+                rp.get("hypotheses")
+                    .and_then(|h| serde_json::from_value(h.clone()).ok())
+                    .unwrap_or_default(),
+                rp.get("engine_version")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 Some(e.seq),
             )
         }
@@ -239,14 +305,23 @@ pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRe
     Ok(Some(IncidentRecord {
         row: IncidentRow {
             id: id.to_string(),
-            title: p.get("title").and_then(Value::as_str).unwrap_or(id).to_string(),
+            title: p
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or(id)
+                .to_string(),
             opened_at: fmt_time(opened_ms),
             opened_ms,
             resolved_at: res_at.map(fmt_time),
-            duration: res_at.map(|r| duration(r - opened_ms)).unwrap_or_else(|| "ongoing".into()),
+            duration: res_at
+                .map(|r| duration(r - opened_ms))
+                .unwrap_or_else(|| "ongoing".into()),
             state: if res_at.is_some() { "resolved" } else { "open" },
             trigger_alarm: trigger_alarm(&p, &trigger),
-            resources: resources.into_iter().filter(|r| !r.starts_with("alarm/")).collect(),
+            resources: resources
+                .into_iter()
+                .filter(|r| !r.starts_with("alarm/"))
+                .collect(),
             top_hypothesis: hypotheses.first().map(|h| h.summary.clone()),
             top_score: hypotheses.first().map(|h| h.score),
         },
@@ -260,13 +335,17 @@ pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRe
 }
 
 /// Feedback given on an incident's hypotheses: latest verdict per cause.
-pub async fn feedback(store: &SqliteStore, incident: &str) -> Result<BTreeMap<EventRef, String>, StoreError> {
+pub async fn feedback(
+    store: &SqliteStore,
+    incident: &str,
+) -> Result<BTreeMap<EventRef, String>, StoreError> {
     let evs = conclusions(store, &format!("feedback/{incident}/")).await?;
     let mut out = BTreeMap::new();
     for e in evs {
         let p = payload(&e);
         let (Some(cause), Some(verdict)) = (
-            p.get("hypothesis").and_then(|h| serde_json::from_value::<EventRef>(h.clone()).ok()),
+            p.get("hypothesis")
+                .and_then(|h| serde_json::from_value::<EventRef>(h.clone()).ok()),
             p.get("verdict").and_then(Value::as_str),
         ) else {
             continue;
@@ -278,7 +357,9 @@ pub async fn feedback(store: &SqliteStore, incident: &str) -> Result<BTreeMap<Ev
 
 /// How many feedback events an incident has (for unique natural ids).
 pub async fn feedback_count(store: &SqliteStore, incident: &str) -> Result<usize, StoreError> {
-    Ok(conclusions(store, &format!("feedback/{incident}/")).await?.len())
+    Ok(conclusions(store, &format!("feedback/{incident}/"))
+        .await?
+        .len())
 }
 
 /// Resolves a hypothesis for display.
@@ -298,10 +379,16 @@ pub async fn hypothesis_view(
             id: r.id.clone(),
             seq: ev.as_ref().map(|e| e.seq),
             name: ev.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
-            time: ev.as_ref().map(|e| fmt_time(e.event_time)).unwrap_or_default(),
+            time: ev
+                .as_ref()
+                .map(|e| fmt_time(e.event_time))
+                .unwrap_or_default(),
         });
     }
-    let cause_seq = evidence.first().filter(|e| e.source == h.cause.source && e.id == h.cause.id).and_then(|e| e.seq);
+    let cause_seq = evidence
+        .first()
+        .filter(|e| e.source == h.cause.source && e.id == h.cause.id)
+        .and_then(|e| e.seq);
     Ok(HypothesisView {
         rank: h.rank,
         score: h.score,
@@ -312,20 +399,41 @@ pub async fn hypothesis_view(
         cause_seq,
         evidence,
         path: h.path.clone(),
-        verdict: verdicts.get(&h.cause).cloned().unwrap_or_else(|| "none".into()),
+        verdict: verdicts
+            .get(&h.cause)
+            .cloned()
+            .unwrap_or_else(|| "none".into()),
     })
 }
 
 /// A one-line description of what an event says, for timelines.
 pub fn detail(e: &Event) -> String {
     match &e.kind {
-        Kind::Alarm { old_state, new_state, reason, .. } => {
-            format!("{old_state} → {new_state}: {}", crate::cli::truncate(reason, 160))
+        Kind::Alarm {
+            old_state,
+            new_state,
+            reason,
+            ..
+        } => {
+            format!(
+                "{old_state} → {new_state}: {}",
+                crate::cli::truncate(reason, 160)
+            )
         }
-        Kind::Deployment { target, phase, outcome } => format!("{target}: {phase} ({outcome})"),
+        Kind::Deployment {
+            target,
+            phase,
+            outcome,
+        } => format!("{target}: {phase} ({outcome})"),
         Kind::Log { message, .. } => crate::cli::truncate(message, 160),
-        Kind::Anomaly { pattern, priority, .. } => format!("{priority}: {}", crate::cli::truncate(pattern, 140)),
-        Kind::Snapshot { resource_type, status, .. } => format!("{resource_type} {status}"),
+        Kind::Anomaly {
+            pattern, priority, ..
+        } => format!("{priority}: {}", crate::cli::truncate(pattern, 140)),
+        Kind::Snapshot {
+            resource_type,
+            status,
+            ..
+        } => format!("{resource_type} {status}"),
         Kind::Conclusion { what } => what.replace('_', " "),
         _ => String::new(),
     }
@@ -370,12 +478,20 @@ pub fn lanes(rows: Vec<TimelineRow>, by_kind: bool) -> Vec<Lane> {
     }
     order
         .into_iter()
-        .map(|k| Lane { rows: map.remove(&k).unwrap_or_default(), key: k })
+        .map(|k| Lane {
+            rows: map.remove(&k).unwrap_or_default(),
+            key: k,
+        })
         .collect()
 }
 
 /// Events touching a resource, newest first.
-pub async fn resource_events(store: &SqliteStore, key: &str, kinds: &[&str], limit: i64) -> Result<Vec<Event>, StoreError> {
+pub async fn resource_events(
+    store: &SqliteStore,
+    key: &str,
+    kinds: &[&str],
+    limit: i64,
+) -> Result<Vec<Event>, StoreError> {
     store
         .query(&EventFilter {
             resource: Some(key.to_string()),
