@@ -6,20 +6,41 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, ConnectOptions, QueryBuilder, Row, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 
 /// Rows per INSERT statement; 12 columns x 500 rows stays far below SQLite's 32766
 /// bound-parameter limit, and few statements per batch keep driver overhead low.
 const ROWS_PER_STATEMENT: usize = 500;
+/// (resource, event_time, seq) rows per event_resources INSERT statement.
+const LINKS_PER_STATEMENT: usize = 2000;
+
+/// Page size of new databases. Events are 1 to 2 KiB (the verbatim payload): 16 KiB pages
+/// hold them with little waste (4 KiB pages fit two and waste a quarter), and the
+/// indexes are small and mostly appended to at their right edge.
+const PAGE_SIZE: u32 = 16 * 1024;
+/// WAL pages at which a writing connection checkpoints by itself: only a safety net (1 GiB
+/// at 16 KiB pages), since the background checkpointer keeps the WAL far smaller.
+const WAL_AUTOCHECKPOINT: u32 = 65_536;
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL frames beyond which the checkpointer makes writers wait for a full checkpoint
+/// and restarts the WAL (a writer that never pauses would otherwise grow it).
+const WAL_RESTART_FRAMES: i64 = 16_384;
 
 const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
 
 /// An event log in one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// One connection for appends: SQLite runs one writer at a time anyway, and a single
+    /// connection keeps one warm page cache (several would each fill their own).
+    writer: SqlitePool,
+    /// Readers, which WAL lets run alongside the writer.
+    reader: SqlitePool,
+    /// Dropped with the last clone of the store, which stops the checkpointer.
+    _checkpointer: Option<std::sync::Arc<tokio::sync::watch::Sender<()>>>,
 }
 
 /// Turns `sqlite://path`, `sqlite:path` or a plain path into connect options.
@@ -56,11 +77,16 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
         })
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
-        // 64 MiB of page cache per connection: the unique index on natural ids is
-        // random-access, and keeping its upper levels cached is what sustains ingest.
-        .pragma("cache_size", "-65536")
+        // Only takes effect when the database file is created.
+        .page_size(PAGE_SIZE)
+        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT.to_string())
+        // Truncate the WAL back to 64 MiB after a checkpoint that let it grow larger.
+        .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
         .pragma("temp_store", "memory")
-        .statement_cache_capacity(64);
+        .statement_cache_capacity(64)
+        // A background checkpoint may take a second or two under load; sqlx would log
+        // that as a warning on stderr in every command.
+        .disable_statement_logging();
     Ok(opts)
 }
 
@@ -69,29 +95,86 @@ impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self> {
         let opts = options(url)?;
         let memory = opts.get_filename().to_string_lossy() == ":memory:";
-        let pool = SqlitePoolOptions::new()
-            // One connection for an in-memory database: each would be a separate database.
-            .max_connections(if memory { 1 } else { 4 })
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let pool = |max: u32, cache_kib: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(opts.clone().pragma("cache_size", format!("-{cache_kib}")))
+        };
+        // 64 MiB of page cache for the writer: the indexes' inner pages stay cached
+        // through a bulk append.
+        let writer = pool(1, 64 * 1024).await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        if memory {
+            // Each connection to :memory: would be a separate database.
+            return Ok(SqliteStore {
+                reader: writer.clone(),
+                writer,
+                _checkpointer: None,
+            });
+        }
+        let reader = pool(4, 16 * 1024).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        tokio::spawn(checkpointer(reader.clone(), stopped));
+        Ok(SqliteStore {
+            writer,
+            reader,
+            _checkpointer: Some(std::sync::Arc::new(stop)),
+        })
     }
 
     /// The connection pool, for tests that check what the database itself refuses.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.writer
     }
 
     /// Closes all connections (checkpointing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        // Readers (and the checkpointer) first: the last connection to close
+        // checkpoints the WAL into the database and removes it.
+        self.reader.close().await;
+        self.writer.close().await;
     }
 }
 
+/// Copies the WAL into the database in the background, so that appends never wait for
+/// a checkpoint's writes and fsyncs (SQLite would otherwise run them on the appending
+/// connection). Passive checkpoints never block anyone; only when the WAL has grown past
+/// `WAL_RESTART_FRAMES` (a writer with no pauses) does it wait for a full checkpoint and
+/// restart the WAL. Ends when the store is closed or dropped.
+async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if pool.is_closed() {
+            return;
+        }
+        let passive: std::result::Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await;
+        match passive {
+            Ok((_, wal_frames, _)) if wal_frames > WAL_RESTART_FRAMES => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "WAL restart checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// A multi-row INSERT; rows already stored are skipped by the `events_insert_guard`
+/// trigger, and RETURNING names the rows actually appended.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(200 + rows * 30);
     sql.push_str("INSERT INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload) VALUES ");
@@ -101,7 +184,19 @@ fn insert_sql(rows: usize) -> String {
         }
         sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
     }
-    sql.push_str(" ON CONFLICT (source, natural_id) DO NOTHING");
+    sql.push_str(" RETURNING seq, source, natural_id");
+    sql
+}
+
+fn links_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(80 + rows * 8);
+    sql.push_str("INSERT INTO event_resources (resource, event_time, seq) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?)");
+    }
     sql
 }
 
@@ -148,8 +243,10 @@ impl EventLog for SqliteStore {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<AppendOutcome> {
         let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut appended = 0u64;
+        // (resource, event time, seq) of the appended events, for event_resources.
+        let mut links: Vec<(&str, i64, i64)> = Vec::new();
         for chunk in prepared.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_sql(chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -168,7 +265,39 @@ impl EventLog for SqliteStore {
                     .bind(p.resources.as_str())
                     .bind(p.ev.payload.as_str());
             }
-            appended += q.execute(&mut *tx).await?.rows_affected();
+            let rows = q.fetch_all(&mut *tx).await?;
+            appended += rows.len() as u64;
+            if rows.is_empty() {
+                continue;
+            }
+            // RETURNING order is unspecified: match rows to events by key. Within a chunk
+            // the first event with a key is the one appended.
+            let mut by_key: std::collections::HashMap<(&str, &str), &NewEvent> =
+                std::collections::HashMap::with_capacity(chunk.len());
+            for p in chunk {
+                by_key
+                    .entry((p.ev.source.as_str(), p.ev.natural_id.as_str()))
+                    .or_insert(p.ev);
+            }
+            for row in &rows {
+                let seq: i64 = row.try_get(0)?;
+                let source: &str = row.try_get(1)?;
+                let natural_id: &str = row.try_get(2)?;
+                if let Some(ev) = by_key.get(&(source, natural_id)) {
+                    links.extend(
+                        ev.resources
+                            .iter()
+                            .map(|r| (r.as_str(), ev.event_time, seq)),
+                    );
+                }
+            }
+        }
+        for chunk in links.chunks(LINKS_PER_STATEMENT) {
+            let mut q = sqlx::query(AssertSqlSafe(links_sql(chunk.len())));
+            for (resource, time, seq) in chunk {
+                q = q.bind(*resource).bind(*time).bind(*seq);
+            }
+            q.execute(&mut *tx).await?;
         }
         if let Some(cp) = checkpoint {
             sqlx::query(
@@ -232,7 +361,12 @@ impl EventLog for SqliteStore {
             qb.push(" AND seq > ").push_bind(after);
         }
         if let Some(prefix) = &f.id_prefix {
-            // A range on the unique index: [prefix, prefix + U+10FFFF).
+            // Conclusions have an index on natural_id; the planner uses it (a partial
+            // index) only when the query names the source as a literal.
+            if f.sources == [Source::Rootline] {
+                qb.push(" AND source = 'rootline'");
+            }
+            // A range of natural ids: [prefix, prefix + U+10FFFF).
             qb.push(" AND natural_id >= ").push_bind(prefix.clone());
             qb.push(" AND natural_id < ")
                 .push_bind(format!("{prefix}\u{10FFFF}"));
@@ -269,7 +403,7 @@ impl EventLog for SqliteStore {
         if f.limit > 0 {
             qb.push(" LIMIT ").push_bind(f.limit);
         }
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb.build().fetch_all(&self.reader).await?;
         rows.iter().map(row_to_event).collect()
     }
 
@@ -278,32 +412,33 @@ impl EventLog for SqliteStore {
             "SELECT seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload FROM events WHERE seq = ?",
         )
         .bind(seq)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(row_to_event).transpose()
     }
 
     async fn find(&self, source: Source, natural_id: &str) -> Result<Option<Event>> {
         let row = sqlx::query(
-            "SELECT seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload FROM events WHERE source = ? AND natural_id = ?",
+            "SELECT seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload FROM events \
+             WHERE substr(natural_id, -16) = substr(?1, -16) AND natural_id = ?1 AND source = ?2",
         )
-        .bind(source.as_str())
         .bind(natural_id)
-        .fetch_optional(&self.pool)
+        .bind(source.as_str())
+        .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(row_to_event).transpose()
     }
 
     async fn count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?)
     }
 
     async fn max_seq(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.reader)
                 .await?,
         )
     }
@@ -311,7 +446,7 @@ impl EventLog for SqliteStore {
     async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>> {
         let row = sqlx::query("SELECT name, value FROM checkpoints WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         Ok(match row {
             Some(r) => Some(Checkpoint {
