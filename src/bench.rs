@@ -102,7 +102,11 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Scenarios { dir, scorer } => bench_scenarios(&dir, &scorer),
-        BenchCommand::Page { events, requests, dir } => {
+        BenchCommand::Page {
+            events,
+            requests,
+            dir,
+        } => {
             crate::web::bench::page(events, requests, dir).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -113,7 +117,10 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
 fn bench_scenarios(dir: &Path, scorer: &Path) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the rootline executable")?;
     if !scorer.exists() {
-        bail!("scorer {} not found (run from the repository root, or pass --scorer)", scorer.display());
+        bail!(
+            "scorer {} not found (run from the repository root, or pass --scorer)",
+            scorer.display()
+        );
     }
     let cmd = format!("{} replay {{file}} --json", exe.display());
     let status = std::process::Command::new("python3")
@@ -123,7 +130,11 @@ fn bench_scenarios(dir: &Path, scorer: &Path) -> anyhow::Result<ExitCode> {
         .arg(dir)
         .status()
         .context("cannot run python3")?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Targets of issue #2 on the 2-core reference machine, release build.
@@ -237,7 +248,10 @@ async fn bench_ingest(
     let rootline_db = dir.join("bench-rootline.db");
     let floor_db = dir.join("bench-floor.db");
 
-    eprintln!("generating {records} CloudTrail-shaped records into {} ...", recording.display());
+    eprintln!(
+        "generating {records} CloudTrail-shaped records into {} ...",
+        recording.display()
+    );
     let t = Instant::now();
     let file_bytes = write_recording(&recording, records, seed)
         .with_context(|| format!("cannot write {}", recording.display()))?;
@@ -404,20 +418,48 @@ impl Rng {
     }
     fn hex(&mut self, out: &mut String, digits: usize) {
         let v = self.next();
-        let _ = write!(out, "{:0width$x}", v >> (64 - 4 * digits.min(16)), width = digits.min(16));
+        let _ = write!(
+            out,
+            "{:0width$x}",
+            v >> (64 - 4 * digits.min(16)),
+            width = digits.min(16)
+        );
     }
 }
 
 const ACCOUNT: &str = "123456789012";
-const REGIONS: &[&str] = &["us-east-1", "us-east-1", "us-east-1", "us-west-2", "eu-west-1"];
-const USERS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
-const ROLES: &[&str] = &[
-    "deploy-pipeline", "platform-admin", "ecs-task-api", "lambda-orders-role", "readonly-audit",
-    "karpenter-node", "ops-oncall", "terraform-ci",
+const REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-1",
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
 ];
-const SERVICES: &[&str] = &["api", "web", "orders", "payments", "search", "auth", "cart", "worker"];
+const USERS: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+const ROLES: &[&str] = &[
+    "deploy-pipeline",
+    "platform-admin",
+    "ecs-task-api",
+    "lambda-orders-role",
+    "readonly-audit",
+    "karpenter-node",
+    "ops-oncall",
+    "terraform-ci",
+];
+const SERVICES: &[&str] = &[
+    "api", "web", "orders", "payments", "search", "auth", "cart", "worker",
+];
 const CLUSTERS: &[&str] = &["prod", "staging"];
-const FUNCTIONS: &[&str] = &["orders-fn", "thumbnails", "auth-authorizer", "billing-sync", "etl-nightly", "webhook-relay"];
+const FUNCTIONS: &[&str] = &[
+    "orders-fn",
+    "thumbnails",
+    "auth-authorizer",
+    "billing-sync",
+    "etl-nightly",
+    "webhook-relay",
+];
 const TABLES: &[&str] = &["orders", "sessions", "carts", "inventory"];
 const BUCKETS: &[&str] = &["prod-assets", "prod-logs", "data-lake-raw", "backups-eu"];
 const DBS: &[&str] = &["orders-db", "auth-db", "reporting-db"];
@@ -441,17 +483,38 @@ const ERRORS: &[(&str, &str)] = &[
 
 /// Read-only operations (about 70% of the mix) and mutating ones.
 const READS: &[Op] = &[
-    Op::DescribeInstances, Op::DescribeSecurityGroups, Op::DescribeTargetHealth,
-    Op::DescribeServices, Op::GetFunction, Op::AssumeRole, Op::GetObject,
-    Op::DescribeDBInstances, Op::DescribeAutoScalingGroups, Op::DescribeAlarms,
-    Op::Decrypt, Op::DescribeTable, Op::ListTasks, Op::GetRole,
+    Op::DescribeInstances,
+    Op::DescribeSecurityGroups,
+    Op::DescribeTargetHealth,
+    Op::DescribeServices,
+    Op::GetFunction,
+    Op::AssumeRole,
+    Op::GetObject,
+    Op::DescribeDBInstances,
+    Op::DescribeAutoScalingGroups,
+    Op::DescribeAlarms,
+    Op::Decrypt,
+    Op::DescribeTable,
+    Op::ListTasks,
+    Op::GetRole,
 ];
 const WRITES: &[Op] = &[
-    Op::AuthorizeSecurityGroupIngress, Op::RevokeSecurityGroupIngress, Op::RunInstances,
-    Op::TerminateInstances, Op::RegisterTargets, Op::DeregisterTargets, Op::ModifyListener,
-    Op::UpdateService, Op::UpdateFunctionConfiguration, Op::AttachRolePolicy,
-    Op::DetachRolePolicy, Op::ModifyDBInstance, Op::UpdateAutoScalingGroup,
-    Op::PutMetricAlarm, Op::PutObject, Op::UpdateTable,
+    Op::AuthorizeSecurityGroupIngress,
+    Op::RevokeSecurityGroupIngress,
+    Op::RunInstances,
+    Op::TerminateInstances,
+    Op::RegisterTargets,
+    Op::DeregisterTargets,
+    Op::ModifyListener,
+    Op::UpdateService,
+    Op::UpdateFunctionConfiguration,
+    Op::AttachRolePolicy,
+    Op::DetachRolePolicy,
+    Op::ModifyDBInstance,
+    Op::UpdateAutoScalingGroup,
+    Op::PutMetricAlarm,
+    Op::PutObject,
+    Op::UpdateTable,
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -601,10 +664,18 @@ impl Generator {
         let event_ms = BASE_MS + (i as i64) * 28 + rng.below(2_000) as i64;
         let recorded_ms = event_ms + 240_000 + rng.below(660_000) as i64;
         let read_only = rng.chance(700);
-        let op = if read_only { *rng.pick(READS) } else { *rng.pick(WRITES) };
+        let op = if read_only {
+            *rng.pick(READS)
+        } else {
+            *rng.pick(WRITES)
+        };
         let (svc, name) = op.source_and_name();
         let region = *rng.pick(REGIONS);
-        let error = if rng.chance(60) { Some(*rng.pick(ERRORS)) } else { None };
+        let error = if rng.chance(60) {
+            Some(*rng.pick(ERRORS))
+        } else {
+            None
+        };
 
         let _ = write!(
             out,
@@ -672,7 +743,11 @@ impl Generator {
                 );
             }
             8 => {
-                let svc = rng.pick(&["ecs.amazonaws.com", "autoscaling.amazonaws.com", "elasticloadbalancing.amazonaws.com"]);
+                let svc = rng.pick(&[
+                    "ecs.amazonaws.com",
+                    "autoscaling.amazonaws.com",
+                    "elasticloadbalancing.amazonaws.com",
+                ]);
                 let _ = write!(
                     out,
                     "\"userIdentity\":{{\"type\":\"AWSService\",\"invokedBy\":\"{svc}\"}}"
@@ -729,7 +804,11 @@ impl Generator {
                         if k > 0 {
                             out.push(',');
                         }
-                        let _ = write!(out, "{{\"id\":\"{}\",\"port\":8080}}", rng.pick(&f.instances));
+                        let _ = write!(
+                            out,
+                            "{{\"id\":\"{}\",\"port\":8080}}",
+                            rng.pick(&f.instances)
+                        );
                     }
                     out.push(']');
                 }
@@ -783,7 +862,11 @@ impl Generator {
                 );
             }
             DescribeAutoScalingGroups => {
-                let _ = write!(out, "{{\"autoScalingGroupNames\":[\"{}\"]}}", rng.pick(ASGS));
+                let _ = write!(
+                    out,
+                    "{{\"autoScalingGroupNames\":[\"{}\"]}}",
+                    rng.pick(ASGS)
+                );
             }
             UpdateAutoScalingGroup => {
                 let _ = write!(
@@ -844,7 +927,12 @@ impl Generator {
                     out,
                     "{{\"roleName\":\"{}\",\"policyArn\":\"arn:aws:iam::aws:policy/{}\"}}",
                     rng.pick(ROLES),
-                    rng.pick(&["AmazonS3ReadOnlyAccess", "AmazonDynamoDBFullAccess", "CloudWatchAgentServerPolicy", "SecretsManagerReadWrite"])
+                    rng.pick(&[
+                        "AmazonS3ReadOnlyAccess",
+                        "AmazonDynamoDBFullAccess",
+                        "CloudWatchAgentServerPolicy",
+                        "SecretsManagerReadWrite"
+                    ])
                 );
             }
             AuthorizeSecurityGroupIngress | RevokeSecurityGroupIngress => {
@@ -972,8 +1060,14 @@ mod tests {
         let avg = bytes / n as usize;
         assert!((1000..=2000).contains(&avg), "average line {avg} bytes");
         let ro_share = ro as f64 / n as f64;
-        assert!((0.66..0.74).contains(&ro_share), "read-only share {ro_share}");
-        assert!(errors > n as u32 / 40 && errors < n as u32 / 8, "errors {errors}");
+        assert!(
+            (0.66..0.74).contains(&ro_share),
+            "read-only share {ro_share}"
+        );
+        assert!(
+            errors > n as u32 / 40 && errors < n as u32 / 8,
+            "errors {errors}"
+        );
         assert!(with_sg > 100 && with_instance > 100 && with_arn > n as u32 / 2);
         assert!(names.len() >= 25, "{} event names", names.len());
 

@@ -83,7 +83,11 @@ fn check_cloudtrail(ev: &Event, r: &Value) {
     let what = format!("record {}", r["eventID"]);
     assert_eq!(ev.source, Source::CloudTrail, "{what}");
     assert_eq!(ev.natural_id, r["eventID"].as_str().unwrap(), "{what}");
-    assert_eq!(ev.event_time, time(r["eventTime"].as_str().unwrap()), "{what}");
+    assert_eq!(
+        ev.event_time,
+        time(r["eventTime"].as_str().unwrap()),
+        "{what}"
+    );
     if let Some(name) = r["eventName"].as_str() {
         assert_eq!(ev.name, name, "{what}");
     }
@@ -106,7 +110,11 @@ fn check_cloudtrail(ev: &Event, r: &Value) {
     // Every sg- id a request names directly is among the resource keys.
     if let Some(g) = r["requestParameters"]["groupId"].as_str() {
         if g.starts_with("sg-") {
-            assert!(ev.resources.contains(&format!("sg/{g}")), "{what}: {:?}", ev.resources);
+            assert!(
+                ev.resources.contains(&format!("sg/{g}")),
+                "{what}: {:?}",
+                ev.resources
+            );
         }
     }
 }
@@ -131,8 +139,17 @@ async fn stratus_records_files_with_the_missing_comma_reported_and_its_records_k
         .map(|r| (r.file.clone(), r.line, r.category))
         .collect();
     let name = bad.display().to_string();
-    assert_eq!(got, [(name.clone(), 112, "invalid JSON"), (name, 201, "invalid JSON")]);
-    assert!(s.rejections.iter().all(|r| r.reason.contains("missing ','") && r.reason.contains("record kept")));
+    assert_eq!(
+        got,
+        [
+            (name.clone(), 112, "invalid JSON"),
+            (name, 201, "invalid JSON")
+        ]
+    );
+    assert!(s
+        .rejections
+        .iter()
+        .all(|r| r.reason.contains("missing ','") && r.reason.contains("record kept")));
 
     // The malformed file's three records are all stored, with their own fields.
     let text = read(&bad);
@@ -148,10 +165,17 @@ async fn stratus_records_files_with_the_missing_comma_reported_and_its_records_k
         }
         v
     };
-    assert_eq!(names, ["StopInstances", "ModifyInstanceAttribute", "StartInstances"]);
+    assert_eq!(
+        names,
+        ["StopInstances", "ModifyInstanceAttribute", "StartInstances"]
+    );
     for id in &ids {
         let ev = get(&f, Source::CloudTrail, id).await;
-        assert!(ev.resources.iter().any(|k| k.starts_with("instance/i-")), "{:?}", ev.resources);
+        assert!(
+            ev.resources.iter().any(|k| k.starts_with("instance/i-")),
+            "{:?}",
+            ev.resources
+        );
         assert!(!ev.read_only);
     }
 
@@ -165,10 +189,20 @@ async fn stratus_records_files_with_the_missing_comma_reported_and_its_records_k
             assert_eq!(serde_json::from_str::<Value>(&ev.payload).unwrap(), *r);
         }
     }
-    let secret = get(&f, Source::CloudTrail, "57d3eacd-ff87-48f7-b133-a5e9da5d1395").await;
+    let secret = get(
+        &f,
+        Source::CloudTrail,
+        "57d3eacd-ff87-48f7-b133-a5e9da5d1395",
+    )
+    .await;
     assert_eq!(secret.name, "GetSecretValue");
     assert!(secret.read_only);
-    let trail = get(&f, Source::CloudTrail, "9335e411-4cb7-4617-9c00-12012a9c3eac").await;
+    let trail = get(
+        &f,
+        Source::CloudTrail,
+        "9335e411-4cb7-4617-9c00-12012a9c3eac",
+    )
+    .await;
     assert_eq!(trail.name, "DeleteTrail");
     assert!(trail.is_effective_change());
 }
@@ -176,7 +210,9 @@ async fn stratus_records_files_with_the_missing_comma_reported_and_its_records_k
 #[tokio::test]
 async fn traildiscover_arrays_and_single_record_files() {
     let f = fresh().await;
-    let paths = files("cloudtrail-traildiscover/logExamples", |n| n.ends_with(".json"));
+    let paths = files("cloudtrail-traildiscover/logExamples", |n| {
+        n.ends_with(".json")
+    });
     assert_eq!(paths.len(), 584);
     // The raw records, in ingest order; the first of each eventID is the one stored.
     let mut first: BTreeMap<String, Value> = BTreeMap::new();
@@ -197,7 +233,9 @@ async fn traildiscover_arrays_and_single_record_files() {
         };
         for r in records {
             total += 1;
-            first.entry(r["eventID"].as_str().unwrap().to_string()).or_insert(r);
+            first
+                .entry(r["eventID"].as_str().unwrap().to_string())
+                .or_insert(r);
         }
     }
     assert_eq!((total, empty, singles), (563, 21, 20));
@@ -213,24 +251,76 @@ async fn traildiscover_arrays_and_single_record_files() {
         check_cloudtrail(&get(&f, Source::CloudTrail, id).await, r);
     }
 
-    let sg = get(&f, Source::CloudTrail, "b87911ca-8464-4181-a78a-1bb80498e32c").await;
+    let sg = get(
+        &f,
+        Source::CloudTrail,
+        "b87911ca-8464-4181-a78a-1bb80498e32c",
+    )
+    .await;
     assert_eq!(sg.name, "AuthorizeSecurityGroupIngress");
-    assert_eq!(sg.resources.first().map(String::as_str), Some("sg/sg-0683fcf7a41c82593"));
-    assert_eq!(sg.error_code.as_deref(), Some("Client.UnauthorizedOperation"));
-    assert_eq!(sg.actor.as_deref(), Some("arn:aws:iam::111111111111:user/TrailDiscover"));
+    assert_eq!(
+        sg.resources.first().map(String::as_str),
+        Some("sg/sg-0683fcf7a41c82593")
+    );
+    assert_eq!(
+        sg.error_code.as_deref(),
+        Some("Client.UnauthorizedOperation")
+    );
+    assert_eq!(
+        sg.actor.as_deref(),
+        Some("arn:aws:iam::111111111111:user/TrailDiscover")
+    );
     assert!(!sg.is_effective_change(), "a failed call changes nothing");
-    let run = get(&f, Source::CloudTrail, "1a8e25cb-458c-4ec3-89db-50732e95757f").await;
-    assert!(run.resources.contains(&"ami/ami-0b98a32b1c5e0d105".to_string()), "{:?}", run.resources);
-    let rds = get(&f, Source::CloudTrail, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx").await;
+    let run = get(
+        &f,
+        Source::CloudTrail,
+        "1a8e25cb-458c-4ec3-89db-50732e95757f",
+    )
+    .await;
+    assert!(
+        run.resources
+            .contains(&"ami/ami-0b98a32b1c5e0d105".to_string()),
+        "{:?}",
+        run.resources
+    );
+    let rds = get(
+        &f,
+        Source::CloudTrail,
+        "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    )
+    .await;
     assert_eq!(rds.name, "ModifyDBInstance");
-    assert_eq!(rds.resources.first().map(String::as_str), Some("rds/database-instance"));
-    let bucket = get(&f, Source::CloudTrail, "ba0bcf69-abc1-403e-ab64-faf08b719b17").await;
-    assert!(bucket.resources.contains(&"s3/TrailDiscover".to_string()), "{:?}", bucket.resources);
+    assert_eq!(
+        rds.resources.first().map(String::as_str),
+        Some("rds/database-instance")
+    );
+    let bucket = get(
+        &f,
+        Source::CloudTrail,
+        "ba0bcf69-abc1-403e-ab64-faf08b719b17",
+    )
+    .await;
+    assert!(
+        bucket.resources.contains(&"s3/TrailDiscover".to_string()),
+        "{:?}",
+        bucket.resources
+    );
     assert_eq!(bucket.error_code.as_deref(), Some("NoSuchBucket"));
     // A file holding one bare record (no array, no Records key).
-    let single = get(&f, Source::CloudTrail, "a99c6f1b-9854-403e-a83e-34fc10e7609a").await;
+    let single = get(
+        &f,
+        Source::CloudTrail,
+        "a99c6f1b-9854-403e-a83e-34fc10e7609a",
+    )
+    .await;
     assert_eq!(single.name, "CreateSession");
-    assert_eq!(single.payload, read(&real("cloudtrail-traildiscover/logExamples/CreateSession.json")).trim());
+    assert_eq!(
+        single.payload,
+        read(&real(
+            "cloudtrail-traildiscover/logExamples/CreateSession.json"
+        ))
+        .trim()
+    );
 
     // Ingesting the corpus again adds nothing.
     let again = ingest(&f, &paths).await;
@@ -241,19 +331,35 @@ async fn traildiscover_arrays_and_single_record_files() {
 async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
     let f = fresh().await;
     // Three bare records, ingested as files; all three carry the same placeholder eventID.
-    let paths = files("aws-lambda-events-rust", |n| n.starts_with("example-cloudwatch-cloudtrail-"));
+    let paths = files("aws-lambda-events-rust", |n| {
+        n.starts_with("example-cloudwatch-cloudtrail-")
+    });
     assert_eq!(paths.len(), 3);
     let s = ingest(&f, &paths).await;
-    assert_eq!((s.read, s.appended, s.duplicates, s.rejected_total()), (3, 1, 2, 0));
+    assert_eq!(
+        (s.read, s.appended, s.duplicates, s.rejected_total()),
+        (3, 1, 2, 0)
+    );
     let first: Value = serde_json::from_str(&read(&paths[0])).unwrap();
-    check_cloudtrail(&get(&f, Source::CloudTrail, "00000000-0000-0000-0000-000000000000").await, &first);
+    check_cloudtrail(
+        &get(
+            &f,
+            Source::CloudTrail,
+            "00000000-0000-0000-0000-000000000000",
+        )
+        .await,
+        &first,
+    );
 
     // LookupEvents: the payload is the parsed CloudTrailEvent string.
     #[derive(Deserialize)]
     struct Cli {
         output: Value,
     }
-    let cli: Vec<Cli> = serde_json::from_str(&read(&real("aws-cli-examples/cloudtrail__lookup-events.json"))).unwrap();
+    let cli: Vec<Cli> = serde_json::from_str(&read(&real(
+        "aws-cli-examples/cloudtrail__lookup-events.json",
+    )))
+    .unwrap();
     let mut lines = Vec::new();
     let mut lookup = Vec::new();
     for item in &cli {
@@ -274,7 +380,9 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
         #[serde(rename = "Records", borrow)]
         records: Vec<&'a RawValue>,
     }
-    let guide_text = read(&real("aws-docs-examples/cloudtrail_user_guide_examples.json"));
+    let guide_text = read(&real(
+        "aws-docs-examples/cloudtrail_user_guide_examples.json",
+    ));
     let docs: Vec<Doc<'_>> = serde_json::from_str(&guide_text).unwrap();
     let mut guide_raw: Vec<&str> = Vec::new();
     for d in &docs {
@@ -283,7 +391,10 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
             Err(_) => guide_raw.push(d.event.get()),
         }
     }
-    let guide: Vec<Value> = guide_raw.iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+    let guide: Vec<Value> = guide_raw
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
     assert_eq!(guide.len(), 23);
     for r in &guide_raw {
         lines.push(wrap("cloudtrail", r));
@@ -302,7 +413,10 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
     assert_eq!(expected_rejects.len(), 6);
     let got: Vec<u64> = s.rejections.iter().map(|r| r.line).collect();
     assert_eq!(got, expected_rejects);
-    assert!(s.rejections.iter().all(|r| r.category == "missing id or time" && r.file == path.display().to_string()));
+    assert!(s
+        .rejections
+        .iter()
+        .all(|r| r.category == "missing id or time" && r.file == path.display().to_string()));
     let mut distinct = BTreeSet::new();
     for r in lookup.iter().chain(&guide) {
         if let (Some(id), Some(_)) = (r["eventID"].as_str(), r["eventTime"].as_str()) {
@@ -312,11 +426,24 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
     assert_eq!(s.appended, distinct.len() as u64);
     assert_eq!(s.read, lines.len() as u64);
 
-    let login = get(&f, Source::CloudTrail, "654ccbc0-ba0d-486a-9076-dbf7274677a7").await;
+    let login = get(
+        &f,
+        Source::CloudTrail,
+        "654ccbc0-ba0d-486a-9076-dbf7274677a7",
+    )
+    .await;
     check_cloudtrail(&login, &lookup[0]);
     assert_eq!(login.name, "ConsoleLogin");
-    assert_eq!(login.actor.as_deref(), Some("arn:aws:sts::123456789012:assumed-role/my-role/my-session-name"));
-    let trail = get(&f, Source::CloudTrail, "b7d4398e-b2f0-4faa-9c76-e2d316a8d67f").await;
+    assert_eq!(
+        login.actor.as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/my-role/my-session-name")
+    );
+    let trail = get(
+        &f,
+        Source::CloudTrail,
+        "b7d4398e-b2f0-4faa-9c76-e2d316a8d67f",
+    )
+    .await;
     assert_eq!(trail.name, "UpdateTrail");
     assert_eq!(trail.error_code.as_deref(), Some("TrailNotFoundException"));
     let mut seen = BTreeSet::new();
@@ -334,7 +461,9 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
 #[tokio::test]
 async fn panther_cloudtrail_test_logs_rejected_only_without_id_or_time() {
     let f = fresh().await;
-    let text = read(&real("panther-analysis-tests/aws_cloudtrail_rule_tests.jsonl"));
+    let text = read(&real(
+        "panther-analysis-tests/aws_cloudtrail_rule_tests.jsonl",
+    ));
     #[derive(Deserialize)]
     struct Case<'a> {
         #[serde(borrow)]
@@ -366,10 +495,17 @@ async fn panther_cloudtrail_test_logs_rejected_only_without_id_or_time() {
         .map(|(i, _)| i as u64 + 1)
         .collect();
     assert!(expected_rejected.len() > 50);
-    assert_eq!(s.rejections.iter().map(|r| r.line).collect::<Vec<_>>(), expected_rejected);
+    assert_eq!(
+        s.rejections.iter().map(|r| r.line).collect::<Vec<_>>(),
+        expected_rejected
+    );
     for r in &s.rejections {
         let raw = &logs[r.line as usize - 1];
-        let field = if raw["eventID"].is_null() { "eventID" } else { "eventTime" };
+        let field = if raw["eventID"].is_null() {
+            "eventID"
+        } else {
+            "eventTime"
+        };
         assert!(r.reason.contains(field), "line {}: {}", r.line, r.reason);
     }
     let distinct: BTreeSet<String> = logs
@@ -381,7 +517,10 @@ async fn panther_cloudtrail_test_logs_rejected_only_without_id_or_time() {
         })
         .collect();
     assert_eq!(s.appended, distinct.len() as u64);
-    assert_eq!(s.duplicates, (logs.len() - expected_rejected.len() - distinct.len()) as u64);
+    assert_eq!(
+        s.duplicates,
+        (logs.len() - expected_rejected.len() - distinct.len()) as u64
+    );
 }
 
 #[tokio::test]
@@ -389,15 +528,20 @@ async fn logstash_reshaped_cloudtrail_lines_are_rejected_line_by_line() {
     // OTRF's records had eventTime renamed to @timestamp by Logstash: they are not
     // CloudTrail records as shipped, and each line says why it was not stored.
     let f = fresh().await;
-    let text = read(&real("cloudtrail-otrf-security-datasets/ec2_proxy_s3_exfiltration_2020-09-14011940.jsonl"));
+    let text = read(&real(
+        "cloudtrail-otrf-security-datasets/ec2_proxy_s3_exfiltration_2020-09-14011940.jsonl",
+    ));
     let lines: Vec<String> = text.lines().map(|l| wrap("cloudtrail", l)).collect();
     assert_eq!(lines.len(), 103);
     let path = write_recording(&f, "otrf.jsonl", &lines);
     let s = ingest(&f, &[path]).await;
     assert_eq!(s.appended, 0);
     assert_eq!(s.rejected_total(), 103);
-    assert!(s.rejections.iter().enumerate().all(|(i, r)| r.line == i as u64 + 1
-        && r.reason.contains("missing field `eventTime`")));
+    assert!(s
+        .rejections
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.line == i as u64 + 1 && r.reason.contains("missing field `eventTime`")));
 }
 
 // ------------------------------------------------------------------ EventBridge
@@ -411,13 +555,21 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
         event: &'a RawValue,
     }
     let mut raws: Vec<String> = Vec::new();
-    for file in ["aws-docs-examples/ecs_eventbridge_events.json", "aws-docs-examples/cloudwatch_alarm_state_change_events.json"] {
+    for file in [
+        "aws-docs-examples/ecs_eventbridge_events.json",
+        "aws-docs-examples/cloudwatch_alarm_state_change_events.json",
+    ] {
         let text = read(&real(file));
         let docs: Vec<Doc<'_>> = serde_json::from_str(&text).unwrap();
         raws.extend(docs.iter().map(|d| d.event.get().to_string()));
     }
     let mut eb_files = Vec::new();
-    for dir in ["aws-lambda-events-rust", "aws-lambda-go-testdata", "ecs-codebuild-events-defra", "powertools-python-events"] {
+    for dir in [
+        "aws-lambda-events-rust",
+        "aws-lambda-go-testdata",
+        "ecs-codebuild-events-defra",
+        "powertools-python-events",
+    ] {
         eb_files.extend(files(dir, |n| n.ends_with(".json")));
     }
     for p in eb_files {
@@ -428,7 +580,10 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
             raws.push(text);
         }
     }
-    let parsed: Vec<Value> = raws.iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+    let parsed: Vec<Value> = raws
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
     let lines: Vec<String> = raws.iter().map(|r| wrap("eventbridge", r)).collect();
     let path = write_recording(&f, "eventbridge.jsonl", &lines);
     let s = ingest(&f, &[path]).await;
@@ -441,8 +596,14 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
         .map(|(i, _)| i as u64 + 1)
         .collect();
     assert_eq!(no_id.len(), 3);
-    assert_eq!(s.rejections.iter().map(|r| r.line).collect::<Vec<_>>(), no_id);
-    assert!(s.rejections.iter().all(|r| r.reason.contains("missing field `id`")));
+    assert_eq!(
+        s.rejections.iter().map(|r| r.line).collect::<Vec<_>>(),
+        no_id
+    );
+    assert!(s
+        .rejections
+        .iter()
+        .all(|r| r.reason.contains("missing field `id`")));
     let mut first: BTreeMap<String, &Value> = BTreeMap::new();
     for v in &parsed {
         if let Some(id) = v["id"].as_str() {
@@ -450,7 +611,10 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
         }
     }
     assert_eq!(s.appended, first.len() as u64);
-    assert_eq!(s.duplicates, (parsed.len() - no_id.len() - first.len()) as u64);
+    assert_eq!(
+        s.duplicates,
+        (parsed.len() - no_id.len() - first.len()) as u64
+    );
 
     for (id, v) in &first {
         let ev = get(&f, Source::EventBridge, id).await;
@@ -462,7 +626,13 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
         match dt {
             "CloudWatch Alarm State Change" if v.get("detail").is_some() => {
                 let d = &v["detail"];
-                let Kind::Alarm { alarm, old_state, new_state, reason } = &ev.kind else {
+                let Kind::Alarm {
+                    alarm,
+                    old_state,
+                    new_state,
+                    reason,
+                } = &ev.kind
+                else {
                     panic!("{id}: {:?}", ev.kind)
                 };
                 assert_eq!(alarm, d["alarmName"].as_str().unwrap());
@@ -472,7 +642,12 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
                 assert!(ev.resources.contains(&format!("alarm/{alarm}")));
             }
             "ECS Deployment State Change" => {
-                let Kind::Deployment { target, phase, outcome } = &ev.kind else {
+                let Kind::Deployment {
+                    target,
+                    phase,
+                    outcome,
+                } = &ev.kind
+                else {
                     panic!("{id}: {:?}", ev.kind)
                 };
                 assert_eq!(target, "servicetest");
@@ -483,12 +658,22 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
                     _ => "in_progress",
                 };
                 assert_eq!(outcome, want);
-                assert!(ev.resources.contains(&"ecs-service/servicetest".to_string()));
+                assert!(ev
+                    .resources
+                    .contains(&"ecs-service/servicetest".to_string()));
             }
             "ECS Service Action" => {
                 assert_eq!(ev.kind, Kind::Other);
-                assert_eq!(ev.name, format!("ECS Service Action: {}", v["detail"]["eventName"].as_str().unwrap()));
-                assert!(ev.resources.contains(&"ecs-service/servicetest".to_string()));
+                assert_eq!(
+                    ev.name,
+                    format!(
+                        "ECS Service Action: {}",
+                        v["detail"]["eventName"].as_str().unwrap()
+                    )
+                );
+                assert!(ev
+                    .resources
+                    .contains(&"ecs-service/servicetest".to_string()));
             }
             "ECS Task State Change" => {
                 assert_eq!(ev.kind, Kind::Other);
@@ -500,32 +685,77 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
                         format!("ecs-cluster/{}", cluster.rsplit('/').next().unwrap())
                     }
                 };
-                assert!(ev.resources.contains(&key), "{id}: {key} not in {:?}", ev.resources);
+                assert!(
+                    ev.resources.contains(&key),
+                    "{id}: {key} not in {:?}",
+                    ev.resources
+                );
             }
             "CodeDeploy Deployment State-change Notification" => {
                 let Kind::Deployment { target, phase, .. } = &ev.kind else {
                     panic!("{id}: {:?}", ev.kind)
                 };
                 let d = &v["detail"];
-                assert_eq!(*target, format!("{}/{}", d["application"].as_str().unwrap(), d["deploymentGroup"].as_str().unwrap()));
+                assert_eq!(
+                    *target,
+                    format!(
+                        "{}/{}",
+                        d["application"].as_str().unwrap(),
+                        d["deploymentGroup"].as_str().unwrap()
+                    )
+                );
                 assert_eq!(phase, d["state"].as_str().unwrap());
             }
             _ if v["source"] == "aws.autoscaling" => {
                 let asg = v["detail"]["AutoScalingGroupName"].as_str().unwrap();
-                assert!(ev.resources.contains(&format!("asg/{asg}")), "{id}: {:?}", ev.resources);
+                assert!(
+                    ev.resources.contains(&format!("asg/{asg}")),
+                    "{id}: {:?}",
+                    ev.resources
+                );
             }
             _ => {}
         }
     }
     // Spot checks against the documentation's own examples.
-    let cpu = get(&f, Source::EventBridge, "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92").await;
-    assert!(cpu.resources.contains(&"instance/i-12345678901234567".to_string()), "{:?}", cpu.resources);
-    let deploy = get(&f, Source::EventBridge, "ddca6449-b258-46c0-8653-e0e3aEXAMPLE").await;
-    assert!(matches!(&deploy.kind, Kind::Deployment { phase, .. } if phase == "SERVICE_DEPLOYMENT_IN_PROGRESS"));
-    let oom = get(&f, Source::EventBridge, "72f800ef-10db-a0c0-ac74-d39a727539c4").await;
+    let cpu = get(
+        &f,
+        Source::EventBridge,
+        "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+    )
+    .await;
+    assert!(
+        cpu.resources
+            .contains(&"instance/i-12345678901234567".to_string()),
+        "{:?}",
+        cpu.resources
+    );
+    let deploy = get(
+        &f,
+        Source::EventBridge,
+        "ddca6449-b258-46c0-8653-e0e3aEXAMPLE",
+    )
+    .await;
+    assert!(
+        matches!(&deploy.kind, Kind::Deployment { phase, .. } if phase == "SERVICE_DEPLOYMENT_IN_PROGRESS")
+    );
+    let oom = get(
+        &f,
+        Source::EventBridge,
+        "72f800ef-10db-a0c0-ac74-d39a727539c4",
+    )
+    .await;
     assert_eq!(oom.name, "ECS Task State Change: STOPPED");
-    let generic = get(&f, Source::EventBridge, "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa").await;
-    assert_eq!((generic.kind.tag(), generic.name.as_str()), ("other", "Scheduled Event"));
+    let generic = get(
+        &f,
+        Source::EventBridge,
+        "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    )
+    .await;
+    assert_eq!(
+        (generic.kind.tag(), generic.name.as_str()),
+        ("other", "Scheduled Event")
+    );
 }
 
 // ------------------------------------------------------------------ alarm history, anomalies
@@ -543,21 +773,43 @@ async fn alarm_history_items_keep_their_transition() {
         #[serde(rename = "AlarmHistoryItems", borrow)]
         items: Vec<&'a RawValue>,
     }
-    let text = read(&real("aws-cli-examples/cloudwatch__describe-alarm-history.json"));
+    let text = read(&real(
+        "aws-cli-examples/cloudwatch__describe-alarm-history.json",
+    ));
     let cli: Vec<Cli<'_>> = serde_json::from_str(&text).unwrap();
-    let raws: Vec<&str> = cli.iter().flat_map(|c| c.output.items.iter().map(|r| r.get())).collect();
+    let raws: Vec<&str> = cli
+        .iter()
+        .flat_map(|c| c.output.items.iter().map(|r| r.get()))
+        .collect();
     assert_eq!(raws.len(), 2);
-    let path = write_recording(&f, "alarms.jsonl", &raws.iter().map(|r| wrap("cloudwatch.alarm_history", r)).collect::<Vec<_>>());
+    let path = write_recording(
+        &f,
+        "alarms.jsonl",
+        &raws
+            .iter()
+            .map(|r| wrap("cloudwatch.alarm_history", r))
+            .collect::<Vec<_>>(),
+    );
     let s = ingest(&f, &[path]).await;
     assert_eq!((s.appended, s.rejected_total()), (2, 0));
     for raw in raws {
         let v: Value = serde_json::from_str(raw).unwrap();
-        let id = format!("{}@{}", v["AlarmName"].as_str().unwrap(), v["Timestamp"].as_str().unwrap());
+        let id = format!(
+            "{}@{}",
+            v["AlarmName"].as_str().unwrap(),
+            v["Timestamp"].as_str().unwrap()
+        );
         let ev = get(&f, Source::AlarmHistory, &id).await;
         assert_eq!(ev.event_time, time(v["Timestamp"].as_str().unwrap()));
         assert_eq!(ev.payload, flat(raw));
         let data: Value = serde_json::from_str(v["HistoryData"].as_str().unwrap()).unwrap();
-        let Kind::Alarm { alarm, old_state, new_state, reason } = &ev.kind else {
+        let Kind::Alarm {
+            alarm,
+            old_state,
+            new_state,
+            reason,
+        } = &ev.kind
+        else {
             panic!("{:?}", ev.kind)
         };
         assert_eq!(alarm, "myalarm");
@@ -568,7 +820,10 @@ async fn alarm_history_items_keep_their_transition() {
             v["HistorySummary"].as_str().unwrap(),
             format!("Alarm updated from {old_state} to {new_state}")
         );
-        assert_eq!(ev.resources.first().map(String::as_str), Some("alarm/myalarm"));
+        assert_eq!(
+            ev.resources.first().map(String::as_str),
+            Some("alarm/myalarm")
+        );
     }
 }
 
@@ -612,15 +867,29 @@ async fn log_anomalies_from_list_anomalies() {
 #[tokio::test]
 async fn github_deployment_status_payloads() {
     let f = fresh().await;
-    let paths = files("octokit-webhooks/payload-examples", |n| n.contains("deployment_status__"));
+    let paths = files("octokit-webhooks/payload-examples", |n| {
+        n.contains("deployment_status__")
+    });
     assert_eq!(paths.len(), 4);
     let raws: Vec<String> = paths.iter().map(|p| read(p)).collect();
-    let path = write_recording(&f, "github.jsonl", &raws.iter().map(|r| wrap("github.deployment_status", r)).collect::<Vec<_>>());
+    let path = write_recording(
+        &f,
+        "github.jsonl",
+        &raws
+            .iter()
+            .map(|r| wrap("github.deployment_status", r))
+            .collect::<Vec<_>>(),
+    );
     let s = ingest(&f, &[path]).await;
-    let parsed: Vec<Value> = raws.iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+    let parsed: Vec<Value> = raws
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
     let mut first: BTreeMap<String, &Value> = BTreeMap::new();
     for v in &parsed {
-        first.entry(v["deployment_status"]["id"].to_string()).or_insert(v);
+        first
+            .entry(v["deployment_status"]["id"].to_string())
+            .or_insert(v);
     }
     assert_eq!(first.len(), 2, "the examples reuse one status id");
     assert_eq!((s.appended, s.duplicates, s.rejected_total()), (2, 2, 0));
@@ -630,14 +899,32 @@ async fn github_deployment_status_payloads() {
         assert_eq!(ev.event_time, time(ds["created_at"].as_str().unwrap()));
         assert_eq!(ev.actor.as_deref(), ds["creator"]["login"].as_str());
         let state = ds["state"].as_str().unwrap();
-        let Kind::Deployment { target, phase, outcome } = &ev.kind else {
+        let Kind::Deployment {
+            target,
+            phase,
+            outcome,
+        } = &ev.kind
+        else {
             panic!("{:?}", ev.kind)
         };
         assert_eq!(target, v["repository"]["full_name"].as_str().unwrap());
         assert_eq!(phase, state);
-        assert_eq!(outcome, if state == "success" { "succeeded" } else { "in_progress" });
+        assert_eq!(
+            outcome,
+            if state == "success" {
+                "succeeded"
+            } else {
+                "in_progress"
+            }
+        );
         let repo = v["repository"]["full_name"].as_str().unwrap();
         let env = ds["environment"].as_str().unwrap();
-        assert_eq!(ev.resources, [format!("github-repo/{repo}"), format!("github-env/{repo}:{env}")]);
+        assert_eq!(
+            ev.resources,
+            [
+                format!("github-repo/{repo}"),
+                format!("github-env/{repo}:{env}")
+            ]
+        );
     }
 }

@@ -18,9 +18,16 @@ const LINES: u32 = 300_000;
 /// id it carries when it is valid.
 fn gen_line(n: u32) -> (String, Option<u32>) {
     if n % 1000 == 0 {
-        return (format!("{{\"source\":\"logs\",\"payload\":{{\"message\":\"no id {n}\"}}}}"), None);
+        return (
+            format!("{{\"source\":\"logs\",\"payload\":{{\"message\":\"no id {n}\"}}}}"),
+            None,
+        );
     }
-    let id = if n % 50 == 0 { n - 1 - (n / 50) % 40 * 97 % (n - 1) } else { n };
+    let id = if n % 50 == 0 {
+        n - 1 - (n / 50) % 40 * 97 % (n - 1)
+    } else {
+        n
+    };
     let id = if id % 1000 == 0 { id - 1 } else { id };
     let payload = format!(
         "{{\"logStreamName\":\"2025/10/07/[$LATEST]8a96a89c\",\"timestamp\":{},\"message\":\"INFO request {id} served in {} ms\",\"ingestionTime\":{},\"eventId\":\"{id:012}\",\"logGroupName\":\"/aws/lambda/orders-fn\"}}",
@@ -49,7 +56,10 @@ fn sigkill_mid_ingest_leaves_a_consistent_store_and_a_rerun_completes_it() {
     let distinct: BTreeSet<u32> = ids_by_line.iter().flatten().copied().collect();
     let valid = ids_by_line.iter().flatten().count() as u64;
     let invalid = u64::from(LINES) - valid;
-    assert!(distinct.len() < valid as usize, "the input has re-deliveries");
+    assert!(
+        distinct.len() < valid as usize,
+        "the input has re-deliveries"
+    );
 
     let mut child = Command::new(BIN)
         .arg("--database")
@@ -70,9 +80,14 @@ fn sigkill_mid_ingest_leaves_a_consistent_store_and_a_rerun_completes_it() {
         let mut conn = None;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("the ingest ended ({status}) before it could be killed; make the input larger");
+                panic!(
+                    "the ingest ended ({status}) before it could be killed; make the input larger"
+                );
             }
-            assert!(Instant::now() < deadline, "no rows committed within the deadline");
+            assert!(
+                Instant::now() < deadline,
+                "no rows committed within the deadline"
+            );
             if conn.is_none() && db.exists() {
                 conn = try_conn(&db).await;
             }
@@ -94,7 +109,11 @@ fn sigkill_mid_ingest_leaves_a_consistent_store_and_a_rerun_completes_it() {
     });
     child.kill().unwrap(); // SIGKILL on unix
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "the ingest was killed, not finished: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the ingest was killed, not finished: {status}"
+    );
 
     // The store as the kill left it.
     let (after_kill, line) = rt.block_on(async {
@@ -108,7 +127,10 @@ fn sigkill_mid_ingest_leaves_a_consistent_store_and_a_rerun_completes_it() {
         assert_eq!(max, count, "gap in the sequence after the kill");
         assert_no_duplicate_keys(&mut c).await;
         let (value, last_seq) = checkpoint(&mut c, &rec).await;
-        assert_eq!(last_seq, max, "the checkpoint covers exactly the stored events");
+        assert_eq!(
+            last_seq, max,
+            "the checkpoint covers exactly the stored events"
+        );
         let line = value["line"].as_u64().expect("the checkpoint names a line") as usize;
         assert!(line > 0 && line < LINES as usize);
         // Exactly the events of lines 1..=line are stored: nothing after the checkpoint,
@@ -122,12 +144,19 @@ fn sigkill_mid_ingest_leaves_a_consistent_store_and_a_rerun_completes_it() {
     // Run the same ingest again: it completes the log.
     let rerun = ingest(&db, &[&rec]);
     rerun.assert_no_panic();
-    assert_eq!(rerun.code, 3, "the input has invalid lines: {}", rerun.stderr);
+    assert_eq!(
+        rerun.code, 3,
+        "the input has invalid lines: {}",
+        rerun.stderr
+    );
     let s = rerun.json();
     assert_eq!(s["read"], u64::from(LINES));
     assert_eq!(s["rejected"], invalid);
     assert_eq!(s["appended"], distinct.len() as u64 - after_kill as u64);
-    assert_eq!(s["duplicates"], valid - (distinct.len() as u64 - after_kill as u64));
+    assert_eq!(
+        s["duplicates"],
+        valid - (distinct.len() as u64 - after_kill as u64)
+    );
 
     rt.block_on(async {
         let mut c = read_conn(&db).await;
@@ -163,7 +192,10 @@ async fn assert_no_duplicate_keys(c: &mut sqlx::SqliteConnection) {
     assert_eq!(dups, 0, "duplicate natural ids");
 }
 
-async fn checkpoint(c: &mut sqlx::SqliteConnection, rec: &std::path::Path) -> (serde_json::Value, i64) {
+async fn checkpoint(
+    c: &mut sqlx::SqliteConnection,
+    rec: &std::path::Path,
+) -> (serde_json::Value, i64) {
     let (value, last_seq): (String, i64) =
         sqlx::query_as("SELECT value, last_seq FROM checkpoints WHERE name = ?")
             .bind(format!("ingest:{}", rec.display()))

@@ -31,10 +31,14 @@ fn ingesting_the_same_file_twice_appends_nothing_and_reports_duplicates() {
     assert_eq!(s["duplicates"], lines);
 
     // The human summary says the same.
-    let third = rootline(&db, &["ingest", "--no-progress", &rec.display().to_string()]);
+    let third = rootline(
+        &db,
+        &["ingest", "--no-progress", &rec.display().to_string()],
+    );
     assert_eq!(third.code, 0);
     assert!(
-        third.stdout.contains("appended 0") && third.stdout.contains(&format!("duplicates {lines}")),
+        third.stdout.contains("appended 0")
+            && third.stdout.contains(&format!("duplicates {lines}")),
         "{}",
         third.stdout
     );
@@ -42,7 +46,10 @@ fn ingesting_the_same_file_twice_appends_nothing_and_reports_duplicates() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut c = read_conn(&db).await;
-        assert_eq!(count_and_max_seq(&mut c).await, (lines as i64, lines as i64));
+        assert_eq!(
+            count_and_max_seq(&mut c).await,
+            (lines as i64, lines as i64)
+        );
     });
 }
 
@@ -58,7 +65,9 @@ fn sequence_numbers_stay_gap_free_with_duplicates_and_rejections_interleaved() {
     let mut rejected = 0u64;
     for i in 0..7000u32 {
         if i % 97 == 0 {
-            lines.push(format!("{{\"source\":\"cloudtrail\",\"payload\":{{\"eventName\":\"x{i}\"}}}}"));
+            lines.push(format!(
+                "{{\"source\":\"cloudtrail\",\"payload\":{{\"eventName\":\"x{i}\"}}}}"
+            ));
             rejected += 1;
         } else if i % 13 == 0 {
             // A re-delivery of an earlier event: sometimes the line just before, sometimes
@@ -126,21 +135,38 @@ fn assert_rejected(run: &Run, file: &std::path::Path, line: u64, reason_part: &s
         .stderr
         .lines()
         .any(|l| l.starts_with(&prefix) && l.contains(reason_part));
-    assert!(found, "no `{prefix}...{reason_part}...` on stderr:\n{}", run.stderr);
+    assert!(
+        found,
+        "no `{prefix}...{reason_part}...` on stderr:\n{}",
+        run.stderr
+    );
     let s = run.json();
     let in_json = s["rejections"].as_array().unwrap().iter().any(|r| {
         r["file"] == file.display().to_string()
             && r["line"] == line
             && r["reason"].as_str().unwrap().contains(reason_part)
     });
-    assert!(in_json, "rejection {line} {reason_part:?} missing from the summary: {s}");
+    assert!(
+        in_json,
+        "rejection {line} {reason_part:?} missing from the summary: {s}"
+    );
 }
 
 #[test]
 fn malformed_lines_are_rejected_with_file_line_and_reason_and_the_rest_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
-    let ok = |i: u32| line("cloudtrail", &cloudtrail(&format!("ok-{i}"), "2025-10-07T14:00:00Z", "RunInstances", "{}"));
+    let ok = |i: u32| {
+        line(
+            "cloudtrail",
+            &cloudtrail(
+                &format!("ok-{i}"),
+                "2025-10-07T14:00:00Z",
+                "RunInstances",
+                "{}",
+            ),
+        )
+    };
     let huge = format!(
         "{{\"source\":\"logs\",\"payload\":{{\"eventId\":\"big\",\"timestamp\":1,\"message\":\"{}\"}}}}",
         "x".repeat(10 * 1024 * 1024)
@@ -153,9 +179,27 @@ fn malformed_lines_are_rejected_with_file_line_and_reason_and_the_rest_is_stored
     push(ok(1).as_bytes()); // 1
     push(b"{\"source\":\"cloudtrail\",\"payload\":{\"eventID\":\"a\""); // 2: invalid JSON
     push(ok(2).as_bytes()); // 3
-    push(line("cloudtrail", "{\"eventTime\":\"2025-10-07T14:00:00Z\",\"eventName\":\"X\"}").as_bytes()); // 4: no id
-    push(line("eventbridge", "{\"id\":\"e1\",\"detail-type\":\"X\",\"detail\":{}}").as_bytes()); // 5: no time
-    push(line("cloudtrail", "{\"eventID\":true,\"eventTime\":\"2025-10-07T14:00:00Z\"}").as_bytes()); // 6: wrong type
+    push(
+        line(
+            "cloudtrail",
+            "{\"eventTime\":\"2025-10-07T14:00:00Z\",\"eventName\":\"X\"}",
+        )
+        .as_bytes(),
+    ); // 4: no id
+    push(
+        line(
+            "eventbridge",
+            "{\"id\":\"e1\",\"detail-type\":\"X\",\"detail\":{}}",
+        )
+        .as_bytes(),
+    ); // 5: no time
+    push(
+        line(
+            "cloudtrail",
+            "{\"eventID\":true,\"eventTime\":\"2025-10-07T14:00:00Z\"}",
+        )
+        .as_bytes(),
+    ); // 6: wrong type
     push(line("logs", "{\"eventId\":\"l1\",\"timestamp\":[1]}").as_bytes()); // 7: wrong type
     push(huge.as_bytes()); // 8: 10 MB line
     push(ok(3).as_bytes()); // 9
@@ -163,14 +207,24 @@ fn malformed_lines_are_rejected_with_file_line_and_reason_and_the_rest_is_stored
     push(line("cloudtrail", "[1,2]").as_bytes()); // 11: payload not an object
     push(b"{\"source\":\"nope\",\"payload\":{}}"); // 12: unknown source
     push(b"{\"recorded_at\":\"2025-10-07T14:00:00Z\"}"); // 13: no source, no payload
-    push(line("cloudtrail", "{\"eventID\":\"t\",\"eventTime\":\"last tuesday\"}").as_bytes()); // 14: bad time
+    push(
+        line(
+            "cloudtrail",
+            "{\"eventID\":\"t\",\"eventTime\":\"last tuesday\"}",
+        )
+        .as_bytes(),
+    ); // 14: bad time
     push(ok(4).as_bytes()); // 15
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, &bytes).unwrap();
 
     let run = ingest(&db, &[&path]);
     run.assert_no_panic();
-    assert_eq!(run.code, 3, "exit code 3: completed with rejections\n{}", run.stderr);
+    assert_eq!(
+        run.code, 3,
+        "exit code 3: completed with rejections\n{}",
+        run.stderr
+    );
     assert_rejected(&run, &path, 2, "invalid JSON");
     assert_rejected(&run, &path, 4, "missing field `eventID`");
     assert_rejected(&run, &path, 5, "missing field `time`");
@@ -187,14 +241,24 @@ fn malformed_lines_are_rejected_with_file_line_and_reason_and_the_rest_is_stored
     assert_eq!(s["rejected"], 11);
     assert_eq!(s["appended"], 4);
     let by_reason = s["rejected_by_reason"].as_object().unwrap();
-    for cat in ["invalid JSON", "missing id or time", "wrong type", "too large", "not UTF-8"] {
+    for cat in [
+        "invalid JSON",
+        "missing id or time",
+        "wrong type",
+        "too large",
+        "not UTF-8",
+    ] {
         assert!(by_reason.contains_key(cat), "no {cat:?} in {by_reason:?}");
     }
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut c = read_conn(&db).await;
-        let keys: Vec<String> = stored_keys(&mut c).await.into_iter().map(|(_, id)| id).collect();
+        let keys: Vec<String> = stored_keys(&mut c)
+            .await
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         assert_eq!(keys, ["ok-1", "ok-2", "ok-3", "ok-4"]);
     });
 }
@@ -241,7 +305,14 @@ fn a_truncated_cloudtrail_log_file_keeps_its_complete_records() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
     let records: Vec<String> = (0..5)
-        .map(|i| cloudtrail(&format!("r{i}"), "2025-10-07T14:00:00Z", "StopInstances", "{}"))
+        .map(|i| {
+            cloudtrail(
+                &format!("r{i}"),
+                "2025-10-07T14:00:00Z",
+                "StopInstances",
+                "{}",
+            )
+        })
         .collect();
     let doc = format!("{{\"Records\": [\n{}\n]}}", records.join(",\n"));
     let cut = &doc[..doc.find("\"r4\"").unwrap()];
@@ -264,7 +335,12 @@ fn a_missing_file_is_an_error_with_its_name_and_the_others_are_ingested() {
     let missing = dir.path().join("missing.jsonl");
     let run = ingest(&db, &[&missing, &good]);
     assert_eq!(run.code, 3);
-    assert!(run.stderr.contains(&format!("rejected: {}:0: cannot open", missing.display())), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("rejected: {}:0: cannot open", missing.display())),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.json()["appended"], 1);
 }
 
@@ -279,7 +355,9 @@ fn events(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
 }
 
 fn ids(evs: &[Value]) -> Vec<String> {
-    evs.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    evs.iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -308,34 +386,80 @@ fn events_filters_by_time_source_kind_and_resource() {
     let all = events(&db, &[]);
     assert_eq!(
         ids(&all),
-        ["ct-1", "AWS::EC2::SecurityGroup/sg-0a2be608e2bc314fd@1752082076120", "ct-2", "web-5xx@2025-10-07T14:09:00.000Z", "ct-3", "log-1"]
+        [
+            "ct-1",
+            "AWS::EC2::SecurityGroup/sg-0a2be608e2bc314fd@1752082076120",
+            "ct-2",
+            "web-5xx@2025-10-07T14:09:00.000Z",
+            "ct-3",
+            "log-1"
+        ]
     );
     // Time range: [from, to).
-    let window = events(&db, &["--from", "2025-10-07T14:01:00Z", "--to", "2025-10-07T14:10:00Z"]);
-    assert_eq!(ids(&window), ["AWS::EC2::SecurityGroup/sg-0a2be608e2bc314fd@1752082076120", "ct-2", "web-5xx@2025-10-07T14:09:00.000Z"]);
+    let window = events(
+        &db,
+        &[
+            "--from",
+            "2025-10-07T14:01:00Z",
+            "--to",
+            "2025-10-07T14:10:00Z",
+        ],
+    );
+    assert_eq!(
+        ids(&window),
+        [
+            "AWS::EC2::SecurityGroup/sg-0a2be608e2bc314fd@1752082076120",
+            "ct-2",
+            "web-5xx@2025-10-07T14:09:00.000Z"
+        ]
+    );
     // Source and kind.
-    assert_eq!(ids(&events(&db, &["--source", "cloudtrail"])), ["ct-1", "ct-2", "ct-3"]);
-    assert_eq!(ids(&events(&db, &["--source", "logs", "--source", "config"])).len(), 2);
+    assert_eq!(
+        ids(&events(&db, &["--source", "cloudtrail"])),
+        ["ct-1", "ct-2", "ct-3"]
+    );
+    assert_eq!(
+        ids(&events(&db, &["--source", "logs", "--source", "config"])).len(),
+        2
+    );
     let alarms = events(&db, &["--kind", "alarm"]);
     assert_eq!(ids(&alarms), ["web-5xx@2025-10-07T14:09:00.000Z"]);
     assert_eq!(alarms[0]["kind"]["old_state"], "OK");
     assert_eq!(alarms[0]["kind"]["new_state"], "ALARM");
-    assert_eq!(ids(&events(&db, &["--kind", "change", "--no-read-only"])), ["ct-1", "ct-3"]);
+    assert_eq!(
+        ids(&events(&db, &["--kind", "change", "--no-read-only"])),
+        ["ct-1", "ct-3"]
+    );
     // Resource: canonical key, bare id and ARN all name the same resource.
     let by_key = ids(&events(&db, &["--resource", &format!("sg/{sg}")]));
-    assert_eq!(by_key, ["ct-1", "AWS::EC2::SecurityGroup/sg-0a2be608e2bc314fd@1752082076120"]);
+    assert_eq!(
+        by_key,
+        [
+            "ct-1",
+            "AWS::EC2::SecurityGroup/sg-0a2be608e2bc314fd@1752082076120"
+        ]
+    );
     assert_eq!(ids(&events(&db, &["--resource", sg])), by_key);
     let arn = format!("arn:aws:ec2:us-east-1:123456789012:security-group/{sg}");
     assert_eq!(ids(&events(&db, &["--resource", &arn])), by_key);
-    assert_eq!(ids(&events(&db, &["--resource", "i-0123456789abcdef0"])), ["ct-3"]);
+    assert_eq!(
+        ids(&events(&db, &["--resource", "i-0123456789abcdef0"])),
+        ["ct-3"]
+    );
     assert!(events(&db, &["--resource", "sg-0fffffffffffffff0"]).is_empty());
     // Combined.
-    assert_eq!(ids(&events(&db, &["--resource", sg, "--source", "config"])).len(), 1);
+    assert_eq!(
+        ids(&events(&db, &["--resource", sg, "--source", "config"])).len(),
+        1
+    );
     // The JSON carries the normalized fields and the verbatim payload.
     let ct1 = &all[0];
     assert_eq!(ct1["source"], "cloudtrail");
     assert_eq!(ct1["time"], "2025-10-07T14:00:00.000Z");
-    assert_eq!(ct1["actor"], "arn:aws:sts::123456789012:assumed-role/deploy/alice");
+    assert_eq!(
+        ct1["actor"],
+        "arn:aws:sts::123456789012:assumed-role/deploy/alice"
+    );
     assert_eq!(ct1["read_only"], false);
     assert_eq!(ct1["payload"]["eventName"], "RevokeSecurityGroupIngress");
 
@@ -343,7 +467,10 @@ fn events_filters_by_time_source_kind_and_resource() {
     let table = rootline(&db, &["events", "--source", "cloudtrail"]);
     assert_eq!(table.code, 0);
     assert_eq!(table.stdout.lines().count(), 4, "{}", table.stdout);
-    assert!(table.stdout.contains("RevokeSecurityGroupIngress") && table.stdout.contains("sg/sg-0a2be608e2bc314fd"));
+    assert!(
+        table.stdout.contains("RevokeSecurityGroupIngress")
+            && table.stdout.contains("sg/sg-0a2be608e2bc314fd")
+    );
 
     // Bad filters are errors, not empty results.
     let bad = rootline(&db, &["events", "--source", "cloudtrial"]);
@@ -365,8 +492,16 @@ fn the_database_comes_from_the_option_or_the_environment() {
         .env("ROOTLINE_DATABASE", db_url(&env_db))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(env_db.exists(), "the store is created on first use, directories included");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        env_db.exists(),
+        "the store is created on first use, directories included"
+    );
     // The option wins over the environment.
     let opt_db = dir.path().join("opt.db");
     let out = std::process::Command::new(BIN)
@@ -378,7 +513,11 @@ fn the_database_comes_from_the_option_or_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 0, "the option's (empty) store was read");
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        0,
+        "the option's (empty) store was read"
+    );
     let from_env = events(&env_db, &[]);
     assert_eq!(ids(&from_env), ["log-7"]);
 }

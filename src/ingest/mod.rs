@@ -125,7 +125,10 @@ fn open(path: &Path, count: Arc<AtomicU64>) -> std::io::Result<(Box<dyn Read + S
     });
     let magic = {
         use std::io::BufRead;
-        f.fill_buf()?.get(..2).map(<[u8]>::to_vec).unwrap_or_default()
+        f.fill_buf()?
+            .get(..2)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
     };
     let mut r: Box<dyn Read + Send> = if magic == [0x1f, 0x8b] {
         Box::new(flate2::read::MultiGzDecoder::new(f))
@@ -165,22 +168,31 @@ pub fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> 
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             "not UTF-8",
-            format!("line is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "line is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })?;
-    let env: Envelope<'_> = serde_json::from_str(text)
-        .map_err(|e| ("invalid JSON", format!("invalid JSON: {e}")))?;
-    let source_raw = env
-        .source
-        .ok_or(("missing source or payload", "missing field `source`".to_string()))?;
-    let source_name: String = serde_json::from_str(source_raw.get())
-        .map_err(|_| ("wrong type", "field `source` should be a string".to_string()))?;
+    let env: Envelope<'_> =
+        serde_json::from_str(text).map_err(|e| ("invalid JSON", format!("invalid JSON: {e}")))?;
+    let source_raw = env.source.ok_or((
+        "missing source or payload",
+        "missing field `source`".to_string(),
+    ))?;
+    let source_name: String = serde_json::from_str(source_raw.get()).map_err(|_| {
+        (
+            "wrong type",
+            "field `source` should be a string".to_string(),
+        )
+    })?;
     let source = Source::parse(&source_name)
         .filter(|s| *s != Source::Rootline)
         .ok_or_else(|| ("unknown source", format!("unknown source {source_name:?}")))?;
-    let payload = env
-        .payload
-        .ok_or(("missing source or payload", "missing field `payload`".to_string()))?;
+    let payload = env.payload.ok_or((
+        "missing source or payload",
+        "missing field `payload`".to_string(),
+    ))?;
     let received_at = env
         .recorded_at
         .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
@@ -194,7 +206,10 @@ fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             "not UTF-8",
-            format!("record is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "record is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })?;
     let value: serde_json::Value =
@@ -253,7 +268,11 @@ fn reader_error_category(reason: &str) -> &'static str {
 /// Parses and normalizes one unit (runs on a parser thread).
 fn parse_unit(unit: Unit, names: &[String]) -> Done {
     match unit {
-        Unit::Items { file, format, items } => {
+        Unit::Items {
+            file,
+            format,
+            items,
+        } => {
             let mut events = Vec::with_capacity(items.len());
             let mut rejections = Vec::new();
             let mut read = 0u64;
@@ -325,7 +344,10 @@ fn read_files(
         let (r, head) = match open(path, count.clone()) {
             Ok(x) => x,
             Err(e) => {
-                if !send(Unit::Unreadable { file, reason: format!("cannot open: {e}") }) {
+                if !send(Unit::Unreadable {
+                    file,
+                    reason: format!("cannot open: {e}"),
+                }) {
                     return false;
                 }
                 continue;
@@ -333,7 +355,9 @@ fn read_files(
         };
         let format = detect_format(path, &head);
         let items: Box<dyn Iterator<Item = Item>> = match format {
-            FileFormat::Recording => Box::new(LineReader::new(BufReader::with_capacity(256 * 1024, r))),
+            FileFormat::Recording => {
+                Box::new(LineReader::new(BufReader::with_capacity(256 * 1024, r)))
+            }
             FileFormat::CloudTrailLog => Box::new(RecordScanner::new(r)),
         };
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -347,12 +371,22 @@ fn read_files(
             if chunk.len() >= CHUNK || bytes >= 4 * 1024 * 1024 {
                 let items = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                 bytes = 0;
-                if !send(Unit::Items { file, format, items }) {
+                if !send(Unit::Items {
+                    file,
+                    format,
+                    items,
+                }) {
                     return false;
                 }
             }
         }
-        if !chunk.is_empty() && !send(Unit::Items { file, format, items: chunk }) {
+        if !chunk.is_empty()
+            && !send(Unit::Items {
+                file,
+                format,
+                items: chunk,
+            })
+        {
             return false;
         }
         if !send(Unit::FileEnd) {
@@ -388,7 +422,10 @@ pub async fn ingest_files<S: EventLog>(
         .map(|m| m.len())
         .sum();
     let bar = if progress {
-        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+        let b = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
         ) {
@@ -534,9 +571,15 @@ mod tests {
         assert_eq!(e.0, "unknown source");
         let e = recording_line(b"{\"payload\":{}}").unwrap_err();
         assert_eq!(e.0, "missing source or payload");
-        let e = recording_line(b"{\"source\":\"cloudtrail\",\"payload\":{\"eventTime\":\"2025-01-01T00:00:00Z\"}}").unwrap_err();
+        let e = recording_line(
+            b"{\"source\":\"cloudtrail\",\"payload\":{\"eventTime\":\"2025-01-01T00:00:00Z\"}}",
+        )
+        .unwrap_err();
         assert!(e.1.contains("eventID"), "{e:?}");
-        let e = recording_line(b"{\"source\":\"cloudtrail\",\"payload\":{\"eventID\":5,\"eventTime\":7}}").unwrap_err();
+        let e = recording_line(
+            b"{\"source\":\"cloudtrail\",\"payload\":{\"eventID\":5,\"eventTime\":7}}",
+        )
+        .unwrap_err();
         assert_eq!(e.0, "wrong type");
         let e = recording_line(b"{\"source\":\"logs\"\xff}").unwrap_err();
         assert_eq!(e.0, "not UTF-8");
@@ -546,9 +589,21 @@ mod tests {
 
     #[test]
     fn format_detection() {
-        assert_eq!(detect_format(Path::new("a.jsonl.gz"), b""), FileFormat::Recording);
-        assert_eq!(detect_format(Path::new("a.json.gz"), b""), FileFormat::CloudTrailLog);
-        assert_eq!(detect_format(Path::new("a"), b" [{}]"), FileFormat::CloudTrailLog);
-        assert_eq!(detect_format(Path::new("a"), b"{\"source\":1}"), FileFormat::Recording);
+        assert_eq!(
+            detect_format(Path::new("a.jsonl.gz"), b""),
+            FileFormat::Recording
+        );
+        assert_eq!(
+            detect_format(Path::new("a.json.gz"), b""),
+            FileFormat::CloudTrailLog
+        );
+        assert_eq!(
+            detect_format(Path::new("a"), b" [{}]"),
+            FileFormat::CloudTrailLog
+        );
+        assert_eq!(
+            detect_format(Path::new("a"), b"{\"source\":1}"),
+            FileFormat::Recording
+        );
     }
 }

@@ -28,7 +28,11 @@ pub struct LineReader<R> {
 
 impl<R: BufRead> LineReader<R> {
     pub fn new(r: R) -> Self {
-        LineReader { r, line: 0, done: false }
+        LineReader {
+            r,
+            line: 0,
+            done: false,
+        }
     }
 }
 
@@ -143,7 +147,9 @@ enum ScanState {
     /// Inside the top-level object, expecting a key (or '}').
     TopObject,
     /// Inside the records array; `need_sep` after an element.
-    InArray { need_sep: bool },
+    InArray {
+        need_sep: bool,
+    },
     Done,
 }
 
@@ -267,7 +273,8 @@ impl<R: Read> RecordScanner<R> {
                     "file is truncated inside the value starting at line {start_line}"
                 ));
             };
-            if depth == 0 && started && (matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace()) {
+            if depth == 0 && started && (matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
+            {
                 return Ok(out);
             }
             self.bump();
@@ -360,7 +367,10 @@ impl<R: Read> Iterator for RecordScanner<R> {
                         self.state = ScanState::Done;
                         // Closed without a `Records` key: the document is one record.
                         if let Some(bytes) = self.capture.take() {
-                            return Some(Item::Data { line: self.doc_line, bytes });
+                            return Some(Item::Data {
+                                line: self.doc_line,
+                                bytes,
+                            });
                         }
                         if std::mem::take(&mut self.capture_overflow) {
                             return Some(Item::Error {
@@ -399,7 +409,8 @@ impl<R: Read> Iterator for RecordScanner<R> {
                             self.state = ScanState::Done;
                             return Some(Item::Error {
                                 line: self.line,
-                                reason: "invalid CloudTrail log file: `Records` is not an array".into(),
+                                reason: "invalid CloudTrail log file: `Records` is not an array"
+                                    .into(),
                             });
                         } else if let Err(reason) = self.read_value(false) {
                             self.state = ScanState::Done;
@@ -417,48 +428,50 @@ impl<R: Read> Iterator for RecordScanner<R> {
                         });
                     }
                 },
-                ScanState::InArray { need_sep } => match b {
-                    b',' => {
-                        self.bump();
-                        self.state = ScanState::InArray { need_sep: false };
-                    }
-                    b']' => {
-                        self.bump();
-                        self.state = if self.top_array {
-                            ScanState::Done
-                        } else {
-                            ScanState::TopObject
-                        };
-                    }
-                    _ => {
-                        self.state = ScanState::InArray { need_sep: true };
-                        match self.read_value(true) {
-                            Err(reason) => {
-                                self.state = ScanState::Done;
-                                return Some(Item::Error { line, reason });
-                            }
-                            Ok(bytes) if bytes.len() > MAX_ITEM_BYTES => {
-                                return Some(Item::Error {
-                                    line,
-                                    reason: format!(
-                                        "record is over the {} MiB limit",
-                                        MAX_ITEM_BYTES / (1024 * 1024)
-                                    ),
-                                })
-                            }
-                            Ok(bytes) if need_sep => {
-                                // The record itself is intact: keep it, and report what
-                                // was wrong with the file around it.
-                                self.pending = Some(Item::Data { line, bytes });
-                                return Some(Item::Error {
+                ScanState::InArray { need_sep } => {
+                    match b {
+                        b',' => {
+                            self.bump();
+                            self.state = ScanState::InArray { need_sep: false };
+                        }
+                        b']' => {
+                            self.bump();
+                            self.state = if self.top_array {
+                                ScanState::Done
+                            } else {
+                                ScanState::TopObject
+                            };
+                        }
+                        _ => {
+                            self.state = ScanState::InArray { need_sep: true };
+                            match self.read_value(true) {
+                                Err(reason) => {
+                                    self.state = ScanState::Done;
+                                    return Some(Item::Error { line, reason });
+                                }
+                                Ok(bytes) if bytes.len() > MAX_ITEM_BYTES => {
+                                    return Some(Item::Error {
+                                        line,
+                                        reason: format!(
+                                            "record is over the {} MiB limit",
+                                            MAX_ITEM_BYTES / (1024 * 1024)
+                                        ),
+                                    })
+                                }
+                                Ok(bytes) if need_sep => {
+                                    // The record itself is intact: keep it, and report what
+                                    // was wrong with the file around it.
+                                    self.pending = Some(Item::Data { line, bytes });
+                                    return Some(Item::Error {
                                     line,
                                     reason: "invalid JSON: missing ',' before this record (record kept)".into(),
                                 });
+                                }
+                                Ok(bytes) => return Some(Item::Data { line, bytes }),
                             }
-                            Ok(bytes) => return Some(Item::Data { line, bytes }),
                         }
                     }
-                },
+                }
             }
         }
     }
