@@ -255,7 +255,11 @@ impl Env {
         }
         for (inc, c) in expected {
             let m = marker(inc, c);
-            assert_eq!(by_marker.get(&m).copied(), Some(1), "issues for {m}: {issues:#?}");
+            assert_eq!(
+                by_marker.get(&m).copied(),
+                Some(1),
+                "issues for {m}: {issues:#?}"
+            );
         }
         assert_eq!(issues.len(), expected.len(), "{issues:#?}");
     }
@@ -311,7 +315,11 @@ async fn the_fake_github_checks_requests_against_the_openapi_description() {
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     // The fake answers in GitHub's shapes.
     let api = notify_fake::OpenApi::get();
-    let errs: Vec<String> = api.issue_schema.iter_errors(&issue).map(|e| e.to_string()).collect();
+    let errs: Vec<String> = api
+        .issue_schema
+        .iter_errors(&issue)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errs.is_empty(), "{errs:?}");
     let errs: Vec<String> = api
         .comment_schema
@@ -331,18 +339,32 @@ async fn the_fake_github_checks_requests_against_the_openapi_description() {
             "title",
         ),
         (
-            gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": "t", "labels": "rootline"})),
+            gh(http.post(format!("{base}/issues")))
+                .json(&serde_json::json!({"title": "t", "labels": "rootline"})),
             "labels",
         ),
         (
-            gh(http.post(format!("{base}/issues"))).json(&serde_json::json!({"title": "t", "lables": ["x"]})),
+            gh(http.post(format!("{base}/issues")))
+                .json(&serde_json::json!({"title": "t", "lables": ["x"]})),
             "lables",
         ),
         (gh(http.post(format!("{base}/issues"))), "body required"),
-        (gh(http.get(format!("{base}/issues?state=everything"))), "state"),
-        (gh(http.get(format!("{base}/issues?per_page=many"))), "per_page"),
-        (gh(http.get(format!("{base}/issues?labels=x&colour=red"))), "colour"),
-        (gh(http.get(format!("{base}/issues/abc/comments"))), "issue_number"),
+        (
+            gh(http.get(format!("{base}/issues?state=everything"))),
+            "state",
+        ),
+        (
+            gh(http.get(format!("{base}/issues?per_page=many"))),
+            "per_page",
+        ),
+        (
+            gh(http.get(format!("{base}/issues?labels=x&colour=red"))),
+            "colour",
+        ),
+        (
+            gh(http.get(format!("{base}/issues/abc/comments"))),
+            "issue_number",
+        ),
         (gh(http.get(format!("{base}/pulls"))), "not an operation"),
         (
             http.get(format!("{base}/issues"))
@@ -394,7 +416,10 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
     env.assert_one_issue_each(&[(env.first(), first_cause())]);
 
     let issue = &env.fake.issues()[0];
-    assert!(has_marker(&issue.body, &marker(env.first(), &first_cause())));
+    assert!(has_marker(
+        &issue.body,
+        &marker(env.first(), &first_cause())
+    ));
     assert_eq!(issue.labels, vec!["rootline".to_string()]);
     assert!(
         issue.title.starts_with("[rootline] web-5xx in ALARM"),
@@ -403,16 +428,26 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
     );
     // Links back to rootline's pages: the incident and the events.
     assert!(
-        issue.body.contains(&format!("({PUBLIC}/incidents/{})", env.first())),
+        issue
+            .body
+            .contains(&format!("({PUBLIC}/incidents/{})", env.first())),
         "{}",
         issue.body
     );
-    assert!(issue.body.contains(&format!("({PUBLIC}/events/")), "{}", issue.body);
+    assert!(
+        issue.body.contains(&format!("({PUBLIC}/events/")),
+        "{}",
+        issue.body
+    );
     assert!(issue.body.contains("DeregisterTargets"), "{}", issue.body);
     // It looked for the marker (issues list, not search), then created.
     let log = env.fake.log();
     let routes: Vec<Route> = log.iter().filter_map(|l| l.route).collect();
-    assert_eq!(routes, vec![Route::ListIssues, Route::CreateIssue], "{log:#?}");
+    assert_eq!(
+        routes,
+        vec![Route::ListIssues, Route::CreateIssue],
+        "{log:#?}"
+    );
     assert!(
         log[0].query.contains("state=all") && log[0].query.contains("labels=rootline"),
         "{}",
@@ -423,14 +458,24 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
     // The outbox: requested, then opened with number and URL.
     let outbox = env.outbox().await;
     let kinds: Vec<&str> = outbox.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(kinds, vec!["issue_requested", "issue_opened"], "{outbox:#?}");
+    assert_eq!(
+        kinds,
+        vec!["issue_requested", "issue_opened"],
+        "{outbox:#?}"
+    );
     let opened = opened_events(&outbox)[0];
     assert_eq!(opened["number"], 1);
-    assert_eq!(opened["url"], format!("https://github.example/{OWNER}/{REPO}/issues/1"));
+    assert_eq!(
+        opened["url"],
+        format!("https://github.example/{OWNER}/{REPO}/issues/1")
+    );
     assert_eq!(opened["incident"], env.first());
     let d = env.deliveries(env.first()).await;
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].state.as_str(), d[0].issue_number), ("opened", Some(1)));
+    assert_eq!(
+        (d[0].state.as_str(), d[0].issue_number),
+        ("opened", Some(1))
+    );
     assert_eq!(d[0].cause, first_cause());
     assert_eq!(d[0].requested_by.as_deref(), Some("rootline"));
 
@@ -451,7 +496,12 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
 async fn options_choose_which_incidents_qualify() {
     let env = Env::new(&fixture("one-incident.jsonl")).await;
     let out = env
-        .notify(&["--min-score", "0.05", "--incidents-since", "2030-01-01T00:00:00Z"])
+        .notify(&[
+            "--min-score",
+            "0.05",
+            "--incidents-since",
+            "2030-01-01T00:00:00Z",
+        ])
         .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(env.fake.issues().is_empty());
@@ -490,8 +540,10 @@ async fn dry_run_prints_the_requests_and_changes_nothing() {
     let out = rootline(args, vec![]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        out.stdout
-            .contains(&format!("POST {}/repos/{OWNER}/{REPO}/issues", env.fake.url())),
+        out.stdout.contains(&format!(
+            "POST {}/repos/{OWNER}/{REPO}/issues",
+            env.fake.url()
+        )),
         "{}",
         out.stdout
     );
@@ -515,7 +567,11 @@ async fn dry_run_prints_the_requests_and_changes_nothing() {
     assert!(env.fake.log().is_empty(), "a dry run sent requests");
     assert_eq!(env.outbox().await.len(), before);
     let store = env.store().await;
-    assert_eq!(store.count().await.unwrap(), count, "a dry run appended events");
+    assert_eq!(
+        store.count().await.unwrap(),
+        count,
+        "a dry run appended events"
+    );
     store.close().await;
 }
 
@@ -567,14 +623,21 @@ async fn timeouts_are_retried() {
     )
     .await;
     // Each stalled request was given up after the 1 s timeout, not after 10 s.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(env.fake.count(Route::CreateIssue), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_retried() {
     let env = one_issue_despite(
-        &[(Route::ListIssues, Fault::Drop), (Route::CreateIssue, Fault::Drop)],
+        &[
+            (Route::ListIssues, Fault::Drop),
+            (Route::CreateIssue, Fault::Drop),
+        ],
         &[],
     )
     .await;
@@ -592,7 +655,11 @@ async fn a_response_lost_after_the_issue_was_created_makes_no_second_issue() {
         // Created once; the retry found it by its marker instead of creating again.
         assert_eq!(env.fake.count(Route::CreateIssue), 1, "{fault:?}");
         let outbox = env.outbox().await;
-        assert_eq!(opened_events(&outbox)[0]["found_existing"], true, "{fault:?}");
+        assert_eq!(
+            opened_events(&outbox)[0]["found_existing"],
+            true,
+            "{fault:?}"
+        );
     }
 }
 
@@ -601,7 +668,10 @@ async fn a_create_finishing_after_the_client_gave_up_is_found_after_settling() {
     // GitHub creates the issue 1.5 s in; the client times out at 1 s, waits 2.5 s before
     // looking again, finds it.
     let env = one_issue_despite(
-        &[(Route::CreateIssue, Fault::SlowAct(Duration::from_millis(1500)))],
+        &[(
+            Route::CreateIssue,
+            Fault::SlowAct(Duration::from_millis(1500)),
+        )],
         &["--github-settle", "2.5"],
     )
     .await;
@@ -611,7 +681,10 @@ async fn a_create_finishing_after_the_client_gave_up_is_found_after_settling() {
 /// Seconds between the first answer with `status` and the next request.
 fn gap_after(env: &Env, status: u16) -> f64 {
     let log = env.fake.log();
-    let i = log.iter().position(|l| l.status == status).expect("status seen");
+    let i = log
+        .iter()
+        .position(|l| l.status == status)
+        .expect("status seen");
     log[i + 1].at.duration_since(log[i].at).as_secs_f64()
 }
 
@@ -628,7 +701,8 @@ async fn secondary_rate_limits_are_honoured() {
     assert!(gap >= 1.0, "waited only {gap:.2}s for x-ratelimit-reset");
     // A rate limit asking for more than --github-max-wait leaves the delivery due.
     let env = Env::new(&fixture("one-incident.jsonl")).await;
-    env.fake.fault(Route::ListIssues, Fault::RetryAfter403(3600));
+    env.fake
+        .fault(Route::ListIssues, Fault::RetryAfter403(3600));
     let out = env.notify(&["--github-max-wait", "5"]).await;
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(env.fake.issues().is_empty());
@@ -659,7 +733,11 @@ async fn retries_give_up_for_the_pass_and_resume_later() {
 async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     // 401: a bad token. Both qualifying deliveries fail, each after one request.
     let env = Env::new(&fixture("one-incident.jsonl")).await;
-    let out = rootline(env.args(&["--min-score", "0.05"]), token_env("ghp_wrongwrongwrong")).await;
+    let out = rootline(
+        env.args(&["--min-score", "0.05"]),
+        token_env("ghp_wrongwrongwrong"),
+    )
+    .await;
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(out.stdout.contains("failed 2"), "{out:?}");
     assert_eq!(env.fake.log().len(), 2, "{:#?}", env.fake.log());
@@ -692,7 +770,10 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     args[i + 1] = format!("{OWNER}/missing");
     let out = rootline(args, token_env(TOKEN)).await;
     assert_eq!(out.code, Some(3), "{out:?}");
-    let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
+    let e = env.deliveries(env.first()).await[0]
+        .error
+        .clone()
+        .unwrap_or_default();
     assert!(
         e.contains("404") && e.contains("Not Found") && e.contains("repository"),
         "{e}"
@@ -705,7 +786,10 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     let out = env.notify(&[]).await;
     assert_eq!(out.code, Some(3), "{out:?}");
     assert_eq!(env.fake.count(Route::CreateIssue), 1);
-    let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
+    let e = env.deliveries(env.first()).await[0]
+        .error
+        .clone()
+        .unwrap_or_default();
     assert!(
         e.contains("422") && e.contains("Validation Failed") && e.contains("labels"),
         "{e}"
@@ -724,7 +808,10 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     env.fake.fault(Route::ListIssues, Fault::Status(301));
     let out = env.notify(&[]).await;
     assert_eq!(out.code, Some(3), "{out:?}");
-    let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
+    let e = env.deliveries(env.first()).await[0]
+        .error
+        .clone()
+        .unwrap_or_default();
     assert!(e.contains("301") && e.contains("moved"), "{e}");
     assert_eq!(env.fake.log().len(), 1);
 
@@ -733,7 +820,10 @@ async fn permanent_errors_stop_the_delivery_with_a_clear_error() {
     env.fake.fault(Route::CreateIssue, Fault::Status(403));
     let out = env.notify(&[]).await;
     assert_eq!(out.code, Some(3), "{out:?}");
-    let e = env.deliveries(env.first()).await[0].error.clone().unwrap_or_default();
+    let e = env.deliveries(env.first()).await[0]
+        .error
+        .clone()
+        .unwrap_or_default();
     assert!(e.contains("403") && e.contains("permission"), "{e}");
     assert_eq!(env.fake.count(Route::CreateIssue), 1);
 }
@@ -776,12 +866,20 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
     let issue = &env.fake.issues()[0];
     assert_eq!(issue.comments.len(), 1, "{issue:#?}");
     assert!(has_marker(&issue.comments[0].body, &marker(&inc, &modify)));
-    assert!(issue.comments[0].body.contains("ModifyLoadBalancerAttributes"));
+    assert!(issue.comments[0]
+        .body
+        .contains("ModifyLoadBalancerAttributes"));
     let d = env.deliveries(&inc).await;
-    let states: Vec<(&str, Option<u64>)> = d.iter().map(|d| (d.state.as_str(), d.issue_number)).collect();
+    let states: Vec<(&str, Option<u64>)> = d
+        .iter()
+        .map(|d| (d.state.as_str(), d.issue_number))
+        .collect();
     assert_eq!(states, vec![("opened", Some(1)), ("commented", Some(1))]);
     assert!(
-        d[1].issue_url.as_deref().unwrap_or("").contains("#issuecomment-"),
+        d[1].issue_url
+            .as_deref()
+            .unwrap_or("")
+            .contains("#issuecomment-"),
         "{d:?}"
     );
 
@@ -798,15 +896,22 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
         .unwrap()
         .clone();
     let store = env.store().await;
-    assert!(request_issue(&store, &a.incidents[0], &h3, "alice").await.unwrap());
-    assert!(!request_issue(&store, &a.incidents[0], &h3, "alice").await.unwrap());
+    assert!(request_issue(&store, &a.incidents[0], &h3, "alice")
+        .await
+        .unwrap());
+    assert!(!request_issue(&store, &a.incidents[0], &h3, "alice")
+        .await
+        .unwrap());
     store.close().await;
     let out = env.notify(&["--min-score", "0.2"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     env.assert_one_issue_each(&[(inc.as_str(), revoke), (inc.as_str(), h3.cause.clone())]);
     let d = env.deliveries(&inc).await;
     assert_eq!(d[2].requested_by.as_deref(), Some("alice"));
-    assert_eq!((d[2].state.as_str(), d[2].issue_number), ("opened", Some(2)));
+    assert_eq!(
+        (d[2].state.as_str(), d[2].issue_number),
+        ("opened", Some(2))
+    );
     env.assert_conforming();
 }
 
@@ -816,8 +921,10 @@ async fn re_ranking_comments_on_the_existing_issue_and_hand_requests_open_their_
 async fn a_process_killed_between_creating_and_recording_ends_with_one_issue() {
     let env = Env::new(&fixture("one-incident.jsonl")).await;
     // GitHub creates the issue, then the answer hangs; the process is killed meanwhile.
-    env.fake
-        .fault(Route::CreateIssue, Fault::ActThenStall(Duration::from_secs(60)));
+    env.fake.fault(
+        Route::CreateIssue,
+        Fault::ActThenStall(Duration::from_secs(60)),
+    );
     let mut args = env.args(&[]);
     let i = args.iter().position(|a| a == "--github-timeout").unwrap();
     args[i + 1] = "30".into();
@@ -879,8 +986,10 @@ async fn the_worker_runs_in_a_task_until_shut_down() {
         "0.01",
     ])
     .o;
-    let config =
-        NotifyConfig::from_args_with_env(&opts, false, |k| (k == "GITHUB_TOKEN").then(|| TOKEN.to_string())).unwrap();
+    let config = NotifyConfig::from_args_with_env(&opts, false, |k| {
+        (k == "GITHUB_TOKEN").then(|| TOKEN.to_string())
+    })
+    .unwrap();
     let store = env.store().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // What `serve` does: spawn the worker with a shutdown signal.
@@ -939,11 +1048,17 @@ async fn the_worker_can_use_the_conclusions_another_analyser_stored() {
     // `rootline incidents` stores the conclusions (as serve's analyser does).
     let out = rootline(strings(&["--database", &env.db, "incidents"]), vec![]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
-    let r = run_worker(store.clone(), config, std::future::pending()).await.unwrap();
+    let r = run_worker(store.clone(), config, std::future::pending())
+        .await
+        .unwrap();
     assert_eq!((r.requested, r.opened), (1, 1));
     env.assert_one_issue_each(&[(env.first(), first_cause())]);
     let issue = &env.fake.issues()[0];
-    assert!(issue.body.contains("`web-5xx`, `web-unhealthy`"), "{}", issue.body);
+    assert!(
+        issue.body.contains("`web-5xx`, `web-unhealthy`"),
+        "{}",
+        issue.body
+    );
     store.close().await;
     env.assert_conforming();
 }
@@ -956,7 +1071,10 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
     let evil_actor = r#"Admin/@octocat <img src=x onerror=alert(1)> ``` [link](javascript:alert(1)) \n\n# pwned @here"#;
     let evil_id = r#"cause --> <script>@octocat</script> `x`"#;
     let hostile = text
-        .replace("assumed-role/Admin/alice", &format!("assumed-role/{evil_actor}"))
+        .replace(
+            "assumed-role/Admin/alice",
+            &format!("assumed-role/{evil_actor}"),
+        )
         .replace(
             "\"eventID\":\"cause\"",
             &format!("\"eventID\":{}", serde_json::to_string(evil_id).unwrap()),
@@ -966,7 +1084,11 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
     std::fs::write(&path, hostile).unwrap();
     let env = Env::new(&path).await;
     let a = env.analysis().await;
-    let inc = a.incidents.iter().find(|i| i.id == env.first()).expect("incident");
+    let inc = a
+        .incidents
+        .iter()
+        .find(|i| i.id == env.first())
+        .expect("incident");
     let top = inc.hypotheses[0].clone();
     assert_eq!(top.cause.id, evil_id, "{:#?}", inc.hypotheses);
     assert!(top.summary.contains("@octocat"), "{}", top.summary);
@@ -1017,7 +1139,10 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
     // No `#N` outside code either: GitHub would link it to issue N.
     let b = outside.as_bytes();
     for i in 1..b.len().saturating_sub(1) {
-        assert!(!(b[i] == b'#' && b[i + 1].is_ascii_digit() && b[i - 1] != b'&'), "issue reference in {outside}");
+        assert!(
+            !(b[i] == b'#' && b[i + 1].is_ascii_digit() && b[i - 1] != b'&'),
+            "issue reference in {outside}"
+        );
     }
 }
 
@@ -1049,7 +1174,11 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
     env.fake.fault(Route::CreateIssue, Fault::Status(500));
     env.fake.fault(Route::CreateIssue, Fault::ActThenDrop);
     env.fake.fault(Route::CreateIssue, Fault::Status(422));
-    let out = rootline(env.args(&["-vv", "--min-score", "0.05"]), loud(token_env(TOKEN))).await;
+    let out = rootline(
+        env.args(&["-vv", "--min-score", "0.05"]),
+        loud(token_env(TOKEN)),
+    )
+    .await;
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(
         out.stderr.contains("GitHub request"),
@@ -1115,7 +1244,14 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
     let mut pages = 0;
     {
         let mut child = command(
-            &strings(&["--database", &env.db, "serve", "--addr", "127.0.0.1:0", "--no-analyze"]),
+            &strings(&[
+                "--database",
+                &env.db,
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--no-analyze",
+            ]),
             &loud(token_env(TOKEN)),
         )
         .stdout(std::process::Stdio::piped())
@@ -1191,7 +1327,10 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
     for secret in [TOKEN, WRONG] {
         assert!(!seen.contains(secret), "the token {secret} leaked");
         // Nor a recognisable part of it.
-        assert!(!seen.contains(&secret[4..20]), "part of the token {secret} leaked");
+        assert!(
+            !seen.contains(&secret[4..20]),
+            "part of the token {secret} leaked"
+        );
     }
 }
 

@@ -112,7 +112,9 @@ impl GithubOptions {
 
     /// True when a repository is configured, i.e. notifications are wanted.
     pub fn is_configured(&self) -> bool {
-        self.github_repo.as_deref().is_some_and(|r| !r.trim().is_empty())
+        self.github_repo
+            .as_deref()
+            .is_some_and(|r| !r.trim().is_empty())
     }
 }
 
@@ -228,17 +230,23 @@ fn seconds(flag: &str, v: f64) -> Result<Duration, NotifyError> {
     if v.is_finite() && (0.0..1e9).contains(&v) {
         Ok(Duration::from_secs_f64(v))
     } else {
-        Err(NotifyError::Config(format!("--{flag} {v} is not a number of seconds")))
+        Err(NotifyError::Config(format!(
+            "--{flag} {v} is not a number of seconds"
+        )))
     }
 }
 
 fn trim_url(flag: &str, s: &str) -> Result<String, NotifyError> {
     let t = s.trim().trim_end_matches('/');
     if !(t.starts_with("http://") || t.starts_with("https://")) || t.len() <= "https://".len() {
-        return Err(NotifyError::Config(format!("--{flag} {s:?} is not an http(s) URL")));
+        return Err(NotifyError::Config(format!(
+            "--{flag} {s:?} is not an http(s) URL"
+        )));
     }
     if reqwest::Url::parse(t).is_err() {
-        return Err(NotifyError::Config(format!("--{flag} {s:?} is not a valid URL")));
+        return Err(NotifyError::Config(format!(
+            "--{flag} {s:?} is not a valid URL"
+        )));
     }
     Ok(t.to_string())
 }
@@ -248,7 +256,10 @@ impl NotifyConfig {
     /// from `--github-token-file`, else `ROOTLINE_GITHUB_TOKEN`, else `GITHUB_TOKEN`.
     /// Without a token only `dry_run` is allowed. Errors name the flag at fault and
     /// never include the token.
-    pub fn from_env_and_args(opts: &GithubOptions, dry_run: bool) -> Result<NotifyConfig, NotifyError> {
+    pub fn from_env_and_args(
+        opts: &GithubOptions,
+        dry_run: bool,
+    ) -> Result<NotifyConfig, NotifyError> {
         Self::from_args_with_env(opts, dry_run, |k| std::env::var(k).ok())
     }
 
@@ -258,14 +269,14 @@ impl NotifyConfig {
         dry_run: bool,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<NotifyConfig, NotifyError> {
-        let repo = match opts.github_repo.as_deref() {
-            Some(r) if !r.trim().is_empty() => Repo::parse(r)?,
-            _ => {
-                return Err(NotifyError::Config(
-                    "no repository: pass --github-repo OWNER/NAME (or set ROOTLINE_GITHUB_REPO)".into(),
-                ))
-            }
-        };
+        let repo =
+            match opts.github_repo.as_deref() {
+                Some(r) if !r.trim().is_empty() => Repo::parse(r)?,
+                _ => return Err(NotifyError::Config(
+                    "no repository: pass --github-repo OWNER/NAME (or set ROOTLINE_GITHUB_REPO)"
+                        .into(),
+                )),
+            };
         let token = read_token(opts.github_token_file.as_deref(), &env)?;
         if token.is_none() && !dry_run {
             return Err(NotifyError::Config(format!(
@@ -293,14 +304,15 @@ impl NotifyConfig {
         }
         let incidents_since = match &opts.incidents_since {
             None => None,
-            Some(t) => Some(
-                crate::model::parse_time(t)
-                    .ok_or_else(|| NotifyError::Config(format!("--incidents-since {t:?} is not an RFC 3339 time")))?,
-            ),
+            Some(t) => Some(crate::model::parse_time(t).ok_or_else(|| {
+                NotifyError::Config(format!("--incidents-since {t:?} is not an RFC 3339 time"))
+            })?),
         };
         let request_timeout = seconds("github-timeout", opts.github_timeout)?;
         if request_timeout.is_zero() {
-            return Err(NotifyError::Config("--github-timeout must be more than 0".into()));
+            return Err(NotifyError::Config(
+                "--github-timeout must be more than 0".into(),
+            ));
         }
         let retry = RetryPolicy {
             request_timeout,
@@ -312,7 +324,8 @@ impl NotifyConfig {
                 Some(s) => seconds("github-settle", s)?,
                 None => request_timeout,
             },
-            rate_limit_default: Duration::from_secs(60).min(seconds("github-max-wait", opts.github_max_wait)?),
+            rate_limit_default: Duration::from_secs(60)
+                .min(seconds("github-max-wait", opts.github_max_wait)?),
         };
         Ok(NotifyConfig {
             repo,
@@ -324,7 +337,8 @@ impl NotifyConfig {
             only_open: opts.only_open,
             incidents_since,
             retry,
-            poll_interval: seconds("notify-poll-interval", opts.notify_poll_interval)?.max(Duration::from_millis(10)),
+            poll_interval: seconds("notify-poll-interval", opts.notify_poll_interval)?
+                .max(Duration::from_millis(10)),
             dry_run,
             once: false,
             retry_failed: false,
@@ -337,7 +351,9 @@ impl NotifyConfig {
     /// The token's text, if any.
     #[cfg(test)]
     pub(crate) fn token_text(&self) -> Option<&str> {
-        self.token.as_ref().map(secrecy::ExposeSecret::expose_secret)
+        self.token
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret)
     }
 }
 
@@ -348,8 +364,12 @@ fn read_token(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<SecretString>, NotifyError> {
     let raw = if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| NotifyError::Config(format!("cannot read --github-token-file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            NotifyError::Config(format!(
+                "cannot read --github-token-file {}: {e}",
+                path.display()
+            ))
+        })?;
         let t = text.trim().to_string();
         if t.is_empty() {
             return Err(NotifyError::Config(format!(
@@ -422,12 +442,18 @@ mod tests {
         let e = NotifyConfig::from_args_with_env(&o, false, |_| None).unwrap_err();
         assert!(e.to_string().contains("ROOTLINE_GITHUB_TOKEN"), "{e}");
         assert!(NotifyConfig::from_args_with_env(&o, true, |_| None).is_ok());
-        let e = NotifyConfig::from_args_with_env(&o, false, |_| Some("bad token\n".into())).unwrap_err();
+        let e = NotifyConfig::from_args_with_env(&o, false, |_| Some("bad token\n".into()))
+            .unwrap_err();
         assert!(!e.to_string().contains("bad token"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t");
         std::fs::write(&f, "from-file\n").unwrap();
-        let o = opts(&["--github-repo", "o/r", "--github-token-file", f.to_str().unwrap()]);
+        let o = opts(&[
+            "--github-repo",
+            "o/r",
+            "--github-token-file",
+            f.to_str().unwrap(),
+        ]);
         let c = NotifyConfig::from_args_with_env(&o, false, |_| Some("env".into())).unwrap();
         assert_eq!(c.token_text(), Some("from-file"));
     }

@@ -38,7 +38,10 @@ pub enum Failure {
         maybe_done: bool,
     },
     /// Trying again cannot help (bad token, missing repository, validation failure).
-    Permanent { status: Option<u16>, message: String },
+    Permanent {
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Failure {
@@ -98,11 +101,16 @@ impl GitHub {
             return Err(NotifyError::Config("no GitHub token".into()));
         };
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| NotifyError::Config("the GitHub token cannot go in an HTTP header".into()))?;
+            .map_err(|_| {
+                NotifyError::Config("the GitHub token cannot go in an HTTP header".into())
+            })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
-        headers.insert("x-github-api-version", HeaderValue::from_static(API_VERSION));
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
         tls_provider();
         let http = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
@@ -132,7 +140,10 @@ impl GitHub {
     }
 
     fn issues_url(&self) -> String {
-        format!("{}/repos/{}/{}/issues", self.api, self.repo.owner, self.repo.name)
+        format!(
+            "{}/repos/{}/{}/issues",
+            self.api, self.repo.owner, self.repo.name
+        )
     }
 
     fn comments_url(&self, number: u64) -> String {
@@ -143,10 +154,18 @@ impl GitHub {
     }
 
     /// One request: the parsed JSON answer of a 2xx, or a classified failure.
-    async fn call(&self, method: Method, url: reqwest::Url, body: Option<&Value>) -> Result<Value, Failure> {
+    async fn call(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
         let what = format!("{method} {}", url.path());
         let creates = method == Method::POST;
-        let mut req = self.http.request(method, url).header(AUTHORIZATION, self.auth.clone());
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, self.auth.clone());
         if let Some(b) = body {
             req = req.header(CONTENT_TYPE, "application/json").json(b);
         }
@@ -175,7 +194,10 @@ impl GitHub {
     fn transport_failure(&self, what: &str, e: &reqwest::Error, creates: bool) -> Failure {
         let (kind, maybe_done) = if e.is_timeout() {
             (
-                format!("timed out after {:.1}s", self.policy.request_timeout.as_secs_f64()),
+                format!(
+                    "timed out after {:.1}s",
+                    self.policy.request_timeout.as_secs_f64()
+                ),
                 creates,
             )
         } else if e.is_connect() {
@@ -196,8 +218,18 @@ impl GitHub {
         }
     }
 
-    fn classify(&self, what: &str, status: StatusCode, headers: &HeaderMap, text: &str, creates: bool) -> Failure {
-        let message = self.scrub(&format!("{what}: GitHub answered {status}{}", error_detail(text)));
+    fn classify(
+        &self,
+        what: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        text: &str,
+        creates: bool,
+    ) -> Failure {
+        let message = self.scrub(&format!(
+            "{what}: GitHub answered {status}{}",
+            error_detail(text)
+        ));
         let code = status.as_u16();
         let rate_limited = rate_limit_wait(headers, text, &self.policy);
         if code == 429 || (code == 403 && rate_limited.is_some()) {
@@ -215,7 +247,10 @@ impl GitHub {
             };
         }
         if status.is_redirection() {
-            let to = headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or("?");
+            let to = headers
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("?");
             return Failure::Permanent {
                 status: Some(code),
                 message: self.scrub(&format!(
@@ -241,7 +276,11 @@ impl GitHub {
     /// carrying rootline's label (all states, newest first), back to issues created
     /// before `not_before` (epoch ms). Uses the issues list, which shows an issue as soon
     /// as it exists, not the search API, whose index lags.
-    pub async fn find_issue(&self, marker: &str, not_before: i64) -> Result<Option<Issue>, Failure> {
+    pub async fn find_issue(
+        &self,
+        marker: &str,
+        not_before: i64,
+    ) -> Result<Option<Issue>, Failure> {
         for page in 1..=self.max_pages {
             let mut url = parse_url(&self.issues_url())?;
             {
@@ -292,7 +331,9 @@ impl GitHub {
     /// Creates an issue.
     pub async fn create_issue(&self, title: &str, body: &str) -> Result<Issue, Failure> {
         let (url, payload) = self.create_issue_request(title, body);
-        let v = self.call(Method::POST, parse_url(&url)?, Some(&payload)).await?;
+        let v = self
+            .call(Method::POST, parse_url(&url)?, Some(&payload))
+            .await?;
         let issue = issue_from(&v).map_err(|_| Failure::Retry {
             reason: "GitHub's answer to creating an issue has no issue number".into(),
             wait: None,
@@ -311,7 +352,11 @@ impl GitHub {
     }
 
     /// Looks for the comment whose body starts with `marker` on an issue.
-    pub async fn find_comment(&self, number: u64, marker: &str) -> Result<Option<Comment>, Failure> {
+    pub async fn find_comment(
+        &self,
+        number: u64,
+        marker: &str,
+    ) -> Result<Option<Comment>, Failure> {
         for page in 1..=self.max_pages {
             let mut url = parse_url(&self.comments_url(number))?;
             url.query_pairs_mut()
@@ -333,13 +378,18 @@ impl GitHub {
 
     /// The request that comments on an issue.
     pub fn create_comment_request(&self, number: u64, body: &str) -> (String, Value) {
-        (self.comments_url(number), serde_json::json!({ "body": body }))
+        (
+            self.comments_url(number),
+            serde_json::json!({ "body": body }),
+        )
     }
 
     /// Comments on an issue.
     pub async fn create_comment(&self, number: u64, body: &str) -> Result<Comment, Failure> {
         let (url, payload) = self.create_comment_request(number, body);
-        let v = self.call(Method::POST, parse_url(&url)?, Some(&payload)).await?;
+        let v = self
+            .call(Method::POST, parse_url(&url)?, Some(&payload))
+            .await?;
         comment_from(&v).map_err(|_| Failure::Retry {
             reason: "GitHub's answer to creating a comment has no comment id".into(),
             wait: None,
@@ -349,12 +399,21 @@ impl GitHub {
 }
 
 /// The create-issue request (URL and JSON body), also used by dry runs.
-pub fn create_issue_request(api: &str, repo: &Repo, labels: &[String], title: &str, body: &str) -> (String, Value) {
+pub fn create_issue_request(
+    api: &str,
+    repo: &Repo,
+    labels: &[String],
+    title: &str,
+    body: &str,
+) -> (String, Value) {
     let mut payload = serde_json::json!({ "title": title, "body": body });
     if !labels.is_empty() {
         payload["labels"] = serde_json::json!(labels);
     }
-    (format!("{api}/repos/{}/{}/issues", repo.owner, repo.name), payload)
+    (
+        format!("{api}/repos/{}/{}/issues", repo.owner, repo.name),
+        payload,
+    )
 }
 
 /// A request as text, for `--dry-run`: the token is never shown.
@@ -396,7 +455,9 @@ fn issue_from(v: &Value) -> Result<Issue, Failure> {
                 .and_then(Value::as_array)
                 .map(|ls| {
                     ls.iter()
-                        .filter_map(|l| l.as_str().or_else(|| l.get("name").and_then(Value::as_str)))
+                        .filter_map(|l| {
+                            l.as_str().or_else(|| l.get("name").and_then(Value::as_str))
+                        })
                         .map(str::to_string)
                         .collect()
                 })
@@ -447,7 +508,8 @@ fn error_detail(text: &str) -> String {
             .map(|e| match e {
                 Value::String(s) => s.clone(),
                 _ => {
-                    let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    let field =
+                        |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                     let msg = field("message");
                     if !msg.is_empty() {
                         msg
@@ -514,7 +576,10 @@ pub fn scrub(s: &str, token: Option<&str>) -> String {
 pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exp = policy
         .base_delay
-        .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1).min(20)).unwrap_or(u32::MAX))
+        .saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1).min(20))
+                .unwrap_or(u32::MAX),
+        )
         .min(policy.max_delay);
     let half = exp / 2;
     half + half.mul_f64(random_fraction())
@@ -554,7 +619,11 @@ mod tests {
         let mut h = HeaderMap::new();
         assert_eq!(rate_limit_wait(&h, "{\"message\":\"Not Found\"}", &p), None);
         assert_eq!(
-            rate_limit_wait(&h, "{\"message\":\"You have exceeded a secondary rate limit\"}", &p),
+            rate_limit_wait(
+                &h,
+                "{\"message\":\"You have exceeded a secondary rate limit\"}",
+                &p
+            ),
             Some(p.rate_limit_default)
         );
         h.insert("retry-after", HeaderValue::from_static("7"));
@@ -564,7 +633,10 @@ mod tests {
         let reset = (chrono::Utc::now().timestamp() + 3).to_string();
         h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
         let w = rate_limit_wait(&h, "", &p).unwrap();
-        assert!(w > Duration::from_secs(1) && w <= Duration::from_secs(4), "{w:?}");
+        assert!(
+            w > Duration::from_secs(1) && w <= Duration::from_secs(4),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub fn code(s: &str) -> String {
     let fence = "`".repeat(longest + 1);
     // CommonMark strips one space on each side when both are there, so padding keeps a
     // leading or trailing backtick (or space) from touching the fence.
-    if text.starts_with('`') || text.ends_with('`') || text.starts_with(' ') || text.ends_with(' ') {
+    if text.starts_with('`') || text.ends_with('`') || text.starts_with(' ') || text.ends_with(' ')
+    {
         format!("{fence} {text} {fence}")
     } else {
         format!("{fence}{text}{fence}")
@@ -103,7 +104,10 @@ pub fn marker(incident: &str, cause: &EventRef) -> String {
 /// True when a body starts with the marker. Only the first line counts: the same text
 /// quoted further down (from upstream data, or a human's edit) never matches.
 pub fn has_marker(body: &str, marker: &str) -> bool {
-    body.trim_start().lines().next().is_some_and(|l| l.trim() == marker)
+    body.trim_start()
+        .lines()
+        .next()
+        .is_some_and(|l| l.trim() == marker)
 }
 
 /// Links to rootline's pages, and the sequence numbers of referenced events.
@@ -188,7 +192,12 @@ fn incident_block(out: &mut String, incident: &Incident, links: &Links<'_>) {
     }
     let _ = writeln!(out, "- **Trigger:** {}", links.event(&incident.trigger));
     if !incident.resources.is_empty() {
-        let rs: Vec<String> = incident.resources.iter().take(MAX_EVIDENCE).map(|r| code(r)).collect();
+        let rs: Vec<String> = incident
+            .resources
+            .iter()
+            .take(MAX_EVIDENCE)
+            .map(|r| code(r))
+            .collect();
         let _ = writeln!(out, "- **Resources:** {}", rs.join(", "));
     }
 }
@@ -218,7 +227,11 @@ pub fn issue_body(incident: &Incident, h: &Hypothesis, links: &Links<'_>) -> Str
     );
     let _ = writeln!(out);
     hypothesis_block(&mut out, h, links);
-    let others: Vec<&Hypothesis> = incident.hypotheses.iter().filter(|x| x.cause != h.cause).collect();
+    let others: Vec<&Hypothesis> = incident
+        .hypotheses
+        .iter()
+        .filter(|x| x.cause != h.cause)
+        .collect();
     if !others.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "### Other ranked hypotheses");
@@ -301,7 +314,10 @@ mod tests {
         assert!(has_marker(&format!("\r\n{m}\r\nbody"), &m));
         // A marker quoted later in a body (e.g. inside upstream text) is not the issue's.
         assert!(!has_marker(&format!("other\n{m}"), &m));
-        assert_ne!(marker("inc-1", &r("a", "b/c")), marker("inc-1", &r("a/b", "c")));
+        assert_ne!(
+            marker("inc-1", &r("a", "b/c")),
+            marker("inc-1", &r("a/b", "c"))
+        );
     }
 
     #[test]
@@ -328,6 +344,9 @@ mod tests {
         };
         let t = title(&inc, &h);
         assert!(!t.contains('\n'));
-        assert!(t.contains("@\u{200B}here") && t.contains("@\u{200B}alice"), "{t:?}");
+        assert!(
+            t.contains("@\u{200B}here") && t.contains("@\u{200B}alice"),
+            "{t:?}"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub mod markdown;
 mod outbox;
 pub mod worker;
 
-pub use config::{GithubOptions, NotifyConfig, Repo, RetryPolicy, DEFAULT_API_URL, DEFAULT_LABEL, DEFAULT_PUBLIC_URL};
+pub use config::{
+    GithubOptions, NotifyConfig, Repo, RetryPolicy, DEFAULT_API_URL, DEFAULT_LABEL,
+    DEFAULT_PUBLIC_URL,
+};
 pub use github::{API_VERSION, MEDIA_TYPE};
 pub use worker::{run_worker, WorkerReport};
 
@@ -83,9 +86,15 @@ pub struct Delivery {
 }
 
 /// Deliveries recorded for an incident, oldest first.
-pub async fn deliveries<S: EventLog>(store: &S, incident: &str) -> Result<Vec<Delivery>, NotifyError> {
+pub async fn deliveries<S: EventLog>(
+    store: &S,
+    incident: &str,
+) -> Result<Vec<Delivery>, NotifyError> {
     let events = outbox::read(store, Some(incident)).await?;
-    Ok(outbox::fold(&events).into_iter().map(|s| s.delivery).collect())
+    Ok(outbox::fold(&events)
+        .into_iter()
+        .map(|s| s.delivery)
+        .collect())
 }
 
 /// Appends an "issue requested" event for a hypothesis (by hand from the incident page

@@ -109,7 +109,10 @@ impl DeliveryState {
 }
 
 /// Reads every outbox event (of one incident when given), oldest first.
-pub async fn read<S: EventLog>(store: &S, incident: Option<&str>) -> Result<Vec<OutboxEvent>, NotifyError> {
+pub async fn read<S: EventLog>(
+    store: &S,
+    incident: Option<&str>,
+) -> Result<Vec<OutboxEvent>, NotifyError> {
     let prefix = match incident {
         Some(i) => format!("{PREFIX}{i}/"),
         None => PREFIX.to_string(),
@@ -171,7 +174,12 @@ pub fn fold(events: &[OutboxEvent]) -> Vec<DeliveryState> {
                         s.request = e.clone();
                     }
                     OPENED | COMMENTED => {
-                        d.state = if e.kind == OPENED { "opened" } else { "commented" }.into();
+                        d.state = if e.kind == OPENED {
+                            "opened"
+                        } else {
+                            "commented"
+                        }
+                        .into();
                         d.issue_number = e.number;
                         d.issue_url = e.url.clone();
                         d.error = None;

@@ -154,8 +154,14 @@ fn incident_from_request(r: &OutboxEvent) -> Incident {
             .unwrap_or_default()
     };
     let h = Hypothesis {
-        rank: hyp.and_then(|h| h.get("rank")).and_then(|v| v.as_u64()).unwrap_or(1) as usize,
-        score: hyp.and_then(|h| h.get("score")).and_then(|v| v.as_f64()).unwrap_or(0.0),
+        rank: hyp
+            .and_then(|h| h.get("rank"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1) as usize,
+        score: hyp
+            .and_then(|h| h.get("score"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0),
         kind: hs("kind"),
         cause: r.cause.clone(),
         summary: hs("summary"),
@@ -186,7 +192,11 @@ impl<S: EventLog> Worker<S> {
         if self.config.only_open && inc.resolved_at.is_some() {
             return None;
         }
-        if self.config.incidents_since.is_some_and(|t| inc.opened_at < t) {
+        if self
+            .config
+            .incidents_since
+            .is_some_and(|t| inc.opened_at < t)
+        {
             return None;
         }
         let top = inc.hypotheses.first()?;
@@ -201,7 +211,10 @@ impl<S: EventLog> Worker<S> {
             return Ok(());
         }
         if let Some(up_to) = self.analysed_up_to {
-            let upstream: Vec<Source> = Source::ALL.into_iter().filter(|s| *s != Source::Rootline).collect();
+            let upstream: Vec<Source> = Source::ALL
+                .into_iter()
+                .filter(|s| *s != Source::Rootline)
+                .collect();
             let newer = self
                 .store
                 .query(&EventFilter {
@@ -225,7 +238,10 @@ impl<S: EventLog> Worker<S> {
                 .await?;
         }
         self.analysed_up_to = Some(up_to);
-        tracing::debug!(incidents = self.analysis.incidents.len(), "analysed the log");
+        tracing::debug!(
+            incidents = self.analysis.incidents.len(),
+            "analysed the log"
+        );
         Ok(())
     }
 
@@ -257,7 +273,11 @@ impl<S: EventLog> Worker<S> {
         if self.first_pass && self.config.retry_failed && !self.config.dry_run {
             for s in existing.iter().filter(|s| s.delivery.state == "failed") {
                 let (inc, h) = self.subject(&s.request);
-                let by = s.request.by.clone().unwrap_or_else(|| outbox::AUTO.to_string());
+                let by = s
+                    .request
+                    .by
+                    .clone()
+                    .unwrap_or_else(|| outbox::AUTO.to_string());
                 if outbox::request(&self.store, &inc, &h, &by, true).await? {
                     tracing::info!(incident = %inc.id, cause = ?format!("{}/{}", h.cause.source, h.cause.id), "failed delivery requested again");
                     report.requested += 1;
@@ -332,7 +352,11 @@ impl<S: EventLog> Worker<S> {
         Ok(out)
     }
 
-    async fn deliver(&self, d: &DeliveryState, all: &[DeliveryState]) -> Result<Outcome, NotifyError> {
+    async fn deliver(
+        &self,
+        d: &DeliveryState,
+        all: &[DeliveryState],
+    ) -> Result<Outcome, NotifyError> {
         let (inc, h) = self.subject(&d.request);
         let seqs = self.seqs(&inc).await?;
         let links = Links {
@@ -343,8 +367,13 @@ impl<S: EventLog> Worker<S> {
         // hypothesis changed after re-ranking) becomes a comment on that issue.
         let existing = all
             .iter()
-            .filter(|s| s.delivery.incident == d.delivery.incident && s.delivery.cause != d.delivery.cause)
-            .find(|s| s.delivery.state == "opened" && (s.delivery.issue_number.is_some() || self.config.dry_run));
+            .filter(|s| {
+                s.delivery.incident == d.delivery.incident && s.delivery.cause != d.delivery.cause
+            })
+            .find(|s| {
+                s.delivery.state == "opened"
+                    && (s.delivery.issue_number.is_some() || self.config.dry_run)
+            });
         let comment_on = if d.is_auto() { existing } else { None };
         let marker = markdown::marker(&inc.id, &h.cause);
         let cause_text = format!("{}/{}", h.cause.source, h.cause.id);
@@ -360,7 +389,8 @@ impl<S: EventLog> Worker<S> {
                         "{}/repos/{}/{}/issues/{number}/comments",
                         self.config.api_url, self.config.repo.owner, self.config.repo.name
                     );
-                    let body = serde_json::json!({"body": markdown::comment_body(&inc, &h, &links)});
+                    let body =
+                        serde_json::json!({"body": markdown::comment_body(&inc, &h, &links)});
                     github::describe_request("POST", &url, &body, &self.config.user_agent)
                 }
                 None => {
@@ -420,7 +450,8 @@ impl<S: EventLog> Worker<S> {
             match result {
                 Ok((number, url, found)) => {
                     if comment_on.is_some() {
-                        outbox::commented(&self.store, d, number, &url, found, &inc.resources).await?;
+                        outbox::commented(&self.store, d, number, &url, found, &inc.resources)
+                            .await?;
                         tracing::info!(incident = %inc.id, cause = ?cause_text, number, url = %url, found_existing = found, "commented on the incident's GitHub issue");
                         return Ok(Outcome::Commented);
                     }
@@ -473,7 +504,8 @@ async fn incidents_from_conclusions<S: EventLog>(store: &S) -> Result<Analysis, 
         id_prefix: Some(prefix.to_string()),
         ..Default::default()
     };
-    let parse = |e: &crate::model::Event| serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
+    let parse =
+        |e: &crate::model::Event| serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
     let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let refs = |v: Option<&Value>| -> Vec<EventRef> {
         v.and_then(|x| serde_json::from_value(x.clone()).ok())
@@ -518,7 +550,10 @@ async fn incidents_from_conclusions<S: EventLog>(store: &S) -> Result<Analysis, 
     for e in store.query(&filter("incident-opened/")).await? {
         let p = parse(&e);
         let id = str_of(&p, "incident");
-        let Some(trigger) = p.get("trigger").and_then(|t| serde_json::from_value(t.clone()).ok()) else {
+        let Some(trigger) = p
+            .get("trigger")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+        else {
             continue;
         };
         incidents.push(Incident {

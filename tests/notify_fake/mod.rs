@@ -23,7 +23,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const SPEC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/real/github-rest-openapi");
+pub const SPEC_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/real/github-rest-openapi"
+);
 const SUBSET_2022: &str = "api.github.com.2022-06-11.issues-subset.json";
 const CURRENT_REQUESTS: &str = "api.github.com.issues-request-subset.current.json";
 const FULL_2022: &str = "api.github.com.2022-06-11.full.json";
@@ -41,7 +44,9 @@ fn resolve<'a>(doc: &'a Value, mut v: &'a Value) -> &'a Value {
     for _ in 0..32 {
         match v.get("$ref").and_then(Value::as_str) {
             Some(r) if r.starts_with("#/") => {
-                v = doc.pointer(&r[1..]).unwrap_or_else(|| panic!("unresolved $ref {r}"));
+                v = doc
+                    .pointer(&r[1..])
+                    .unwrap_or_else(|| panic!("unresolved $ref {r}"));
             }
             _ => return v,
         }
@@ -133,7 +138,12 @@ fn operations(doc: &Value, origin: &'static str, wanted: &[(&str, &str)]) -> Vec
             .get(*method)
             .unwrap_or_else(|| panic!("{origin}: no {method} {path}"));
         let mut params = Vec::new();
-        for p in op.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+        for p in op
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let p = resolve(doc, p);
             let schema = p.get("schema").cloned().unwrap_or(json!({}));
             params.push(Param {
@@ -166,7 +176,11 @@ fn operations(doc: &Value, origin: &'static str, wanted: &[(&str, &str)]) -> Vec
         out.push(Operation {
             origin,
             method: method.to_uppercase(),
-            segments: path.trim_start_matches('/').split('/').map(str::to_string).collect(),
+            segments: path
+                .trim_start_matches('/')
+                .split('/')
+                .map(str::to_string)
+                .collect(),
             params,
             body,
         });
@@ -190,7 +204,11 @@ impl OpenApi {
                 &[(issues, "get"), (issues, "post")],
             );
             // The current POST body, transcribed from today's description: both must accept.
-            ops.extend(operations(&current, "current request subset", &[(issues, "post")]));
+            ops.extend(operations(
+                &current,
+                "current request subset",
+                &[(issues, "post")],
+            ));
             // Comments are not in the subsets: the complete 2022 description has them.
             ops.extend(operations(
                 &full,
@@ -200,7 +218,10 @@ impl OpenApi {
             Arc::new(OpenApi {
                 ops,
                 issue_schema: compile(&subset, &json!({"$ref": "#/components/schemas/issue"})),
-                comment_schema: compile(&full, &json!({"$ref": "#/components/schemas/issue-comment"})),
+                comment_schema: compile(
+                    &full,
+                    &json!({"$ref": "#/components/schemas/issue-comment"}),
+                ),
                 issue_example: subset["components"]["examples"]["issue"]["value"].clone(),
                 comment_example: full["components"]["examples"]["issue-comment"]["value"].clone(),
             })
@@ -219,7 +240,12 @@ impl OpenApi {
     ) -> Vec<String> {
         let mut v = Vec::new();
         // Headers GitHub requires of every request.
-        let header = |k: &str| headers.get(k).and_then(|x| x.to_str().ok()).map(str::to_string);
+        let header = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|x| x.to_str().ok())
+                .map(str::to_string)
+        };
         match header("authorization") {
             Some(a)
                 if (a.starts_with("Bearer ") || a.starts_with("token "))
@@ -252,11 +278,16 @@ impl OpenApi {
             .filter(|o| {
                 o.method == method
                     && o.segments.len() == segs.len()
-                    && o.segments.iter().zip(&segs).all(|(t, s)| t.starts_with('{') || t == s)
+                    && o.segments
+                        .iter()
+                        .zip(&segs)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
             })
             .collect();
         if matching.is_empty() {
-            v.push(format!("{method} {path} is not an operation of GitHub's description"));
+            v.push(format!(
+                "{method} {path} is not an operation of GitHub's description"
+            ));
             return v;
         }
         for op in matching {
@@ -264,26 +295,43 @@ impl OpenApi {
             // Path parameters.
             for (t, s) in op.segments.iter().zip(&segs) {
                 if let Some(name) = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-                    if let Some(p) = op.params.iter().find(|p| p.name == name && p.location == "path") {
+                    if let Some(p) = op
+                        .params
+                        .iter()
+                        .find(|p| p.name == name && p.location == "path")
+                    {
                         check_param(&mut v, origin, p, s);
                     }
                 }
             }
             // Query parameters: declared, well-typed, required ones present.
             for (k, val) in query {
-                match op.params.iter().find(|p| &p.name == k && p.location == "query") {
+                match op
+                    .params
+                    .iter()
+                    .find(|p| &p.name == k && p.location == "query")
+                {
                     Some(p) => check_param(&mut v, origin, p, val),
                     None => v.push(format!("{origin}: unknown query parameter {k:?}")),
                 }
             }
-            for p in op.params.iter().filter(|p| p.location == "query" && p.required) {
+            for p in op
+                .params
+                .iter()
+                .filter(|p| p.location == "query" && p.required)
+            {
                 if !query.iter().any(|(k, _)| k == &p.name) {
-                    v.push(format!("{origin}: missing required query parameter {}", p.name));
+                    v.push(format!(
+                        "{origin}: missing required query parameter {}",
+                        p.name
+                    ));
                 }
             }
             // Body.
             match &op.body {
-                None if !body.is_empty() => v.push(format!("{origin}: {method} {path} takes no body")),
+                None if !body.is_empty() => {
+                    v.push(format!("{origin}: {method} {path} takes no body"))
+                }
                 None => {}
                 Some(spec) => {
                     if body.is_empty() {
@@ -308,7 +356,9 @@ impl OpenApi {
                     if let (Some(props), Some(obj)) = (&spec.properties, parsed.as_object()) {
                         for k in obj.keys() {
                             if !props.contains(k) {
-                                v.push(format!("{origin}: body property {k:?} is not in the schema"));
+                                v.push(format!(
+                                    "{origin}: body property {k:?} is not in the schema"
+                                ));
                             }
                         }
                     }
@@ -324,7 +374,10 @@ fn check_param(v: &mut Vec<String>, origin: &str, p: &Param, raw: &str) {
         "integer" => match raw.parse::<i64>() {
             Ok(n) => json!(n),
             Err(_) => {
-                v.push(format!("{origin}: parameter {} = {raw:?} is not an integer", p.name));
+                v.push(format!(
+                    "{origin}: parameter {} = {raw:?} is not an integer",
+                    p.name
+                ));
                 return;
             }
         },
@@ -332,7 +385,10 @@ fn check_param(v: &mut Vec<String>, origin: &str, p: &Param, raw: &str) {
             "true" => json!(true),
             "false" => json!(false),
             _ => {
-                v.push(format!("{origin}: parameter {} = {raw:?} is not a boolean", p.name));
+                v.push(format!(
+                    "{origin}: parameter {} = {raw:?} is not a boolean",
+                    p.name
+                ));
                 return;
             }
         },
@@ -472,8 +528,7 @@ fn error_body(status: u16) -> Value {
         503 => "Service Unavailable",
         _ => "Error",
     };
-    let mut v =
-        json!({"message": message, "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue"});
+    let mut v = json!({"message": message, "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue"});
     if status == 422 {
         v["errors"] = json!([{"resource": "Issue", "code": "invalid", "field": "labels"}]);
     }
@@ -560,7 +615,11 @@ impl FakeGithub {
     }
 
     pub fn count(&self, route: Route) -> usize {
-        self.state().log.iter().filter(|l| l.route == Some(route)).count()
+        self.state()
+            .log
+            .iter()
+            .filter(|l| l.route == Some(route))
+            .count()
     }
 
     /// Adds an issue as if someone had opened it (for marker tests).
@@ -594,7 +653,10 @@ fn now_rfc3339() -> String {
 
 fn issue_json(inner: &Inner, i: &FakeIssue) -> Value {
     let mut v = inner.api.issue_example.clone();
-    let base = format!("https://api.github.example/repos/{}/{}", inner.owner, inner.repo);
+    let base = format!(
+        "https://api.github.example/repos/{}/{}",
+        inner.owner, inner.repo
+    );
     v["id"] = json!(1_000_000 + i.number);
     v["node_id"] = json!(format!("I_fake{}", i.number));
     v["number"] = json!(i.number);
@@ -630,7 +692,10 @@ fn issue_json(inner: &Inner, i: &FakeIssue) -> Value {
 
 fn comment_json(inner: &Inner, number: u64, c: &FakeComment) -> Value {
     let mut v = inner.api.comment_example.clone();
-    let base = format!("https://api.github.example/repos/{}/{}", inner.owner, inner.repo);
+    let base = format!(
+        "https://api.github.example/repos/{}/{}",
+        inner.owner, inner.repo
+    );
     v["id"] = json!(c.id);
     v["node_id"] = json!(format!("IC_fake{}", c.id));
     v["body"] = json!(c.body);
@@ -648,8 +713,12 @@ fn route_of(inner: &Inner, method: &str, path: &str) -> Option<(Route, Option<u6
     match (method, segs.as_slice()) {
         ("GET", ["repos", _, _, "issues"]) => Some((Route::ListIssues, None)),
         ("POST", ["repos", _, _, "issues"]) => Some((Route::CreateIssue, None)),
-        ("GET", ["repos", _, _, "issues", n, "comments"]) => Some((Route::ListComments, n.parse().ok())),
-        ("POST", ["repos", _, _, "issues", n, "comments"]) => Some((Route::CreateComment, n.parse().ok())),
+        ("GET", ["repos", _, _, "issues", n, "comments"]) => {
+            Some((Route::ListComments, n.parse().ok()))
+        }
+        ("POST", ["repos", _, _, "issues", n, "comments"]) => {
+            Some((Route::CreateComment, n.parse().ok()))
+        }
         _ => {
             let _ = inner;
             None
@@ -658,10 +727,19 @@ fn route_of(inner: &Inner, method: &str, path: &str) -> Option<(Route, Option<u6
 }
 
 /// Carries out a (valid, authorised) request: the status and JSON answer.
-fn act(inner: &Inner, route: Route, number: Option<u64>, query: &[(String, String)], body: &[u8]) -> (u16, Value) {
+fn act(
+    inner: &Inner,
+    route: Route,
+    number: Option<u64>,
+    query: &[(String, String)],
+    body: &[u8],
+) -> (u16, Value) {
     let q = |k: &str| query.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
     let mut s = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-    let per_page: usize = q("per_page").and_then(|p| p.parse().ok()).unwrap_or(30).clamp(1, 100);
+    let per_page: usize = q("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
     let page: usize = q("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
     match route {
         Route::ListIssues => {
@@ -701,7 +779,11 @@ fn act(inner: &Inner, route: Route, number: Option<u64>, query: &[(String, Strin
                 body: b["body"].as_str().unwrap_or_default().to_string(),
                 labels: b["labels"]
                     .as_array()
-                    .map(|ls| ls.iter().filter_map(|l| l.as_str().map(str::to_string)).collect())
+                    .map(|ls| {
+                        ls.iter()
+                            .filter_map(|l| l.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 created_at: now_rfc3339(),
                 comments: Vec::new(),
@@ -794,7 +876,10 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Answer {
             &[],
         ));
     }
-    let auth = headers.get("authorization").and_then(|a| a.to_str().ok()).unwrap_or("");
+    let auth = headers
+        .get("authorization")
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("");
     let token = auth.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
     if token != inner.token {
         return Ok(answer(401, &error_body(401), &[]));
