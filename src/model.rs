@@ -13,6 +13,10 @@ pub enum Source {
     CloudTrail,
     #[serde(rename = "cloudwatch.alarm_history")]
     AlarmHistory,
+    /// rootline's extension of the recording format: one alarm definition as
+    /// DescribeAlarms returns it (a `MetricAlarms[]` or `CompositeAlarms[]` element).
+    #[serde(rename = "cloudwatch.alarm")]
+    AlarmDefinition,
     #[serde(rename = "eventbridge")]
     EventBridge,
     #[serde(rename = "github.deployment_status")]
@@ -31,9 +35,10 @@ pub enum Source {
 
 impl Source {
     /// Every source, in a stable order.
-    pub const ALL: [Source; 8] = [
+    pub const ALL: [Source; 9] = [
         Source::CloudTrail,
         Source::AlarmHistory,
+        Source::AlarmDefinition,
         Source::EventBridge,
         Source::GithubDeploymentStatus,
         Source::Logs,
@@ -47,6 +52,7 @@ impl Source {
         match self {
             Source::CloudTrail => "cloudtrail",
             Source::AlarmHistory => "cloudwatch.alarm_history",
+            Source::AlarmDefinition => "cloudwatch.alarm",
             Source::EventBridge => "eventbridge",
             Source::GithubDeploymentStatus => "github.deployment_status",
             Source::Logs => "logs",

@@ -435,30 +435,82 @@ async fn describe_alarms_payloads_are_the_api_shape_and_paged() {
     }
     let a = metric_alarm(&one);
     let rest: Vec<_> = two.as_array().unwrap().iter().map(metric_alarm).collect();
-    let p1 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
-        .match_requests(|r| r.next_token().is_none())
-        .then_output(move || {
-            DescribeAlarmsOutput::builder()
-                .metric_alarms(a.clone())
-                .next_token("x")
-                .build()
-        });
-    let p2 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
-        .match_requests(|r| r.next_token() == Some("x"))
-        .then_output(move || {
-            DescribeAlarmsOutput::builder()
-                .set_metric_alarms(Some(rest.clone()))
-                .build()
-        });
-    let client = mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, [&p1, &p2]);
+    // Two pages, answered three times (a fetch, then two polls).
+    let rules: Vec<_> = (0..3)
+        .flat_map(|_| {
+            let (a, rest) = (a.clone(), rest.clone());
+            let p1 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+                .match_requests(|r| r.next_token().is_none())
+                .then_output(move || {
+                    DescribeAlarmsOutput::builder()
+                        .metric_alarms(a.clone())
+                        .next_token("x")
+                        .build()
+                });
+            let p2 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+                .match_requests(|r| r.next_token() == Some("x"))
+                .then_output(move || {
+                    DescribeAlarmsOutput::builder()
+                        .set_metric_alarms(Some(rest.clone()))
+                        .build()
+                });
+            [p1, p2]
+        })
+        .collect();
+    let client = mock_client!(
+        aws_sdk_cloudwatch,
+        RuleMode::Sequential,
+        [&rules[0], &rules[1], &rules[2], &rules[3], &rules[4], &rules[5]]
+    );
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
-    let c = AlarmDefinitionsCollector::new("acct", "us-east-1", client);
+    let mut c = AlarmDefinitionsCollector::new("acct", "us-east-1", client);
     let (items, pages) = c.fetch(&ctx).await.unwrap();
     assert_eq!((items.len(), pages), (3, 2));
     assert!(items
         .iter()
         .all(|d| d.source == alarms::ALARM_DEFINITION_SOURCE));
+
+    // A poll stores the definitions; they attach the alarm to its metric's dimensions.
+    let r = c.poll(&ctx).await.expect("poll");
+    assert_eq!((r.delivered.appended, r.delivered.rejected), (3, 0));
+    let stored = store
+        .query(&rootline::store::EventFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+    for e in &stored {
+        assert_eq!(e.source.as_str(), "cloudwatch.alarm");
+        let payload: Value = serde_json::from_str(&e.payload).unwrap();
+        let arn = payload["AlarmArn"].as_str().unwrap();
+        let updated = payload["AlarmConfigurationUpdatedTimestamp"]
+            .as_str()
+            .unwrap();
+        assert_eq!(e.natural_id, format!("{arn}@{updated}"));
+        assert_eq!(e.event_time, ms(updated));
+        let name = payload["AlarmName"].as_str().unwrap();
+        assert!(
+            e.resources.contains(&format!("alarm/{name}")),
+            "{:?}",
+            e.resources
+        );
+        for d in payload["Dimensions"].as_array().unwrap() {
+            if d["Name"] == "InstanceId" {
+                let id = d["Value"].as_str().unwrap();
+                assert!(
+                    e.resources.contains(&format!("instance/{id}")),
+                    "{:?}",
+                    e.resources
+                );
+            }
+        }
+    }
+    // Definitions that did not change since the last poll are duplicates, not new events.
+    let again = c.poll(&ctx).await.expect("second poll");
+    assert_eq!(
+        (again.delivered.appended, again.delivered.duplicates),
+        (0, 3)
+    );
 }
 
 // ----------------------------------------------------------------- ListAnomalies
@@ -629,7 +681,22 @@ async fn record_then_replay_stores_the_same_events() {
                 .set_alarm_history_items(Some(items.clone()))
                 .build()
         });
-    let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&cw_rule]);
+    let defs: Vec<_> = cli_output("cloudwatch__describe-alarms-for-metric.json")["MetricAlarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(metric_alarm)
+        .collect();
+    let defs_rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(move || {
+        DescribeAlarmsOutput::builder()
+            .set_metric_alarms(Some(defs.clone()))
+            .build()
+    });
+    let cw = mock_client!(
+        aws_sdk_cloudwatch,
+        RuleMode::MatchAny,
+        [&cw_rule, &defs_rule]
+    );
     let (logs_client, _) = anomalies_client(true);
 
     let mut collectors: Vec<Box<dyn Collector>> = vec![
@@ -642,16 +709,18 @@ async fn record_then_replay_stores_the_same_events() {
         Box::new(AlarmHistoryCollector::new(
             "rec",
             "us-east-1",
-            cw,
+            cw.clone(),
             AlarmsConfig::default(),
         )),
+        Box::new(AlarmDefinitionsCollector::new("rec", "us-east-1", cw)),
         Box::new(AnomaliesCollector::new("rec", "us-east-1", logs_client)),
     ];
     for c in collectors.iter_mut() {
         c.poll(&ctx).await.expect("poll");
     }
     let live = snapshot(&store).await;
-    assert_eq!(live.len(), lookup_events().len() + 2 + 1);
+    assert_eq!(live.len(), lookup_events().len() + 2 + 2 + 1);
+    assert!(live.iter().any(|e| e.contains("\"cloudwatch.alarm\"")));
     let text = std::fs::read_to_string(&rec).unwrap();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();

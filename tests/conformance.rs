@@ -828,6 +828,63 @@ async fn alarm_history_items_keep_their_transition() {
 }
 
 #[tokio::test]
+async fn alarm_definitions_attach_alarms_to_their_dimensions() {
+    // rootline's `cloudwatch.alarm` source: DescribeAlarms `MetricAlarms[]` elements.
+    let f = fresh().await;
+    let mut raws: Vec<String> = Vec::new();
+    for file in [
+        "aws-cli-examples/cloudwatch__describe-alarms.json",
+        "aws-cli-examples/cloudwatch__describe-alarms-for-metric.json",
+    ] {
+        let cli: Vec<Value> = serde_json::from_str(&read(&real(file))).unwrap();
+        for ex in &cli {
+            for a in ex["output"]["MetricAlarms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                raws.push(serde_json::to_string(a).unwrap());
+            }
+        }
+    }
+    assert_eq!(raws.len(), 3);
+    let lines: Vec<String> = raws.iter().map(|r| wrap("cloudwatch.alarm", r)).collect();
+    let path = write_recording(&f, "definitions.jsonl", &lines);
+    let s = ingest(&f, &[path.clone()]).await;
+    assert_eq!((s.appended, s.rejected_total()), (3, 0));
+    for raw in &raws {
+        let v: Value = serde_json::from_str(raw).unwrap();
+        let id = format!(
+            "{}@{}",
+            v["AlarmArn"].as_str().unwrap(),
+            v["AlarmConfigurationUpdatedTimestamp"].as_str().unwrap()
+        );
+        let ev = get(&f, Source::AlarmDefinition, &id).await;
+        let name = v["AlarmName"].as_str().unwrap();
+        assert_eq!(
+            ev.event_time,
+            time(v["AlarmConfigurationUpdatedTimestamp"].as_str().unwrap())
+        );
+        assert_eq!(ev.payload, flat(raw));
+        assert_eq!(ev.name, name);
+        assert!(
+            matches!(&ev.kind, Kind::Snapshot { resource_type, resource_id, .. }
+                if resource_type == "AWS::CloudWatch::Alarm" && resource_id == name),
+            "{:?}",
+            ev.kind
+        );
+        let dim = v["Dimensions"][0]["Value"].as_str().unwrap();
+        assert_eq!(
+            ev.resources,
+            vec![format!("alarm/{name}"), format!("instance/{dim}")]
+        );
+    }
+    // Described again (the next poll): nothing new.
+    let again = ingest(&f, &[path]).await;
+    assert_eq!((again.appended, again.duplicates), (0, 3));
+}
+
+#[tokio::test]
 async fn log_anomalies_from_list_anomalies() {
     let f = fresh().await;
     #[derive(Deserialize)]

@@ -232,3 +232,50 @@ fn replay_json_is_the_report_contract_and_nothing_else() {
         .unwrap();
     assert_eq!(out.stdout, again.stdout);
 }
+
+#[tokio::test]
+async fn an_alarm_definition_attaches_a_dimensionless_history_alarm_to_its_resource() {
+    // Alarm history items carry no dimensions; the DescribeAlarms definition
+    // (`cloudwatch.alarm`) says the alarm watches instance i-0aaa1111bbbb2222c.
+    let a = analyse("alarm-definition.jsonl").await;
+    let inc = incident_with(&a, "orders-cpu");
+    assert!(
+        inc.resources
+            .iter()
+            .any(|r| r == "instance/i-0aaa1111bbbb2222c"),
+        "{:?}",
+        inc.resources
+    );
+    assert_eq!(
+        inc.hypotheses[0].cause.id, "cause-watched",
+        "{:#?}",
+        inc.hypotheses
+    );
+    assert!(score_of(inc, "other-instance") < inc.hypotheses[0].score / 2.0);
+    // The definition itself (configured months earlier) is not a hypothesis.
+    assert!(inc
+        .hypotheses
+        .iter()
+        .all(|h| h.cause.source != "cloudwatch.alarm"));
+
+    // Without the definition the alarm is attached to nothing but itself.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("alarm-definition.jsonl")).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("\"source\":\"cloudwatch.alarm\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = dir.path().join("no-definition.jsonl");
+    std::fs::write(&path, without).unwrap();
+    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    ingest_files(&store, &[path], false).await.unwrap();
+    let events = store.query(&EventFilter::default()).await.unwrap();
+    let b = analyze(&events, &Config::default());
+    let inc = incident_with(&b, "orders-cpu");
+    assert!(
+        !inc.resources.iter().any(|r| r.starts_with("instance/")),
+        "{:?}",
+        inc.resources
+    );
+}

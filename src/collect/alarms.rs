@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The recording source for DescribeAlarms results (one `MetricAlarms[]` or
-/// `CompositeAlarms[]` element). Stored only once the normalizers know it; see the README.
+/// `CompositeAlarms[]` element), rootline's extension of the recording format.
 pub const ALARM_DEFINITION_SOURCE: &str = "cloudwatch.alarm";
 
 /// One `AlarmHistoryItems[]` element as the API returns it.
@@ -372,16 +372,6 @@ impl AlarmDefinitionsCollector {
             &self.checkpoint_name(),
             serde_json::json!({"polled_at": ctx.now_ms()}),
         );
-        if crate::model::Source::parse(ALARM_DEFINITION_SOURCE).is_none() {
-            // The event log has no source for alarm definitions yet: never write lines
-            // that `replay` would reject, and never reshape them into another source.
-            report.note = Some(format!(
-                "{} alarm definitions read; not stored: this build has no `{ALARM_DEFINITION_SOURCE}` source",
-                items.len()
-            ));
-            ctx.sink.deliver(&[], Some(&cp)).await?;
-            return Ok(report);
-        }
         report.delivered = ctx.sink.deliver(&items, Some(&cp)).await?;
         Ok(report)
     }

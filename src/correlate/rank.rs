@@ -20,6 +20,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 /// Walk continuation probability (1 - restart probability).
 const ALPHA: f64 = 0.85;
@@ -77,6 +78,55 @@ pub(crate) struct Vocabulary {
     by_primary: BTreeMap<String, Vec<usize>>,
 }
 
+/// The alarm an event defines (its name, metric namespace and metric name), if it is
+/// a definition: a DescribeAlarms snapshot, a successful PutMetricAlarm call, or an
+/// EventBridge alarm event (which carries the alarm's configuration).
+fn alarm_definition(e: &Event, payload: impl FnOnce() -> Rc<Value>) -> Option<(String, AlarmDef)> {
+    let defines = match (&e.kind, e.source) {
+        (Kind::Snapshot { .. }, Source::AlarmDefinition)
+        | (Kind::Alarm { .. }, Source::EventBridge) => true,
+        (Kind::Change, Source::CloudTrail) => e.name == "PutMetricAlarm" && e.error_code.is_none(),
+        _ => false,
+    };
+    if !defines {
+        return None;
+    }
+    let p = payload();
+    let p = p.as_ref();
+    let (name, metric) = match (&e.kind, e.source) {
+        (Kind::Snapshot { .. }, Source::AlarmDefinition) => (
+            p.get("AlarmName"),
+            p.get("Namespace")
+                .map(|_| (p, "Namespace", "MetricName"))
+                .or_else(|| {
+                    p.pointer("/Metrics/0/MetricStat/Metric")
+                        .map(|m| (m, "Namespace", "MetricName"))
+                }),
+        ),
+        (Kind::Change, _) => (
+            p.pointer("/requestParameters/alarmName"),
+            p.pointer("/requestParameters")
+                .map(|m| (m, "namespace", "metricName")),
+        ),
+        (Kind::Alarm { .. }, _) => (
+            p.pointer("/detail/alarmName"),
+            p.pointer("/detail/configuration/metrics/0/metricStat/metric")
+                .map(|m| (m, "namespace", "name")),
+        ),
+        _ => return None,
+    };
+    let name = name.and_then(Value::as_str)?;
+    let (m, ns_key, metric_key) = metric?;
+    let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Some((
+        name.to_string(),
+        AlarmDef {
+            namespace: s(ns_key),
+            metric: s(metric_key),
+        },
+    ))
+}
+
 impl Vocabulary {
     pub(crate) fn build(graph: &ResourceGraph, corpus: &Corpus<'_>) -> Self {
         let mut alarms: BTreeMap<String, AlarmDef> = BTreeMap::new();
@@ -87,40 +137,10 @@ impl Vocabulary {
                     by_primary.entry(p.clone()).or_default().push(i);
                 }
             }
-            // Alarm definitions: PutMetricAlarm calls and EventBridge alarm events.
-            let def_src = match (&e.kind, e.source) {
-                (Kind::Change, Source::CloudTrail)
-                    if e.name == "PutMetricAlarm" && e.error_code.is_none() =>
-                {
-                    Some("/requestParameters")
-                }
-                (Kind::Alarm { .. }, Source::EventBridge) => {
-                    Some("/detail/configuration/metrics/0/metricStat/metric")
-                }
-                _ => None,
-            };
-            if let Some(ptr) = def_src {
-                let p = corpus.payload(i);
-                let Some(d) = p.pointer(ptr) else { continue };
-                let name = p
-                    .pointer("/requestParameters/alarmName")
-                    .or_else(|| p.pointer("/detail/alarmName"))
-                    .and_then(Value::as_str);
-                if let Some(name) = name {
-                    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                    let metric = if ptr.starts_with("/request") {
-                        s("metricName")
-                    } else {
-                        s("name")
-                    };
-                    alarms.insert(
-                        name.to_string(),
-                        AlarmDef {
-                            namespace: s("namespace"),
-                            metric,
-                        },
-                    );
-                }
+            // Alarm definitions: DescribeAlarms snapshots, PutMetricAlarm calls and
+            // EventBridge alarm events.
+            if let Some((name, def)) = alarm_definition(e, || corpus.payload(i)) {
+                alarms.insert(name, def);
             }
         }
         let mut df: BTreeMap<String, u32> = BTreeMap::new();

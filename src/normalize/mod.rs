@@ -60,6 +60,7 @@ pub fn normalize_value(
     let mut ev = match source {
         Source::CloudTrail => cloudtrail::normalize(payload)?,
         Source::AlarmHistory => alarm_history(payload)?,
+        Source::AlarmDefinition => alarm_definition(payload)?,
         Source::EventBridge => eventbridge::normalize(payload)?,
         Source::GithubDeploymentStatus => github_deployment_status(payload)?,
         Source::Logs => logs(payload)?,
@@ -241,6 +242,141 @@ fn alarm_history(p: &Value) -> Result<NewEvent> {
     let mut ev = skeleton(natural_id, time, kind, alarm);
     ev.resources = resources;
     Ok(ev)
+}
+
+/// One DescribeAlarms element (metric or composite alarm): a snapshot of the alarm's
+/// definition, keyed by ARN and configuration time so an unchanged alarm is one event.
+/// Its resources are the alarm, the resources its metric dimensions name (so alarm
+/// history transitions, which carry no dimensions, attach to them) and, for a composite
+/// alarm, the alarms its rule names.
+fn alarm_definition(p: &Value) -> Result<NewEvent> {
+    let alarm = required_id(p, &["AlarmName"], "AlarmName")?;
+    let arn = required_id(p, &["AlarmArn"], "AlarmArn")?;
+    let field = "AlarmConfigurationUpdatedTimestamp";
+    let ts_raw = get(p, &[field]).ok_or(NormalizeError::Missing(field))?;
+    let ts_text = as_given(ts_raw).ok_or(NormalizeError::WrongType {
+        field,
+        expected: "an RFC 3339 string",
+    })?;
+    let time = match ts_raw {
+        // CBOR and some SDKs give epoch seconds.
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite())
+            .map(|s| (s * 1000.0).round() as i64)
+            .ok_or(NormalizeError::WrongType {
+                field,
+                expected: "epoch seconds or an RFC 3339 string",
+            })?,
+        _ => required_time(p, &[field], field)?,
+    };
+    let rule = str_at(p, &["AlarmRule"]);
+    let mut resources = vec![format!("alarm/{alarm}")];
+    eventbridge::alarm_dimensions(p, &mut resources);
+    if let Some(rule) = rule {
+        resources.extend(
+            alarm_rule_refs(rule)
+                .into_iter()
+                .map(|a| format!("alarm/{a}")),
+        );
+    }
+    let resource_type = if rule.is_some() {
+        "AWS::CloudWatch::CompositeAlarm"
+    } else {
+        "AWS::CloudWatch::Alarm"
+    };
+    let mut ev = skeleton(
+        format!("{arn}@{ts_text}"),
+        time,
+        Kind::Snapshot {
+            resource_type: resource_type.to_string(),
+            resource_id: alarm.clone(),
+            status: "described".to_string(),
+        },
+        alarm,
+    );
+    ev.resources = resources;
+    Ok(ev)
+}
+
+/// The alarms a composite alarm's rule names: `ALARM("name")`, `OK(name)`,
+/// `INSUFFICIENT_DATA(arn)`, and the lists of `AT_LEAST(2, ALARM, ("a", "b"))`.
+/// Names given as ARNs are reduced to the name.
+fn alarm_rule_refs(rule: &str) -> Vec<String> {
+    fn push(out: &mut Vec<String>, raw: &str) {
+        let t = raw.trim().trim_matches('"').trim();
+        if t.is_empty() || t.chars().all(|c| c.is_ascii_digit() || c == '%') {
+            return;
+        }
+        if ["ALARM", "OK", "INSUFFICIENT_DATA", "NOT ALARM", "NOT OK"].contains(&t) {
+            return;
+        }
+        let name = t.rsplit_once(":alarm:").map_or(t, |(_, n)| n);
+        if !out.iter().any(|x| x == name) {
+            out.push(name.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    let b = rule.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &rule[i..];
+        let func = ["ALARM(", "OK(", "INSUFFICIENT_DATA(", "AT_LEAST("]
+            .into_iter()
+            .find(|f| rest.starts_with(f));
+        let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+        let (Some(f), true) = (func, boundary) else {
+            // Step over one character (rules are ASCII in practice; stay on boundaries).
+            i += rest.chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        // The argument runs to the matching parenthesis; quoted names may hold any.
+        let start = i + f.len();
+        let (mut depth, mut quoted, mut end) = (1usize, false, b.len());
+        for (j, &c) in b.iter().enumerate().skip(start) {
+            match c {
+                b'"' => quoted = !quoted,
+                b'(' if !quoted => depth += 1,
+                b')' if !quoted => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let arg = &rule[start..end];
+        if f == "AT_LEAST(" {
+            // AT_LEAST(M, STATE, (a, b, ...)): the names are in the inner list.
+            if let Some((_, list)) = arg.split_once('(') {
+                split_names(list.trim_end_matches(')'), |n| push(&mut out, n));
+            }
+        } else {
+            push(&mut out, arg);
+        }
+        i = end.max(start);
+    }
+    out
+}
+
+/// Splits a comma-separated list whose items may be double-quoted (commas inside
+/// quotes do not split).
+fn split_names(list: &str, mut f: impl FnMut(&str)) {
+    let mut quoted = false;
+    let mut from = 0;
+    for (j, c) in list.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                f(&list[from..j]);
+                from = j + 1;
+            }
+            _ => {}
+        }
+    }
+    f(&list[from..]);
 }
 
 fn deployment_outcome(state: &str) -> &'static str {
@@ -504,4 +640,63 @@ fn rootline(p: &Value) -> Result<NewEvent> {
             .collect();
     }
     Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_alarm_rules_name_their_alarms() {
+        assert_eq!(
+            alarm_rule_refs(
+                r#"ALARM("web-5xx") AND (OK(db-cpu) OR INSUFFICIENT_DATA("arn:aws:cloudwatch:us-east-1:123456789012:alarm:queue depth"))"#
+            ),
+            ["web-5xx", "db-cpu", "queue depth"]
+        );
+        assert_eq!(
+            alarm_rule_refs(r#"AT_LEAST(2, ALARM, ("a", "b, c", d)) AND NOT ALARM(a)"#),
+            ["a", "b, c", "d"]
+        );
+        // Unbalanced or empty input: no panic, nothing invented.
+        assert_eq!(alarm_rule_refs("ALARM(\"x"), ["x"]);
+        assert!(alarm_rule_refs("").is_empty());
+        assert!(alarm_rule_refs("TRUE").is_empty());
+        assert!(alarm_rule_refs("MYALARM(x) ÄLARM(").is_empty());
+    }
+
+    #[test]
+    fn alarm_definitions_need_arn_and_configuration_time() {
+        let composite = r#"{"AlarmName":"checkout-down","AlarmArn":"arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-down","AlarmConfigurationUpdatedTimestamp":1760000000.5,"AlarmRule":"ALARM(web-5xx) OR ALARM(\"db-cpu\")","StateValue":"OK"}"#;
+        let ev = normalize(Source::AlarmDefinition, composite, None).unwrap();
+        assert_eq!(
+            ev.natural_id,
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-down@1760000000.5"
+        );
+        assert_eq!(ev.event_time, 1_760_000_000_500);
+        assert_eq!(
+            ev.resources,
+            ["alarm/checkout-down", "alarm/web-5xx", "alarm/db-cpu"]
+        );
+        assert!(matches!(&ev.kind, Kind::Snapshot { resource_type, .. }
+            if resource_type == "AWS::CloudWatch::CompositeAlarm"));
+        for (payload, reason) in [
+            (
+                r#"{"AlarmName":"a","AlarmConfigurationUpdatedTimestamp":"2025-01-01T00:00:00Z"}"#,
+                "missing id or time",
+            ),
+            (r#"{"AlarmName":"a","AlarmArn":"x"}"#, "missing id or time"),
+            (
+                r#"{"AlarmName":"a","AlarmArn":"x","AlarmConfigurationUpdatedTimestamp":"soon"}"#,
+                "invalid time",
+            ),
+            (
+                r#"{"AlarmName":"a","AlarmArn":"x","AlarmConfigurationUpdatedTimestamp":true}"#,
+                "wrong type",
+            ),
+        ] {
+            let e = normalize(Source::AlarmDefinition, payload, None).unwrap_err();
+            assert_eq!(e.reason(), reason, "{payload}");
+        }
+    }
 }
