@@ -376,6 +376,17 @@ async fn aws_setup_is_idempotent_and_dry_run_changes_nothing() {
 /// then run again: every log event stored exactly once.
 #[tokio::test]
 async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
+    interrupt_collect_then_complete("SIGKILL", "/app/kill").await;
+}
+
+/// SIGTERM (and Ctrl-C, the same path) stops the pollers between pages: the process
+/// exits 0 promptly with what it stored committed, and a later run completes the rest.
+#[tokio::test]
+async fn collect_binary_stops_cleanly_on_sigterm() {
+    interrupt_collect_then_complete("SIGTERM", "/app/term").await;
+}
+
+async fn interrupt_collect_then_complete(signal: &str, group: &str) {
     let moto = start_moto();
     let conf = moto_sdk_config(&moto.url).await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
@@ -383,7 +394,7 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
     let events: Vec<(i64, String)> = (0..1500)
         .map(|i| (base + i * 500, format!("line {i}")))
         .collect();
-    put_logs(&client, "/app/kill", "s", &events).await;
+    put_logs(&client, group, "s", &events).await;
 
     let dir = temp_dir();
     let db = dir.path().join("kill.db");
@@ -391,8 +402,8 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
     std::fs::write(
         &config,
         format!(
-            "database = \"sqlite://{}\"\n[collect]\npoll_interval_secs = 1\n[collect.cloudtrail]\nenabled = false\n[collect.alarms]\nenabled = false\n[collect.config]\nenabled = false\n[collect.logs]\ngroups = [\"/app/kill\"]\nanomalies = false\npage_size = 25\nrequests_per_sec = 8.0\n",
-            db.display()
+            "database = \"sqlite://{}\"\n[collect]\npoll_interval_secs = 1\n[collect.cloudtrail]\nenabled = false\n[collect.alarms]\nenabled = false\n[collect.config]\nenabled = false\n[collect.logs]\ngroups = [\"{group}\"]\nanomalies = false\npage_size = 25\nrequests_per_sec = 8.0\n",
+            db.display(),
         ),
     )
     .unwrap();
@@ -455,11 +466,37 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    // SIGKILL: no chance to clean up.
-    child.kill().expect("kill");
-    let _ = child.wait();
+    if signal == "SIGKILL" {
+        // No chance to clean up.
+        child.kill().expect("kill");
+        let _ = child.wait();
+    } else {
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{}", signal.trim_start_matches("SIG")))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(sent.success());
+        let t = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t.elapsed().as_secs() < 20,
+                "collect still running 20 s after {signal}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            status.success(),
+            "exit after {signal}: {status:?}\n{stderr}"
+        );
+    }
     let mid = count(db.clone()).await;
-    assert!(mid < 1500, "killed mid-run ({mid} stored)");
+    assert!(mid < 1500, "stopped mid-run ({mid} stored)");
 
     let out = run(true).output().expect("collect --once");
     assert!(
@@ -489,7 +526,7 @@ async fn collect_binary_killed_mid_run_leaves_no_duplicate_and_no_gap() {
     messages.dedup();
     assert_eq!(messages.len(), 1500, "no duplicate");
     let cp = store
-        .checkpoint("collect:logs:default:us-east-1:/app/kill")
+        .checkpoint(&format!("collect:logs:default:us-east-1:{group}"))
         .await
         .unwrap();
     assert!(cp.is_some(), "the completed run committed its checkpoint");
