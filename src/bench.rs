@@ -39,6 +39,11 @@ pub enum BenchCommand {
         /// Keep the recording and the databases.
         #[arg(long)]
         keep: bool,
+        /// Pad every record with a policy document of this many KiB (large records:
+        /// the peak-memory bound must hold whatever the record size, up to the 4 MiB
+        /// line limit).
+        #[arg(long, default_value_t = 0)]
+        pad_kib: usize,
         /// Exit with status 2 when a target is missed (>= 100,000 events/s, >= 50% of
         /// the floor, peak memory < 300 MB).
         #[arg(long)]
@@ -91,8 +96,9 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             dir,
             seed,
             keep,
+            pad_kib,
             check,
-        } => bench_ingest(records, dir, seed, keep, check).await,
+        } => bench_ingest(records, dir, seed, keep, pad_kib, check).await,
         BenchCommand::Replay { lines, dir } => {
             crate::correlate::bench::replay(lines, &dir.unwrap_or_else(std::env::temp_dir)).await?;
             Ok(ExitCode::SUCCESS)
@@ -231,10 +237,17 @@ async fn bench_ingest(
     dir: Option<PathBuf>,
     seed: u64,
     keep: bool,
+    pad_kib: usize,
     check: bool,
 ) -> anyhow::Result<ExitCode> {
     if records == 0 {
         bail!("--records must be at least 1");
+    }
+    if pad_kib >= crate::ingest::reader::MAX_ITEM_BYTES / 1024 {
+        bail!(
+            "--pad-kib must stay below the {} KiB line limit",
+            crate::ingest::reader::MAX_ITEM_BYTES / 1024
+        );
     }
     let (dir, made_dir) = match dir {
         Some(d) => (d, false),
@@ -253,7 +266,7 @@ async fn bench_ingest(
         recording.display()
     );
     let t = Instant::now();
-    let file_bytes = write_recording(&recording, records, seed)
+    let file_bytes = write_recording(&recording, records, seed, pad_kib * 1024)
         .with_context(|| format!("cannot write {}", recording.display()))?;
     let generate = t.elapsed();
 
@@ -627,10 +640,12 @@ fn fmt_ts(ms: i64) -> String {
     }
 }
 
-/// Writes `n` recording lines; returns the file size in bytes.
-pub fn write_recording(path: &Path, n: u64, seed: u64) -> std::io::Result<u64> {
+/// Writes `n` recording lines, each padded with `pad` bytes of policy document; returns
+/// the file size in bytes.
+pub fn write_recording(path: &Path, n: u64, seed: u64, pad: usize) -> std::io::Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut gen = Generator::new(seed);
+    gen.pad = pad;
     let mut line = String::with_capacity(4096);
     let mut bytes = 0u64;
     for i in 0..n {
@@ -648,13 +663,15 @@ pub fn write_recording(path: &Path, n: u64, seed: u64) -> std::io::Result<u64> {
 pub struct Generator {
     rng: Rng,
     fleet: Fleet,
+    /// Bytes of policy document added to every record (0: none).
+    pub pad: usize,
 }
 
 impl Generator {
     pub fn new(seed: u64) -> Generator {
         let mut rng = Rng(seed ^ 0x5EED_0F_2007_1AB5);
         let fleet = Fleet::new(&mut rng);
-        Generator { rng, fleet }
+        Generator { rng, fleet, pad: 0 }
     }
 
     /// Appends record `i` as one recording line (no newline) to `out`.
@@ -706,6 +723,26 @@ impl Generator {
             self.response(op, out);
         }
         let rng = &mut self.rng;
+        if self.pad > 0 {
+            // A large policy document, as PutBucketPolicy or CreatePolicy carry.
+            out.push_str(",\"additionalEventData\":{\"policyDocument\":\"");
+            const WORDS: [&str; 4] = [
+                "s3:GetObject ",
+                "Allow ",
+                "arn:aws:s3:::bucket/* ",
+                "Principal ",
+            ];
+            let start = out.len();
+            // Cycled, not drawn: the padding leaves the record's other fields as they are.
+            for w in WORDS.iter().cycle() {
+                if out.len() - start >= self.pad {
+                    break;
+                }
+                out.push_str(w);
+            }
+            out.truncate(start + self.pad);
+            out.push_str("\"}");
+        }
         out.push_str(",\"requestID\":\"");
         rng.uuid(out);
         out.push_str("\",\"eventID\":\"");
@@ -1033,6 +1070,26 @@ impl Generator {
 mod tests {
     use super::*;
     use crate::model::Kind;
+
+    #[test]
+    fn padded_records_carry_the_padding_and_still_normalize() {
+        let (mut plain, mut padded) = (String::new(), String::new());
+        Generator::new(3).line(0, &mut plain);
+        let mut g = Generator::new(3);
+        g.pad = 300_000;
+        g.line(0, &mut padded);
+        assert_eq!(
+            padded.len(),
+            plain.len() + 300_000 + r#","additionalEventData":{"policyDocument":""}"#.len()
+        );
+        let a = ingest::recording_line(plain.as_bytes()).expect("plain line normalizes");
+        let b = ingest::recording_line(padded.as_bytes()).expect("padded line normalizes");
+        assert_eq!(a.natural_id, b.natural_id);
+        assert_eq!(
+            b.payload.len(),
+            a.payload.len() + padded.len() - plain.len()
+        );
+    }
 
     #[test]
     fn generated_records_are_valid_realistic_and_deterministic() {

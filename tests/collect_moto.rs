@@ -504,27 +504,14 @@ async fn interrupt_collect_then_complete(signal: &str, group: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let store = rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let stored = store
-        .query(&EventFilter {
-            sources: vec![Source::Logs],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages: Vec<String> = stored
-        .iter()
-        .map(|e| match &e.kind {
-            Kind::Log { message, .. } => message.clone(),
-            _ => String::new(),
-        })
-        .collect();
+    let mut messages = stored_log_messages(&db).await;
     assert_eq!(messages.len(), 1500, "no gap, no duplicate");
     messages.sort();
     messages.dedup();
     assert_eq!(messages.len(), 1500, "no duplicate");
+    let store = rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
     let cp = store
         .checkpoint(&format!("collect:logs:default:us-east-1:{group}"))
         .await

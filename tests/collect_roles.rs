@@ -3,11 +3,13 @@
 //! role's temporary credentials. A real local HTTP server (on 127.0.0.1) plays STS and
 //! CloudWatch Logs and records what it receives.
 
+mod collect_common;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rootline::model::{Kind, Source};
-use rootline::store::{EventFilter, EventLog, SqliteStore};
+use collect_common::stored_log_messages;
+use rootline::store::{EventLog, SqliteStore};
 use std::sync::{Arc, Mutex};
 
 const BASE_KEY: &str = "AKIDBASECHAIN0000001";
@@ -240,25 +242,13 @@ anomalies = false
         assert_eq!(s.token.as_deref(), Some(ROLE_TOKEN), "{:?}", s.target);
     }
 
+    assert_eq!(
+        stored_log_messages(&db).await,
+        ["role line 0", "role line 1", "role line 2"]
+    );
     let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let stored = store
-        .query(&EventFilter {
-            sources: vec![Source::Logs],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages: Vec<String> = stored
-        .iter()
-        .filter_map(|e| match &e.kind {
-            Kind::Log { message, .. } => Some(message.clone()),
-            _ => None,
-        })
-        .collect();
-    messages.sort();
-    assert_eq!(messages, ["role line 0", "role line 1", "role line 2"]);
     let cp = store
         .checkpoint("collect:logs:prod:us-east-1:/app/role")
         .await

@@ -114,6 +114,19 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // End the session first, so chromedriver closes Chromium: killing chromedriver
+        // alone leaves the browser processes running after the tests.
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = s.read_to_end(&mut Vec::new());
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

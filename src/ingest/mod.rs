@@ -26,6 +26,9 @@ use std::sync::Arc;
 /// right edges of the indexes, the checkpoint row); 20,000 events of 1 to 2 KiB stay
 /// around 40 MiB in memory.
 pub const BATCH: usize = 20_000;
+/// A batch is also appended once its payloads reach this many bytes, so that a file of
+/// large records (up to the 4 MiB line limit) cannot hold gigabytes in one batch.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// Rejections kept in full for the report; beyond this they are only counted.
 const MAX_KEPT_REJECTIONS: usize = 10_000;
 
@@ -221,6 +224,9 @@ fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
 /// Items handed to a parser thread at a time: large enough to make the hand-off cheap,
 /// small enough to keep every core busy.
 const CHUNK: usize = 256;
+/// A unit also ends once its items reach this many bytes, so that the units queued
+/// between reader, parsers and writer stay small when records are large.
+const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A unit of work, numbered in input order so the writer can put results back in order.
 enum Unit {
@@ -368,7 +374,7 @@ fn read_files(
             }
             chunk.push(item);
             // Also bounded in bytes, so that a few huge records do not pile up.
-            if chunk.len() >= CHUNK || bytes >= 4 * 1024 * 1024 {
+            if chunk.len() >= CHUNK || bytes >= CHUNK_BYTES {
                 let items = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                 bytes = 0;
                 if !send(Unit::Items {
@@ -485,6 +491,7 @@ pub async fn ingest_files<S: EventLog>(
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
         let mut next = 0u64;
         let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
+        let mut batch_bytes = 0usize;
         // The file and line the batch reaches.
         let mut reach: Option<(usize, u64)> = None;
         while let Some((seq, done)) = done_rx.recv().await {
@@ -501,12 +508,14 @@ pub async fn ingest_files<S: EventLog>(
                                 summary.rejections.push(r);
                             }
                         }
+                        batch_bytes += events.iter().map(|e| e.payload.len()).sum::<usize>();
                         batch.extend(events);
                         if last_line > 0 {
                             reach = Some((file, last_line));
                         }
-                        if batch.len() >= BATCH {
+                        if batch.len() >= BATCH || batch_bytes >= BATCH_BYTES {
                             flush(store, &names, &mut batch, &mut reach, &mut summary).await?;
+                            batch_bytes = 0;
                             bar.set_position(count.load(Ordering::Relaxed));
                             bar.set_message(format!("{} appended", summary.appended));
                         }
@@ -520,6 +529,7 @@ pub async fn ingest_files<S: EventLog>(
                     Done::FileEnd => {
                         // A batch never spans two files: its checkpoint names one.
                         flush(store, &names, &mut batch, &mut reach, &mut summary).await?;
+                        batch_bytes = 0;
                         summary.files += 1;
                     }
                 }

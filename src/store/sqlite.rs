@@ -13,6 +13,9 @@ use std::time::Duration;
 /// Rows per INSERT statement; 12 columns x 500 rows stays far below SQLite's 32766
 /// bound-parameter limit, and few statements per batch keep driver overhead low.
 const ROWS_PER_STATEMENT: usize = 500;
+/// Payload bytes per INSERT statement: the driver and SQLite each copy what a statement
+/// binds, so large payloads go in smaller statements and memory stays bounded.
+const BYTES_PER_STATEMENT: usize = 4 * 1024 * 1024;
 /// (resource, event_time, seq) rows per event_resources INSERT statement.
 const LINKS_PER_STATEMENT: usize = 2000;
 
@@ -200,6 +203,29 @@ fn links_sql(rows: usize) -> String {
     sql
 }
 
+/// Splits rows into INSERT statements of at most ROWS_PER_STATEMENT rows and, past the
+/// first row, BYTES_PER_STATEMENT payload bytes.
+fn statement_chunks<'a, 'b>(rows: &'a [Prepared<'b>]) -> impl Iterator<Item = &'a [Prepared<'b>]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0usize;
+        let mut n = 0usize;
+        while n < rest.len() && n < ROWS_PER_STATEMENT {
+            bytes += rest[n].ev.payload.len();
+            if n > 0 && bytes > BYTES_PER_STATEMENT {
+                break;
+            }
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Rows prepared for binding: the JSON columns serialized once.
 struct Prepared<'a> {
     ev: &'a NewEvent,
@@ -247,7 +273,7 @@ impl EventLog for SqliteStore {
         let mut appended = 0u64;
         // (resource, event time, seq) of the appended events, for event_resources.
         let mut links: Vec<(&str, i64, i64)> = Vec::new();
-        for chunk in prepared.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&prepared) {
             let sql = insert_sql(chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for p in chunk {

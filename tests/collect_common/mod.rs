@@ -210,3 +210,27 @@ pub async fn http_post(
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
+
+/// The messages of the log events stored in the database file at `db`, sorted.
+pub async fn stored_log_messages(db: &Path) -> Vec<String> {
+    let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the store");
+    let stored = store
+        .query(&EventFilter {
+            sources: vec![rootline::model::Source::Logs],
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    store.close().await;
+    let mut messages: Vec<String> = stored
+        .iter()
+        .filter_map(|e| match &e.kind {
+            rootline::model::Kind::Log { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    messages.sort();
+    messages
+}
