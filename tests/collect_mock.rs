@@ -9,7 +9,7 @@ use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEven
 use aws_sdk_cloudwatch::operation::describe_alarm_history::{
     DescribeAlarmHistoryError, DescribeAlarmHistoryOutput,
 };
-use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+use aws_sdk_cloudwatch::operation::describe_alarms::{DescribeAlarmsError, DescribeAlarmsOutput};
 use aws_sdk_cloudwatchlogs::operation::list_anomalies::ListAnomaliesOutput;
 use aws_sdk_cloudwatchlogs::operation::list_log_anomaly_detectors::ListLogAnomalyDetectorsOutput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -425,7 +425,7 @@ fn metric_alarm(v: &Value) -> aws_sdk_cloudwatch::types::MetricAlarm {
 }
 
 #[tokio::test]
-async fn describe_alarms_payloads_are_the_api_shape_and_paged() {
+async fn describe_alarms_payloads_paging_empty_page_throttling_and_stored_once() {
     let one = cli_output("cloudwatch__describe-alarms.json")["MetricAlarms"][0].clone();
     let two = cli_output("cloudwatch__describe-alarms-for-metric.json")["MetricAlarms"].clone();
     for v in std::iter::once(&one).chain(two.as_array().unwrap()) {
@@ -435,32 +435,57 @@ async fn describe_alarms_payloads_are_the_api_shape_and_paged() {
     }
     let a = metric_alarm(&one);
     let rest: Vec<_> = two.as_array().unwrap().iter().map(metric_alarm).collect();
-    // Two pages, answered three times (a fetch, then two polls).
-    let rules: Vec<_> = (0..3)
-        .flat_map(|_| {
-            let (a, rest) = (a.clone(), rest.clone());
-            let p1 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
-                .match_requests(|r| r.next_token().is_none())
-                .then_output(move || {
-                    DescribeAlarmsOutput::builder()
-                        .metric_alarms(a.clone())
-                        .next_token("x")
-                        .build()
-                });
-            let p2 = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
-                .match_requests(|r| r.next_token() == Some("x"))
-                .then_output(move || {
-                    DescribeAlarmsOutput::builder()
-                        .set_metric_alarms(Some(rest.clone()))
-                        .build()
-                });
-            [p1, p2]
-        })
-        .collect();
+    let page_one = |next: &'static str| {
+        let a = a.clone();
+        mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+            .match_requests(|r| r.next_token().is_none())
+            .then_output(move || {
+                DescribeAlarmsOutput::builder()
+                    .metric_alarms(a.clone())
+                    .next_token(next)
+                    .build()
+            })
+    };
+    let last_page = |after: &'static str| {
+        let rest = rest.clone();
+        mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+            .match_requests(move |r| r.next_token() == Some(after))
+            .then_output(move || {
+                DescribeAlarmsOutput::builder()
+                    .set_metric_alarms(Some(rest.clone()))
+                    .build()
+            })
+    };
+    let empty_page = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| r.next_token() == Some("x"))
+        .then_output(|| DescribeAlarmsOutput::builder().next_token("y").build());
+    let throttle = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(|| {
+        DescribeAlarmsError::generic(
+            ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    // A fetch (two pages); a poll that is throttled once, then meets an empty page
+    // between the two; a second poll (two pages).
+    let (fetch1, fetch2) = (page_one("x"), last_page("x"));
+    let (poll1, poll3) = (page_one("x"), last_page("y"));
+    let (again1, again2) = (page_one("x"), last_page("x"));
     let client = mock_client!(
         aws_sdk_cloudwatch,
         RuleMode::Sequential,
-        [&rules[0], &rules[1], &rules[2], &rules[3], &rules[4], &rules[5]]
+        [
+            &fetch1,
+            &fetch2,
+            &throttle,
+            &poll1,
+            &empty_page,
+            &poll3,
+            &again1,
+            &again2
+        ],
+        |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
     );
     let store = memory_store().await;
     let (ctx, _stop) = ctx(&store, None);
@@ -473,6 +498,9 @@ async fn describe_alarms_payloads_are_the_api_shape_and_paged() {
 
     // A poll stores the definitions; they attach the alarm to its metric's dimensions.
     let r = c.poll(&ctx).await.expect("poll");
+    assert_eq!(throttle.num_calls(), 1, "the throttled request was retried");
+    assert_eq!(empty_page.num_calls(), 1);
+    assert_eq!(r.pages, 3, "an empty page is followed to the next");
     assert_eq!((r.delivered.appended, r.delivered.rejected), (3, 0));
     let stored = store
         .query(&rootline::store::EventFilter::default())
