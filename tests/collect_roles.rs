@@ -25,25 +25,6 @@ struct Seen {
     body: String,
 }
 
-/// application/x-www-form-urlencoded decoding ('+' and %XX).
-fn form_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).expect("percent escape"));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).expect("utf-8")
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -207,13 +188,12 @@ anomalies = false
     // the standard chain's credentials.
     let sts: Vec<&Seen> = seen.iter().filter(|s| s.target.is_none()).collect();
     assert_eq!(sts.len(), 1, "one AssumeRole call: {seen:#?}");
-    let form: Vec<(String, String)> = sts[0]
-        .body
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (form_decode(k), form_decode(v)))
-        .collect();
-    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    // The form body, decoded the way axum decodes a query string.
+    let uri: axum::http::Uri = format!("/?{}", sts[0].body).parse().expect("form body");
+    let axum::extract::Query(form) =
+        axum::extract::Query::<std::collections::BTreeMap<String, String>>::try_from_uri(&uri)
+            .expect("form fields");
+    let field = |k: &str| form.get(k).map(String::as_str);
     assert_eq!(field("Action"), Some("AssumeRole"));
     assert_eq!(field("RoleArn"), Some(ROLE_ARN));
     assert_eq!(field("RoleSessionName"), Some("rootline-test"));

@@ -146,6 +146,22 @@ fn required_time(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
     }
 }
 
+/// A required time given as an RFC 3339 string or as epoch seconds (a number, as CBOR and
+/// some SDKs give it).
+fn required_time_or_epoch_secs(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
+    match get(v, path) {
+        Some(Value::Number(n)) => {
+            n.as_f64()
+                .map(|s| (s * 1000.0) as i64)
+                .ok_or(NormalizeError::WrongType {
+                    field,
+                    expected: "epoch seconds or an RFC 3339 string",
+                })
+        }
+        _ => required_time(v, path, field),
+    }
+}
+
 /// A required epoch-milliseconds number (a numeric string is accepted too).
 fn required_epoch_ms(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
     match get(v, path) {
@@ -253,23 +269,11 @@ fn alarm_definition(p: &Value) -> Result<NewEvent> {
     let alarm = required_id(p, &["AlarmName"], "AlarmName")?;
     let arn = required_id(p, &["AlarmArn"], "AlarmArn")?;
     let field = "AlarmConfigurationUpdatedTimestamp";
-    let ts_raw = get(p, &[field]).ok_or(NormalizeError::Missing(field))?;
-    let ts_text = as_given(ts_raw).ok_or(NormalizeError::WrongType {
-        field,
-        expected: "an RFC 3339 string",
-    })?;
-    let time = match ts_raw {
-        // CBOR and some SDKs give epoch seconds.
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|s| s.is_finite())
-            .map(|s| (s * 1000.0).round() as i64)
-            .ok_or(NormalizeError::WrongType {
-                field,
-                expected: "epoch seconds or an RFC 3339 string",
-            })?,
-        _ => required_time(p, &[field], field)?,
-    };
+    let time = required_time_or_epoch_secs(p, &[field], field)?;
+    // A string or a number once the time parsed; the id keeps it as given.
+    let ts_text = get(p, &[field])
+        .and_then(as_given)
+        .ok_or(NormalizeError::Missing(field))?;
     let rule = str_at(p, &["AlarmRule"]);
     let mut resources = vec![format!("alarm/{alarm}")];
     eventbridge::alarm_dimensions(p, &mut resources);
@@ -595,22 +599,11 @@ fn config(p: &Value) -> Result<NewEvent> {
     let state_id = get(p, &["configurationStateId"])
         .and_then(as_given)
         .ok_or(NormalizeError::Missing("configurationStateId"))?;
-    let time = match get(p, &["configurationItemCaptureTime"]) {
-        None => return Err(NormalizeError::Missing("configurationItemCaptureTime")),
-        Some(Value::Number(n)) => {
-            n.as_f64()
-                .map(|s| (s * 1000.0) as i64)
-                .ok_or(NormalizeError::WrongType {
-                    field: "configurationItemCaptureTime",
-                    expected: "epoch seconds or an RFC 3339 string",
-                })?
-        }
-        Some(_) => required_time(
-            p,
-            &["configurationItemCaptureTime"],
-            "configurationItemCaptureTime",
-        )?,
-    };
+    let time = required_time_or_epoch_secs(
+        p,
+        &["configurationItemCaptureTime"],
+        "configurationItemCaptureTime",
+    )?;
     let natural_id = format!("{rtype}/{rid}@{state_id}");
     let mut ev = skeleton(
         natural_id,
