@@ -160,6 +160,74 @@ async fn appends_are_idempotent_and_gap_free_with_the_checkpoint_in_the_same_tra
     assert_eq!(s.append(&first, None).await.unwrap().appended, 0);
 }
 
+/// Every event_resources row names its own event's resource and time, whether an INSERT
+/// statement appended all of its rows (seqs follow the statement's order) or skipped some
+/// already stored (seqs read back and matched by key).
+#[tokio::test]
+async fn resource_links_point_at_their_own_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let ev = |i: u32| {
+        ct(
+            &format!("m{i}"),
+            i % 60,
+            &format!("{{\"groupId\":\"sg-{i:017x}\"}}"),
+        )
+    };
+    // All new: three statements, nothing skipped.
+    let first: Vec<NewEvent> = (0..1200).map(ev).collect();
+    assert_eq!(s.append(&first, None).await.unwrap().appended, 1200);
+    // Mixed: every third already stored, and repeats inside the same call.
+    let second: Vec<NewEvent> = (1000..2600)
+        .flat_map(|i| {
+            if i % 7 == 0 {
+                vec![ev(i), ev(i)]
+            } else {
+                vec![ev(i)]
+            }
+        })
+        .collect();
+    let out = s.append(&second, None).await.unwrap();
+    assert_eq!(
+        (out.appended, out.duplicates),
+        (1400, second.len() as u64 - 1400)
+    );
+    let pool = s.pool();
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM event_resources r JOIN events e ON e.seq = r.seq \
+         WHERE r.event_time <> e.event_time \
+            OR r.resource NOT IN (SELECT value FROM json_each(e.resources))",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0);
+    let (links, expected): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM event_resources), \
+                (SELECT SUM(json_array_length(resources)) FROM events)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((links, expected), (2600, 2600));
+    // And each event is found under its own resource.
+    for i in [0u32, 499, 500, 1100, 1999, 2599] {
+        let f = EventFilter {
+            resource: Some(format!("sg/sg-{i:017x}")),
+            ..EventFilter::default()
+        };
+        let found = s.query(&f).await.unwrap();
+        assert_eq!(
+            found
+                .iter()
+                .map(|e| e.natural_id.as_str())
+                .collect::<Vec<_>>(),
+            [format!("m{i}")],
+            "sg-{i:017x}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn queries_use_time_resource_and_natural_id_indexes() {
     let dir = tempfile::tempdir().unwrap();

@@ -177,7 +177,7 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
 }
 
 /// A multi-row INSERT; rows already stored are skipped by the `events_insert_guard`
-/// trigger, and RETURNING names the rows actually appended.
+/// trigger.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(200 + rows * 30);
     sql.push_str("INSERT INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload) VALUES ");
@@ -187,7 +187,6 @@ fn insert_sql(rows: usize) -> String {
         }
         sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
     }
-    sql.push_str(" RETURNING seq, source, natural_id");
     sql
 }
 
@@ -291,13 +290,38 @@ impl EventLog for SqliteStore {
                     .bind(p.resources.as_str())
                     .bind(p.ev.payload.as_str());
             }
-            let rows = q.fetch_all(&mut *tx).await?;
-            appended += rows.len() as u64;
-            if rows.is_empty() {
+            let done = q.execute(&mut *tx).await?;
+            let inserted = done.rows_affected();
+            appended += inserted;
+            if inserted == 0 {
                 continue;
             }
-            // RETURNING order is unspecified: match rows to events by key. Within a chunk
-            // the first event with a key is the one appended.
+            // This connection is the only writer inside the transaction and the database
+            // assigns max(seq)+1 to each row, so the rows just appended hold the seqs
+            // (last - inserted, last].
+            let last = done.last_insert_rowid();
+            let first = last - inserted as i64 + 1;
+            if inserted == chunk.len() as u64 {
+                // No row was skipped: SQLite inserts a VALUES list in its order, so the
+                // n-th row of the chunk has seq first + n.
+                for (p, seq) in chunk.iter().zip(first..) {
+                    links.extend(
+                        p.ev.resources
+                            .iter()
+                            .map(|r| (r.as_str(), p.ev.event_time, seq)),
+                    );
+                }
+                continue;
+            }
+            // Some rows were already stored: read back which ones went in, and match
+            // them by key. Within a chunk the first event with a key is the one appended.
+            let rows = sqlx::query(
+                "SELECT seq, source, natural_id FROM events WHERE seq >= ? AND seq <= ?",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
             let mut by_key: std::collections::HashMap<(&str, &str), &NewEvent> =
                 std::collections::HashMap::with_capacity(chunk.len());
             for p in chunk {
