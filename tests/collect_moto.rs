@@ -506,7 +506,7 @@ async fn interrupt_collect_then_complete(signal: &str, group: &str) {
     );
     let mut messages = stored_log_messages(&db).await;
     assert_eq!(messages.len(), 1500, "no gap, no duplicate");
-    messages.sort();
+    // Sorted by stored_log_messages.
     messages.dedup();
     assert_eq!(messages.len(), 1500, "no duplicate");
     let store = rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display()))

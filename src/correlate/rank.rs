@@ -82,19 +82,26 @@ pub(crate) struct Vocabulary {
 /// a definition: a DescribeAlarms snapshot, a successful PutMetricAlarm call, or an
 /// EventBridge alarm event (which carries the alarm's configuration).
 fn alarm_definition(e: &Event, payload: impl FnOnce() -> Rc<Value>) -> Option<(String, AlarmDef)> {
-    let defines = match (&e.kind, e.source) {
-        (Kind::Snapshot { .. }, Source::AlarmDefinition)
-        | (Kind::Alarm { .. }, Source::EventBridge) => true,
-        (Kind::Change, Source::CloudTrail) => e.name == "PutMetricAlarm" && e.error_code.is_none(),
-        _ => false,
-    };
-    if !defines {
-        return None;
+    /// Where the alarm's name and metric are in each kind of definition.
+    enum Shape {
+        Described,
+        PutMetricAlarm,
+        StateChange,
     }
+    let shape = match (&e.kind, e.source) {
+        (Kind::Snapshot { .. }, Source::AlarmDefinition) => Shape::Described,
+        (Kind::Alarm { .. }, Source::EventBridge) => Shape::StateChange,
+        (Kind::Change, Source::CloudTrail)
+            if e.name == "PutMetricAlarm" && e.error_code.is_none() =>
+        {
+            Shape::PutMetricAlarm
+        }
+        _ => return None,
+    };
     let p = payload();
     let p = p.as_ref();
-    let (name, metric) = match (&e.kind, e.source) {
-        (Kind::Snapshot { .. }, Source::AlarmDefinition) => (
+    let (name, metric) = match shape {
+        Shape::Described => (
             p.get("AlarmName"),
             p.get("Namespace")
                 .map(|_| (p, "Namespace", "MetricName"))
@@ -103,17 +110,16 @@ fn alarm_definition(e: &Event, payload: impl FnOnce() -> Rc<Value>) -> Option<(S
                         .map(|m| (m, "Namespace", "MetricName"))
                 }),
         ),
-        (Kind::Change, _) => (
+        Shape::PutMetricAlarm => (
             p.pointer("/requestParameters/alarmName"),
             p.pointer("/requestParameters")
                 .map(|m| (m, "namespace", "metricName")),
         ),
-        (Kind::Alarm { .. }, _) => (
+        Shape::StateChange => (
             p.pointer("/detail/alarmName"),
             p.pointer("/detail/configuration/metrics/0/metricStat/metric")
                 .map(|m| (m, "namespace", "name")),
         ),
-        _ => return None,
     };
     let name = name.and_then(Value::as_str)?;
     let (m, ns_key, metric_key) = metric?;

@@ -145,13 +145,22 @@ pub fn title(incident: &Incident, h: &Hypothesis) -> String {
     t
 }
 
+/// The first MAX_EVIDENCE items as code spans, joined by `sep`.
+fn code_list(items: &[String], sep: &str) -> String {
+    items
+        .iter()
+        .take(MAX_EVIDENCE)
+        .map(|i| code(i))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 fn hypothesis_block(out: &mut String, h: &Hypothesis, links: &Links<'_>) {
     let _ = writeln!(out, "{}", code(&h.summary));
     let _ = writeln!(out);
     let _ = writeln!(out, "- **Cause:** {}", links.event(&h.cause));
     if !h.path.is_empty() {
-        let path: Vec<String> = h.path.iter().take(MAX_EVIDENCE).map(|p| code(p)).collect();
-        let _ = writeln!(out, "- **Path:** {}", path.join(" → "));
+        let _ = writeln!(out, "- **Path:** {}", code_list(&h.path, " → "));
     }
     if !h.evidence.is_empty() {
         let _ = writeln!(out, "- **Evidence:**");
@@ -182,23 +191,19 @@ fn incident_block(out: &mut String, incident: &Incident, links: &Links<'_>) {
         }
     }
     if !incident.alarm_names.is_empty() {
-        let names: Vec<String> = incident
-            .alarm_names
-            .iter()
-            .take(MAX_EVIDENCE)
-            .map(|n| code(n))
-            .collect();
-        let _ = writeln!(out, "- **Alarms:** {}", names.join(", "));
+        let _ = writeln!(
+            out,
+            "- **Alarms:** {}",
+            code_list(&incident.alarm_names, ", ")
+        );
     }
     let _ = writeln!(out, "- **Trigger:** {}", links.event(&incident.trigger));
     if !incident.resources.is_empty() {
-        let rs: Vec<String> = incident
-            .resources
-            .iter()
-            .take(MAX_EVIDENCE)
-            .map(|r| code(r))
-            .collect();
-        let _ = writeln!(out, "- **Resources:** {}", rs.join(", "));
+        let _ = writeln!(
+            out,
+            "- **Resources:** {}",
+            code_list(&incident.resources, ", ")
+        );
     }
 }
 
