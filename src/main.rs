@@ -23,6 +23,9 @@ fn main() -> ExitCode {
     // thread exists; mimalloc reads this option at each purge, so setting it at run time
     // takes effect.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    if !rootline::store::configure_sqlite() {
+        eprintln!("rootline: SQLite was initialized before its allocator could be set");
+    }
     let args = rootline::cli::Args::parse();
     rootline::telemetry::init(args.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

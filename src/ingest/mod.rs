@@ -10,7 +10,7 @@ pub mod reader;
 
 use crate::model::{parse_time, NewEvent, Source};
 use crate::normalize;
-use crate::store::{Checkpoint, EventLog, StoreError};
+use crate::store::{AppendOutcome, Checkpoint, EventLog, StoreError};
 use reader::{Item, LineReader, RecordScanner};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -66,6 +66,15 @@ pub struct IngestSummary {
 impl IngestSummary {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
+    }
+
+    /// Counts a rejection, keeping the first ones in full.
+    fn reject(&mut self, r: Rejection) {
+        tracing::debug!(file = %r.file, line = r.line, reason = %r.reason, "Rejected input");
+        *self.rejected.entry(r.category).or_default() += 1;
+        if self.rejections.len() < MAX_KEPT_REJECTIONS {
+            self.rejections.push(r);
+        }
     }
 }
 
@@ -485,59 +494,83 @@ pub async fn ingest_files<S: EventLog>(
         )?);
     }
     drop(done_tx);
+    // Only the parsers hold the work receiver now: once they stop (the writer gone), the
+    // reader's next send fails and it stops too, instead of waiting on a full channel.
+    drop(work_rx);
 
+    // Two batch buffers: while one is appended (SQLite's work, on its own thread), the
+    // next one is collected from the parsers, so neither waits for the other. The
+    // appender hands each buffer back once its batch is stored; the collector waits for a
+    // free buffer, which bounds memory to two batches.
+    let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<(Vec<NewEvent>, Checkpoint)>(1);
+    let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<NewEvent>>(1);
+    let _ = free_tx.try_send(Vec::with_capacity(BATCH));
     let mut summary = IngestSummary::default();
-    let result: Result<(), IngestError> = async {
+    let mut stored = AppendOutcome::default();
+    let appender = async {
+        while let Some((mut batch, cp)) = full_rx.recv().await {
+            let out = store.append(&batch, Some(&cp)).await?;
+            stored.appended += out.appended;
+            stored.duplicates += out.duplicates;
+            bar.set_position(count.load(Ordering::Relaxed));
+            bar.set_message(format!("{} appended", stored.appended));
+            batch.clear();
+            // The collector is gone once it has sent its last batch.
+            let _ = free_tx.send(batch).await;
+        }
+        Ok::<(), IngestError>(())
+    };
+    let collector = async {
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
         let mut next = 0u64;
-        let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
-        let mut batch_bytes = 0usize;
-        // The file and line the batch reaches.
-        let mut reach: Option<(usize, u64)> = None;
+        let mut batch = Batch {
+            events: Vec::with_capacity(BATCH),
+            bytes: 0,
+            reach: None,
+        };
         while let Some((seq, done)) = done_rx.recv().await {
             pending.insert(seq, done);
             while let Some(done) = pending.remove(&next) {
                 next += 1;
                 match done {
-                    Done::Chunk { file, events, rejections, read, last_line } => {
+                    Done::Chunk {
+                        file,
+                        events,
+                        rejections,
+                        read,
+                        last_line,
+                    } => {
                         summary.read += read;
                         for r in rejections {
-                            tracing::debug!(file = %r.file, line = r.line, reason = %r.reason, "Rejected input");
-                            *summary.rejected.entry(r.category).or_default() += 1;
-                            if summary.rejections.len() < MAX_KEPT_REJECTIONS {
-                                summary.rejections.push(r);
-                            }
+                            summary.reject(r);
                         }
-                        batch_bytes += events.iter().map(|e| e.payload.len()).sum::<usize>();
-                        batch.extend(events);
+                        batch.bytes += events.iter().map(|e| e.payload.len()).sum::<usize>();
+                        batch.events.extend(events);
                         if last_line > 0 {
-                            reach = Some((file, last_line));
+                            batch.reach = Some((file, last_line));
                         }
-                        if batch.len() >= BATCH || batch_bytes >= BATCH_BYTES {
-                            flush(store, &names, &mut batch, &mut reach, &mut summary).await?;
-                            batch_bytes = 0;
-                            bar.set_position(count.load(Ordering::Relaxed));
-                            bar.set_message(format!("{} appended", summary.appended));
+                        if batch.events.len() >= BATCH || batch.bytes >= BATCH_BYTES {
+                            batch.hand_over(&names, &full_tx, &mut free_rx).await?;
                         }
                     }
-                    Done::Rejected(r) => {
-                        *summary.rejected.entry(r.category).or_default() += 1;
-                        if summary.rejections.len() < MAX_KEPT_REJECTIONS {
-                            summary.rejections.push(r);
-                        }
-                    }
+                    Done::Rejected(r) => summary.reject(r),
                     Done::FileEnd => {
                         // A batch never spans two files: its checkpoint names one.
-                        flush(store, &names, &mut batch, &mut reach, &mut summary).await?;
-                        batch_bytes = 0;
+                        batch.hand_over(&names, &full_tx, &mut free_rx).await?;
                         summary.files += 1;
                     }
                 }
             }
         }
-        flush(store, &names, &mut batch, &mut reach, &mut summary).await
-    }
-    .await;
+        batch.hand_over(&names, &full_tx, &mut free_rx).await?;
+        // Ends the appender once it has stored what it holds.
+        drop(full_tx);
+        Ok::<(), IngestError>(())
+    };
+    // On the first error try_join drops the other half.
+    let result = tokio::try_join!(appender, collector).map(|_| ());
+    summary.appended = stored.appended;
+    summary.duplicates = stored.duplicates;
     // On a store error the receiver is dropped here, which stops the parsers and reader.
     drop(done_rx);
     bar.finish_and_clear();
@@ -549,26 +582,36 @@ pub async fn ingest_files<S: EventLog>(
     Ok(summary)
 }
 
-/// Appends the batch with the checkpoint of the line it reaches.
-async fn flush<S: EventLog>(
-    store: &S,
-    names: &[String],
-    batch: &mut Vec<NewEvent>,
-    reach: &mut Option<(usize, u64)>,
-    summary: &mut IngestSummary,
-) -> Result<(), IngestError> {
-    let Some((file, line)) = reach.take() else {
-        return Ok(());
-    };
-    let cp = Checkpoint {
-        name: format!("ingest:{}", names[file]),
-        value: format!("{{\"line\":{line}}}"),
-    };
-    let out = store.append(batch, Some(&cp)).await?;
-    summary.appended += out.appended;
-    summary.duplicates += out.duplicates;
-    batch.clear();
-    Ok(())
+/// The batch being collected: events, their payload bytes, and the file and line it
+/// reaches.
+struct Batch {
+    events: Vec<NewEvent>,
+    bytes: usize,
+    reach: Option<(usize, u64)>,
+}
+
+impl Batch {
+    /// Sends the events, with the checkpoint of the line they reach, to the appender and
+    /// takes a free buffer in their place (waiting until the appender frees one).
+    async fn hand_over(
+        &mut self,
+        names: &[String],
+        full: &tokio::sync::mpsc::Sender<(Vec<NewEvent>, Checkpoint)>,
+        free: &mut tokio::sync::mpsc::Receiver<Vec<NewEvent>>,
+    ) -> Result<(), IngestError> {
+        let Some((file, line)) = self.reach.take() else {
+            return Ok(());
+        };
+        let cp = Checkpoint {
+            name: format!("ingest:{}", names[file]),
+            value: format!("{{\"line\":{line}}}"),
+        };
+        let stopped = || IngestError::Reader("the appender stopped".into());
+        let next = free.recv().await.ok_or_else(stopped)?;
+        let events = std::mem::replace(&mut self.events, next);
+        self.bytes = 0;
+        full.send((events, cp)).await.map_err(|_| stopped())
+    }
 }
 
 #[cfg(test)]
@@ -615,5 +658,133 @@ mod tests {
             detect_format(Path::new("a"), b"{\"source\":1}"),
             FileFormat::Recording
         );
+    }
+
+    /// A store that records what it is asked to append and fails the append numbered
+    /// `fail_at` (0-based).
+    struct Recording {
+        inner: crate::store::SqliteStore,
+        fail_at: usize,
+        /// (events, checkpoint line) of each append call, in call order.
+        calls: std::sync::Mutex<Vec<(usize, u64)>>,
+    }
+
+    impl EventLog for Recording {
+        async fn append(
+            &self,
+            events: &[NewEvent],
+            checkpoint: Option<&Checkpoint>,
+        ) -> crate::store::Result<AppendOutcome> {
+            let line = checkpoint
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.value).ok())
+                .and_then(|v| v["line"].as_u64())
+                .unwrap();
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push((events.len(), line));
+                calls.len() - 1
+            };
+            if n == self.fail_at {
+                return Err(StoreError::UnsupportedUrl("injected failure".into()));
+            }
+            self.inner.append(events, checkpoint).await
+        }
+        async fn query(
+            &self,
+            f: &crate::store::EventFilter,
+        ) -> crate::store::Result<Vec<crate::model::Event>> {
+            self.inner.query(f).await
+        }
+        async fn get(&self, seq: i64) -> crate::store::Result<Option<crate::model::Event>> {
+            self.inner.get(seq).await
+        }
+        async fn find(
+            &self,
+            s: Source,
+            id: &str,
+        ) -> crate::store::Result<Option<crate::model::Event>> {
+            self.inner.find(s, id).await
+        }
+        async fn count(&self) -> crate::store::Result<i64> {
+            self.inner.count().await
+        }
+        async fn max_seq(&self) -> crate::store::Result<i64> {
+            self.inner.max_seq().await
+        }
+        async fn checkpoint(&self, name: &str) -> crate::store::Result<Option<Checkpoint>> {
+            self.inner.checkpoint(name).await
+        }
+    }
+
+    /// A recording of `n` generated CloudTrail records, and a store that fails at `fail_at`.
+    async fn setup(n: u64, fail_at: usize) -> (tempfile::TempDir, PathBuf, Recording) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        crate::bench::write_recording(&path, n, 7, 0).unwrap();
+        let db = dir.path().join("s.db");
+        let inner = crate::store::SqliteStore::open(&db.display().to_string())
+            .await
+            .unwrap();
+        let store = Recording {
+            inner,
+            fail_at,
+            calls: Default::default(),
+        };
+        (dir, path, store)
+    }
+
+    #[tokio::test]
+    async fn batches_reach_the_store_in_input_order_with_their_checkpoints() {
+        let n = (2 * BATCH + 1_000) as u64;
+        let (_dir, path, store) = setup(n, usize::MAX).await;
+        let summary = ingest_files(&store, std::slice::from_ref(&path), false)
+            .await
+            .unwrap();
+        assert_eq!((summary.read, summary.appended), (n, n));
+        let calls = store.calls.lock().unwrap().clone();
+        assert!(calls.len() >= 3, "{calls:?}");
+        // Each checkpoint is the line its batch ends on: the sum of the batch sizes so far.
+        let mut lines = 0u64;
+        for &(events, line) in &calls {
+            lines += events as u64;
+            assert_eq!(line, lines, "{calls:?}");
+        }
+        assert_eq!(lines, n);
+        assert_eq!(store.count().await.unwrap(), n as i64);
+        assert_eq!(store.max_seq().await.unwrap(), n as i64);
+        let name = format!("ingest:{}", path.display());
+        let cp = store.checkpoint(&name).await.unwrap().unwrap();
+        assert_eq!(cp.value, format!("{{\"line\":{n}}}"));
+    }
+
+    #[test]
+    fn a_store_error_stops_the_ingest_and_keeps_the_batches_before_it() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let n = (3 * BATCH) as u64;
+        let (_dir, path, store) = rt.block_on(setup(n, 1));
+        let store = Arc::new(store);
+        // On its own thread, so that a hang (ingest_files joins its threads) fails the
+        // test instead of stalling it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let (store, path) = (store.clone(), path.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let _ = tx.send(rt.block_on(ingest_files(&*store, &[path], false)));
+            });
+        }
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the ingest ends after a store error")
+            .unwrap_err();
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        let calls = store.calls.lock().unwrap().clone();
+        // No append after the failed one.
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let first = calls[0];
+        assert_eq!(rt.block_on(store.count()).unwrap(), first.0 as i64);
+        let name = format!("ingest:{}", path.display());
+        let cp = rt.block_on(store.checkpoint(&name)).unwrap().unwrap();
+        assert_eq!(cp.value, format!("{{\"line\":{}}}", first.1));
     }
 }

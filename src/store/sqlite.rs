@@ -34,6 +34,26 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 
 const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
 
+/// Process-wide SQLite setting for the `rootline` binary; call once, first thing, before
+/// any thread or connection exists (SQLite only accepts it before it initializes): no
+/// memory statistics, which otherwise take a global mutex on every allocation SQLite
+/// makes. `rootline ingest` of 1M records: 22.6-22.9 s against 23.3-24.4 s (alternating
+/// runs). Returns false (SQLite keeps its default) if SQLite was already initialized.
+///
+/// (Routing SQLite's allocations to mimalloc as well was measured and not kept: less user
+/// time, but more system time returning memory, 26-27 s.)
+pub fn configure_process() -> bool {
+    // SAFETY: sqlite3_config with an int argument, called before sqlite3_initialize (the
+    // caller's contract; SQLite returns SQLITE_MISUSE otherwise and changes nothing).
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_config(
+            libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+            0 as std::ffi::c_int,
+        )
+    };
+    rc == libsqlite3_sys::SQLITE_OK
+}
+
 /// An event log in one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
