@@ -24,7 +24,9 @@ fn main() -> ExitCode {
     // takes effect.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     if !rootline::store::configure_sqlite() {
-        eprintln!("rootline: SQLite was initialized before its allocator could be set");
+        eprintln!(
+            "rootline: SQLite was initialized before its memory statistics could be turned off"
+        );
     }
     let args = rootline::cli::Args::parse();
     rootline::telemetry::init(args.verbose);

@@ -6,7 +6,7 @@
 
 mod sqlite;
 
-pub use sqlite::{configure_process as configure_sqlite, SqliteStore};
+pub use sqlite::{configure_sqlite, SqliteStore};
 
 use crate::model::{Event, NewEvent, Source};
 

@@ -42,7 +42,7 @@ const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, 
 ///
 /// (Routing SQLite's allocations to mimalloc as well was measured and not kept: less user
 /// time, but more system time returning memory, 26-27 s.)
-pub fn configure_process() -> bool {
+pub fn configure_sqlite() -> bool {
     // SAFETY: sqlite3_config with an int argument, called before sqlite3_initialize (the
     // caller's contract; SQLite returns SQLITE_MISUSE otherwise and changes nothing).
     let rc = unsafe {
