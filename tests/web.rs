@@ -3,6 +3,8 @@
 //! Chromium and chromedriver come from Debian's packages (`.ci/run` installs them).
 //! Screenshots are kept under `$CARGO_TARGET_TMPDIR/screenshots`.
 
+mod announced;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -132,14 +134,6 @@ impl Drop for Browser {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
     async fn start() -> Browser {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -148,13 +142,15 @@ impl Browser {
         let (Some(chromium), true) = (chromium, Path::new("/usr/bin/chromedriver").exists()) else {
             panic!("Chromium and chromedriver are required (Debian packages chromium, chromium-driver; `bash .ci/run` installs them)");
         };
-        let port = free_port();
-        let driver = Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Port 0: the OS picks one nobody holds (see tests/announced).
+        let mut cmd = Command::new("/usr/bin/chromedriver");
+        cmd.arg("--port=0");
+        let (driver, port) = announced::spawn_announced(
+            cmd,
+            announced::Stream::Stdout,
+            "started successfully on port ",
+            Duration::from_secs(30),
+        );
         let url = format!("http://127.0.0.1:{port}");
         let c = client();
         let deadline = Instant::now() + Duration::from_secs(30);

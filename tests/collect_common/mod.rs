@@ -1,12 +1,15 @@
 //! Helpers shared by the collector tests: real samples, stores, contexts, moto_server.
 #![allow(dead_code)]
 
+#[path = "../announced/mod.rs"]
+mod announced;
+
 use rootline::collect::{Ctx, RetryPolicy, Sink};
 use rootline::model::Event;
 use rootline::store::{EventFilter, EventLog, SqliteStore};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// A real sample from ../shared/data/real (see its SOURCES.md).
@@ -128,38 +131,20 @@ pub fn moto_binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
+/// A moto_server on a port the OS picked (see tests/announced).
 pub fn start_moto() -> Moto {
-    let bin = moto_binary();
-    for _ in 0..3 {
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = moto.child.try_wait() {
-                break; // exited (port taken?): try another port
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        drop(moto);
+    let mut cmd = Command::new(moto_binary());
+    cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+    let (child, port) = announced::spawn_announced(
+        cmd,
+        announced::Stream::Stderr,
+        "Running on http://127.0.0.1:",
+        Duration::from_secs(60),
+    );
+    Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
     }
-    panic!("moto_server did not start");
 }
 
 /// SDK configuration pointed at moto with dummy static credentials and no SDK retries
