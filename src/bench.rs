@@ -8,6 +8,10 @@
 //! - the floor: the same rows, normalized beforehand outside the timer, appended through
 //!   the same driver and schema into another fresh file; only `EventLog::append` is timed.
 //!
+//! - the ceiling: the same rows again, into a table with the same columns and no index,
+//!   trigger or resource link (`SqliteStore::insert_bare`), same connection settings and
+//!   batches. Not a target; it shows what SQLite alone sustains for these rows here.
+//!
 //! Peak memory (VmHWM) is read right after the rootline phase, before the floor.
 
 use crate::ingest;
@@ -160,6 +164,9 @@ pub struct IngestBench {
     pub peak_rss_kib: Option<u64>,
     pub floor: Duration,
     pub floor_rows: u64,
+    /// The same rows into a table with no index, trigger or resource link.
+    pub ceiling: Duration,
+    pub ceiling_rows: u64,
 }
 
 impl IngestBench {
@@ -168,6 +175,9 @@ impl IngestBench {
     }
     pub fn floor_rate(&self) -> f64 {
         rate(self.floor_rows, self.floor)
+    }
+    pub fn ceiling_rate(&self) -> f64 {
+        rate(self.ceiling_rows, self.ceiling)
     }
     pub fn ratio(&self) -> f64 {
         let f = self.floor_rate();
@@ -293,7 +303,16 @@ async fn bench_ingest(
     remove_db(&floor_db)?;
     let store = SqliteStore::open(&floor_db.display().to_string()).await?;
     eprintln!("floor: bare append ...");
-    let (floor, floor_rows) = floor_append(&store, &recording).await?;
+    let (floor, floor_rows) = floor_append(&store, &recording, Table::EventLog).await?;
+    store.close().await;
+
+    // Phase 3: the SQLite ceiling, the same rows into a table with no index, trigger or
+    // resource link, through the same connection settings.
+    remove_db(&floor_db)?;
+    let store = SqliteStore::open(&floor_db.display().to_string()).await?;
+    store.create_bare_table().await?;
+    eprintln!("ceiling: bare table ...");
+    let (ceiling, ceiling_rows) = floor_append(&store, &recording, Table::BareTable).await?;
     store.close().await;
 
     let b = IngestBench {
@@ -306,6 +325,8 @@ async fn bench_ingest(
         peak_rss_kib,
         floor,
         floor_rows,
+        ceiling,
+        ceiling_rows,
     };
     print_report(&b, seed);
 
@@ -351,6 +372,12 @@ fn print_report(b: &IngestBench, seed: u64) {
         b.floor.as_secs_f64()
     );
     println!("ratio     {:>11.1} %  rootline / floor", b.ratio() * 100.0);
+    println!(
+        "ceiling   {:>12} rows/s    {} rows in {:.2} s (the same rows into a table with no index, trigger or resource link: what SQLite alone sustains here)",
+        fmt_rate(b.ceiling_rate()),
+        b.ceiling_rows,
+        b.ceiling.as_secs_f64()
+    );
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
         "targets   >= {} events/s: {}; >= {:.0}% of floor: {}; peak < {:.0} MB: {}",
@@ -363,9 +390,22 @@ fn print_report(b: &IngestBench, seed: u64) {
     );
 }
 
+/// Where [`floor_append`] writes.
+#[derive(Clone, Copy, Debug)]
+enum Table {
+    /// `EventLog::append`: the store's schema, idempotency and resource links.
+    EventLog,
+    /// `SqliteStore::insert_bare`: a table with the same columns and nothing else.
+    BareTable,
+}
+
 /// Appends the recording's rows in ingest-sized batches; normalizing happens outside
 /// the timer, and only the appends are timed. Returns the time and the rows appended.
-async fn floor_append(store: &SqliteStore, recording: &Path) -> anyhow::Result<(Duration, u64)> {
+async fn floor_append(
+    store: &SqliteStore,
+    recording: &Path,
+    into: Table,
+) -> anyhow::Result<(Duration, u64)> {
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(recording)?);
     let mut line = Vec::new();
     let mut batch: Vec<NewEvent> = Vec::with_capacity(ingest::BATCH);
@@ -381,9 +421,11 @@ async fn floor_append(store: &SqliteStore, recording: &Path) -> anyhow::Result<(
         }
         if batch.len() >= ingest::BATCH || (n == 0 && !batch.is_empty()) {
             let t = Instant::now();
-            let out = store.append(&batch, None).await?;
+            rows += match into {
+                Table::EventLog => store.append(&batch, None).await?.appended,
+                Table::BareTable => store.insert_bare(&batch).await?,
+            };
             timed += t.elapsed();
-            rows += out.appended;
             batch.clear();
         }
         if n == 0 {

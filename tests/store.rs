@@ -296,3 +296,33 @@ async fn queries_use_time_resource_and_natural_id_indexes() {
             .await;
     assert!(p.contains("events_time"), "{p}");
 }
+
+/// The bench's ceiling table: every row goes in as given (no idempotency, no links) and
+/// nothing reaches `events` or `event_resources`.
+#[tokio::test]
+async fn the_bare_table_takes_rows_as_given_and_leaves_the_event_log_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    s.create_bare_table().await.unwrap();
+    let rows = [sg_event("a", 1), sg_event("a", 1), sg_event("b", 2)];
+    assert_eq!(s.insert_bare(&rows).await.unwrap(), 3);
+    assert_eq!(s.insert_bare(&rows[2..]).await.unwrap(), 1);
+    let count = |sql: &'static str| {
+        let pool = s.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM bare_events").await, 4);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM bare_events WHERE payload = (SELECT payload FROM bare_events WHERE seq = 4)").await,
+        2
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM events").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM event_resources").await, 0);
+    // A second bare table in the same store is refused, not silently reused.
+    assert!(s.create_bare_table().await.is_err());
+}

@@ -153,6 +153,40 @@ impl SqliteStore {
         &self.writer
     }
 
+    /// Creates `bare_events`: the columns of `events` with nothing else (no index, no
+    /// trigger, no resource links, no checkpoint). Only for `bench ingest`, which times
+    /// [`SqliteStore::insert_bare`] into it as the ceiling of what SQLite itself sustains
+    /// for the same rows on this machine, through this connection, its pragmas and the
+    /// background checkpointer. Fails if the table exists.
+    pub async fn create_bare_table(&self) -> Result<()> {
+        sqlx::query(
+            "CREATE TABLE bare_events (seq INTEGER PRIMARY KEY, source TEXT NOT NULL, \
+             natural_id TEXT NOT NULL, event_time INTEGER NOT NULL, received_at INTEGER, \
+             kind TEXT NOT NULL, detail TEXT NOT NULL, name TEXT NOT NULL, actor TEXT, \
+             read_only INTEGER NOT NULL, error_code TEXT, resources TEXT NOT NULL, \
+             payload TEXT NOT NULL)",
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts `events` into `bare_events` (see [`SqliteStore::create_bare_table`]) in
+    /// one transaction, with the statements `append` uses; returns the rows inserted.
+    pub async fn insert_bare(&self, events: &[NewEvent]) -> Result<u64> {
+        let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
+        let mut tx = self.writer.begin().await?;
+        let mut inserted = 0u64;
+        for chunk in statement_chunks(&prepared) {
+            inserted += insert_query("bare_events", chunk)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
     /// Closes all connections (checkpointing the WAL).
     pub async fn close(&self) {
         // Readers (and the checkpointer) first: the last connection to close
@@ -196,11 +230,13 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
     }
 }
 
-/// A multi-row INSERT; rows already stored are skipped by the `events_insert_guard`
-/// trigger.
-fn insert_sql(rows: usize) -> String {
+/// A multi-row INSERT of `rows` into `table` (`events`, or the bench's `bare_events`);
+/// rows already stored in `events` are skipped by the `events_insert_guard` trigger.
+fn insert_sql(table: &str, rows: usize) -> String {
     let mut sql = String::with_capacity(200 + rows * 30);
-    sql.push_str("INSERT INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload) VALUES ");
+    sql.push_str("INSERT INTO ");
+    sql.push_str(table);
+    sql.push_str(" (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload) VALUES ");
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
@@ -208,6 +244,30 @@ fn insert_sql(rows: usize) -> String {
         sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
     }
     sql
+}
+
+/// [`insert_sql`] for `chunk`, with its rows bound.
+fn insert_query<'q>(
+    table: &str,
+    chunk: &'q [Prepared<'q>],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut q = sqlx::query(AssertSqlSafe(insert_sql(table, chunk.len())));
+    for p in chunk {
+        q = q
+            .bind(p.ev.source.as_str())
+            .bind(p.ev.natural_id.as_str())
+            .bind(p.ev.event_time)
+            .bind(p.ev.received_at)
+            .bind(p.ev.kind.tag())
+            .bind(p.detail.as_str())
+            .bind(p.ev.name.as_str())
+            .bind(p.ev.actor.as_deref())
+            .bind(p.ev.read_only as i64)
+            .bind(p.ev.error_code.as_deref())
+            .bind(p.resources.as_str())
+            .bind(p.ev.payload.as_str());
+    }
+    q
 }
 
 fn links_sql(rows: usize) -> String {
@@ -293,24 +353,7 @@ impl EventLog for SqliteStore {
         // (resource, event time, seq) of the appended events, for event_resources.
         let mut links: Vec<(&str, i64, i64)> = Vec::new();
         for chunk in statement_chunks(&prepared) {
-            let sql = insert_sql(chunk.len());
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for p in chunk {
-                q = q
-                    .bind(p.ev.source.as_str())
-                    .bind(p.ev.natural_id.as_str())
-                    .bind(p.ev.event_time)
-                    .bind(p.ev.received_at)
-                    .bind(p.ev.kind.tag())
-                    .bind(p.detail.as_str())
-                    .bind(p.ev.name.as_str())
-                    .bind(p.ev.actor.as_deref())
-                    .bind(p.ev.read_only as i64)
-                    .bind(p.ev.error_code.as_deref())
-                    .bind(p.resources.as_str())
-                    .bind(p.ev.payload.as_str());
-            }
-            let done = q.execute(&mut *tx).await?;
+            let done = insert_query("events", chunk).execute(&mut *tx).await?;
             let inserted = done.rows_affected();
             appended += inserted;
             if inserted == 0 {
