@@ -6,8 +6,7 @@
 //! - rootline: `ingest::ingest_files` of that file into a fresh file-backed store
 //!   (reading, parsing, normalizing, idempotent batched appends with checkpoints);
 //! - the floor: the same rows, normalized beforehand outside the timer, appended through
-//!   the same driver and schema into another fresh file; only `EventLog::append` is timed.
-//!
+//!   the same driver and schema into another fresh file; only `EventLog::append` is timed;
 //! - the ceiling: the same rows again, into a table with the same columns and no index,
 //!   trigger or resource link (`SqliteStore::insert_bare`), same connection settings and
 //!   batches. Not a target; it shows what SQLite alone sustains for these rows here.
