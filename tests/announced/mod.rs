@@ -61,6 +61,9 @@ pub fn spawn_announced(
     match rx.recv_timeout(timeout) {
         Ok(Ok(port)) => (child, port),
         Ok(Err(seen)) => {
+            // The stream closed; kill in case the child lives on without it, so the wait
+            // cannot hang (an exited child keeps its own exit status).
+            let _ = child.kill();
             let status = child.wait();
             panic!("{cmd:?} ended ({status:?}) without announcing its port; it printed:\n{seen}")
         }
