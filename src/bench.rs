@@ -233,7 +233,7 @@ fn fmt_rate(r: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -710,7 +710,7 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(seed: u64) -> Generator {
-        let mut rng = Rng(seed ^ 0x5EED_0F_2007_1AB5);
+        let mut rng = Rng(seed ^ 0x005E_ED0F_2007_1AB5);
         let fleet = Fleet::new(&mut rng);
         Generator { rng, fleet, pad: 0 }
     }

@@ -344,8 +344,8 @@ async fn events_cmd(db: &str, a: EventsArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Table => {
             writeln!(
                 out,
-                "{:>8}  {:<24}  {:<24}  {:<10}  {:<36}  {}",
-                "SEQ", "TIME", "SOURCE", "KIND", "NAME", "RESOURCE"
+                "{:>8}  {:<24}  {:<24}  {:<10}  {:<36}  RESOURCE",
+                "SEQ", "TIME", "SOURCE", "KIND", "NAME"
             )?;
             for e in &events {
                 let mut flags = String::new();

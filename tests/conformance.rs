@@ -400,7 +400,7 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
         lines.push(wrap("cloudtrail", r));
     }
     let path = write_recording(&f, "cloudtrail.jsonl", &lines);
-    let s = ingest(&f, &[path.clone()]).await;
+    let s = ingest(&f, std::slice::from_ref(&path)).await;
 
     // Rejected: exactly the records without an eventID or eventTime (the 2014 examples
     // predate eventID), each with its line.
@@ -850,7 +850,7 @@ async fn alarm_definitions_attach_alarms_to_their_dimensions() {
     assert_eq!(raws.len(), 3);
     let lines: Vec<String> = raws.iter().map(|r| wrap("cloudwatch.alarm", r)).collect();
     let path = write_recording(&f, "definitions.jsonl", &lines);
-    let s = ingest(&f, &[path.clone()]).await;
+    let s = ingest(&f, std::slice::from_ref(&path)).await;
     assert_eq!((s.appended, s.rejected_total()), (3, 0));
     for raw in &raws {
         let v: Value = serde_json::from_str(raw).unwrap();

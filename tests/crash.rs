@@ -17,13 +17,13 @@ const LINES: u32 = 300_000;
 /// re-delivery of an earlier one, every 1000th not valid. Returns the line and the natural
 /// id it carries when it is valid.
 fn gen_line(n: u32) -> (String, Option<u32>) {
-    if n % 1000 == 0 {
+    if n.is_multiple_of(1000) {
         return (
             format!("{{\"source\":\"logs\",\"payload\":{{\"message\":\"no id {n}\"}}}}"),
             None,
         );
     }
-    let id = if n % 50 == 0 {
+    let id = if n.is_multiple_of(50) {
         n - 1 - (n / 50) % 40 * 97 % (n - 1)
     } else {
         n

@@ -243,7 +243,7 @@ pub(crate) fn detect(
                         }
                     };
                     if let Some(c) = cost {
-                        if best.is_none_or(|(bc, _)| c < bc || (c == bc)) {
+                        if best.is_none_or(|(bc, _)| c <= bc) {
                             best = Some((c, ii));
                         }
                     }

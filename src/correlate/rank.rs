@@ -280,30 +280,29 @@ fn aliases(corpus: &Corpus<'_>, i: usize) -> Vec<String> {
     let e = corpus.events[i];
     let mut out = Vec::new();
     match e.source {
-        Source::CloudTrail => {
-            // Its own id ("ct:ID") is matched separately, without allocating per event.
+        // Its own id ("ct:ID") is matched separately, without allocating per event.
+        Source::CloudTrail
             if matches!(
                 e.name.as_str(),
                 "UpdateService" | "CreateService" | "CreateDeployment"
             ) && (e.payload.contains("\"deployments\"")
-                || e.payload.contains("\"deploymentId\""))
-            {
-                let p = corpus.payload(i);
-                if let Some(Value::Array(ds)) = p.pointer("/responseElements/service/deployments") {
-                    for d in ds {
-                        if d.get("status").and_then(Value::as_str) == Some("PRIMARY") {
-                            if let Some(id) = d.get("id").and_then(Value::as_str) {
-                                out.push(format!("ecs-deploy:{id}"));
-                            }
+                || e.payload.contains("\"deploymentId\"")) =>
+        {
+            let p = corpus.payload(i);
+            if let Some(Value::Array(ds)) = p.pointer("/responseElements/service/deployments") {
+                for d in ds {
+                    if d.get("status").and_then(Value::as_str) == Some("PRIMARY") {
+                        if let Some(id) = d.get("id").and_then(Value::as_str) {
+                            out.push(format!("ecs-deploy:{id}"));
                         }
                     }
                 }
-                if let Some(id) = p
-                    .pointer("/responseElements/deploymentId")
-                    .and_then(Value::as_str)
-                {
-                    out.push(format!("codedeploy:{id}"));
-                }
+            }
+            if let Some(id) = p
+                .pointer("/responseElements/deploymentId")
+                .and_then(Value::as_str)
+            {
+                out.push(format!("codedeploy:{id}"));
             }
         }
         Source::EventBridge => {
@@ -670,9 +669,9 @@ pub(crate) fn rank(
         }
     }
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for pos in 0..cand.len() {
+    for (pos, &i) in cand.iter().enumerate() {
         let root = dsu.find(pos);
-        members.entry(root).or_default().push(cand[pos]);
+        members.entry(root).or_default().push(i);
     }
     // Reverts matter only among changes topology relates to a symptom.
     let related = |i: usize| {
