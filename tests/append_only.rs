@@ -20,8 +20,8 @@ async fn update_and_delete_on_events_fail_and_change_nothing() {
         "UPDATE events SET payload = '{}'",
         "DELETE FROM events WHERE seq = 1",
         "DELETE FROM events",
-        "UPDATE event_resources SET resource = 'x'",
-        "DELETE FROM event_resources",
+        "UPDATE resource_postings SET resource = 'x'",
+        "DELETE FROM resource_postings",
     ] {
         let err = sqlx::query(sql).execute(store.pool()).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");

@@ -29,6 +29,117 @@ async fn fails(store: &SqliteStore, sql: &'static str) -> String {
     }
 }
 
+/// A store written before migration 0003, with one event_resources row per (resource,
+/// event), keeps its per-resource index: opening it turns the links into postings, and
+/// new appends add to them.
+#[tokio::test]
+async fn links_of_a_store_from_before_postings_become_postings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    {
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(2, &pool)
+            .await
+            .unwrap();
+        // As the store of 0002 wrote them: the event, then a link per resource.
+        for i in 0..30i64 {
+            let resources = format!("[\"sg/a\",\"sg/b{}\"]", i % 3);
+            let seq = sqlx::query(
+                "INSERT INTO events (source, natural_id, event_time, kind, detail, name, read_only, resources, payload) \
+                 VALUES ('cloudtrail', ?, ?, 'change', '{\"kind\":\"change\"}', 'AuthorizeSecurityGroupIngress', 0, ?, '{}')",
+            )
+            .bind(format!("old{i}"))
+            .bind(i * 1000)
+            .bind(&resources)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .last_insert_rowid();
+            for r in ["sg/a".to_string(), format!("sg/b{}", i % 3)] {
+                sqlx::query(
+                    "INSERT INTO event_resources (resource, event_time, seq) VALUES (?, ?, ?)",
+                )
+                .bind(r)
+                .bind(i * 1000)
+                .bind(seq)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        }
+        pool.close().await;
+    }
+    let s = store(&dir).await;
+    let postings: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT resource, first_seq, min_time, max_time, seqs FROM resource_postings ORDER BY resource",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    let all: Vec<String> = (1..=30).map(|n: i64| n.to_string()).collect();
+    assert_eq!(
+        postings,
+        [
+            ("sg/a".into(), 1, 0, 29_000, format!("[{}]", all.join(","))),
+            (
+                "sg/b0".into(),
+                1,
+                0,
+                27_000,
+                "[1,4,7,10,13,16,19,22,25,28]".into()
+            ),
+            (
+                "sg/b1".into(),
+                2,
+                1_000,
+                28_000,
+                "[2,5,8,11,14,17,20,23,26,29]".into()
+            ),
+            (
+                "sg/b2".into(),
+                3,
+                2_000,
+                29_000,
+                "[3,6,9,12,15,18,21,24,27,30]".into()
+            ),
+        ]
+    );
+    let ids = |f: EventFilter| {
+        let s = s.clone();
+        async move {
+            s.query(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.natural_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let by = |r: &str, from: Option<i64>, to: Option<i64>| EventFilter {
+        resource: Some(r.into()),
+        from,
+        to,
+        ..EventFilter::default()
+    };
+    assert_eq!(ids(by("sg/a", None, None)).await.len(), 30);
+    assert_eq!(
+        ids(by("sg/b1", Some(4_000), Some(14_000))).await,
+        ["old4", "old7", "old10", "old13"]
+    );
+    // A new append adds a posting, and both old and new events are found.
+    s.append(&[sg_event("new", 1)], None).await.unwrap();
+    let e = ids(by("sg/sg-0123456789abcdef0", None, None)).await;
+    assert_eq!(e, ["new"]);
+    assert_eq!(ids(by("sg/b2", None, None)).await.len(), 10);
+}
+
 #[tokio::test]
 async fn update_and_delete_are_refused_by_the_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,11 +158,20 @@ async fn update_and_delete_are_refused_by_the_database() {
         assert!(e.contains("events is append-only"), "{sql}: {e}");
     }
     for sql in [
-        "UPDATE event_resources SET resource = 'sg/other'",
-        "DELETE FROM event_resources",
+        "UPDATE resource_postings SET resource = 'sg/other'",
+        "DELETE FROM resource_postings",
     ] {
         let e = fails(&s, sql).await;
-        assert!(e.contains("event_resources is append-only"), "{sql}: {e}");
+        assert!(e.contains("resource_postings is append-only"), "{sql}: {e}");
+    }
+    // The per-resource view of the postings cannot be written either.
+    for sql in [
+        "UPDATE event_resources SET resource = 'sg/other'",
+        "DELETE FROM event_resources",
+        "INSERT INTO event_resources (resource, event_time, seq) VALUES ('sg/x', 1, 1)",
+    ] {
+        let e = fails(&s, sql).await;
+        assert!(e.contains("event_resources"), "{sql}: {e}");
     }
     // REPLACE would delete the stored row without firing the DELETE trigger: the insert
     // guard skips the row before any conflict resolution happens.
@@ -143,10 +263,30 @@ async fn appends_are_idempotent_and_gap_free_with_the_checkpoint_in_the_same_tra
     .await
     .unwrap();
     assert_eq!(links, 1503);
+    // Stored as one posting per append call: its new events' seqs, ascending.
+    let postings = || async {
+        sqlx::query_as::<_, (i64, String)>(
+            "SELECT first_seq, seqs FROM resource_postings \
+             WHERE resource = 'sg/sg-0123456789abcdef0' ORDER BY first_seq",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap()
+    };
+    let two = postings().await;
+    let second_seqs: Vec<String> = (4..=1503).map(|n: i64| n.to_string()).collect();
+    assert_eq!(
+        two,
+        [
+            (1, "[1,2,3]".to_string()),
+            (4, format!("[{}]", second_seqs.join(",")))
+        ]
+    );
     // An append that only moves the checkpoint (every line was rejected).
     let out = s.append(&[], Some(&cp(3010))).await.unwrap();
     assert_eq!((out.appended, out.duplicates), (0, 0));
     assert_eq!(s.checkpoint("ingest:test").await.unwrap(), Some(cp(3010)));
+    assert_eq!(postings().await, two);
 
     // The same natural id in another source is another event.
     let mut other = sg_event("a", 1);
@@ -160,9 +300,9 @@ async fn appends_are_idempotent_and_gap_free_with_the_checkpoint_in_the_same_tra
     assert_eq!(s.append(&first, None).await.unwrap().appended, 0);
 }
 
-/// Every event_resources row names its own event's resource and time, whether an INSERT
-/// statement appended all of its rows (seqs follow the statement's order) or skipped some
-/// already stored (seqs read back and matched by key).
+/// Every resource posting names only events that touch its resource, within its time
+/// span, whether an INSERT statement appended all of its rows (seqs follow the
+/// statement's order) or skipped some already stored (seqs read back and matched by key).
 #[tokio::test]
 async fn resource_links_point_at_their_own_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,22 +334,28 @@ async fn resource_links_point_at_their_own_events() {
     );
     let pool = s.pool();
     let mismatched: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM event_resources r JOIN events e ON e.seq = r.seq \
-         WHERE r.event_time <> e.event_time \
-            OR r.resource NOT IN (SELECT value FROM json_each(e.resources))",
+        "SELECT COUNT(*) FROM resource_postings p, json_each(p.seqs) j \
+         LEFT JOIN events e ON e.seq = j.value \
+         WHERE e.seq IS NULL OR e.event_time < p.min_time OR e.event_time > p.max_time \
+            OR p.resource NOT IN (SELECT value FROM json_each(e.resources)) \
+            OR p.first_seq > j.value",
     )
     .fetch_one(pool)
     .await
     .unwrap();
     assert_eq!(mismatched, 0);
-    let (links, expected): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM event_resources), \
+    // Each posting is one call's events of one resource: the 1,200 new events of the
+    // first call and the 1,400 of the second each touch a resource of their own.
+    let (postings, seqs, links, expected): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM resource_postings), \
+                (SELECT SUM(json_array_length(seqs)) FROM resource_postings), \
+                (SELECT COUNT(*) FROM event_resources), \
                 (SELECT SUM(json_array_length(resources)) FROM events)",
     )
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!((links, expected), (2600, 2600));
+    assert_eq!((postings, seqs, links, expected), (2600, 2600, 2600, 2600));
     // And each event is found under its own resource.
     for i in [0u32, 499, 500, 1100, 1999, 2599] {
         let f = EventFilter {
@@ -295,6 +441,8 @@ async fn queries_use_time_resource_and_natural_id_indexes() {
         plan("EXPLAIN QUERY PLAN SELECT seq FROM events WHERE event_time >= 0 AND event_time < 10")
             .await;
     assert!(p.contains("events_time"), "{p}");
+    let p = plan("EXPLAIN QUERY PLAN SELECT j.value FROM resource_postings AS p, json_each(p.seqs) AS j WHERE p.resource = 'sg/sg-0123456789abcdef0' AND p.max_time >= 0 AND p.min_time < 10").await;
+    assert!(p.contains("SEARCH p USING PRIMARY KEY (resource=?)"), "{p}");
 }
 
 /// The bench's ceiling table: every row goes in as given (no idempotency, no links) and

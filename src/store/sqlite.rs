@@ -7,6 +7,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, QueryBuilder, Row, Sqlite};
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// Payload bytes per INSERT statement: the driver and SQLite each copy what a statement
 /// binds, so large payloads go in smaller statements and memory stays bounded.
 const BYTES_PER_STATEMENT: usize = 4 * 1024 * 1024;
-/// (resource, event_time, seq) rows per event_resources INSERT statement.
-const LINKS_PER_STATEMENT: usize = 2000;
+/// Rows per resource_postings INSERT statement (5 values each).
+const POSTINGS_PER_STATEMENT: usize = 1000;
 
 /// Page size of new databases. Events are 1 to 2 KiB (the verbatim payload): 16 KiB pages
 /// hold them with little waste (4 KiB pages fit two and waste a quarter), and the
@@ -270,16 +271,69 @@ fn insert_query<'q>(
     q
 }
 
-fn links_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(80 + rows * 8);
-    sql.push_str("INSERT INTO event_resources (resource, event_time, seq) VALUES ");
+fn postings_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(100 + rows * 12);
+    sql.push_str(
+        "INSERT INTO resource_postings (resource, first_seq, min_time, max_time, seqs) VALUES ",
+    );
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?)");
+        sql.push_str("(?,?,?,?,?)");
     }
     sql
+}
+
+/// One resource_postings row: the appended events of one call that touch `resource`.
+#[derive(Debug, PartialEq)]
+struct Posting<'a> {
+    resource: &'a str,
+    first_seq: i64,
+    min_time: i64,
+    max_time: i64,
+    /// JSON array of the seqs, ascending.
+    seqs: String,
+}
+
+/// Groups (resource, event time, seq) links into one posting per resource, in resource
+/// order (so the same links always give the same rows).
+fn postings<'a>(links: &[(&'a str, i64, i64)]) -> Vec<Posting<'a>> {
+    let mut by_resource: std::collections::BTreeMap<&'a str, (i64, i64, Vec<i64>)> =
+        std::collections::BTreeMap::new();
+    for &(resource, time, seq) in links {
+        let (min, max, seqs) = by_resource
+            .entry(resource)
+            .or_insert((time, time, Vec::new()));
+        *min = (*min).min(time);
+        *max = (*max).max(time);
+        seqs.push(seq);
+    }
+    by_resource
+        .into_iter()
+        .filter_map(|(resource, (min_time, max_time, mut seqs))| {
+            seqs.sort_unstable();
+            seqs.dedup();
+            let first_seq = *seqs.first()?;
+            let mut json = String::with_capacity(2 + seqs.len() * 8);
+            json.push('[');
+            for (i, seq) in seqs.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                // Writing to a String cannot fail.
+                let _ = write!(json, "{seq}");
+            }
+            json.push(']');
+            Some(Posting {
+                resource,
+                first_seq,
+                min_time,
+                max_time,
+                seqs: json,
+            })
+        })
+        .collect()
 }
 
 /// Splits rows into INSERT statements of at most ROWS_PER_STATEMENT rows and, past the
@@ -350,7 +404,7 @@ impl EventLog for SqliteStore {
         let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
         let mut tx = self.writer.begin().await?;
         let mut appended = 0u64;
-        // (resource, event time, seq) of the appended events, for event_resources.
+        // (resource, event time, seq) of the appended events, for resource_postings.
         let mut links: Vec<(&str, i64, i64)> = Vec::new();
         for chunk in statement_chunks(&prepared) {
             let done = insert_query("events", chunk).execute(&mut *tx).await?;
@@ -405,10 +459,16 @@ impl EventLog for SqliteStore {
                 }
             }
         }
-        for chunk in links.chunks(LINKS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(links_sql(chunk.len())));
-            for (resource, time, seq) in chunk {
-                q = q.bind(*resource).bind(*time).bind(*seq);
+        let postings = postings(&links);
+        for chunk in postings.chunks(POSTINGS_PER_STATEMENT) {
+            let mut q = sqlx::query(AssertSqlSafe(postings_sql(chunk.len())));
+            for p in chunk {
+                q = q
+                    .bind(p.resource)
+                    .bind(p.first_seq)
+                    .bind(p.min_time)
+                    .bind(p.max_time)
+                    .bind(p.seqs.as_str());
             }
             q.execute(&mut *tx).await?;
         }
@@ -435,13 +495,15 @@ impl EventLog for SqliteStore {
         qb.push(SELECT_COLUMNS);
         qb.push(" FROM events WHERE 1=1");
         if let Some(r) = &f.resource {
-            qb.push(" AND seq IN (SELECT seq FROM event_resources WHERE resource = ");
+            // The postings of the resource that overlap the time range (one index seek),
+            // expanded to their seqs; the outer conditions keep the exact range.
+            qb.push(" AND seq IN (SELECT j.value FROM resource_postings AS p, json_each(p.seqs) AS j WHERE p.resource = ");
             qb.push_bind(r.clone());
             if let Some(from) = f.from {
-                qb.push(" AND event_time >= ").push_bind(from);
+                qb.push(" AND p.max_time >= ").push_bind(from);
             }
             if let Some(to) = f.to {
-                qb.push(" AND event_time < ").push_bind(to);
+                qb.push(" AND p.min_time < ").push_bind(to);
             }
             qb.push(")");
         }
@@ -568,5 +630,48 @@ impl EventLog for SqliteStore {
             }),
             None => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postings_group_links_by_resource_with_sorted_unique_seqs_and_their_time_span() {
+        let links = [
+            ("sg/b", 30, 7),
+            ("sg/a", 50, 9),
+            ("sg/b", 10, 5),
+            ("sg/a", 20, 4),
+            ("sg/b", 30, 7),
+            ("role/x", 40, 6),
+        ];
+        let got = postings(&links);
+        let want = vec![
+            Posting {
+                resource: "role/x",
+                first_seq: 6,
+                min_time: 40,
+                max_time: 40,
+                seqs: "[6]".into(),
+            },
+            Posting {
+                resource: "sg/a",
+                first_seq: 4,
+                min_time: 20,
+                max_time: 50,
+                seqs: "[4,9]".into(),
+            },
+            Posting {
+                resource: "sg/b",
+                first_seq: 5,
+                min_time: 10,
+                max_time: 30,
+                seqs: "[5,7]".into(),
+            },
+        ];
+        assert_eq!(got, want);
+        assert!(postings(&[]).is_empty());
     }
 }
