@@ -4,9 +4,10 @@
 -- records: event_resources took 6 s of the 24 (28,600 rows per 20,000-event batch,
 -- keyed by 106,000 distinct resources in random order, so every commit rewrote most of
 -- the table's pages). The same batch touches only about 3,100 distinct resources, so
--- the store now writes one row per (resource, batch): the seqs of that batch's events
+-- the store now writes one row per (resource, append): the seqs of that append's events
 -- that touch the resource, with their time span for pruning. Ten times fewer B-tree
--- inserts and WAL pages; a lookup by resource is still one index seek.
+-- inserts, and 21 MB instead of 55 MB for a million events; a lookup by resource is
+-- still one index seek.
 CREATE TABLE resource_postings (
     resource  TEXT    NOT NULL,          -- canonical resource key
     first_seq INTEGER NOT NULL,          -- smallest seq in seqs
