@@ -234,15 +234,24 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
 /// A multi-row INSERT of `rows` into `table` (`events`, or the bench's `bare_events`);
 /// rows already stored in `events` are skipped by the `events_insert_guard` trigger.
 fn insert_sql(table: &str, rows: usize) -> String {
-    let mut sql = String::with_capacity(200 + rows * 30);
-    sql.push_str("INSERT INTO ");
-    sql.push_str(table);
-    sql.push_str(" (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload) VALUES ");
+    values_sql(
+        &format!("INSERT INTO {table} (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)"),
+        12,
+        rows,
+    )
+}
+
+/// `head` followed by ` VALUES ` and `rows` groups of `columns` placeholders.
+fn values_sql(head: &str, columns: usize, rows: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(","));
+    let mut sql = String::with_capacity(head.len() + 8 + rows * (group.len() + 1));
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+        sql.push_str(&group);
     }
     sql
 }
@@ -271,20 +280,6 @@ fn insert_query<'q>(
     q
 }
 
-fn postings_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(100 + rows * 12);
-    sql.push_str(
-        "INSERT INTO resource_postings (resource, first_seq, min_time, max_time, seqs) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?)");
-    }
-    sql
-}
-
 /// One resource_postings row: the appended events of one call that touch `resource`.
 #[derive(Debug, PartialEq)]
 struct Posting<'a> {
@@ -296,44 +291,60 @@ struct Posting<'a> {
     seqs: String,
 }
 
-/// Groups (resource, event time, seq) links into one posting per resource, in resource
-/// order (so the same links always give the same rows).
-fn postings<'a>(links: &[(&'a str, i64, i64)]) -> Vec<Posting<'a>> {
-    let mut by_resource: std::collections::BTreeMap<&'a str, (i64, i64, Vec<i64>)> =
-        std::collections::BTreeMap::new();
-    for &(resource, time, seq) in links {
-        let (min, max, seqs) = by_resource
+/// The resource postings of one append, gathered as its events get their seqs.
+#[derive(Default)]
+struct Postings<'a> {
+    /// Per resource: earliest and latest event time, and the seqs.
+    by_resource: std::collections::BTreeMap<&'a str, (i64, i64, Vec<i64>)>,
+}
+
+impl<'a> Postings<'a> {
+    /// The event stored as `seq` touches each of its resources.
+    fn add(&mut self, ev: &'a NewEvent, seq: i64) {
+        for r in &ev.resources {
+            self.link(r, ev.event_time, seq);
+        }
+    }
+
+    fn link(&mut self, resource: &'a str, time: i64, seq: i64) {
+        let (min, max, seqs) = self
+            .by_resource
             .entry(resource)
             .or_insert((time, time, Vec::new()));
         *min = (*min).min(time);
         *max = (*max).max(time);
         seqs.push(seq);
     }
-    by_resource
-        .into_iter()
-        .filter_map(|(resource, (min_time, max_time, mut seqs))| {
-            seqs.sort_unstable();
-            seqs.dedup();
-            let first_seq = *seqs.first()?;
-            let mut json = String::with_capacity(2 + seqs.len() * 8);
-            json.push('[');
-            for (i, seq) in seqs.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
+
+    /// One row per resource, in resource order (so the same links always give the same
+    /// rows).
+    fn rows(self) -> Vec<Posting<'a>> {
+        self.by_resource
+            .into_iter()
+            .filter_map(|(resource, (min_time, max_time, mut seqs))| {
+                seqs.sort_unstable();
+                seqs.dedup();
+                let first_seq = *seqs.first()?;
+                let mut json = String::with_capacity(2 + seqs.len() * 8);
+                json.push('[');
+                for (i, seq) in seqs.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    // Writing to a String cannot fail.
+                    let _ = write!(json, "{seq}");
                 }
-                // Writing to a String cannot fail.
-                let _ = write!(json, "{seq}");
-            }
-            json.push(']');
-            Some(Posting {
-                resource,
-                first_seq,
-                min_time,
-                max_time,
-                seqs: json,
+                json.push(']');
+                Some(Posting {
+                    resource,
+                    first_seq,
+                    min_time,
+                    max_time,
+                    seqs: json,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 /// Splits rows into INSERT statements of at most ROWS_PER_STATEMENT rows and, past the
@@ -404,8 +415,7 @@ impl EventLog for SqliteStore {
         let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
         let mut tx = self.writer.begin().await?;
         let mut appended = 0u64;
-        // (resource, event time, seq) of the appended events, for resource_postings.
-        let mut links: Vec<(&str, i64, i64)> = Vec::new();
+        let mut postings = Postings::default();
         for chunk in statement_chunks(&prepared) {
             let done = insert_query("events", chunk).execute(&mut *tx).await?;
             let inserted = done.rows_affected();
@@ -422,11 +432,7 @@ impl EventLog for SqliteStore {
                 // No row was skipped: SQLite inserts a VALUES list in its order, so the
                 // n-th row of the chunk has seq first + n.
                 for (p, seq) in chunk.iter().zip(first..) {
-                    links.extend(
-                        p.ev.resources
-                            .iter()
-                            .map(|r| (r.as_str(), p.ev.event_time, seq)),
-                    );
+                    postings.add(p.ev, seq);
                 }
                 continue;
             }
@@ -451,17 +457,16 @@ impl EventLog for SqliteStore {
                 let source: &str = row.try_get(1)?;
                 let natural_id: &str = row.try_get(2)?;
                 if let Some(ev) = by_key.get(&(source, natural_id)) {
-                    links.extend(
-                        ev.resources
-                            .iter()
-                            .map(|r| (r.as_str(), ev.event_time, seq)),
-                    );
+                    postings.add(ev, seq);
                 }
             }
         }
-        let postings = postings(&links);
-        for chunk in postings.chunks(POSTINGS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(postings_sql(chunk.len())));
+        for chunk in postings.rows().chunks(POSTINGS_PER_STATEMENT) {
+            let mut q = sqlx::query(AssertSqlSafe(values_sql(
+                "INSERT INTO resource_postings (resource, first_seq, min_time, max_time, seqs)",
+                5,
+                chunk.len(),
+            )));
             for p in chunk {
                 q = q
                     .bind(p.resource)
@@ -647,7 +652,11 @@ mod tests {
             ("sg/b", 30, 7),
             ("role/x", 40, 6),
         ];
-        let got = postings(&links);
+        let mut postings = Postings::default();
+        for (resource, time, seq) in links {
+            postings.link(resource, time, seq);
+        }
+        let got = postings.rows();
         let want = vec![
             Posting {
                 resource: "role/x",
@@ -672,6 +681,6 @@ mod tests {
             },
         ];
         assert_eq!(got, want);
-        assert!(postings(&[]).is_empty());
+        assert!(Postings::default().rows().is_empty());
     }
 }
