@@ -51,6 +51,11 @@ pub enum BenchCommand {
         /// the floor, peak memory < 300 MB).
         #[arg(long)]
         check: bool,
+        /// Time the floor again on fresh stores with one part of the schema changed
+        /// each time (no insert guard trigger; no idempotency at all; a time-keyed unique
+        /// index instead): what each part of the append costs on this machine.
+        #[arg(long)]
+        breakdown: bool,
     },
     /// Replay a generated recording (demo incidents plus background noise) the way
     /// `replay --json` does, and print the time.
@@ -101,7 +106,18 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             keep,
             pad_kib,
             check,
-        } => bench_ingest(records, dir, seed, keep, pad_kib, check).await,
+            breakdown,
+        } => {
+            let opts = IngestOptions {
+                records,
+                seed,
+                keep,
+                pad_kib,
+                check,
+                breakdown,
+            };
+            bench_ingest(opts, dir).await
+        }
         BenchCommand::Replay { lines, dir } => {
             crate::correlate::bench::replay(lines, &dir.unwrap_or_else(std::env::temp_dir)).await?;
             Ok(ExitCode::SUCCESS)
@@ -166,6 +182,80 @@ pub struct IngestBench {
     /// The same rows into a table with no index, trigger or resource link.
     pub ceiling: Duration,
     pub ceiling_rows: u64,
+    /// With `--breakdown`: the floor on each schema variant, with its rows.
+    pub breakdown: Vec<(FloorVariant, Duration, u64)>,
+}
+
+/// What `bench ingest` does besides the three phases it always runs.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    pub records: u64,
+    pub seed: u64,
+    pub keep: bool,
+    pub pad_kib: usize,
+    pub check: bool,
+    pub breakdown: bool,
+}
+
+/// A change to the store's schema under which `--breakdown` times the floor again, to
+/// show what each part of the append costs. Applied by SQL to a throwaway bench store
+/// right after its migrations; never to a real store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorVariant {
+    /// The `events_insert_guard` trigger dropped: the id-tail index is still maintained,
+    /// but no row is checked against it (and an explicit seq is no longer refused).
+    NoGuardTrigger,
+    /// The guard trigger and the id-tail index dropped: no idempotency at all.
+    NoIdempotency,
+    /// The guard trigger, the id-tail index and the time index replaced by one unique
+    /// index (event_time, natural_id, source), appended at its time-ordered right edge:
+    /// idempotency only among events with the same time, and a duplicate would fail
+    /// its batch (rootline binds no INSERT OR IGNORE); the bench's rows are all distinct.
+    TimeKeyedUnique,
+}
+
+impl FloorVariant {
+    pub const ALL: [FloorVariant; 3] = [
+        FloorVariant::NoGuardTrigger,
+        FloorVariant::NoIdempotency,
+        FloorVariant::TimeKeyedUnique,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FloorVariant::NoGuardTrigger => "no guard trigger",
+            FloorVariant::NoIdempotency => "no idempotency",
+            FloorVariant::TimeKeyedUnique => "time-keyed unique",
+        }
+    }
+
+    /// The statements that turn a freshly migrated store into this variant.
+    pub fn sql(self) -> &'static [&'static str] {
+        match self {
+            FloorVariant::NoGuardTrigger => &["DROP TRIGGER events_insert_guard"],
+            FloorVariant::NoIdempotency => &[
+                "DROP TRIGGER events_insert_guard",
+                "DROP INDEX events_id_tail",
+            ],
+            FloorVariant::TimeKeyedUnique => &[
+                "DROP TRIGGER events_insert_guard",
+                "DROP INDEX events_id_tail",
+                "DROP INDEX events_time",
+                "CREATE UNIQUE INDEX events_time_key ON events (event_time, natural_id, source)",
+            ],
+        }
+    }
+
+    /// Applies [`FloorVariant::sql`] to `store`.
+    pub async fn apply(self, store: &SqliteStore) -> anyhow::Result<()> {
+        for &sql in self.sql() {
+            sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .with_context(|| format!("bench variant {:?}: {sql}", self))?;
+        }
+        Ok(())
+    }
 }
 
 impl IngestBench {
@@ -241,14 +331,15 @@ fn fmt_rate(r: f64) -> String {
     out
 }
 
-async fn bench_ingest(
-    records: u64,
-    dir: Option<PathBuf>,
-    seed: u64,
-    keep: bool,
-    pad_kib: usize,
-    check: bool,
-) -> anyhow::Result<ExitCode> {
+async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let IngestOptions {
+        records,
+        seed,
+        keep,
+        pad_kib,
+        check,
+        breakdown: with_breakdown,
+    } = opts;
     if records == 0 {
         bail!("--records must be at least 1");
     }
@@ -314,6 +405,20 @@ async fn bench_ingest(
     let (ceiling, ceiling_rows) = floor_append(&store, &recording, Table::BareTable).await?;
     store.close().await;
 
+    // Phase 4 (--breakdown): the floor once per schema variant.
+    let mut breakdown = Vec::new();
+    if with_breakdown {
+        for variant in FloorVariant::ALL {
+            remove_db(&floor_db)?;
+            let store = SqliteStore::open(&floor_db.display().to_string()).await?;
+            variant.apply(&store).await?;
+            eprintln!("floor, {} ...", variant.label());
+            let (t, rows) = floor_append(&store, &recording, Table::EventLog).await?;
+            store.close().await;
+            breakdown.push((variant, t, rows));
+        }
+    }
+
     let b = IngestBench {
         records,
         file_bytes,
@@ -326,6 +431,7 @@ async fn bench_ingest(
         floor_rows,
         ceiling,
         ceiling_rows,
+        breakdown,
     };
     print_report(&b, seed);
 
@@ -377,6 +483,22 @@ fn print_report(b: &IngestBench, seed: u64) {
         b.ceiling_rows,
         b.ceiling.as_secs_f64()
     );
+    if !b.breakdown.is_empty() {
+        println!("breakdown the floor on fresh stores with one part of the schema changed (last figure: time per event against the floor)");
+    }
+    for (variant, t, rows) in &b.breakdown {
+        let saved_us = (b.floor.as_secs_f64() / b.floor_rows.max(1) as f64
+            - t.as_secs_f64() / (*rows).max(1) as f64)
+            * 1e6;
+        println!(
+            "  {:<20} {:>10} events/s  {} rows in {:.2} s ({:+.2} us/event)",
+            variant.label(),
+            fmt_rate(rate(*rows, *t)),
+            rows,
+            t.as_secs_f64(),
+            -saved_us
+        );
+    }
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
         "targets   >= {} events/s: {}; >= {:.0}% of floor: {}; peak < {:.0} MB: {}",
@@ -1176,6 +1298,94 @@ mod tests {
         let mut c = String::new();
         Generator::new(8).line(0, &mut c);
         assert_ne!(a, c);
+    }
+
+    /// Names of the triggers and indexes on `events` in `store`.
+    async fn events_schema(store: &SqliteStore) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'events' \
+             AND type IN ('trigger', 'index') ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("schema")
+    }
+
+    #[tokio::test]
+    async fn breakdown_variants_change_what_they_say_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut g = Generator::new(11);
+        let batch: Vec<NewEvent> = (0..50)
+            .map(|i| {
+                let mut line = String::new();
+                g.line(i, &mut line);
+                ingest::recording_line(line.as_bytes()).expect("generated line normalizes")
+            })
+            .collect();
+
+        // As migrated: the second append of the same rows is all duplicates.
+        let path = dir.path().join("migrated.db").display().to_string();
+        let store = SqliteStore::open(&path).await.expect("open");
+        let migrated = events_schema(&store).await;
+        for name in ["events_id_tail", "events_insert_guard", "events_time"] {
+            assert!(migrated.iter().any(|n| n == name), "{name} in {migrated:?}");
+        }
+        assert_eq!(
+            store.append(&batch, None).await.expect("append").appended,
+            50
+        );
+        let again = store.append(&batch, None).await.expect("append again");
+        assert_eq!((again.appended, again.duplicates), (0, 50));
+        store.close().await;
+
+        for variant in FloorVariant::ALL {
+            let path = dir
+                .path()
+                .join(format!("{variant:?}.db"))
+                .display()
+                .to_string();
+            let store = SqliteStore::open(&path).await.expect("open");
+            variant.apply(&store).await.expect("variant applies");
+            let schema = events_schema(&store).await;
+            let has = |name: &str| schema.iter().any(|n| n == name);
+            // Every variant keeps the append-only triggers.
+            assert!(
+                has("events_no_update") && has("events_no_delete"),
+                "{schema:?}"
+            );
+            assert_eq!(
+                store.append(&batch, None).await.expect("append").appended,
+                50
+            );
+            let again = store.append(&batch, None).await;
+            match variant {
+                FloorVariant::NoGuardTrigger => {
+                    assert!(has("events_id_tail") && has("events_time"), "{schema:?}");
+                    assert!(!has("events_insert_guard"), "{schema:?}");
+                    assert_eq!(again.expect("append again").appended, 50);
+                }
+                FloorVariant::NoIdempotency => {
+                    assert!(has("events_time"), "{schema:?}");
+                    assert!(
+                        !has("events_id_tail") && !has("events_insert_guard"),
+                        "{schema:?}"
+                    );
+                    assert_eq!(again.expect("append again").appended, 50);
+                }
+                FloorVariant::TimeKeyedUnique => {
+                    assert!(has("events_time_key"), "{schema:?}");
+                    assert!(
+                        !has("events_time")
+                            && !has("events_id_tail")
+                            && !has("events_insert_guard"),
+                        "{schema:?}"
+                    );
+                    let err = again.expect_err("a duplicate violates the time-keyed index");
+                    assert!(err.to_string().contains("UNIQUE"), "{err}");
+                }
+            }
+            store.close().await;
+        }
     }
 
     #[test]
