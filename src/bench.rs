@@ -51,9 +51,9 @@ pub enum BenchCommand {
         /// the floor, peak memory < 300 MB).
         #[arg(long)]
         check: bool,
-        /// Time the floor again on fresh stores with one part of the schema changed
-        /// each time (no insert guard trigger; no idempotency at all; a time-keyed unique
-        /// index instead): what each part of the append costs on this machine.
+        /// Time rootline and the floor again on fresh stores with one part of the schema
+        /// changed each time (no insert guard trigger; no idempotency at all; a
+        /// time-keyed unique index instead): what each part of the append costs here.
         #[arg(long)]
         breakdown: bool,
     },
@@ -182,8 +182,18 @@ pub struct IngestBench {
     /// The same rows into a table with no index, trigger or resource link.
     pub ceiling: Duration,
     pub ceiling_rows: u64,
-    /// With `--breakdown`: the floor on each schema variant, with its rows.
-    pub breakdown: Vec<(FloorVariant, Duration, u64)>,
+    /// With `--breakdown`: rootline and the floor on each schema variant.
+    pub breakdown: Vec<VariantRun>,
+}
+
+/// rootline's ingest and the floor on one [`FloorVariant`] of the schema.
+#[derive(Debug, Clone)]
+pub struct VariantRun {
+    pub variant: FloorVariant,
+    pub rootline: Duration,
+    pub appended: u64,
+    pub floor: Duration,
+    pub floor_rows: u64,
 }
 
 /// What `bench ingest` does besides the three phases it always runs.
@@ -197,7 +207,7 @@ pub struct IngestOptions {
     pub breakdown: bool,
 }
 
-/// A change to the store's schema under which `--breakdown` times the floor again, to
+/// A change to the store's schema under which `--breakdown` times rootline and the floor again, to
 /// show what each part of the append costs. Applied by SQL to a throwaway bench store
 /// right after its migrations; never to a real store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,12 +342,26 @@ fn fmt_rate(r: f64) -> String {
 }
 
 async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let b = measure_ingest(opts, dir).await?;
+    print_report(&b, opts.seed);
+    Ok(if opts.check && !b.targets_met() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs the phases of `bench ingest` (see the module doc) and returns their figures.
+pub async fn measure_ingest(
+    opts: IngestOptions,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<IngestBench> {
     let IngestOptions {
         records,
         seed,
         keep,
         pad_kib,
-        check,
+        check: _,
         breakdown: with_breakdown,
     } = opts;
     if records == 0 {
@@ -405,17 +429,33 @@ async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::Resu
     let (ceiling, ceiling_rows) = floor_append(&store, &recording, Table::BareTable).await?;
     store.close().await;
 
-    // Phase 4 (--breakdown): the floor once per schema variant.
+    // Phase 4 (--breakdown): rootline and the floor once per schema variant.
     let mut breakdown = Vec::new();
     if with_breakdown {
         for variant in FloorVariant::ALL {
+            remove_db(&rootline_db)?;
+            let store = SqliteStore::open(&rootline_db.display().to_string()).await?;
+            variant.apply(&store).await?;
+            eprintln!("rootline ingest, {} ...", variant.label());
+            let t = Instant::now();
+            let summary =
+                ingest::ingest_files(&store, std::slice::from_ref(&recording), false).await?;
+            let rootline = t.elapsed();
+            store.close().await;
+
             remove_db(&floor_db)?;
             let store = SqliteStore::open(&floor_db.display().to_string()).await?;
             variant.apply(&store).await?;
             eprintln!("floor, {} ...", variant.label());
-            let (t, rows) = floor_append(&store, &recording, Table::EventLog).await?;
+            let (floor, floor_rows) = floor_append(&store, &recording, Table::EventLog).await?;
             store.close().await;
-            breakdown.push((variant, t, rows));
+            breakdown.push(VariantRun {
+                variant,
+                rootline,
+                appended: summary.appended,
+                floor,
+                floor_rows,
+            });
         }
     }
 
@@ -433,7 +473,6 @@ async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::Resu
         ceiling_rows,
         breakdown,
     };
-    print_report(&b, seed);
 
     if !keep {
         remove_db(&rootline_db)?;
@@ -443,11 +482,7 @@ async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::Resu
             let _ = std::fs::remove_dir(&dir);
         }
     }
-    Ok(if check && !b.targets_met() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(b)
 }
 
 fn print_report(b: &IngestBench, seed: u64) {
@@ -484,19 +519,18 @@ fn print_report(b: &IngestBench, seed: u64) {
         b.ceiling.as_secs_f64()
     );
     if !b.breakdown.is_empty() {
-        println!("breakdown the floor on fresh stores with one part of the schema changed (last figure: time per event against the floor)");
+        println!("breakdown rootline and the floor again on fresh stores with one part of the schema changed:");
     }
-    for (variant, t, rows) in &b.breakdown {
-        let saved_us = (b.floor.as_secs_f64() / b.floor_rows.max(1) as f64
-            - t.as_secs_f64() / (*rows).max(1) as f64)
-            * 1e6;
+    let per_event = |t: Duration, n: u64| t.as_secs_f64() / n.max(1) as f64 * 1e6;
+    for r in &b.breakdown {
         println!(
-            "  {:<20} {:>10} events/s  {} rows in {:.2} s ({:+.2} us/event)",
-            variant.label(),
-            fmt_rate(rate(*rows, *t)),
-            rows,
-            t.as_secs_f64(),
-            -saved_us
+            "  {:<18} rootline {:>8} events/s ({:.2} s)  floor {:>8} events/s ({:.2} s, {:+.2} us/event against the floor)",
+            r.variant.label(),
+            fmt_rate(rate(r.appended, r.rootline)),
+            r.rootline.as_secs_f64(),
+            fmt_rate(rate(r.floor_rows, r.floor)),
+            r.floor.as_secs_f64(),
+            per_event(r.floor, r.floor_rows) - per_event(b.floor, b.floor_rows),
         );
     }
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
@@ -1386,6 +1420,50 @@ mod tests {
             }
             store.close().await;
         }
+    }
+
+    #[tokio::test]
+    async fn breakdown_runs_rootline_and_the_floor_on_every_variant() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = IngestOptions {
+            records: 700,
+            seed: 5,
+            keep: true,
+            pad_kib: 0,
+            check: false,
+            breakdown: true,
+        };
+        let b = measure_ingest(opts, Some(dir.path().to_path_buf()))
+            .await
+            .expect("bench runs");
+        assert_eq!((b.appended, b.floor_rows, b.ceiling_rows), (700, 700, 700));
+        let variants: Vec<FloorVariant> = b.breakdown.iter().map(|r| r.variant).collect();
+        assert_eq!(variants, FloorVariant::ALL);
+        for r in &b.breakdown {
+            assert_eq!((r.appended, r.floor_rows), (700, 700), "{r:?}");
+        }
+        // The last store written is the floor of the last variant, kept (--keep).
+        let store = SqliteStore::open(&dir.path().join("bench-floor.db").display().to_string())
+            .await
+            .expect("open");
+        assert!(events_schema(&store)
+            .await
+            .iter()
+            .any(|n| n == "events_time_key"));
+        store.close().await;
+        // Without --breakdown there is none.
+        let b = measure_ingest(
+            IngestOptions {
+                breakdown: false,
+                keep: false,
+                ..opts
+            },
+            Some(dir.path().join("plain")),
+        )
+        .await
+        .expect("bench runs");
+        assert!(b.breakdown.is_empty());
+        assert!(!dir.path().join("plain").join("bench-rootline.db").exists());
     }
 
     #[test]
