@@ -11,6 +11,9 @@
 //!   trigger or resource link (`SqliteStore::insert_bare`), same connection settings and
 //!   batches. Not a target; it shows what SQLite alone sustains for these rows here.
 //!
+//! With `--breakdown`, rootline and the floor run again on fresh stores whose schema was
+//! changed by SQL ([`FloorVariant`]), to show what each part of the append costs.
+//!
 //! Peak memory (VmHWM) is read right after the rootline phase, before the floor.
 
 use crate::ingest;
@@ -196,7 +199,7 @@ pub struct VariantRun {
     pub floor_rows: u64,
 }
 
-/// What `bench ingest` does besides the three phases it always runs.
+/// The options of `bench ingest` (see [`BenchCommand::Ingest`]).
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {
     pub records: u64,
@@ -207,9 +210,9 @@ pub struct IngestOptions {
     pub breakdown: bool,
 }
 
-/// A change to the store's schema under which `--breakdown` times rootline and the floor again, to
-/// show what each part of the append costs. Applied by SQL to a throwaway bench store
-/// right after its migrations; never to a real store.
+/// A change to the store's schema under which `--breakdown` times rootline and the floor
+/// again, to show what each part of the append costs. Applied by SQL to a throwaway
+/// bench store right after its migrations; never to a real store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloorVariant {
     /// The `events_insert_guard` trigger dropped: the id-tail index is still maintained,
@@ -1346,7 +1349,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn breakdown_variants_change_what_they_say_and_nothing_else() {
+    async fn breakdown_variants_change_what_they_say_and_keep_the_append_only_triggers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut g = Generator::new(11);
         let batch: Vec<NewEvent> = (0..50)

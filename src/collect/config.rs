@@ -342,7 +342,7 @@ impl Default for GithubPush {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SetupConfig {
-    /// The public base URL of rootline's server (https://rootline.example.com).
+    /// The public base URL of rootline's server (`https://rootline.example.com`).
     pub url: Option<String>,
     /// The role EventBridge assumes to invoke the API destination.
     pub role_arn: Option<String>,

@@ -270,7 +270,7 @@ pub struct Target {
 
 impl Target {
     /// Clients for a loaded SDK configuration (endpoints follow the SDK's conventions:
-    /// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, profile `endpoint_url`).
+    /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, profile `endpoint_url`).
     pub fn from_sdk_config(account: &str, region: &str, conf: &aws_config::SdkConfig) -> Self {
         Target {
             account: account.to_string(),

@@ -25,7 +25,7 @@ pub enum AwsCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct SetupArgs {
-    /// rootline's public base URL (https://rootline.example.com); events go to
+    /// rootline's public base URL (`https://rootline.example.com`); events go to
     /// URL/ingest/eventbridge [default: `[collect.setup] url`].
     #[arg(long)]
     pub url: Option<String>,
