@@ -398,35 +398,17 @@ pub async fn measure_ingest(
     let generate = t.elapsed();
 
     // Phase 1: rootline's full ingest.
-    remove_db(&rootline_db)?;
-    let store = SqliteStore::open(&rootline_db.display().to_string()).await?;
     eprintln!("rootline ingest ...");
-    let t = Instant::now();
-    let summary = ingest::ingest_files(&store, std::slice::from_ref(&recording), false).await?;
-    let rootline = t.elapsed();
-    let peak_rss_kib = peak_rss_kib();
-    store.close().await;
-    if summary.appended != records {
-        bail!(
-            "rootline appended {} of {records} records ({} duplicates, {} rejected: {:?})",
-            summary.appended,
-            summary.duplicates,
-            summary.rejected_total(),
-            summary.rejections.first()
-        );
-    }
+    let (rootline, summary, peak_rss_kib) =
+        time_rootline(&rootline_db, &recording, records, None).await?;
 
     // Phase 2: the floor, same rows through the same driver and schema.
-    remove_db(&floor_db)?;
-    let store = SqliteStore::open(&floor_db.display().to_string()).await?;
     eprintln!("floor: bare append ...");
-    let (floor, floor_rows) = floor_append(&store, &recording, Table::EventLog).await?;
-    store.close().await;
+    let (floor, floor_rows) = time_floor(&floor_db, &recording, None).await?;
 
     // Phase 3: the SQLite ceiling, the same rows into a table with no index, trigger or
     // resource link, through the same connection settings.
-    remove_db(&floor_db)?;
-    let store = SqliteStore::open(&floor_db.display().to_string()).await?;
+    let store = fresh_store(&floor_db, None).await?;
     store.create_bare_table().await?;
     eprintln!("ceiling: bare table ...");
     let (ceiling, ceiling_rows) = floor_append(&store, &recording, Table::BareTable).await?;
@@ -436,22 +418,11 @@ pub async fn measure_ingest(
     let mut breakdown = Vec::new();
     if with_breakdown {
         for variant in FloorVariant::ALL {
-            remove_db(&rootline_db)?;
-            let store = SqliteStore::open(&rootline_db.display().to_string()).await?;
-            variant.apply(&store).await?;
             eprintln!("rootline ingest, {} ...", variant.label());
-            let t = Instant::now();
-            let summary =
-                ingest::ingest_files(&store, std::slice::from_ref(&recording), false).await?;
-            let rootline = t.elapsed();
-            store.close().await;
-
-            remove_db(&floor_db)?;
-            let store = SqliteStore::open(&floor_db.display().to_string()).await?;
-            variant.apply(&store).await?;
+            let (rootline, summary, _) =
+                time_rootline(&rootline_db, &recording, records, Some(variant)).await?;
             eprintln!("floor, {} ...", variant.label());
-            let (floor, floor_rows) = floor_append(&store, &recording, Table::EventLog).await?;
-            store.close().await;
+            let (floor, floor_rows) = time_floor(&floor_db, &recording, Some(variant)).await?;
             breakdown.push(VariantRun {
                 variant,
                 rootline,
@@ -486,6 +457,56 @@ pub async fn measure_ingest(
         }
     }
     Ok(b)
+}
+
+/// A fresh store at `db` (the files of an earlier one removed), migrated, then changed to
+/// `variant` if one is given.
+async fn fresh_store(db: &Path, variant: Option<FloorVariant>) -> anyhow::Result<SqliteStore> {
+    remove_db(db)?;
+    let store = SqliteStore::open(&db.display().to_string()).await?;
+    if let Some(v) = variant {
+        v.apply(&store).await?;
+    }
+    Ok(store)
+}
+
+/// rootline's whole ingest of `recording` into a fresh store at `db`, timed. Fails unless
+/// all `records` were appended. Returns the time, the ingest's summary and the peak memory
+/// right after it.
+async fn time_rootline(
+    db: &Path,
+    recording: &Path,
+    records: u64,
+    variant: Option<FloorVariant>,
+) -> anyhow::Result<(Duration, ingest::IngestSummary, Option<u64>)> {
+    let store = fresh_store(db, variant).await?;
+    let t = Instant::now();
+    let summary = ingest::ingest_files(&store, &[recording.to_path_buf()], false).await?;
+    let took = t.elapsed();
+    let peak = peak_rss_kib();
+    store.close().await;
+    if summary.appended != records {
+        bail!(
+            "rootline appended {} of {records} records ({} duplicates, {} rejected: {:?})",
+            summary.appended,
+            summary.duplicates,
+            summary.rejected_total(),
+            summary.rejections.first()
+        );
+    }
+    Ok((took, summary, peak))
+}
+
+/// The floor ([`floor_append`] through `EventLog::append`) into a fresh store at `db`.
+async fn time_floor(
+    db: &Path,
+    recording: &Path,
+    variant: Option<FloorVariant>,
+) -> anyhow::Result<(Duration, u64)> {
+    let store = fresh_store(db, variant).await?;
+    let out = floor_append(&store, recording, Table::EventLog).await?;
+    store.close().await;
+    Ok(out)
 }
 
 fn print_report(b: &IngestBench, seed: u64) {
