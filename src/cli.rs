@@ -1,8 +1,10 @@
 //! The command line: clap arguments (the plain, cheap layer) and the commands that
-//! turn them into work on the library.
+//! turn them into work on the library. Settings are resolved once, by
+//! [`Settings::resolve`]; the long-running parts are wired in [`crate::app`].
 
+use crate::app::{self, Settings};
 use crate::ingest::{self, IngestSummary};
-use crate::model::{fmt_time, parse_time, Event, Kind, Source};
+use crate::model::{clean, fmt_time, parse_time, truncate, Event, Kind, Source};
 use crate::store::{EventFilter, EventLog, Order, SqliteStore};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -18,6 +20,10 @@ pub struct Args {
     /// or `database` in the config file].
     #[arg(long, global = true, env = "ROOTLINE_DATABASE")]
     pub database: Option<String>,
+    /// A TOML configuration file (keys: addr, database, analyze_every_secs, and the
+    /// [collect] and [notify] sections); flags and environment variables win over it.
+    #[arg(long, global = true, env = "ROOTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -49,7 +55,8 @@ pub enum Command {
     /// Set up AWS to push events to rootline (EventBridge connection, API destination, rules).
     #[command(subcommand)]
     Aws(crate::collect::setup::AwsCommand),
-    /// Run a benchmark and print its figures.
+    /// Run a benchmark and print its figures (built with `--features bench`).
+    #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
 }
@@ -72,36 +79,9 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080, or `addr` in the config file].
     #[arg(long, env = "ROOTLINE_ADDR")]
     pub addr: Option<String>,
-    /// A TOML configuration file (keys: addr, database, analyze_every_secs).
-    #[arg(long, env = "ROOTLINE_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Do not analyse the log in the background (pages show conclusions already stored).
     #[arg(long)]
     pub no_analyze: bool,
-}
-
-/// The configuration file of `serve` and `demo`. Flags and environment variables win
-/// over it; it wins over the defaults.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub addr: Option<String>,
-    pub database: Option<String>,
-    pub analyze_every_secs: Option<u64>,
-    /// Sections read by other components (notify, collect).
-    #[serde(default)]
-    pub notify: Option<toml::Table>,
-    #[serde(default)]
-    pub collect: Option<toml::Table>,
-}
-
-impl FileConfig {
-    /// Reads a config file, naming it in any error.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,39 +150,32 @@ pub struct EventsArgs {
     pub format: OutputFormat,
 }
 
-/// The default store.
-pub const DEFAULT_DATABASE: &str = "sqlite://rootline.db";
-
 /// Runs a parsed command line.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
-    match args.command {
-        Command::Ingest(a) => ingest_cmd(&database, a).await,
-        Command::Events(a) => events_cmd(&database, a).await,
+    let command = match args.command {
+        // A replay reads its file into a fresh in-memory store, whatever is configured.
+        Command::Replay(a) => return replay_cmd(a).await,
+        other => other,
+    };
+    let settings = Settings::resolve(args.database.as_deref(), args.config.as_deref())?;
+    match command {
+        Command::Ingest(a) => ingest_cmd(&settings, a).await,
+        Command::Events(a) => events_cmd(&settings, a).await,
         Command::Replay(a) => replay_cmd(a).await,
-        Command::Incidents(a) => incidents_cmd(&database, a).await,
-        Command::Hypotheses(a) => hypotheses_cmd(&database, a).await,
-        Command::Serve(a) => serve_cmd(args.database.as_deref(), a).await,
-        Command::Demo(a) => demo_cmd(&database, a).await,
-        Command::Collect(a) => crate::collect::run(&database, a).await,
-        Command::Notify(a) => crate::notify::run(&database, a).await,
-        Command::Aws(c) => crate::collect::setup::run(c).await,
+        Command::Incidents(a) => incidents_cmd(&settings, a).await,
+        Command::Hypotheses(a) => hypotheses_cmd(&settings, a).await,
+        Command::Serve(a) => serve_cmd(&settings, a).await,
+        Command::Demo(a) => demo_cmd(&settings, a).await,
+        Command::Collect(a) => collect_cmd(&settings, a).await,
+        Command::Notify(a) => notify_cmd(&settings, a).await,
+        Command::Aws(c) => crate::collect::setup::run(c, settings.file.collect.as_ref()).await,
+        #[cfg(feature = "bench")]
         Command::Bench(b) => crate::bench::run(b).await,
     }
 }
 
-/// Opens the store named by `--database`, with the URL in any error.
-pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(url)
-        .await
-        .with_context(|| format!("cannot open the store at {url}"))
-}
-
-async fn ingest_cmd(db: &str, a: IngestArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
+async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
     let progress = !a.no_progress && std::io::stderr().is_terminal();
     let summary = ingest::ingest_files(&store, &a.files, progress).await?;
     store.close().await;
@@ -259,14 +232,6 @@ fn print_summary(s: &IngestSummary) {
     }
 }
 
-/// Resolves a user-supplied resource (key, ARN or bare id) to a canonical key.
-pub fn resource_key(input: &str) -> String {
-    use crate::normalize::resource;
-    resource::from_arn(input)
-        .or_else(|| resource::from_id(input))
-        .unwrap_or_else(|| input.to_string())
-}
-
 /// Builds an event filter from command-line strings, with clear errors.
 pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
     let time = |s: &Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
@@ -300,7 +265,7 @@ pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
         to: time(&a.to, "to")?,
         sources,
         kinds: a.kinds.clone(),
-        resource: a.resource.as_deref().map(resource_key),
+        resource: a.resource.as_deref().map(crate::normalize::resource::from_input),
         exclude_read_only: a.no_read_only,
         text: a.search.clone(),
         limit: a.limit.max(0),
@@ -331,9 +296,9 @@ pub fn event_json(e: &Event) -> serde_json::Value {
     })
 }
 
-async fn events_cmd(db: &str, a: EventsArgs) -> anyhow::Result<ExitCode> {
+async fn events_cmd(settings: &Settings, a: EventsArgs) -> anyhow::Result<ExitCode> {
     let filter = build_filter(&a)?;
-    let store = open_store(db).await?;
+    let store = settings.open_store().await?;
     let events = store.query(&filter).await?;
     let mut out = std::io::stdout().lock();
     match a.format {
@@ -372,50 +337,13 @@ async fn events_cmd(db: &str, a: EventsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Text safe for a terminal: control characters (escape sequences in attacker-controlled
-/// CloudTrail fields) become spaces.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// Shortens text to `n` characters for table cells.
-pub fn truncate(s: &str, n: usize) -> String {
-    let clean: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if clean.chars().count() <= n {
-        clean
-    } else {
-        let mut t: String = clean.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// Loads every event of the store (in sequence order).
-pub async fn load_all(store: &SqliteStore) -> anyhow::Result<Vec<Event>> {
-    Ok(store.query(&EventFilter::default()).await?)
-}
-
-/// Analyses the whole store and appends the engine's conclusions (idempotently).
-pub async fn analyze_store(store: &SqliteStore) -> anyhow::Result<crate::correlate::Analysis> {
-    let events = load_all(store).await?;
-    let analysis = crate::correlate::analyze(&events, &crate::correlate::Config::default());
-    let conclusions = crate::correlate::conclusions(&analysis);
-    store.append(&conclusions, None).await?;
-    Ok(analysis)
-}
-
 async fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open("sqlite::memory:").await?;
     let summary = ingest::ingest_files(&store, std::slice::from_ref(&a.file), false).await?;
     for r in &summary.rejections {
         eprintln!("rejected: {r}");
     }
-    let analysis = analyze_store(&store).await?;
+    let analysis = crate::conclusions::analyze_store(&store).await?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", crate::correlate::report_json(&analysis))?;
@@ -470,9 +398,9 @@ fn print_incident(
     Ok(())
 }
 
-async fn incidents_cmd(db: &str, a: IncidentsArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
-    let analysis = analyze_store(&store).await?;
+async fn incidents_cmd(settings: &Settings, a: IncidentsArgs) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    let analysis = crate::conclusions::analyze_store(&store).await?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&analysis)?)?;
@@ -504,9 +432,9 @@ async fn incidents_cmd(db: &str, a: IncidentsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(db).await?;
-    let analysis = analyze_store(&store).await?;
+async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    let analysis = crate::conclusions::analyze_store(&store).await?;
     let Some(inc) = analysis.incidents.iter().find(|i| i.id == a.incident) else {
         bail!(
             "no incident {:?}; `rootline incidents` lists them",
@@ -528,74 +456,160 @@ async fn hypotheses_cmd(db: &str, a: HypothesesArgs) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve_options(a: &ServeArgs, cfg: &FileConfig) -> crate::web::serve::ServeOptions {
-    crate::web::serve::ServeOptions {
-        addr: a
-            .addr
-            .clone()
-            .or_else(|| cfg.addr.clone())
-            .unwrap_or_else(|| "127.0.0.1:8080".to_string()),
-        analyze_every: std::time::Duration::from_secs(cfg.analyze_every_secs.unwrap_or(2).max(1)),
-        analyze: !a.no_analyze,
-        collect: cfg.collect.clone(),
-        notify: cfg.notify.clone(),
-    }
-}
-
-fn load_config(a: &ServeArgs) -> anyhow::Result<FileConfig> {
-    match &a.config {
-        Some(p) => FileConfig::load(p),
-        None => Ok(FileConfig::default()),
-    }
-}
-
-async fn serve_cmd(database: Option<&str>, a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(&a)?;
-    let db = database
-        .map(str::to_string)
-        .or_else(|| cfg.database.clone())
-        .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
-    let store = open_store(&db).await?;
-    crate::web::serve::serve(store, serve_options(&a, &cfg), None).await?;
+async fn serve_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    app::serve(store, settings.serve_options(a.addr.as_deref(), !a.no_analyze), None).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo recordings, compiled in so `rootline demo` works from anywhere.
-pub const DEMO: &[(&str, &[u8])] = &[
-    (
-        "demo-security-group.jsonl",
-        include_bytes!("../fixtures/demo/security-group.jsonl"),
-    ),
-    (
-        "demo-capacity-503.jsonl",
-        include_bytes!("../fixtures/demo/capacity-saturation.jsonl"),
-    ),
-    (
-        "demo-bad-deployment.jsonl",
-        include_bytes!("../fixtures/demo/bad-deployment.jsonl"),
-    ),
-];
-
-async fn demo_cmd(database: &str, a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(&a)?;
+async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("rootline-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut files = Vec::new();
-    for (name, bytes) in DEMO {
+    for (name, bytes) in app::DEMO {
         let p = dir.join(name);
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
         files.push(p);
     }
-    let store = open_store(database).await?;
+    let store = settings.open_store().await?;
     let summary = ingest::ingest_files(&store, &files, false).await?;
     let _ = std::fs::remove_dir_all(&dir);
-    let analysis = analyze_store(&store).await?;
+    let analysis = crate::conclusions::analyze_store(&store).await?;
     eprintln!(
-        "demo: {} events appended ({} already there) into {database}; {} incidents",
+        "demo: {} events appended ({} already there) into {}; {} incidents",
         summary.appended,
         summary.duplicates,
+        settings.database,
         analysis.incidents.len()
     );
-    crate::web::serve::serve(store, serve_options(&a, &cfg), None).await?;
+    app::serve(store, settings.serve_options(a.addr.as_deref(), !a.no_analyze), None).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `rootline collect`.
+async fn collect_cmd(
+    settings: &Settings,
+    args: crate::collect::CollectArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::collect::{self, CollectConfig, Collector, Components, Ctx, Sink};
+    let mut cfg = CollectConfig::from_table(settings.file.collect.as_ref())?;
+    if args.record.is_some() {
+        cfg.record = args.record.clone();
+    }
+    let store = settings.open_store().await?;
+    let components: Components = Default::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        app::shutdown_signal().await;
+        tracing::info!("Stopping collectors");
+        let _ = stop_tx.send(true);
+    });
+
+    let result = if args.once {
+        let targets = collect::targets(&cfg).await?;
+        let sink = Sink::new(store.clone(), cfg.record.as_deref());
+        let ctx = Ctx::new(sink, cfg.retry_policy(), stop_rx);
+        let collectors: Vec<Box<dyn Collector>> = targets
+            .iter()
+            .flat_map(|t| collect::collectors_for(&cfg, t))
+            .collect();
+        if collectors.is_empty() {
+            anyhow::bail!("nothing to collect: every source is disabled in [collect]");
+        }
+        let results = collect::poll_once(collectors, &ctx, &components).await;
+        let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+        print_collect_results(&results, args.json);
+        if failed > 0 {
+            eprintln!("rootline: {failed} of {} sources failed", results.len());
+            Ok(ExitCode::from(2))
+        } else {
+            Ok(ExitCode::SUCCESS)
+        }
+    } else {
+        let handles =
+            collect::spawn_collectors(store.clone(), &cfg, components.clone(), stop_rx).await?;
+        if handles.is_empty() {
+            anyhow::bail!("nothing to collect: every source is disabled in [collect]");
+        }
+        eprintln!(
+            "rootline: collecting from {} sources; Ctrl-C stops",
+            handles.len()
+        );
+        for h in handles {
+            let _ = h.await;
+        }
+        Ok(ExitCode::SUCCESS)
+    };
+    signal.abort();
+    store.close().await;
+    result
+}
+
+fn print_collect_results(
+    results: &[(String, Result<crate::collect::PollReport, crate::collect::CollectError>)],
+    json: bool,
+) {
+    if json {
+        let arr: Vec<_> = results
+            .iter()
+            .map(|(n, r)| match r {
+                Ok(p) => {
+                    serde_json::json!({"source": n, "ok": true, "received": p.delivered.received,
+                    "appended": p.delivered.appended, "duplicates": p.delivered.duplicates,
+                    "rejected": p.delivered.rejected, "note": p.note})
+                }
+                Err(e) => serde_json::json!({"source": n, "ok": false, "error": e.message}),
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(arr));
+        return;
+    }
+    for (n, r) in results {
+        match r {
+            Ok(p) => println!(
+                "{n}: {} received, {} new, {} duplicates, {} rejected{}",
+                p.delivered.received,
+                p.delivered.appended,
+                p.delivered.duplicates,
+                p.delivered.rejected,
+                p.note
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+            Err(e) => println!("{n}: FAILED: {}", clean(&e.message)),
+        }
+    }
+}
+
+/// Runs `rootline notify`: the config file's `[notify]` section, with the flags (and
+/// their environment variables) that differ from the defaults winning over it.
+async fn notify_cmd(settings: &Settings, args: crate::notify::NotifyArgs) -> anyhow::Result<ExitCode> {
+    use crate::notify::{GithubOptions, NotifyConfig};
+    let github = match &settings.file.notify {
+        Some(section) => GithubOptions::from_toml(section)?.overlaid_by(&args.github),
+        None => args.github.clone(),
+    };
+    let mut config = NotifyConfig::from_env_and_args(&github, args.dry_run)?;
+    config.once = args.once || args.dry_run;
+    config.retry_failed = args.retry_failed;
+    let store = settings.open_store().await?;
+    let report = crate::notify::run_worker(store.clone(), config.clone(), app::shutdown_signal()).await?;
+    store.close().await;
+    if config.dry_run {
+        eprintln!(
+            "dry run: {} request(s) printed, nothing sent or recorded",
+            report.printed
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "requested {}  opened {}  commented {}  failed {}  still due {}",
+        report.requested, report.opened, report.commented, report.failed, report.pending
+    );
+    Ok(if report.failed > 0 || report.pending > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

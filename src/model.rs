@@ -238,6 +238,27 @@ pub fn parse_time(s: &str) -> Option<i64> {
     None
 }
 
+/// Text safe for a terminal: control characters (escape sequences in attacker-controlled
+/// CloudTrail fields) become spaces.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Shortens text to `n` characters (control characters made spaces, as [`clean`]), ending
+/// in an ellipsis when cut: table cells, summaries.
+pub fn truncate(s: &str, n: usize) -> String {
+    let clean = clean(s);
+    if clean.chars().count() <= n {
+        clean
+    } else {
+        let mut t: String = clean.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +282,13 @@ mod tests {
             assert_eq!(Source::parse(s.as_str()), Some(s));
         }
         assert_eq!(Source::parse("cloudtrail2"), None);
+    }
+
+    #[test]
+    fn text_for_cells_is_clean_and_cut() {
+        assert_eq!(clean("a\x1b[31mb\n"), "a [31mb ");
+        assert_eq!(truncate("abcdef", 6), "abcdef");
+        assert_eq!(truncate("abcdefg", 6), "abcde…");
+        assert_eq!(truncate("a\tb", 5), "a b");
     }
 }

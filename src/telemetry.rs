@@ -1,4 +1,4 @@
-//! Logging set-up, in one place. Logs go to stderr so that stdout carries only
+//! Logging set-up and component states, in one place. Logs go to stderr so that stdout carries only
 //! command output (reports, tables, JSON).
 
 use tracing_subscriber::EnvFilter;
@@ -18,4 +18,15 @@ pub fn init(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// Collector and worker states shown on /metrics and /status: name -> state. A state
+/// starting with "ok" or "running" counts as up.
+pub type Components = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
+
+/// Sets one component's state.
+pub fn set_component(components: &Components, name: &str, state: String) {
+    if let Ok(mut c) = components.lock() {
+        c.insert(name.to_string(), state);
+    }
 }

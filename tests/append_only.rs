@@ -1,4 +1,5 @@
 //! The event log is append-only, enforced by the database itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 use rootline::ingest::ingest_files;
 use rootline::store::{EventLog, SqliteStore};

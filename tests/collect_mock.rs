@@ -1,7 +1,8 @@
 //! Collectors through the real aws-sdk clients answered by `aws-smithy-mocks`, for the
 //! operations moto does not implement: CloudTrail LookupEvents, CloudWatch
 //! DescribeAlarmHistory and DescribeAlarms (RPCv2 CBOR), CloudWatch Logs ListAnomalies.
-//! Every modelled output is built from the real samples in ../shared/data/real.
+//! Every modelled output is built from the real samples in fixtures/real.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod collect_common;
 
@@ -58,7 +59,7 @@ fn lookup_events() -> Vec<aws_sdk_cloudtrail::types::Event> {
     }
     for f in ["CreateRoute", "AddMemberToGroup", "CreateLaunchTemplate"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-            "../shared/data/real/cloudtrail-traildiscover/logExamples/{}.json",
+            "fixtures/real/cloudtrail-traildiscover/logExamples/{}.json",
             if f == "CreateRoute" {
                 "APIGateway-CreateRoute"
             } else {

@@ -2,6 +2,7 @@
 //! 127.0.0.1 (CloudWatch Logs FilterLogEvents, EventBridge connections, API
 //! destinations and rules, CloudTrail trails). These tests fail, never skip, when
 //! moto_server is missing: set ROOTLINE_MOTO_SERVER or put it on PATH.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod collect_common;
 

@@ -1,5 +1,6 @@
 //! Push endpoints through the real server (the web router served in-process on
 //! 127.0.0.1): EventBridge API-key auth and GitHub webhook signatures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod collect_common;
 
@@ -17,9 +18,8 @@ const GH_SECRET: &str = "gh-secret-abcdef";
 
 async fn serve(push: PushConfig) -> (String, rootline::store::SqliteStore, AppState) {
     let store = memory_store().await;
-    let mut state = AppState::new(store.clone());
-    state.push = Arc::new(push);
-    let app = rootline::web::router(state.clone());
+    let state = AppState::new(store.clone());
+    let app = rootline::app::http_router(state.clone(), Arc::new(push));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move {
@@ -54,9 +54,8 @@ fn alarm_event() -> String {
 }
 
 fn deployment_status() -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../shared/data/real/octokit-webhooks/payload-examples/deployment_status__payload.json",
-    );
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/real/octokit-webhooks/payload-examples/deployment_status__payload.json");
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 

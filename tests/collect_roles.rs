@@ -2,6 +2,7 @@
 //! with the standard chain's credentials, then signs every collector request with the
 //! role's temporary credentials. A real local HTTP server (on 127.0.0.1) plays STS and
 //! CloudWatch Logs and records what it receives.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod collect_common;
 

@@ -1,10 +1,11 @@
-//! Conformance on the real third-party samples under ../shared/data/real (see its
+//! Conformance on the real third-party samples under fixtures/real (see its
 //! SOURCES.md): every file in a supported format ingests, rejections happen only where the
 //! input really is malformed, and per format the normalized fields match the raw data.
 //!
 //! CloudTrail log files (`{"Records": [...]}`, JSON arrays, single records) are ingested
 //! as they are. Payload-only samples are wrapped, verbatim except for line breaks, into
 //! recording lines `{"source", "recorded_at", "payload"}` in a temporary `.jsonl`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod common;
 
@@ -65,7 +66,20 @@ fn read(path: &Path) -> String {
 }
 
 fn files(dir: &str, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(real(dir))
+    files_in(&real(dir), pred)
+}
+
+/// Path of a file under fixtures/own: samples written by this project (see its README.md),
+/// kept apart from the third-party copies under fixtures/real.
+fn own(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/own")
+        .join(rel)
+}
+
+/// The files of a directory whose name passes `pred`, sorted.
+fn files_in(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| pred(&p.file_name().unwrap().to_string_lossy()))
@@ -547,7 +561,7 @@ async fn logstash_reshaped_cloudtrail_lines_are_rejected_line_by_line() {
 // ------------------------------------------------------------------ EventBridge
 
 #[tokio::test]
-async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
+async fn eventbridge_envelopes_from_docs_sdks_and_our_own_samples() {
     let f = fresh().await;
     #[derive(Deserialize)]
     struct Doc<'a> {
@@ -564,13 +578,15 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
         raws.extend(docs.iter().map(|d| d.event.get().to_string()));
     }
     let mut eb_files = Vec::new();
+    // The CodeBuild (CodeStar Notifications) and ECS task samples are our own
+    // (fixtures/own/eventbridge-ecs-codebuild); the rest are third-party copies.
     for dir in [
-        "aws-lambda-events-rust",
-        "aws-lambda-go-testdata",
-        "ecs-codebuild-events-defra",
-        "powertools-python-events",
+        real("aws-lambda-events-rust"),
+        real("aws-lambda-go-testdata"),
+        own("eventbridge-ecs-codebuild"),
+        real("powertools-python-events"),
     ] {
-        eb_files.extend(files(dir, |n| n.ends_with(".json")));
+        eb_files.extend(files_in(&dir, |n| n.ends_with(".json")));
     }
     for p in eb_files {
         let text = read(&p);
@@ -605,6 +621,8 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
         .iter()
         .all(|r| r.reason.contains("missing field `id`")));
     let mut first: BTreeMap<String, &Value> = BTreeMap::new();
+    // ECS task events stored without a taskArn (checked by their cluster instead).
+    let mut without_task_arn = 0;
     for v in &parsed {
         if let Some(id) = v["id"].as_str() {
             first.entry(id.to_string()).or_insert(v);
@@ -677,10 +695,12 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
             }
             "ECS Task State Change" => {
                 assert_eq!(ev.kind, Kind::Other);
-                // One real STOPPED event has no taskArn: its cluster is still named.
+                // One STOPPED event (a task that failed to start) has no taskArn: its
+                // cluster is still named.
                 let key = match v["detail"]["taskArn"].as_str() {
                     Some(arn) => format!("ecs-task/{}", arn.rsplit('/').next().unwrap()),
                     None => {
+                        without_task_arn += 1;
                         let cluster = v["detail"]["clusterArn"].as_str().unwrap();
                         format!("ecs-cluster/{}", cluster.rsplit('/').next().unwrap())
                     }
@@ -717,6 +737,7 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
             _ => {}
         }
     }
+    assert_eq!(without_task_arn, 1, "the STOPPED event without a taskArn");
     // Spot checks against the documentation's own examples.
     let cpu = get(
         &f,
@@ -739,13 +760,21 @@ async fn eventbridge_envelopes_from_docs_sdks_and_a_production_platform() {
     assert!(
         matches!(&deploy.kind, Kind::Deployment { phase, .. } if phase == "SERVICE_DEPLOYMENT_IN_PROGRESS")
     );
+    // Our own task whose container was killed with an OutOfMemoryError (stored once,
+    // though delivered twice).
     let oom = get(
         &f,
         Source::EventBridge,
-        "72f800ef-10db-a0c0-ac74-d39a727539c4",
+        "c567a80f-fcd4-4c83-8ebe-b3f689a09eb0",
     )
     .await;
     assert_eq!(oom.name, "ECS Task State Change: STOPPED");
+    assert!(
+        oom.resources
+            .contains(&"ecs-task/96df5bb7fab849145c9f7e1603cea855".to_string()),
+        "{:?}",
+        oom.resources
+    );
     let generic = get(
         &f,
         Source::EventBridge,

@@ -1,6 +1,7 @@
 //! A `rootline ingest` killed with SIGKILL in the middle of a large file leaves a
 //! consistent store, and running the same ingest again completes it with no duplicate
 //! and no loss.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod common;
 

@@ -1,7 +1,9 @@
 //! The correlation engine on small hand-written recordings (fixtures/engine), through
 //! the real ingest path and store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
-use rootline::correlate::{analyze, conclusions, report_json, Analysis, Config, Incident};
+use rootline::conclusions::to_events as conclusions;
+use rootline::correlate::{analyze, report_json, Analysis, Config, Incident};
 use rootline::ingest::ingest_files;
 use rootline::model::Source;
 use rootline::store::{EventFilter, EventLog, SqliteStore};
@@ -145,7 +147,7 @@ async fn conclusions_are_appended_once_and_never_erased() {
     ingest_files(&store, &[fixture("one-incident.jsonl")], false)
         .await
         .unwrap();
-    let first = rootline::cli::analyze_store(&store).await.unwrap();
+    let first = rootline::conclusions::analyze_store(&store).await.unwrap();
     let n1 = store.count().await.unwrap();
     let own = EventFilter {
         sources: vec![Source::Rootline],
@@ -158,7 +160,7 @@ async fn conclusions_are_appended_once_and_never_erased() {
         .iter()
         .all(|e| e.payload.contains(rootline::correlate::ENGINE_VERSION)));
     // Re-analysing the same log concludes the same: nothing new.
-    rootline::cli::analyze_store(&store).await.unwrap();
+    rootline::conclusions::analyze_store(&store).await.unwrap();
     assert_eq!(store.count().await.unwrap(), n1);
     // A different ranking is appended beside the earlier one, which stays.
     let mut changed = first.clone();

@@ -1,4 +1,5 @@
 //! `rootline ingest` and `rootline events` through the real binary, on real SQLite files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! against a fake GitHub (tests/notify_fake) that validates every request against
 //! GitHub's OpenAPI description and injects faults. In every case each hypothesis ends
 //! with exactly one issue, and the token shows up nowhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod notify_fake;
 
@@ -9,7 +10,8 @@ use notify_fake::{FakeGithub, Fault, Route};
 use rootline::correlate::{analyze, Analysis, Config};
 use rootline::model::{EventRef, Source};
 use rootline::notify::markdown::{has_marker, marker};
-use rootline::notify::{deliveries, request_issue, run_worker, GithubOptions, NotifyConfig};
+use rootline::conclusions::outbox::{deliveries, request_issue};
+use rootline::notify::{run_worker, GithubOptions, NotifyConfig};
 use rootline::store::{EventFilter, EventLog, SqliteStore};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -228,7 +230,7 @@ impl Env {
         analyze(&events, &Config::default())
     }
 
-    async fn deliveries(&self, incident: &str) -> Vec<rootline::notify::Delivery> {
+    async fn deliveries(&self, incident: &str) -> Vec<rootline::conclusions::outbox::Delivery> {
         let store = self.store().await;
         let d = deliveries(&store, incident).await.expect("deliveries");
         store.close().await;

@@ -2,6 +2,7 @@
 //!
 //! Chromium and chromedriver come from Debian's packages (`.ci/run` installs them).
 //! Screenshots are kept under `$CARGO_TARGET_TMPDIR/screenshots`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod announced;
 

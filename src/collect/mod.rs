@@ -27,20 +27,16 @@ pub use retry::{CollectError, RateLimiter, RetryPolicy};
 pub use sink::{DeliverReport, Delivery, Sink};
 
 use crate::store::{Checkpoint, EventLog, SqliteStore};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Collector and worker states shown on /metrics and /status: name -> state. A state
-/// starting with "ok" or "running" counts as up.
-pub type Components = Arc<Mutex<BTreeMap<String, String>>>;
+pub use crate::telemetry::Components;
 
 /// `rootline collect` arguments.
 #[derive(Debug, clap::Args)]
@@ -48,9 +44,6 @@ pub struct CollectArgs {
     /// Poll every configured source once and exit (for cron and tests).
     #[arg(long)]
     pub once: bool,
-    /// The configuration file (its `[collect]` section; see the README).
-    #[arg(long, env = "ROOTLINE_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Also write everything received to this recording (JSON Lines), for replay.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -171,12 +164,6 @@ pub trait Collector: Send {
     fn poll<'a>(&'a mut self, ctx: &'a Ctx) -> BoxFuture<'a, Result<PollReport, CollectError>>;
 }
 
-fn set_state(components: &Components, name: &str, state: String) {
-    if let Ok(mut c) = components.lock() {
-        c.insert(name.to_string(), state);
-    }
-}
-
 /// Polls a collector until shutdown (or once), reporting its state. Poll failures back
 /// off with jitter; they never end the loop.
 pub async fn run_collector(
@@ -197,10 +184,10 @@ pub async fn run_collector(
     let mut failures = 0u32;
     loop {
         if ctx.stopping() {
-            set_state(&components, &name, "stopped".into());
+            crate::telemetry::set_component(&components, &name, "stopped".into());
             return Err(CollectError::stopped());
         }
-        set_state(&components, &name, "running: polling".into());
+        crate::telemetry::set_component(&components, &name, "running: polling".into());
         match c.poll(&ctx).await {
             Ok(r) => {
                 failures = 0;
@@ -218,28 +205,28 @@ pub async fn run_collector(
                     state.push_str(&format!(" ({n})"));
                 }
                 tracing::info!(collector = %name, received = d.received, appended = d.appended, duplicates = d.duplicates, rejected = d.rejected, "Polled");
-                set_state(&components, &name, state);
+                crate::telemetry::set_component(&components, &name, state);
                 if once {
                     return Ok(r);
                 }
                 if !retry::sleep_or_stop(every, &mut stop).await {
-                    set_state(&components, &name, "stopped".into());
+                    crate::telemetry::set_component(&components, &name, "stopped".into());
                     return Err(CollectError::stopped());
                 }
             }
             Err(e) if e == CollectError::stopped() => {
-                set_state(&components, &name, "stopped".into());
+                crate::telemetry::set_component(&components, &name, "stopped".into());
                 return Err(e);
             }
             Err(e) => {
                 tracing::error!(collector = %name, error = %e.message, "Poll failed");
                 if once {
-                    set_state(&components, &name, format!("failing: {}", e.message));
+                    crate::telemetry::set_component(&components, &name, format!("failing: {}", e.message));
                     return Err(e);
                 }
                 let d = backoff.delay(failures);
                 failures = failures.saturating_add(1);
-                set_state(
+                crate::telemetry::set_component(
                     &components,
                     &name,
                     format!(
@@ -249,7 +236,7 @@ pub async fn run_collector(
                     ),
                 );
                 if !retry::sleep_or_stop(d, &mut stop).await {
-                    set_state(&components, &name, "stopped".into());
+                    crate::telemetry::set_component(&components, &name, "stopped".into());
                     return Err(CollectError::stopped());
                 }
             }
@@ -467,101 +454,4 @@ pub async fn poll_once(
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
-}
-
-/// Runs `rootline collect`.
-pub async fn run(database: &str, args: CollectArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config {
-        Some(p) => Some(crate::cli::FileConfig::load(p)?),
-        None => None,
-    };
-    let mut cfg = CollectConfig::from_table(file.as_ref().and_then(|f| f.collect.as_ref()))?;
-    if args.record.is_some() {
-        cfg.record = args.record.clone();
-    }
-    // `--database`/ROOTLINE_DATABASE win; the file's `database` wins over the default.
-    let database = match file.as_ref().and_then(|f| f.database.clone()) {
-        Some(db) if database == crate::cli::DEFAULT_DATABASE => db,
-        _ => database.to_string(),
-    };
-    let store = crate::cli::open_store(&database).await?;
-    let components: Components = Default::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signal = tokio::spawn(async move {
-        crate::web::serve::shutdown_signal().await;
-        tracing::info!("Stopping collectors");
-        let _ = stop_tx.send(true);
-    });
-
-    let result = if args.once {
-        let targets = targets(&cfg).await?;
-        let sink = Sink::new(store.clone(), cfg.record.as_deref());
-        let ctx = Ctx::new(sink, cfg.retry_policy(), stop_rx);
-        let collectors: Vec<Box<dyn Collector>> = targets
-            .iter()
-            .flat_map(|t| collectors_for(&cfg, t))
-            .collect();
-        if collectors.is_empty() {
-            anyhow::bail!("nothing to collect: every source is disabled in [collect]");
-        }
-        let results = poll_once(collectors, &ctx, &components).await;
-        let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-        print_results(&results, args.json);
-        if failed > 0 {
-            eprintln!("rootline: {failed} of {} sources failed", results.len());
-            Ok(ExitCode::from(2))
-        } else {
-            Ok(ExitCode::SUCCESS)
-        }
-    } else {
-        let handles = spawn_collectors(store.clone(), &cfg, components.clone(), stop_rx).await?;
-        if handles.is_empty() {
-            anyhow::bail!("nothing to collect: every source is disabled in [collect]");
-        }
-        eprintln!(
-            "rootline: collecting from {} sources; Ctrl-C stops",
-            handles.len()
-        );
-        for h in handles {
-            let _ = h.await;
-        }
-        Ok(ExitCode::SUCCESS)
-    };
-    signal.abort();
-    store.close().await;
-    result
-}
-
-fn print_results(results: &[(String, Result<PollReport, CollectError>)], json: bool) {
-    if json {
-        let arr: Vec<_> = results
-            .iter()
-            .map(|(n, r)| match r {
-                Ok(p) => {
-                    serde_json::json!({"source": n, "ok": true, "received": p.delivered.received,
-                    "appended": p.delivered.appended, "duplicates": p.delivered.duplicates,
-                    "rejected": p.delivered.rejected, "note": p.note})
-                }
-                Err(e) => serde_json::json!({"source": n, "ok": false, "error": e.message}),
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(arr));
-        return;
-    }
-    for (n, r) in results {
-        match r {
-            Ok(p) => println!(
-                "{n}: {} received, {} new, {} duplicates, {} rejected{}",
-                p.delivered.received,
-                p.delivered.appended,
-                p.delivered.duplicates,
-                p.delivered.rejected,
-                p.note
-                    .as_ref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default()
-            ),
-            Err(e) => println!("{n}: FAILED: {}", crate::cli::clean(&e.message)),
-        }
-    }
 }

@@ -10,7 +10,7 @@
 use super::config::{CollectConfig, Secret};
 use super::sink::{Delivery, Recorder, Sink};
 use super::Components;
-use crate::web::AppState;
+use crate::store::SqliteStore;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
@@ -133,7 +133,7 @@ impl PushConfig {
         }
     }
 
-    fn sink(&self, state: &AppState) -> Sink {
+    fn sink(&self, state: &PushState) -> Sink {
         Sink {
             store: state.store.clone(),
             recorder: self.record.as_deref().map(Recorder::for_path),
@@ -155,18 +155,28 @@ impl std::fmt::Debug for PushConfig {
     }
 }
 
-/// The push routes. Both are always routed; one whose secret is unset answers 404.
-pub fn routes() -> Router<AppState> {
+/// What the push endpoints need: where to store, their settings, where to report.
+#[derive(Clone)]
+pub struct PushState {
+    pub store: SqliteStore,
+    pub push: Arc<PushConfig>,
+    pub components: Components,
+}
+
+/// The push routes, with their state, to merge into any router. Both are always routed;
+/// one whose secret is unset answers 404.
+pub fn routes<S: Clone + Send + Sync + 'static>(state: PushState) -> Router<S> {
     Router::new()
         .route("/ingest/eventbridge", post(eventbridge))
         .route("/ingest/github", post(github))
+        .with_state(state)
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn refuse(state: &AppState, status: StatusCode, message: &str) -> Response {
+fn refuse(state: &PushState, status: StatusCode, message: &str) -> Response {
     state.push.stats.refused.fetch_add(1, Ordering::Relaxed);
     answer(
         status,
@@ -190,7 +200,7 @@ fn secret_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Reads a body up to `max` bytes; `Err` is the 413 (or 400) answer.
 async fn read_body(
-    state: &AppState,
+    state: &PushState,
     headers: &HeaderMap,
     body: Body,
     max: usize,
@@ -231,10 +241,8 @@ async fn read_body(
     }
 }
 
-fn set_component(state: &AppState, name: &str, value: String) {
-    if let Ok(mut c) = state.components.lock() {
-        c.insert(name.to_string(), value);
-    }
+fn set_component(state: &PushState, name: &str, value: String) {
+    crate::telemetry::set_component(&state.components, name, value);
 }
 
 /// Splits a body into deliveries: one JSON object, or an array of objects.
@@ -256,7 +264,7 @@ fn deliveries(source: &'static str, body: &[u8]) -> Result<Vec<Delivery>, String
 }
 
 /// Validates every delivery, then stores them all (or nothing).
-async fn store_all(state: &AppState, items: Vec<Delivery>) -> Response {
+async fn store_all(state: &PushState, items: Vec<Delivery>) -> Response {
     if items.is_empty() {
         return refuse(state, StatusCode::BAD_REQUEST, "no events in the body");
     }
@@ -283,7 +291,7 @@ async fn store_all(state: &AppState, items: Vec<Delivery>) -> Response {
     }
 }
 
-async fn eventbridge(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn eventbridge(State(state): State<PushState>, headers: HeaderMap, body: Body) -> Response {
     let Some(key) = state.push.eventbridge.clone() else {
         return not_found();
     };
@@ -363,7 +371,7 @@ pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
     )
 }
 
-async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn github(State(state): State<PushState>, headers: HeaderMap, body: Body) -> Response {
     let Some(secret) = state.push.github.clone() else {
         return not_found();
     };

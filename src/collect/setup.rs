@@ -12,7 +12,6 @@ use aws_sdk_eventbridge::types::{
     Target, UpdateConnectionApiKeyAuthRequestParameters, UpdateConnectionAuthRequestParameters,
 };
 use secrecy::{ExposeSecret, SecretString};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `rootline aws ...`
@@ -51,9 +50,6 @@ pub struct SetupArgs {
     /// Print the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The configuration file (its `[collect]` section).
-    #[arg(long, env = "ROOTLINE_CONFIG")]
-    pub config: Option<PathBuf>,
 }
 
 /// The rules: name suffix, description, event pattern.
@@ -491,19 +487,15 @@ pub async fn trail_logging(ct: &aws_sdk_cloudtrail::Client) -> anyhow::Result<Op
     Ok(None)
 }
 
-/// Runs `rootline aws ...`.
-pub async fn run(cmd: AwsCommand) -> anyhow::Result<ExitCode> {
+/// Runs `rootline aws ...`, with the config file's `[collect]` section.
+pub async fn run(cmd: AwsCommand, collect: Option<&toml::Table>) -> anyhow::Result<ExitCode> {
     match cmd {
-        AwsCommand::Setup(a) => setup_cmd(a).await,
+        AwsCommand::Setup(a) => setup_cmd(a, collect).await,
     }
 }
 
-async fn setup_cmd(a: SetupArgs) -> anyhow::Result<ExitCode> {
-    let file = match &a.config {
-        Some(p) => Some(crate::cli::FileConfig::load(p)?),
-        None => None,
-    };
-    let cfg = CollectConfig::from_table(file.as_ref().and_then(|f| f.collect.as_ref()))?;
+async fn setup_cmd(a: SetupArgs, collect: Option<&toml::Table>) -> anyhow::Result<ExitCode> {
+    let cfg = CollectConfig::from_table(collect)?;
     let url = a
         .url
         .clone()
@@ -555,7 +547,7 @@ async fn setup_cmd(a: SetupArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "Plan (dry run, nothing changed):")?;
     }
     for s in &steps {
-        writeln!(out, "{}", crate::cli::clean(&s.to_string()))?;
+        writeln!(out, "{}", crate::model::clean(&s.to_string()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,13 +10,12 @@
 //!
 //! Everything here is a pure function of the events given: same input, same output.
 
-pub mod bench;
 mod incidents;
 pub mod priors;
 mod rank;
 pub mod topology;
 
-use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
+use crate::model::{fmt_time, Event, EventRef, Source};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -199,56 +198,4 @@ pub fn report_json(a: &Analysis) -> String {
             .collect(),
     };
     serde_json::to_string(&report).unwrap_or_else(|_| "{\"incidents\":[]}".to_string())
-}
-
-/// The engine's conclusions as events to append: incident opened, incident resolved,
-/// hypotheses ranked. Natural ids are derived from content, so appending the same
-/// conclusions twice adds nothing, and a different ranking appends a new event without
-/// erasing the earlier one. Times come from the data (never the wall clock).
-pub fn conclusions(a: &Analysis) -> Vec<NewEvent> {
-    use sha2::{Digest, Sha256};
-    let mut out = Vec::new();
-    for inc in &a.incidents {
-        let mut push = |id: String, time: i64, what: &str, body: Value| {
-            let mut payload = serde_json::json!({
-                "id": id,
-                "time": fmt_time(time),
-                "type": what,
-                "engine_version": ENGINE_VERSION,
-                "incident": inc.id,
-                "resources": inc.resources,
-            });
-            if let (Value::Object(p), Value::Object(b)) = (&mut payload, body) {
-                p.extend(b);
-            }
-            let raw = payload.to_string();
-            if let Ok(ev) = crate::normalize::normalize(Source::Rootline, &raw, Some(time)) {
-                out.push(ev);
-            }
-        };
-        push(
-            format!("incident-opened/{}", inc.id),
-            inc.opened_at,
-            "incident_opened",
-            serde_json::json!({"title": inc.title, "trigger": inc.trigger, "alarms": inc.alarms, "alarm_names": inc.alarm_names}),
-        );
-        if let Some(r) = inc.resolved_at {
-            push(
-                format!("incident-resolved/{}", inc.id),
-                r,
-                "incident_resolved",
-                serde_json::json!({}),
-            );
-        }
-        let hyps = serde_json::to_value(&inc.hypotheses).unwrap_or(Value::Null);
-        let digest = Sha256::digest(format!("{ENGINE_VERSION}{hyps}").as_bytes());
-        let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        push(
-            format!("hypotheses-ranked/{}/{short}", inc.id),
-            inc.opened_at,
-            "hypotheses_ranked",
-            serde_json::json!({"hypotheses": hyps}),
-        );
-    }
-    out
 }

@@ -1026,7 +1026,7 @@ fn summary(
             _,
         ) => format!(
             "Log anomaly \"{}\" ({}) in {}, {gap} {} went to ALARM",
-            crate::cli::truncate(pattern, 80),
+            crate::model::truncate(pattern, 80),
             priority,
             group,
             symptom.alarm

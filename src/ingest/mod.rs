@@ -720,7 +720,15 @@ mod tests {
     async fn setup(n: u64, fail_at: usize) -> (tempfile::TempDir, PathBuf, Recording) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
-        crate::bench::write_recording(&path, n, 7, 0).unwrap();
+        let mut text = String::new();
+        for i in 0..n {
+            // Distinct CloudTrail calls, one a second: all valid, none a duplicate.
+            let t = crate::model::fmt_time(1_760_000_000_000 + i as i64 * 1000);
+            text.push_str(&format!(
+                "{{\"source\":\"cloudtrail\",\"payload\":{{\"eventVersion\":\"1.09\",\"eventID\":\"{i:08x}-0000-4000-8000-000000000000\",\"eventTime\":\"{t}\",\"eventSource\":\"ec2.amazonaws.com\",\"eventName\":\"DescribeInstances\",\"readOnly\":true,\"requestParameters\":{{\"instanceId\":\"i-{i:017x}\"}}}}}}\n"
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
         let db = dir.path().join("s.db");
         let inner = crate::store::SqliteStore::open(&db.display().to_string())
             .await

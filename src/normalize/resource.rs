@@ -39,6 +39,14 @@ const ID_PREFIXES: &[(&str, &str)] = &[
     ("eipalloc-", "eip"),
 ];
 
+/// Resolves what a user typed (a canonical key, an ARN or a bare id) to a canonical key;
+/// anything else is taken as a key as given.
+pub fn from_input(input: &str) -> String {
+    from_arn(input)
+        .or_else(|| from_id(input))
+        .unwrap_or_else(|| input.to_string())
+}
+
 /// Key for a bare EC2-style id such as `sg-0abc12` or `i-0123456789abcdef0`.
 pub fn from_id(id: &str) -> Option<String> {
     let id = id.trim();

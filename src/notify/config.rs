@@ -101,6 +101,36 @@ impl Default for GithubOptions {
 }
 
 impl GithubOptions {
+    /// These options (from the config file) with every option of `flags` that differs
+    /// from its default put over them: what `rootline notify --config FILE ...` runs with.
+    pub fn overlaid_by(self, flags: &GithubOptions) -> GithubOptions {
+        let d = GithubOptions::default();
+        macro_rules! pick {
+            ($($f:ident),*) => {
+                GithubOptions {
+                    $($f: if flags.$f != d.$f { flags.$f.clone() } else { self.$f },)*
+                }
+            };
+        }
+        pick!(
+            github_repo,
+            github_api_url,
+            github_token_file,
+            github_labels,
+            public_url,
+            min_score,
+            only_open,
+            incidents_since,
+            github_timeout,
+            github_retry_base,
+            github_retry_max,
+            github_max_attempts,
+            github_max_wait,
+            github_settle,
+            notify_poll_interval
+        )
+    }
+
     /// Options from a configuration file's `[notify]` table, with the flag names in
     /// snake case (`github_repo = "owner/name"`, `min_score = 0.5`, `github_labels =
     /// ["rootline"]`, ...); missing keys take the command line's defaults. There is no

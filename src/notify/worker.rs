@@ -9,7 +9,7 @@
 use super::config::NotifyConfig;
 use super::github::{self, backoff, Failure, GitHub};
 use super::markdown::{self, Links};
-use super::outbox::{self, DeliveryState, OutboxEvent};
+use crate::conclusions::outbox::{self, DeliveryState, OutboxEvent};
 use super::NotifyError;
 use crate::correlate::{Analysis, Hypothesis, Incident};
 use crate::model::{parse_time, EventRef, Source};
@@ -234,7 +234,7 @@ impl<S: EventLog> Worker<S> {
         drop(events);
         if !self.config.dry_run {
             self.store
-                .append(&crate::correlate::conclusions(&self.analysis), None)
+                .append(&crate::conclusions::to_events(&self.analysis), None)
                 .await?;
         }
         self.analysed_up_to = Some(up_to);
@@ -497,78 +497,13 @@ impl<S: EventLog> Worker<S> {
 
 /// Incidents as the engine's stored conclusions describe them: "incident opened",
 /// "incident resolved" and the latest "hypotheses ranked" of each.
+/// The incidents and latest hypotheses the log records (the analyser's conclusions).
 async fn incidents_from_conclusions<S: EventLog>(store: &S) -> Result<Analysis, NotifyError> {
-    use serde_json::Value;
-    let filter = |prefix: &str| EventFilter {
-        sources: vec![Source::Rootline],
-        id_prefix: Some(prefix.to_string()),
-        ..Default::default()
-    };
-    let parse =
-        |e: &crate::model::Event| serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
-    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let refs = |v: Option<&Value>| -> Vec<EventRef> {
-        v.and_then(|x| serde_json::from_value(x.clone()).ok())
-            .unwrap_or_default()
-    };
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(|x| serde_json::from_value(x.clone()).ok())
-            .unwrap_or_default()
-    };
-    let mut resolved = BTreeMap::new();
-    for e in store.query(&filter("incident-resolved/")).await? {
-        resolved.insert(str_of(&parse(&e), "incident"), e.event_time);
-    }
-    let mut ranked: BTreeMap<String, (i64, Vec<Hypothesis>)> = BTreeMap::new();
-    for e in store.query(&filter("hypotheses-ranked/")).await? {
-        let p = parse(&e);
-        let inc = str_of(&p, "incident");
-        if ranked.get(&inc).is_some_and(|(seq, _)| *seq > e.seq) {
-            continue;
-        }
-        let mut hs: Vec<Hypothesis> = p
-            .get("hypotheses")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|h| {
-                Some(Hypothesis {
-                    rank: h.get("rank")?.as_u64()? as usize,
-                    score: h.get("score")?.as_f64()?,
-                    kind: str_of(h, "kind"),
-                    cause: serde_json::from_value(h.get("cause")?.clone()).ok()?,
-                    summary: str_of(h, "summary"),
-                    evidence: refs(h.get("evidence")),
-                    path: strings(h.get("path")),
-                })
-            })
-            .collect();
-        hs.sort_by_key(|h| h.rank);
-        ranked.insert(inc, (e.seq, hs));
-    }
-    let mut incidents = Vec::new();
-    for e in store.query(&filter("incident-opened/")).await? {
-        let p = parse(&e);
-        let id = str_of(&p, "incident");
-        let Some(trigger) = p
-            .get("trigger")
-            .and_then(|t| serde_json::from_value(t.clone()).ok())
-        else {
-            continue;
-        };
-        incidents.push(Incident {
-            opened_at: e.event_time,
-            resolved_at: resolved.get(&id).copied(),
-            title: str_of(&p, "title"),
-            trigger,
-            alarms: refs(p.get("alarms")),
-            alarm_names: strings(p.get("alarm_names")),
-            resources: strings(p.get("resources")),
-            hypotheses: ranked.remove(&id).map(|x| x.1).unwrap_or_default(),
-            id,
-        });
-    }
-    incidents.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+    let incidents = crate::conclusions::load_all(store)
+        .await?
+        .iter()
+        .filter_map(crate::conclusions::Recorded::incident)
+        .collect();
     Ok(Analysis { incidents })
 }
 

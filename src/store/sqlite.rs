@@ -154,40 +154,6 @@ impl SqliteStore {
         &self.writer
     }
 
-    /// Creates `bare_events`: the columns of `events` with nothing else (no index, no
-    /// trigger, no resource links, no checkpoint). Only for `bench ingest`, which times
-    /// [`SqliteStore::insert_bare`] into it as the ceiling of what SQLite itself sustains
-    /// for the same rows on this machine, through this connection, its pragmas and the
-    /// background checkpointer. Fails if the table exists.
-    pub async fn create_bare_table(&self) -> Result<()> {
-        sqlx::query(
-            "CREATE TABLE bare_events (seq INTEGER PRIMARY KEY, source TEXT NOT NULL, \
-             natural_id TEXT NOT NULL, event_time INTEGER NOT NULL, received_at INTEGER, \
-             kind TEXT NOT NULL, detail TEXT NOT NULL, name TEXT NOT NULL, actor TEXT, \
-             read_only INTEGER NOT NULL, error_code TEXT, resources TEXT NOT NULL, \
-             payload TEXT NOT NULL)",
-        )
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// Inserts `events` into `bare_events` (see [`SqliteStore::create_bare_table`]) in
-    /// one transaction, with the statements `append` uses; returns the rows inserted.
-    pub async fn insert_bare(&self, events: &[NewEvent]) -> Result<u64> {
-        let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
-        let mut tx = self.writer.begin().await?;
-        let mut inserted = 0u64;
-        for chunk in statement_chunks(&prepared) {
-            inserted += insert_query("bare_events", chunk)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(inserted)
-    }
-
     /// Closes all connections (checkpointing the WAL).
     pub async fn close(&self) {
         // Readers (and the checkpointer) first: the last connection to close
@@ -231,7 +197,7 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
     }
 }
 
-/// A multi-row INSERT of `rows` into `table` (`events`, or the bench's `bare_events`);
+/// A multi-row INSERT of `rows` into `table`;
 /// rows already stored in `events` are skipped by the `events_insert_guard` trigger.
 fn insert_sql(table: &str, rows: usize) -> String {
     values_sql(

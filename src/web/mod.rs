@@ -5,10 +5,8 @@
 //! everything they print: CloudTrail fields, alarm reasons and log lines are attacker
 //! controlled.
 
-pub mod bench;
 mod metrics;
 mod pages;
-pub mod serve;
 pub mod views;
 
 use crate::store::SqliteStore;
@@ -32,9 +30,7 @@ pub struct AppState {
     /// Events appended per second over the last minute (f64 bits).
     pub ingest_rate: Arc<AtomicU64>,
     /// Collector and worker states for /metrics and the status page: name -> state.
-    pub components: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
-    /// Push endpoint settings (secrets never leave this struct).
-    pub push: Arc<crate::collect::push::PushConfig>,
+    pub components: crate::telemetry::Components,
 }
 
 impl AppState {
@@ -44,7 +40,6 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             ingest_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
             components: Default::default(),
-            push: Arc::new(crate::collect::push::PushConfig::default()),
         }
     }
 
@@ -129,8 +124,9 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// The router with every page, the health check and metrics.
-pub fn router(state: AppState) -> Router {
+/// The router with every page, the health check and metrics, and `ingest`: routes of
+/// other components (the push endpoints) served and measured alongside.
+pub fn router(state: AppState, ingest: Router<AppState>) -> Router {
     Router::new()
         .route(
             "/",
@@ -147,7 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/resources/{*key}", get(pages::resource))
         .route("/search", get(pages::search))
         .route("/status", get(pages::status))
-        .merge(crate::collect::push::routes())
+        .merge(ingest)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))

@@ -219,7 +219,7 @@ struct IncidentPage {
     rankings: usize,
     engine_version: String,
     alarms: Vec<EventRef>,
-    deliveries: Vec<crate::notify::Delivery>,
+    deliveries: Vec<crate::conclusions::outbox::Delivery>,
     event_count: usize,
 }
 
@@ -233,7 +233,7 @@ struct IncidentJson<'a> {
     truncated: bool,
     rankings: usize,
     engine_version: &'a str,
-    deliveries: &'a [crate::notify::Delivery],
+    deliveries: &'a [crate::conclusions::outbox::Delivery],
 }
 
 pub(super) async fn incident(
@@ -278,7 +278,7 @@ pub(super) async fn incident(
     for s in all(&p, "source") {
         sources.push(Source::parse(s).ok_or_else(|| bad(format!("unknown source {s:?}")))?);
     }
-    let resource = one(&p, "resource").map(crate::cli::resource_key);
+    let resource = one(&p, "resource").map(crate::normalize::resource::from_input);
     if resource.as_ref().is_some_and(|r| r.len() > 512) {
         return Err(bad("resource is too long".into()));
     }
@@ -473,7 +473,7 @@ pub(super) async fn incident(
             active: by_kind,
         },
     ];
-    let deliveries = crate::notify::deliveries(&st.store, &id)
+    let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
         .await
         .unwrap_or_default();
     let window_from = fmt_time(from);
@@ -608,18 +608,10 @@ pub(super) async fn request_issue(
                 .respond(&headers),
         );
     };
-    let incident = crate::correlate::Incident {
-        id: id.clone(),
-        opened_at: rec.row.opened_ms,
-        resolved_at: rec.row.resolved_at.as_deref().and_then(parse_time),
-        title: rec.row.title.clone(),
-        trigger: rec.trigger.clone().unwrap_or_else(|| cause.clone()),
-        alarms: rec.alarms.clone(),
-        alarm_names: vec![rec.row.trigger_alarm.clone()],
-        resources: rec.row.resources.clone(),
-        hypotheses: rec.hypotheses.clone(),
+    let Some(incident) = rec.recorded.incident() else {
+        return Err(WebError::NotFound(format!("incident {id} names no trigger")).respond(&headers));
     };
-    let created = crate::notify::request_issue(&st.store, &incident, h, "web")
+    let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, "web")
         .await
         .map_err(|e| {
             WebError::BadRequest(format!("cannot request an issue: {e}")).respond(&headers)
@@ -718,7 +710,7 @@ pub(super) async fn resource(
                 .respond(&headers),
         );
     }
-    let key = crate::cli::resource_key(&key);
+    let key = crate::normalize::resource::from_input(&key);
     let related = views::resource_events(&st.store, &key, &[], 500)
         .await
         .map_err(|e| WebError::from(e).respond(&headers))?;
@@ -794,7 +786,7 @@ pub(super) async fn search(
                 return Ok(Redirect::to(&format!("/events/{seq}")).into_response());
             }
         }
-        let key = crate::cli::resource_key(&q);
+        let key = crate::normalize::resource::from_input(&q);
         if !views::resource_events(&st.store, &key, &[], 1)
             .await
             .map_err(|e| WebError::from(e).respond(&headers))?

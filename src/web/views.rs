@@ -5,11 +5,11 @@
 //! (never recomputed per request), which keeps pages fast on large stores and shows
 //! exactly what rootline concluded and when.
 
+use crate::conclusions::{self, Recorded};
 use crate::correlate::Hypothesis;
 use crate::model::{fmt_time, Event, EventRef, Kind, Source};
 use crate::store::{EventFilter, EventLog, Order, SqliteStore, StoreError};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// An incident as listed.
@@ -86,6 +86,8 @@ pub struct IncidentRecord {
     pub rankings: usize,
     pub engine_version: String,
     pub ranked_at: Option<i64>,
+    /// What the log records, as read.
+    pub recorded: Recorded,
 }
 
 /// "-14 min", "+3.5 min", "-1 h 05 min", "+40 s".
@@ -115,140 +117,71 @@ pub fn duration(ms: i64) -> String {
     offset(ms).trim_start_matches(['+', '-']).to_string()
 }
 
-async fn conclusions(store: &SqliteStore, prefix: &str) -> Result<Vec<Event>, StoreError> {
-    store
-        .query(&EventFilter {
-            sources: vec![Source::Rootline],
-            id_prefix: Some(prefix.to_string()),
-            ..Default::default()
-        })
-        .await
-}
-
-fn payload(e: &Event) -> Value {
-    serde_json::from_str(&e.payload).unwrap_or(Value::Null)
-}
-
 /// The name of the alarm that opened an incident.
-fn trigger_alarm(p: &Value, trigger: &Option<EventRef>) -> String {
-    p.pointer("/alarm_names/0")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| alarm_of(trigger))
+fn trigger_alarm(r: &Recorded) -> String {
+    if let Some(name) = r.opened.alarm_names.first() {
+        return name.clone();
+    }
+    // alarm history ids are NAME@TIMESTAMP; EventBridge ids say nothing.
+    match &r.opened.trigger {
+        Some(t) if t.source == "cloudwatch.alarm_history" => t
+            .id
+            .rsplit_once('@')
+            .map(|x| x.0.to_string())
+            .unwrap_or_else(|| t.id.clone()),
+        Some(t) => t.id.clone(),
+        None => String::new(),
+    }
 }
 
-fn alarm_of(trigger: &Option<EventRef>) -> String {
-    // alarm history ids are NAME@TIMESTAMP; EventBridge ids say nothing.
-    match trigger {
-        Some(r) if r.source == "cloudwatch.alarm_history" => {
-            r.id.rsplit_once('@')
-                .map(|x| x.0.to_string())
-                .unwrap_or_else(|| r.id.clone())
-        }
-        Some(r) => r.id.clone(),
-        None => String::new(),
+/// An incident as the pages show it.
+fn record(r: Recorded) -> IncidentRecord {
+    let opened_ms = r.opened_at;
+    let res_at = r.resolved_at;
+    let row = IncidentRow {
+        id: r.id.clone(),
+        title: if r.opened.title.is_empty() {
+            r.id.clone()
+        } else {
+            r.opened.title.clone()
+        },
+        opened_at: fmt_time(opened_ms),
+        opened_ms,
+        resolved_at: res_at.map(fmt_time),
+        duration: res_at
+            .map(|t| duration(t - opened_ms))
+            .unwrap_or_else(|| "ongoing".into()),
+        state: if res_at.is_some() { "resolved" } else { "open" },
+        trigger_alarm: trigger_alarm(&r),
+        resources: r
+            .opened
+            .resources
+            .iter()
+            .filter(|k| !k.starts_with("alarm/"))
+            .cloned()
+            .collect(),
+        top_hypothesis: r.hypotheses.first().map(|h| h.summary.clone()),
+        top_score: r.hypotheses.first().map(|h| h.score),
+    };
+    IncidentRecord {
+        row,
+        trigger: r.opened.trigger.clone(),
+        alarms: r.opened.alarms.clone(),
+        hypotheses: r.hypotheses.clone(),
+        rankings: r.rankings,
+        engine_version: r.engine_version.clone(),
+        ranked_at: r.ranked_at,
+        recorded: r,
     }
 }
 
 /// All incidents recorded in the log, newest first.
 pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, StoreError> {
-    let opened = conclusions(store, "incident-opened/").await?;
-    let resolved = conclusions(store, "incident-resolved/").await?;
-    let ranked = conclusions(store, "hypotheses-ranked/").await?;
-    let resolved: BTreeMap<String, i64> = resolved
-        .iter()
-        .filter_map(|e| {
-            let p = payload(e);
-            Some((p.get("incident")?.as_str()?.to_string(), e.event_time))
-        })
+    let mut out: Vec<IncidentRecord> = conclusions::load_all(store)
+        .await?
+        .into_iter()
+        .map(record)
         .collect();
-    // Latest ranking per incident (highest seq), and how many there were.
-    let mut latest: BTreeMap<String, (i64, Value, usize, String)> = BTreeMap::new();
-    for e in &ranked {
-        let p = payload(e);
-        let Some(inc) = p
-            .get("incident")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        let version = p
-            .get("engine_version")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let entry = latest
-            .entry(inc)
-            .or_insert((0, Value::Null, 0, String::new()));
-        entry.2 += 1;
-        if e.seq > entry.0 {
-            entry.0 = e.seq;
-            entry.1 = p.get("hypotheses").cloned().unwrap_or(Value::Null);
-            entry.3 = version;
-        }
-    }
-    let mut out = Vec::new();
-    for e in &opened {
-        let p = payload(e);
-        let Some(id) = p
-            .get("incident")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        let trigger: Option<EventRef> = p
-            .get("trigger")
-            .and_then(|t| serde_json::from_value(t.clone()).ok());
-        let alarms: Vec<EventRef> = p
-            .get("alarms")
-            .and_then(|t| serde_json::from_value(t.clone()).ok())
-            .unwrap_or_default();
-        let resources: Vec<String> = p
-            .get("resources")
-            .and_then(|t| serde_json::from_value(t.clone()).ok())
-            .unwrap_or_default();
-        let (ranked_seq, hyps, rankings, version) =
-            latest
-                .get(&id)
-                .cloned()
-                .unwrap_or((0, Value::Null, 0, String::new()));
-        let hypotheses: Vec<Hypothesis> = serde_json::from_value(hyps).unwrap_or_default();
-        let res_at = resolved.get(&id).copied();
-        let opened_ms = e.event_time;
-        let row = IncidentRow {
-            title: p
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or(&id)
-                .to_string(),
-            opened_at: fmt_time(opened_ms),
-            opened_ms,
-            resolved_at: res_at.map(fmt_time),
-            duration: res_at
-                .map(|r| duration(r - opened_ms))
-                .unwrap_or_else(|| "ongoing".into()),
-            state: if res_at.is_some() { "resolved" } else { "open" },
-            trigger_alarm: trigger_alarm(&p, &trigger),
-            resources: resources
-                .into_iter()
-                .filter(|r| !r.starts_with("alarm/"))
-                .collect(),
-            top_hypothesis: hypotheses.first().map(|h| h.summary.clone()),
-            top_score: hypotheses.first().map(|h| h.score),
-            id,
-        };
-        out.push(IncidentRecord {
-            row,
-            trigger,
-            alarms,
-            hypotheses,
-            rankings,
-            engine_version: version,
-            ranked_at: (ranked_seq > 0).then_some(ranked_seq),
-        });
-    }
     out.sort_by(|a, b| {
         b.row
             .opened_ms
@@ -260,78 +193,7 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
 
 /// One incident by id.
 pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRecord>, StoreError> {
-    // Only this incident's conclusions: prefix queries on the natural-id index.
-    let opened = store
-        .find(Source::Rootline, &format!("incident-opened/{id}"))
-        .await?;
-    let Some(opened) = opened else {
-        return Ok(None);
-    };
-    let resolved = store
-        .find(Source::Rootline, &format!("incident-resolved/{id}"))
-        .await?;
-    let ranked = conclusions(store, &format!("hypotheses-ranked/{id}/")).await?;
-    let p = payload(&opened);
-    let trigger: Option<EventRef> = p
-        .get("trigger")
-        .and_then(|t| serde_json::from_value(t.clone()).ok());
-    let alarms: Vec<EventRef> = p
-        .get("alarms")
-        .and_then(|t| serde_json::from_value(t.clone()).ok())
-        .unwrap_or_default();
-    let resources: Vec<String> = p
-        .get("resources")
-        .and_then(|t| serde_json::from_value(t.clone()).ok())
-        .unwrap_or_default();
-    let last = ranked.iter().max_by_key(|e| e.seq);
-    let (hypotheses, version, ranked_at): (Vec<Hypothesis>, String, Option<i64>) = match last {
-        Some(e) => {
-            let rp = payload(e);
-            (
-                rp.get("hypotheses")
-                    .and_then(|h| serde_json::from_value(h.clone()).ok())
-                    .unwrap_or_default(),
-                rp.get("engine_version")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                Some(e.seq),
-            )
-        }
-        None => (Vec::new(), String::new(), None),
-    };
-    let res_at = resolved.map(|r| r.event_time);
-    let opened_ms = opened.event_time;
-    Ok(Some(IncidentRecord {
-        row: IncidentRow {
-            id: id.to_string(),
-            title: p
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or(id)
-                .to_string(),
-            opened_at: fmt_time(opened_ms),
-            opened_ms,
-            resolved_at: res_at.map(fmt_time),
-            duration: res_at
-                .map(|r| duration(r - opened_ms))
-                .unwrap_or_else(|| "ongoing".into()),
-            state: if res_at.is_some() { "resolved" } else { "open" },
-            trigger_alarm: trigger_alarm(&p, &trigger),
-            resources: resources
-                .into_iter()
-                .filter(|r| !r.starts_with("alarm/"))
-                .collect(),
-            top_hypothesis: hypotheses.first().map(|h| h.summary.clone()),
-            top_score: hypotheses.first().map(|h| h.score),
-        },
-        trigger,
-        alarms,
-        hypotheses,
-        rankings: ranked.len(),
-        engine_version: version,
-        ranked_at,
-    }))
+    Ok(conclusions::load_one(store, id).await?.map(record))
 }
 
 /// Feedback given on an incident's hypotheses: latest verdict per cause.
@@ -339,27 +201,12 @@ pub async fn feedback(
     store: &SqliteStore,
     incident: &str,
 ) -> Result<BTreeMap<EventRef, String>, StoreError> {
-    let evs = conclusions(store, &format!("feedback/{incident}/")).await?;
-    let mut out = BTreeMap::new();
-    for e in evs {
-        let p = payload(&e);
-        let (Some(cause), Some(verdict)) = (
-            p.get("hypothesis")
-                .and_then(|h| serde_json::from_value::<EventRef>(h.clone()).ok()),
-            p.get("verdict").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        out.insert(cause, verdict.to_string());
-    }
-    Ok(out)
+    Ok(conclusions::verdicts(store, incident).await?.0)
 }
 
 /// How many feedback events an incident has (for unique natural ids).
 pub async fn feedback_count(store: &SqliteStore, incident: &str) -> Result<usize, StoreError> {
-    Ok(conclusions(store, &format!("feedback/{incident}/"))
-        .await?
-        .len())
+    Ok(conclusions::verdicts(store, incident).await?.1)
 }
 
 /// Resolves a hypothesis for display.
@@ -417,7 +264,7 @@ pub fn detail(e: &Event) -> String {
         } => {
             format!(
                 "{old_state} → {new_state}: {}",
-                crate::cli::truncate(reason, 160)
+                crate::model::truncate(reason, 160)
             )
         }
         Kind::Deployment {
@@ -425,10 +272,10 @@ pub fn detail(e: &Event) -> String {
             phase,
             outcome,
         } => format!("{target}: {phase} ({outcome})"),
-        Kind::Log { message, .. } => crate::cli::truncate(message, 160),
+        Kind::Log { message, .. } => crate::model::truncate(message, 160),
         Kind::Anomaly {
             pattern, priority, ..
-        } => format!("{priority}: {}", crate::cli::truncate(pattern, 140)),
+        } => format!("{priority}: {}", crate::model::truncate(pattern, 140)),
         Kind::Snapshot {
             resource_type,
             status,

@@ -12,10 +12,10 @@ use std::process::{Child, Command};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// A real sample from ../shared/data/real (see its SOURCES.md).
+/// A real sample from fixtures/real (see its SOURCES.md).
 pub fn real(rel: &str) -> serde_json::Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/real")
+        .join("fixtures/real")
         .join(rel);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
         panic!(

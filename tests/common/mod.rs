@@ -119,9 +119,9 @@ pub async fn stored_keys(conn: &mut sqlx::SqliteConnection) -> Vec<(String, Stri
         .expect("list keys")
 }
 
-/// Path of a file under the shared real-data samples.
+/// Path of a file under the vendored real-data samples (fixtures/real, see its SOURCES.md).
 pub fn real(rel: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/real")).join(rel)
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/real")).join(rel)
 }
 
 /// Path of a file under the bundled fixtures.

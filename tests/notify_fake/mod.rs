@@ -1,6 +1,6 @@
 //! A fake GitHub for the notify tests: a real HTTP/1.1 server on 127.0.0.1 (port 0)
 //! that keeps issues and comments in memory, validates every request against GitHub's
-//! OpenAPI description (shared/data/real/github-rest-openapi), and injects faults.
+//! OpenAPI description (fixtures/real/github-rest-openapi), and injects faults.
 //!
 //! Validation: the operation (method and path) must exist in the description; path and
 //! query parameters must be declared and match their schemas; the JSON body must match
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 pub const SPEC_DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/real/github-rest-openapi"
+    "/fixtures/real/github-rest-openapi"
 );
 const SUBSET_2022: &str = "api.github.com.2022-06-11.issues-subset.json";
 const CURRENT_REQUESTS: &str = "api.github.com.issues-request-subset.current.json";

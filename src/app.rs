@@ -1,0 +1,345 @@
+//! The composition root: settings, the store, and the long-running parts of `serve`
+//! (web pages, push endpoints, analyser, ingest-rate sampler, collectors, GitHub outbox
+//! worker), started and shut down here in one visible place.
+//!
+//! Every command resolves its settings by one rule ([`Settings::resolve`]): a flag or its
+//! environment variable wins over the config file, which wins over the default. The
+//! modules below this one (collect, notify, web, conclusions, correlate, store) never
+//! read flags or files themselves.
+
+use crate::collect::push::{PushConfig, PushState};
+use crate::store::{EventLog, SqliteStore};
+use crate::telemetry::set_component;
+use crate::web::AppState;
+use anyhow::Context;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The default store.
+pub const DEFAULT_DATABASE: &str = "sqlite://rootline.db";
+/// The default listening address (loopback only).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// The configuration file (TOML). Flags and environment variables win over it; it wins
+/// over the defaults.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub addr: Option<String>,
+    pub database: Option<String>,
+    pub analyze_every_secs: Option<u64>,
+    /// The GitHub outbox (`rootline notify`, and `serve` when it names a repository).
+    #[serde(default)]
+    pub notify: Option<toml::Table>,
+    /// Collectors and push endpoints (`rootline collect`, `serve`, `aws setup`).
+    #[serde(default)]
+    pub collect: Option<toml::Table>,
+}
+
+impl FileConfig {
+    /// Reads a config file, naming it in any error.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// What every command starts from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The store's URL.
+    pub database: String,
+    /// The config file (empty when none was given).
+    pub file: FileConfig,
+}
+
+impl Settings {
+    /// `--database` (or `ROOTLINE_DATABASE`) wins over the file's `database`, which wins
+    /// over [`DEFAULT_DATABASE`].
+    pub fn resolve(database: Option<&str>, config: Option<&Path>) -> anyhow::Result<Self> {
+        let file = match config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let database = database
+            .map(str::to_string)
+            .or_else(|| file.database.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+        Ok(Settings { database, file })
+    }
+
+    /// Opens the store named by the settings.
+    pub async fn open_store(&self) -> anyhow::Result<SqliteStore> {
+        open_store(&self.database).await
+    }
+
+    /// Server options: `addr` from the flag, else the file, else [`DEFAULT_ADDR`].
+    pub fn serve_options(&self, addr: Option<&str>, analyze: bool) -> ServeOptions {
+        ServeOptions {
+            addr: addr
+                .map(str::to_string)
+                .or_else(|| self.file.addr.clone())
+                .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
+            analyze_every: Duration::from_secs(self.file.analyze_every_secs.unwrap_or(2).max(1)),
+            analyze,
+            collect: self.file.collect.clone(),
+            notify: self.file.notify.clone(),
+        }
+    }
+}
+
+/// Opens the store at `url`, with the URL in any error.
+pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(url)
+        .await
+        .with_context(|| format!("cannot open the store at {url}"))
+}
+
+/// The demo recordings, compiled in so `rootline demo` works from anywhere.
+pub const DEMO: &[(&str, &[u8])] = &[
+    (
+        "demo-security-group.jsonl",
+        include_bytes!("../fixtures/demo/security-group.jsonl"),
+    ),
+    (
+        "demo-capacity-503.jsonl",
+        include_bytes!("../fixtures/demo/capacity-saturation.jsonl"),
+    ),
+    (
+        "demo-bad-deployment.jsonl",
+        include_bytes!("../fixtures/demo/bad-deployment.jsonl"),
+    ),
+];
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Server options.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: String,
+    /// How often the analyzer looks for new events.
+    pub analyze_every: Duration,
+    pub analyze: bool,
+    /// The config file's `[collect]` section: collectors run when present; the push
+    /// endpoints are on when their secrets are set (here or in the environment).
+    pub collect: Option<toml::Table>,
+    /// The config file's `[notify]` section: the GitHub issue worker runs when it names
+    /// a repository.
+    pub notify: Option<toml::Table>,
+}
+
+/// The whole HTTP surface: the pages (and their JSON twins) with the push endpoints.
+pub fn http_router(state: AppState, push: Arc<PushConfig>) -> axum::Router {
+    let ingest = crate::collect::push::routes(PushState {
+        store: state.store.clone(),
+        push,
+        components: state.components.clone(),
+    });
+    crate::web::router(state, ingest)
+}
+
+/// Serves until SIGINT/SIGTERM (or `shutdown` turns true). Prints the bound address on
+/// stdout once listening (useful with port 0). The background tasks stop after the
+/// server, and the store is closed last.
+pub async fn serve(
+    store: SqliteStore,
+    opts: ServeOptions,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> anyhow::Result<()> {
+    let state = AppState::new(store.clone());
+    let push = Arc::new(PushConfig::from_env(opts.collect.as_ref()));
+    push.register(&state.components);
+    let listener = tokio::net::TcpListener::bind(&opts.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "Listening");
+    println!("rootline listening on http://{local}");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if opts.analyze {
+        tasks.push(tokio::spawn(analyzer(
+            state.clone(),
+            opts.analyze_every,
+            stop_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(rate_sampler(state.clone(), stop_rx.clone())));
+    if let Some(section) = &opts.collect {
+        let cfg = crate::collect::CollectConfig::from_table(Some(section))?;
+        match crate::collect::spawn_collectors(
+            store.clone(),
+            &cfg,
+            state.components.clone(),
+            stop_rx.clone(),
+        )
+        .await
+        {
+            Ok(h) => tasks.extend(h),
+            Err(e) => {
+                tracing::error!(error = %e, "Collectors not started");
+                set_component(&state.components, "collectors", format!("failing: {e}"));
+            }
+        }
+    }
+    if let Some(section) = &opts.notify {
+        if let Some(task) = spawn_outbox_worker(&state, section, opts.analyze, stop_rx.clone())? {
+            tasks.push(task);
+        }
+    }
+
+    let signal = async move {
+        match shutdown {
+            Some(mut rx) => {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = rx.wait_for(|v| *v) => {}
+                }
+            }
+            None => shutdown_signal().await,
+        }
+        tracing::info!("Shutting down");
+    };
+    axum::serve(listener, http_router(state, push))
+        .with_graceful_shutdown(signal)
+        .await?;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Starts the GitHub outbox worker when the `[notify]` section names a repository.
+fn spawn_outbox_worker(
+    state: &AppState,
+    section: &toml::Table,
+    analyzer_runs: bool,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let github = crate::notify::GithubOptions::from_toml(section)?;
+    if !github.is_configured() {
+        return Ok(None);
+    }
+    let mut config = crate::notify::NotifyConfig::from_env_and_args(&github, false)?;
+    // The analyser appends the conclusions when it runs; the worker then only reads them.
+    config.analyze = !analyzer_runs;
+    let st = state.clone();
+    set_component(&state.components, "github-issues", "running".into());
+    Ok(Some(tokio::spawn(async move {
+        let stop = async move {
+            let _ = stop.wait_for(|v| *v).await;
+        };
+        if let Err(e) = crate::notify::run_worker(st.store.clone(), config, stop).await {
+            tracing::error!(error = %e, "GitHub issue worker stopped");
+            set_component(&st.components, "github-issues", format!("failing: {e}"));
+        }
+    })))
+}
+
+/// Re-analyses the log whenever it grew, appending the engine's conclusions.
+async fn analyzer(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut seen = -1i64;
+    loop {
+        match state.store.max_seq().await {
+            Ok(max) if max != seen => match crate::conclusions::analyze_store(&state.store).await {
+                Ok(a) => {
+                    seen = state.store.max_seq().await.unwrap_or(max);
+                    set_component(
+                        &state.components,
+                        "analyzer",
+                        format!("ok: {} incidents at event {seen}", a.incidents.len()),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Analysis failed");
+                    set_component(&state.components, "analyzer", format!("failing: {e}"));
+                }
+            },
+            Ok(_) => {}
+            Err(e) => set_component(&state.components, "analyzer", format!("failing: {e}")),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|v| *v) => return,
+        }
+    }
+}
+
+/// Samples the log's size every 5 s; the rate is over the last minute.
+async fn rate_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut samples: VecDeque<(Instant, i64)> = VecDeque::new();
+    loop {
+        if let Ok(n) = state.store.max_seq().await {
+            samples.push_back((Instant::now(), n));
+            while samples.len() > 13 {
+                samples.pop_front();
+            }
+            if let (Some(a), Some(b)) = (samples.front(), samples.back()) {
+                let dt = b.0.duration_since(a.0).as_secs_f64();
+                let rate = if dt > 0.0 {
+                    (b.1 - a.1) as f64 / dt
+                } else {
+                    0.0
+                };
+                state.ingest_rate.store(rate.to_bits(), Ordering::Relaxed);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.wait_for(|v| *v) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_take_flag_then_file_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("rootline.toml");
+        std::fs::write(&cfg, "database = \"sqlite://from-file.db\"\naddr = \"127.0.0.1:9\"\n")
+            .unwrap();
+        let s = Settings::resolve(None, None).unwrap();
+        assert_eq!(s.database, DEFAULT_DATABASE);
+        assert_eq!(s.serve_options(None, true).addr, DEFAULT_ADDR);
+        let s = Settings::resolve(None, Some(&cfg)).unwrap();
+        assert_eq!(s.database, "sqlite://from-file.db");
+        assert_eq!(s.serve_options(None, true).addr, "127.0.0.1:9");
+        assert_eq!(s.serve_options(Some("127.0.0.1:7"), true).addr, "127.0.0.1:7");
+        let s = Settings::resolve(Some("sqlite://flag.db"), Some(&cfg)).unwrap();
+        assert_eq!(s.database, "sqlite://flag.db");
+        let missing = dir.path().join("nope.toml");
+        let err = Settings::resolve(None, Some(&missing)).unwrap_err();
+        assert!(format!("{err:#}").contains("nope.toml"), "{err:#}");
+    }
+}

@@ -1,0 +1,379 @@
+//! What rootline itself records in the log, typed: the engine's conclusions (incident
+//! opened, incident resolved, hypotheses ranked), people's verdicts on hypotheses, and the
+//! GitHub issue outbox ([`outbox`]).
+//!
+//! All are events of source `rootline` whose natural ids start with a fixed prefix and
+//! end with what varies (see the id builders below), so a prefix query on the natural-id
+//! index reads one kind of conclusion, or one incident's. Payloads are serde structs:
+//! written here, read here, by the web pages and the outbox worker alike.
+//!
+//! | event              | natural id                          |
+//! |--------------------|-------------------------------------|
+//! | incident opened    | `incident-opened/INCIDENT`          |
+//! | incident resolved  | `incident-resolved/INCIDENT`        |
+//! | hypotheses ranked  | `hypotheses-ranked/INCIDENT/DIGEST` |
+//! | feedback           | `feedback/INCIDENT/MS-N`            |
+//! | issue outbox       | `issue/INCIDENT/...` (see [`outbox`]) |
+
+pub mod outbox;
+
+use crate::correlate::{Analysis, Hypothesis, Incident, ENGINE_VERSION};
+use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
+use crate::normalize::NormalizeError;
+use crate::store::{EventFilter, EventLog, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Errors reading or writing rootline's own events.
+#[derive(Debug, thiserror::Error)]
+pub enum ConclusionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An event could not be built (a payload the normalizer refuses), explained.
+    #[error("cannot build the {what} event: {source}")]
+    Build {
+        what: &'static str,
+        source: NormalizeError,
+    },
+    /// A request that cannot be recorded, explained.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Natural-id prefix of "incident opened" events.
+pub const INCIDENT_OPENED: &str = "incident-opened/";
+/// Natural-id prefix of "incident resolved" events.
+pub const INCIDENT_RESOLVED: &str = "incident-resolved/";
+/// Natural-id prefix of "hypotheses ranked" events.
+pub const HYPOTHESES_RANKED: &str = "hypotheses-ranked/";
+/// Natural-id prefix of feedback (verdict) events.
+pub const FEEDBACK: &str = "feedback/";
+
+/// `incident-opened/INCIDENT`.
+pub fn incident_opened_id(incident: &str) -> String {
+    format!("{INCIDENT_OPENED}{incident}")
+}
+
+/// `incident-resolved/INCIDENT`.
+pub fn incident_resolved_id(incident: &str) -> String {
+    format!("{INCIDENT_RESOLVED}{incident}")
+}
+
+/// `hypotheses-ranked/INCIDENT/`: the prefix of every ranking of one incident.
+pub fn rankings_prefix(incident: &str) -> String {
+    format!("{HYPOTHESES_RANKED}{incident}/")
+}
+
+/// `feedback/INCIDENT/`: the prefix of every verdict on one incident's hypotheses.
+pub fn feedback_prefix(incident: &str) -> String {
+    format!("{FEEDBACK}{incident}/")
+}
+
+/// Payload of "incident opened". Field order is the payload's key order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IncidentOpened {
+    pub id: String,
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub engine_version: String,
+    pub incident: String,
+    pub resources: Vec<String>,
+    pub title: String,
+    pub trigger: Option<EventRef>,
+    pub alarms: Vec<EventRef>,
+    pub alarm_names: Vec<String>,
+}
+
+/// Payload of "incident resolved".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IncidentResolved {
+    pub id: String,
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub engine_version: String,
+    pub incident: String,
+    pub resources: Vec<String>,
+}
+
+/// Payload of "hypotheses ranked". Hypotheses that do not decode are left out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HypothesesRanked {
+    pub id: String,
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub engine_version: String,
+    pub incident: String,
+    pub resources: Vec<String>,
+    #[serde(deserialize_with = "lenient_hypotheses")]
+    pub hypotheses: Vec<Hypothesis>,
+}
+
+/// Payload of a verdict given on a hypothesis.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Feedback {
+    pub id: String,
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub incident: String,
+    /// accepted or discarded.
+    pub verdict: String,
+    /// The cause of the hypothesis judged.
+    pub hypothesis: Option<EventRef>,
+    pub resources: Vec<String>,
+}
+
+fn lenient_hypotheses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Hypothesis>, D::Error> {
+    let raw = Vec::<serde_json::Value>::deserialize(d)?;
+    let mut hs: Vec<Hypothesis> = raw
+        .into_iter()
+        .filter_map(|h| serde_json::from_value(h).ok())
+        .collect();
+    hs.sort_by_key(|h| h.rank);
+    Ok(hs)
+}
+
+/// Serializes a payload and normalizes it into a rootline event at `time`.
+fn event<T: Serialize>(what: &'static str, payload: &T, time: i64) -> Result<NewEvent, ConclusionError> {
+    // Through a Value, so keys come out in the same order as every earlier payload.
+    let raw = serde_json::to_value(payload)
+        .map(|v| v.to_string())
+        .map_err(|e| ConclusionError::Invalid(format!("cannot serialize the {what} event: {e}")))?;
+    crate::normalize::normalize(Source::Rootline, &raw, Some(time))
+        .map_err(|source| ConclusionError::Build { what, source })
+}
+
+/// The engine's conclusions as events to append: incident opened, incident resolved,
+/// hypotheses ranked. Natural ids are derived from content, so appending the same
+/// conclusions twice adds nothing, and a different ranking appends a new event without
+/// erasing the earlier one. Times come from the data (never the wall clock).
+pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::new();
+    let mut keep = |r: Result<NewEvent, ConclusionError>| match r {
+        Ok(ev) => out.push(ev),
+        Err(e) => tracing::error!(error = %e, "Conclusion not recorded"),
+    };
+    for inc in &a.incidents {
+        keep(event(
+            "incident opened",
+            &IncidentOpened {
+                id: incident_opened_id(&inc.id),
+                time: fmt_time(inc.opened_at),
+                kind: "incident_opened".into(),
+                engine_version: ENGINE_VERSION.into(),
+                incident: inc.id.clone(),
+                resources: inc.resources.clone(),
+                title: inc.title.clone(),
+                trigger: Some(inc.trigger.clone()),
+                alarms: inc.alarms.clone(),
+                alarm_names: inc.alarm_names.clone(),
+            },
+            inc.opened_at,
+        ));
+        if let Some(r) = inc.resolved_at {
+            keep(event(
+                "incident resolved",
+                &IncidentResolved {
+                    id: incident_resolved_id(&inc.id),
+                    time: fmt_time(r),
+                    kind: "incident_resolved".into(),
+                    engine_version: ENGINE_VERSION.into(),
+                    incident: inc.id.clone(),
+                    resources: inc.resources.clone(),
+                },
+                r,
+            ));
+        }
+        let hyps = serde_json::to_value(&inc.hypotheses).unwrap_or(serde_json::Value::Null);
+        let digest = Sha256::digest(format!("{ENGINE_VERSION}{hyps}").as_bytes());
+        let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        keep(event(
+            "hypotheses ranked",
+            &HypothesesRanked {
+                id: format!("{}{short}", rankings_prefix(&inc.id)),
+                time: fmt_time(inc.opened_at),
+                kind: "hypotheses_ranked".into(),
+                engine_version: ENGINE_VERSION.into(),
+                incident: inc.id.clone(),
+                resources: inc.resources.clone(),
+                hypotheses: inc.hypotheses.clone(),
+            },
+            inc.opened_at,
+        ));
+    }
+    out
+}
+
+/// Analyses the whole store and appends the engine's conclusions (idempotently).
+pub async fn analyze_store<S: EventLog>(store: &S) -> Result<Analysis, StoreError> {
+    let events = store.query(&EventFilter::default()).await?;
+    let analysis = crate::correlate::analyze(&events, &crate::correlate::Config::default());
+    drop(events);
+    store.append(&to_events(&analysis), None).await?;
+    Ok(analysis)
+}
+
+/// An incident as the log records it: what the engine concluded last.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: String,
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+    pub opened: IncidentOpened,
+    /// The latest ranking's hypotheses, by rank.
+    pub hypotheses: Vec<Hypothesis>,
+    /// How many rankings were recorded.
+    pub rankings: usize,
+    /// Engine version of the latest ranking.
+    pub engine_version: String,
+    /// Seq of the latest ranking.
+    pub ranked_at: Option<i64>,
+}
+
+impl Recorded {
+    /// The incident with its latest hypotheses (`None` when the record names no trigger).
+    pub fn incident(&self) -> Option<Incident> {
+        Some(Incident {
+            id: self.id.clone(),
+            opened_at: self.opened_at,
+            resolved_at: self.resolved_at,
+            title: self.opened.title.clone(),
+            trigger: self.opened.trigger.clone()?,
+            alarms: self.opened.alarms.clone(),
+            alarm_names: self.opened.alarm_names.clone(),
+            resources: self.opened.resources.clone(),
+            hypotheses: self.hypotheses.clone(),
+        })
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned + Default>(e: &Event) -> T {
+    serde_json::from_str(&e.payload).unwrap_or_default()
+}
+
+async fn by_prefix<S: EventLog>(store: &S, prefix: &str) -> Result<Vec<Event>, StoreError> {
+    store
+        .query(&EventFilter {
+            sources: vec![Source::Rootline],
+            id_prefix: Some(prefix.to_string()),
+            ..Default::default()
+        })
+        .await
+}
+
+/// The latest ranking among `ranked` (highest seq): (hypotheses, version, seq).
+fn latest_ranking(ranked: &[Event]) -> Option<(Vec<Hypothesis>, String, i64)> {
+    let last = ranked.iter().max_by_key(|e| e.seq)?;
+    let r: HypothesesRanked = decode(last);
+    Some((r.hypotheses, r.engine_version, last.seq))
+}
+
+fn recorded(opened: &Event, resolved_at: Option<i64>, ranked: &[Event]) -> Option<Recorded> {
+    let o: IncidentOpened = decode(opened);
+    if o.incident.is_empty() {
+        return None;
+    }
+    let (hypotheses, engine_version, ranked_at) = match latest_ranking(ranked) {
+        Some((h, v, seq)) => (h, v, Some(seq)),
+        None => (Vec::new(), String::new(), None),
+    };
+    Some(Recorded {
+        id: o.incident.clone(),
+        opened_at: opened.event_time,
+        resolved_at,
+        opened: o,
+        hypotheses,
+        rankings: ranked.len(),
+        engine_version,
+        ranked_at,
+    })
+}
+
+/// Every incident recorded in the log, ordered by (opened time, id).
+pub async fn load_all<S: EventLog>(store: &S) -> Result<Vec<Recorded>, StoreError> {
+    let resolved: BTreeMap<String, i64> = by_prefix(store, INCIDENT_RESOLVED)
+        .await?
+        .iter()
+        .map(|e| (decode::<IncidentResolved>(e).incident, e.event_time))
+        .collect();
+    let mut ranked: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for e in by_prefix(store, HYPOTHESES_RANKED).await? {
+        let incident = decode::<HypothesesRanked>(&e).incident;
+        ranked.entry(incident).or_default().push(e);
+    }
+    let mut out: Vec<Recorded> = by_prefix(store, INCIDENT_OPENED)
+        .await?
+        .iter()
+        .filter_map(|e| {
+            let id = decode::<IncidentOpened>(e).incident;
+            let rankings = ranked.get(&id).map(Vec::as_slice).unwrap_or_default();
+            recorded(e, resolved.get(&id).copied(), rankings)
+        })
+        .collect();
+    out.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+    Ok(out)
+}
+
+/// One incident by id: only its own conclusions are read (prefix queries on the
+/// natural-id index).
+pub async fn load_one<S: EventLog>(store: &S, id: &str) -> Result<Option<Recorded>, StoreError> {
+    let Some(opened) = store.find(Source::Rootline, &incident_opened_id(id)).await? else {
+        return Ok(None);
+    };
+    let resolved = store
+        .find(Source::Rootline, &incident_resolved_id(id))
+        .await?;
+    let ranked = by_prefix(store, &rankings_prefix(id)).await?;
+    Ok(recorded(&opened, resolved.map(|r| r.event_time), &ranked))
+}
+
+/// A verdict on one hypothesis of an incident, as an event to append. `n` (the number
+/// of verdicts already given on the incident) keeps ids of verdicts given within one
+/// millisecond apart.
+pub fn feedback_event(
+    incident: &str,
+    verdict: &str,
+    cause: &EventRef,
+    resources: &[String],
+    now_ms: i64,
+    n: usize,
+) -> Result<NewEvent, ConclusionError> {
+    event(
+        "feedback",
+        &Feedback {
+            id: format!("{}{now_ms:013}-{n:06}", feedback_prefix(incident)),
+            time: fmt_time(now_ms),
+            kind: "hypothesis_feedback".into(),
+            incident: incident.to_string(),
+            verdict: verdict.to_string(),
+            hypothesis: Some(cause.clone()),
+            resources: resources.to_vec(),
+        },
+        now_ms,
+    )
+}
+
+/// Verdicts given on an incident's hypotheses: the latest per cause, and how many
+/// verdicts were given in all.
+pub async fn verdicts<S: EventLog>(
+    store: &S,
+    incident: &str,
+) -> Result<(BTreeMap<EventRef, String>, usize), StoreError> {
+    let events = by_prefix(store, &feedback_prefix(incident)).await?;
+    let mut out = BTreeMap::new();
+    for e in &events {
+        let f: Feedback = decode(e);
+        if let (Some(cause), false) = (f.hypothesis, f.verdict.is_empty()) {
+            out.insert(cause, f.verdict);
+        }
+    }
+    Ok((out, events.len()))
+}
