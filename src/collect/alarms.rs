@@ -8,6 +8,7 @@
 
 use super::config::AlarmsConfig;
 use super::json::Obj;
+use super::paging::Paging;
 use super::retry::sdk_error;
 use super::{
     checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
@@ -222,28 +223,28 @@ impl AlarmHistoryCollector {
             _ => None,
         };
         let mut report = PollReport::default();
-        let mut token: Option<String> = None;
-        loop {
-            let out = ctx
-                .call(Some(&self.limiter), "DescribeAlarmHistory", || {
-                    let req = self
-                        .client
-                        .describe_alarm_history()
-                        .alarm_types(AlarmType::MetricAlarm)
-                        .alarm_types(AlarmType::CompositeAlarm)
-                        .set_history_item_type(only.clone())
-                        .start_date(super::json::from_millis(start))
-                        .end_date(super::json::from_millis(end))
-                        .scan_by(ScanBy::TimestampAscending)
-                        .max_records(100)
-                        .set_next_token(token.clone());
-                    async move {
-                        req.send()
-                            .await
-                            .map_err(|e| sdk_error("DescribeAlarmHistory", e))
-                    }
-                })
-                .await?;
+        let mut pages = Paging::new("DescribeAlarmHistory").pages(&ctx.stop, |token| {
+            let req = self
+                .client
+                .describe_alarm_history()
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .set_history_item_type(only.clone())
+                .start_date(super::json::from_millis(start))
+                .end_date(super::json::from_millis(end))
+                .scan_by(ScanBy::TimestampAscending)
+                .max_records(100)
+                .set_next_token(token);
+            ctx.call(Some(&self.limiter), "DescribeAlarmHistory", move || {
+                let req = req.clone();
+                async move {
+                    req.send()
+                        .await
+                        .map_err(|e| sdk_error("DescribeAlarmHistory", e))
+                }
+            })
+        });
+        while let Some((out, last)) = pages.next_page().await? {
             report.pages += 1;
             let batch: Vec<Delivery> = out
                 .alarm_history_items()
@@ -254,30 +255,10 @@ impl AlarmHistoryCollector {
                 })
                 .map(|i| Delivery::new("cloudwatch.alarm_history", history_item_json(i)))
                 .collect();
-            let next = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            let cp = next
-                .is_none()
-                .then(|| checkpoint(&name, serde_json::json!({"watermark": end})));
+            let cp = last.then(|| checkpoint(&name, serde_json::json!({"watermark": end})));
             report
                 .delivered
                 .add(ctx.sink.deliver(&batch, cp.as_ref()).await?);
-            match next {
-                Some(t) if token.as_deref() != Some(t.as_str()) => {
-                    if ctx.stopping() {
-                        return Err(CollectError::stopped());
-                    }
-                    token = Some(t);
-                }
-                Some(_) => {
-                    return Err(CollectError::permanent(
-                        "DescribeAlarmHistory returned the same NextToken twice",
-                    ))
-                }
-                None => break,
-            }
         }
         Ok(report)
     }
@@ -319,21 +300,21 @@ impl AlarmDefinitionsCollector {
     /// Reads every page of DescribeAlarms.
     pub async fn fetch(&self, ctx: &Ctx) -> Result<(Vec<Delivery>, u64), CollectError> {
         let mut out_items = Vec::new();
-        let mut token: Option<String> = None;
         let mut pages = 0;
-        loop {
-            let out = ctx
-                .call(Some(&self.limiter), "DescribeAlarms", || {
-                    let req = self
-                        .client
-                        .describe_alarms()
-                        .alarm_types(AlarmType::MetricAlarm)
-                        .alarm_types(AlarmType::CompositeAlarm)
-                        .max_records(100)
-                        .set_next_token(token.clone());
-                    async move { req.send().await.map_err(|e| sdk_error("DescribeAlarms", e)) }
-                })
-                .await?;
+        let mut pager = Paging::new("DescribeAlarms").pages(&ctx.stop, |token| {
+            let req = self
+                .client
+                .describe_alarms()
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .max_records(100)
+                .set_next_token(token);
+            ctx.call(Some(&self.limiter), "DescribeAlarms", move || {
+                let req = req.clone();
+                async move { req.send().await.map_err(|e| sdk_error("DescribeAlarms", e)) }
+            })
+        });
+        while let Some((out, _last)) = pager.next_page().await? {
             pages += 1;
             for a in out.metric_alarms() {
                 out_items.push(Delivery::new(ALARM_DEFINITION_SOURCE, metric_alarm_json(a)));
@@ -343,20 +324,6 @@ impl AlarmDefinitionsCollector {
                     ALARM_DEFINITION_SOURCE,
                     composite_alarm_json(a),
                 ));
-            }
-            match out.next_token().filter(|t| !t.is_empty()) {
-                Some(t) if token.as_deref() != Some(t) => {
-                    if ctx.stopping() {
-                        return Err(CollectError::stopped());
-                    }
-                    token = Some(t.to_string());
-                }
-                Some(_) => {
-                    return Err(CollectError::permanent(
-                        "DescribeAlarms returned the same NextToken twice",
-                    ))
-                }
-                None => break,
             }
         }
         Ok((out_items, pages))

@@ -6,6 +6,7 @@
 
 use super::config::AwsConfigConfig;
 use super::json::Obj;
+use super::paging::Paging;
 use super::retry::sdk_error;
 use super::{
     checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
@@ -126,31 +127,29 @@ impl ConfigCollector {
         rtype: &ResourceType,
     ) -> Result<Vec<String>, CollectError> {
         let mut ids = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = ctx
-                .call(Some(&self.limiter), "ListDiscoveredResources", || {
-                    let req = self
-                        .client
-                        .list_discovered_resources()
-                        .resource_type(rtype.clone())
-                        .set_next_token(token.clone());
+        let mut pages = Paging::new("ListDiscoveredResources")
+            .end_on_repeat()
+            .pages(&ctx.stop, |token| {
+                let req = self
+                    .client
+                    .list_discovered_resources()
+                    .resource_type(rtype.clone())
+                    .set_next_token(token);
+                ctx.call(Some(&self.limiter), "ListDiscoveredResources", move || {
+                    let req = req.clone();
                     async move {
                         req.send()
                             .await
                             .map_err(|e| sdk_error("ListDiscoveredResources", e))
                     }
                 })
-                .await?;
+            });
+        while let Some((out, _last)) = pages.next_page().await? {
             ids.extend(
                 out.resource_identifiers()
                     .iter()
                     .filter_map(|r| r.resource_id().map(str::to_string)),
             );
-            match out.next_token().filter(|t| !t.is_empty()) {
-                Some(t) if token.as_deref() != Some(t) => token = Some(t.to_string()),
-                _ => break,
-            }
         }
         Ok(ids)
     }
@@ -178,28 +177,31 @@ impl ConfigCollector {
             let rtype = ResourceType::from(rt.as_str());
             for id in self.resources(ctx, &rtype).await? {
                 resources += 1;
-                let mut token: Option<String> = None;
-                loop {
-                    let out = ctx
-                        .call(Some(&self.limiter), "GetResourceConfigHistory", || {
-                            let req = self
-                                .client
-                                .get_resource_config_history()
-                                .resource_type(rtype.clone())
-                                .resource_id(id.clone())
-                                .earlier_time(super::json::from_millis(start))
-                                .later_time(super::json::from_millis(end))
-                                .chronological_order(ChronologicalOrder::Forward)
-                                .set_next_token(token.clone());
+                let mut pages = Paging::new("GetResourceConfigHistory")
+                    .end_on_repeat()
+                    .pages(&ctx.stop, |token| {
+                        let req = self
+                            .client
+                            .get_resource_config_history()
+                            .resource_type(rtype.clone())
+                            .resource_id(id.clone())
+                            .earlier_time(super::json::from_millis(start))
+                            .later_time(super::json::from_millis(end))
+                            .chronological_order(ChronologicalOrder::Forward)
+                            .set_next_token(token);
+                        ctx.call(Some(&self.limiter), "GetResourceConfigHistory", move || {
+                            let req = req.clone();
                             async move {
                                 req.send()
                                     .await
                                     .map_err(|e| sdk_error("GetResourceConfigHistory", e))
                             }
                         })
-                        .await;
-                    let out = match out {
-                        Ok(o) => o,
+                    });
+                loop {
+                    let out = match pages.next_page().await {
+                        Ok(Some((out, _last))) => out,
+                        Ok(None) => break,
                         // A resource deleted between listing and reading: nothing to read.
                         Err(e) if e.message.contains("ResourceNotDiscoveredException") => break,
                         Err(e) => return Err(e),
@@ -211,15 +213,6 @@ impl ConfigCollector {
                         .map(|i| Delivery::new("config", configuration_item_json(i)))
                         .collect();
                     report.delivered.add(ctx.sink.deliver(&batch, None).await?);
-                    match out.next_token().filter(|t| !t.is_empty()) {
-                        Some(t) if token.as_deref() != Some(t) => {
-                            if ctx.stopping() {
-                                return Err(CollectError::stopped());
-                            }
-                            token = Some(t.to_string());
-                        }
-                        _ => break,
-                    }
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! poll because events reach LookupEvents up to about 15 minutes late.
 
 use super::config::CloudTrailConfig;
+use super::paging::Paging;
 use super::retry::sdk_error;
 use super::{
     checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
@@ -64,22 +65,22 @@ impl CloudTrailCollector {
             .build()
             .map_err(|e| CollectError::permanent(format!("LookupEvents: {e}")))?;
         let mut report = PollReport::default();
-        let mut token: Option<String> = None;
         let mut missing = 0u64;
-        loop {
-            let out = ctx
-                .call(Some(&self.limiter), "LookupEvents", || {
-                    let req = self
-                        .client
-                        .lookup_events()
-                        .lookup_attributes(attr.clone())
-                        .start_time(super::json::from_millis(start))
-                        .end_time(super::json::from_millis(end))
-                        .max_results(50)
-                        .set_next_token(token.clone());
-                    async move { req.send().await.map_err(|e| sdk_error("LookupEvents", e)) }
-                })
-                .await?;
+        let mut pages = Paging::new("LookupEvents").pages(&ctx.stop, |token| {
+            let req = self
+                .client
+                .lookup_events()
+                .lookup_attributes(attr.clone())
+                .start_time(super::json::from_millis(start))
+                .end_time(super::json::from_millis(end))
+                .max_results(50)
+                .set_next_token(token);
+            ctx.call(Some(&self.limiter), "LookupEvents", move || {
+                let req = req.clone();
+                async move { req.send().await.map_err(|e| sdk_error("LookupEvents", e)) }
+            })
+        });
+        while let Some((out, last)) = pages.next_page().await? {
             report.pages += 1;
             let mut batch = Vec::new();
             for ev in out.events() {
@@ -90,32 +91,12 @@ impl CloudTrailCollector {
                     _ => missing += 1,
                 }
             }
-            let next = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
             // The checkpoint moves only with the last page: an interrupted poll reads its
             // whole window again (duplicates are skipped by natural id).
-            let cp = next
-                .is_none()
-                .then(|| checkpoint(&name, serde_json::json!({"watermark": end})));
+            let cp = last.then(|| checkpoint(&name, serde_json::json!({"watermark": end})));
             report
                 .delivered
                 .add(ctx.sink.deliver(&batch, cp.as_ref()).await?);
-            match next {
-                Some(t) if token.as_deref() != Some(t.as_str()) => {
-                    if ctx.stopping() {
-                        return Err(CollectError::stopped());
-                    }
-                    token = Some(t);
-                }
-                Some(_) => {
-                    return Err(CollectError::permanent(
-                        "LookupEvents returned the same NextToken twice",
-                    ))
-                }
-                None => break,
-            }
         }
         if missing > 0 {
             tracing::warn!(

@@ -5,6 +5,7 @@
 use super::config::LogsConfig;
 use super::detect::{DetectState, Detector, MAX_MINUTES_PER_PASS};
 use super::json::Obj;
+use super::paging::Paging;
 use super::retry::sdk_error;
 use super::{
     checkpoint, window, BoxFuture, CollectError, Collector, Ctx, Delivery, PollReport, RateLimiter,
@@ -185,53 +186,35 @@ impl LogGroupCollector {
             Duration::from_secs(self.cfg.lookback_secs),
         );
         let mut report = PollReport::default();
-        let mut token: Option<String> = None;
-        loop {
-            let out = ctx
-                .call(Some(&self.limiter), "FilterLogEvents", || {
-                    let req = self
-                        .client
-                        .filter_log_events()
-                        .log_group_name(self.group.clone())
-                        .start_time(start)
-                        .end_time(end)
-                        .set_filter_pattern(
-                            self.cfg.filter_pattern.clone().filter(|p| !p.is_empty()),
-                        )
-                        .set_limit(self.cfg.page_size)
-                        .set_next_token(token.clone());
+        let mut pages = Paging::new("FilterLogEvents")
+            .token_member("nextToken")
+            .pages(&ctx.stop, |token| {
+                let req = self
+                    .client
+                    .filter_log_events()
+                    .log_group_name(self.group.clone())
+                    .start_time(start)
+                    .end_time(end)
+                    .set_filter_pattern(self.cfg.filter_pattern.clone().filter(|p| !p.is_empty()))
+                    .set_limit(self.cfg.page_size)
+                    .set_next_token(token);
+                ctx.call(Some(&self.limiter), "FilterLogEvents", move || {
+                    let req = req.clone();
                     async move {
                         req.send()
                             .await
                             .map_err(|e| sdk_error("FilterLogEvents", e))
                     }
                 })
-                .await?;
+            });
+        while let Some((out, _last)) = pages.next_page().await? {
             report.pages += 1;
             let batch: Vec<Delivery> = out
                 .events()
                 .iter()
                 .map(|e| Delivery::new("logs", log_event_json(&self.group, e)))
                 .collect();
-            let next = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
             report.delivered.add(ctx.sink.deliver(&batch, None).await?);
-            match next {
-                Some(t) if token.as_deref() != Some(t.as_str()) => {
-                    if ctx.stopping() {
-                        return Err(CollectError::stopped());
-                    }
-                    token = Some(t);
-                }
-                Some(_) => {
-                    return Err(CollectError::permanent(
-                        "FilterLogEvents returned the same nextToken twice",
-                    ))
-                }
-                None => break,
-            }
         }
         // Every page is stored: detect on the minutes now closed, then move the checkpoint
         // in the same transaction as the anomalies found.
@@ -318,30 +301,28 @@ impl AnomaliesCollector {
 
     async fn detectors(&self, ctx: &Ctx) -> Result<Vec<String>, CollectError> {
         let mut arns = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = ctx
-                .call(Some(&self.limiter), "ListLogAnomalyDetectors", || {
-                    let req = self
-                        .client
-                        .list_log_anomaly_detectors()
-                        .set_next_token(token.clone());
+        let mut pages = Paging::new("ListLogAnomalyDetectors")
+            .end_on_repeat()
+            .pages(&ctx.stop, |token| {
+                let req = self
+                    .client
+                    .list_log_anomaly_detectors()
+                    .set_next_token(token);
+                ctx.call(Some(&self.limiter), "ListLogAnomalyDetectors", move || {
+                    let req = req.clone();
                     async move {
                         req.send()
                             .await
                             .map_err(|e| sdk_error("ListLogAnomalyDetectors", e))
                     }
                 })
-                .await?;
+            });
+        while let Some((out, _last)) = pages.next_page().await? {
             arns.extend(
                 out.anomaly_detectors()
                     .iter()
                     .filter_map(|d| d.anomaly_detector_arn().map(str::to_string)),
             );
-            match out.next_token().filter(|t| !t.is_empty()) {
-                Some(t) if token.as_deref() != Some(t) => token = Some(t.to_string()),
-                _ => break,
-            }
         }
         Ok(arns)
     }
@@ -359,48 +340,33 @@ impl AnomaliesCollector {
             return Ok(report);
         }
         for (i, arn) in detectors.iter().enumerate() {
-            let mut token: Option<String> = None;
-            loop {
-                let out = ctx
-                    .call(Some(&self.limiter), "ListAnomalies", || {
-                        let req = self
-                            .client
-                            .list_anomalies()
-                            .anomaly_detector_arn(arn.clone())
-                            .set_next_token(token.clone());
+            let mut pages = Paging::new("ListAnomalies")
+                .token_member("nextToken")
+                .pages(&ctx.stop, |token| {
+                    let req = self
+                        .client
+                        .list_anomalies()
+                        .anomaly_detector_arn(arn.clone())
+                        .set_next_token(token);
+                    ctx.call(Some(&self.limiter), "ListAnomalies", move || {
+                        let req = req.clone();
                         async move { req.send().await.map_err(|e| sdk_error("ListAnomalies", e)) }
                     })
-                    .await?;
+                });
+            while let Some((out, last_page)) = pages.next_page().await? {
                 report.pages += 1;
                 let batch: Vec<Delivery> = out
                     .anomalies()
                     .iter()
                     .map(|a| Delivery::new("logs.anomaly", anomaly_json(a)))
                     .collect();
-                let next = out
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string);
-                let last = next.is_none() && i + 1 == detectors.len();
+                // The checkpoint goes with the last page of the last detector.
+                let last = last_page && i + 1 == detectors.len();
                 report.delivered.add(
                     ctx.sink
                         .deliver(&batch, if last { Some(&cp) } else { None })
                         .await?,
                 );
-                match next {
-                    Some(t) if token.as_deref() != Some(t.as_str()) => {
-                        if ctx.stopping() {
-                            return Err(CollectError::stopped());
-                        }
-                        token = Some(t);
-                    }
-                    Some(_) => {
-                        return Err(CollectError::permanent(
-                            "ListAnomalies returned the same nextToken twice",
-                        ))
-                    }
-                    None => break,
-                }
             }
         }
         report.note = Some(format!("{} anomaly detectors", detectors.len()));

@@ -17,6 +17,7 @@ pub mod config;
 pub mod detect;
 pub mod json;
 pub mod logs;
+mod paging;
 pub mod push;
 pub mod retry;
 pub mod setup;
