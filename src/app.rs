@@ -264,27 +264,27 @@ fn spawn_outbox_worker(
     })))
 }
 
-/// Re-analyses the log whenever it grew, appending the engine's conclusions.
+/// Re-analyses the log whenever upstream events arrived, appending the engine's
+/// conclusions ([`crate::conclusions::Analyser`]). Bursts coalesce: one analysis covers
+/// everything appended before it started.
 async fn analyzer(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut seen = -1i64;
+    let mut analyser = crate::conclusions::Analyser::default();
     loop {
-        match state.store.max_seq().await {
-            Ok(max) if max != seen => match crate::conclusions::analyze_store(&state.store).await {
-                Ok(a) => {
-                    seen = state.store.max_seq().await.unwrap_or(max);
-                    set_component(
-                        &state.components,
-                        "analyzer",
-                        format!("ok: {} incidents at event {seen}", a.incidents.len()),
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "Analysis failed");
-                    set_component(&state.components, "analyzer", format!("failing: {e}"));
-                }
-            },
-            Ok(_) => {}
-            Err(e) => set_component(&state.components, "analyzer", format!("failing: {e}")),
+        match analyser.step(&state.store).await {
+            Ok(Some(a)) => set_component(
+                &state.components,
+                "analyzer",
+                format!(
+                    "ok: {} incidents at event {}",
+                    a.incidents.len(),
+                    analyser.analysed_up_to().unwrap_or(0)
+                ),
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "Analysis failed");
+                set_component(&state.components, "analyzer", format!("failing: {e}"));
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -327,15 +327,21 @@ mod tests {
     fn settings_take_flag_then_file_then_default() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("rootline.toml");
-        std::fs::write(&cfg, "database = \"sqlite://from-file.db\"\naddr = \"127.0.0.1:9\"\n")
-            .unwrap();
+        std::fs::write(
+            &cfg,
+            "database = \"sqlite://from-file.db\"\naddr = \"127.0.0.1:9\"\n",
+        )
+        .unwrap();
         let s = Settings::resolve(None, None).unwrap();
         assert_eq!(s.database, DEFAULT_DATABASE);
         assert_eq!(s.serve_options(None, true).addr, DEFAULT_ADDR);
         let s = Settings::resolve(None, Some(&cfg)).unwrap();
         assert_eq!(s.database, "sqlite://from-file.db");
         assert_eq!(s.serve_options(None, true).addr, "127.0.0.1:9");
-        assert_eq!(s.serve_options(Some("127.0.0.1:7"), true).addr, "127.0.0.1:7");
+        assert_eq!(
+            s.serve_options(Some("127.0.0.1:7"), true).addr,
+            "127.0.0.1:7"
+        );
         let s = Settings::resolve(Some("sqlite://flag.db"), Some(&cfg)).unwrap();
         assert_eq!(s.database, "sqlite://flag.db");
         let missing = dir.path().join("nope.toml");

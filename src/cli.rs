@@ -265,7 +265,10 @@ pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
         to: time(&a.to, "to")?,
         sources,
         kinds: a.kinds.clone(),
-        resource: a.resource.as_deref().map(crate::normalize::resource::from_input),
+        resource: a
+            .resource
+            .as_deref()
+            .map(crate::normalize::resource::from_input),
         exclude_read_only: a.no_read_only,
         text: a.search.clone(),
         limit: a.limit.max(0),
@@ -458,7 +461,12 @@ async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Resul
 
 async fn serve_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = settings.open_store().await?;
-    app::serve(store, settings.serve_options(a.addr.as_deref(), !a.no_analyze), None).await?;
+    app::serve(
+        store,
+        settings.serve_options(a.addr.as_deref(), !a.no_analyze),
+        None,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -482,7 +490,12 @@ async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode>
         settings.database,
         analysis.incidents.len()
     );
-    app::serve(store, settings.serve_options(a.addr.as_deref(), !a.no_analyze), None).await?;
+    app::serve(
+        store,
+        settings.serve_options(a.addr.as_deref(), !a.no_analyze),
+        None,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -546,7 +559,10 @@ async fn collect_cmd(
 }
 
 fn print_collect_results(
-    results: &[(String, Result<crate::collect::PollReport, crate::collect::CollectError>)],
+    results: &[(
+        String,
+        Result<crate::collect::PollReport, crate::collect::CollectError>,
+    )],
     json: bool,
 ) {
     if json {
@@ -584,7 +600,10 @@ fn print_collect_results(
 
 /// Runs `rootline notify`: the config file's `[notify]` section, with the flags (and
 /// their environment variables) that differ from the defaults winning over it.
-async fn notify_cmd(settings: &Settings, args: crate::notify::NotifyArgs) -> anyhow::Result<ExitCode> {
+async fn notify_cmd(
+    settings: &Settings,
+    args: crate::notify::NotifyArgs,
+) -> anyhow::Result<ExitCode> {
     use crate::notify::{GithubOptions, NotifyConfig};
     let github = match &settings.file.notify {
         Some(section) => GithubOptions::from_toml(section)?.overlaid_by(&args.github),
@@ -594,7 +613,8 @@ async fn notify_cmd(settings: &Settings, args: crate::notify::NotifyArgs) -> any
     config.once = args.once || args.dry_run;
     config.retry_failed = args.retry_failed;
     let store = settings.open_store().await?;
-    let report = crate::notify::run_worker(store.clone(), config.clone(), app::shutdown_signal()).await?;
+    let report =
+        crate::notify::run_worker(store.clone(), config.clone(), app::shutdown_signal()).await?;
     store.close().await;
     if config.dry_run {
         eprintln!(

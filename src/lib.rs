@@ -18,9 +18,9 @@
 //! - `cli`: the command line.
 //! - `bench` (feature `bench`): benchmarks.
 
+pub mod app;
 #[cfg(feature = "bench")]
 pub mod bench;
-pub mod app;
 pub mod cli;
 pub mod collect;
 pub mod conclusions;

@@ -281,3 +281,95 @@ async fn an_alarm_definition_attaches_a_dimensionless_history_alarm_to_its_resou
         inc.resources
     );
 }
+
+/// A store that, when an analysis loads the whole log, appends `late` right after
+/// reading: as if a collector appended it while the analysis ran, so that analysis
+/// does not see it.
+struct AppendDuringLoad {
+    inner: SqliteStore,
+    late: std::sync::Mutex<Vec<rootline::model::NewEvent>>,
+}
+
+impl EventLog for AppendDuringLoad {
+    async fn append(
+        &self,
+        events: &[rootline::model::NewEvent],
+        checkpoint: Option<&rootline::store::Checkpoint>,
+    ) -> rootline::store::Result<rootline::store::AppendOutcome> {
+        self.inner.append(events, checkpoint).await
+    }
+    async fn query(&self, f: &EventFilter) -> rootline::store::Result<Vec<rootline::model::Event>> {
+        let read = self.inner.query(f).await;
+        let whole_log = f.sources.is_empty() && f.limit == 0 && f.id_prefix.is_none();
+        let late = std::mem::take(&mut *self.late.lock().unwrap());
+        if whole_log && !late.is_empty() {
+            self.inner.append(&late, None).await?;
+        } else {
+            self.late.lock().unwrap().extend(late);
+        }
+        read
+    }
+    async fn get(&self, seq: i64) -> rootline::store::Result<Option<rootline::model::Event>> {
+        self.inner.get(seq).await
+    }
+    async fn find(
+        &self,
+        s: Source,
+        id: &str,
+    ) -> rootline::store::Result<Option<rootline::model::Event>> {
+        self.inner.find(s, id).await
+    }
+    async fn count(&self) -> rootline::store::Result<i64> {
+        self.inner.count().await
+    }
+    async fn max_seq(&self) -> rootline::store::Result<i64> {
+        self.inner.max_seq().await
+    }
+    async fn checkpoint(
+        &self,
+        name: &str,
+    ) -> rootline::store::Result<Option<rootline::store::Checkpoint>> {
+        self.inner.checkpoint(name).await
+    }
+}
+
+#[tokio::test]
+async fn an_alarm_appended_while_an_analysis_runs_is_analysed_next() {
+    let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
+    let (mut before, mut late) = (Vec::new(), Vec::new());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let ev = rootline::ingest::recording_line(line.as_bytes()).unwrap();
+        // Every alarm delivery arrives late: without them there is no incident.
+        if line.contains("\"cloudwatch.alarm_history\"") || line.contains("Alarm State Change") {
+            late.push(ev);
+        } else {
+            before.push(ev);
+        }
+    }
+    assert!(!late.is_empty() && !before.is_empty());
+    let inner = SqliteStore::open("sqlite::memory:").await.unwrap();
+    inner.append(&before, None).await.unwrap();
+    let store = AppendDuringLoad {
+        inner,
+        late: std::sync::Mutex::new(late),
+    };
+    let mut analyser = rootline::conclusions::Analyser::default();
+    let first = analyser
+        .step(&store)
+        .await
+        .unwrap()
+        .expect("a first analysis");
+    assert!(first.incidents.is_empty(), "{first:#?}");
+    // The alarms were appended during that analysis: the next step analyses again.
+    let second = analyser
+        .step(&store)
+        .await
+        .unwrap()
+        .expect("the late alarms analysed");
+    assert!(!second.incidents.is_empty());
+    assert!(!second.incidents[0].hypotheses.is_empty());
+    let recorded = rootline::conclusions::load_all(&store.inner).await.unwrap();
+    assert_eq!(recorded.len(), second.incidents.len());
+    // Nothing new upstream: no analysis, although conclusions were appended since.
+    assert!(analyser.step(&store).await.unwrap().is_none());
+}

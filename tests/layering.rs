@@ -20,7 +20,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level module a file of src/ belongs to (`src/web/pages.rs` -> `web`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -105,7 +110,10 @@ fn top_level_modules_form_no_import_cycle() {
     }
     let cyclic: BTreeMap<&String, &BTreeSet<String>> =
         g.iter().filter(|(m, _)| !placed.contains(*m)).collect();
-    assert!(cyclic.is_empty(), "modules in or above an import cycle: {cyclic:?}");
+    assert!(
+        cyclic.is_empty(),
+        "modules in or above an import cycle: {cyclic:?}"
+    );
 }
 
 #[test]
@@ -115,14 +123,20 @@ fn collect_notify_and_web_depend_downwards_only() {
     for m in ["collect", "notify", "web"] {
         let deps = &g[m];
         for f in forbidden {
-            assert!(
-                f == m || !deps.contains(f),
-                "{m} imports {f}: {deps:?}"
-            );
+            assert!(f == m || !deps.contains(f), "{m} imports {f}: {deps:?}");
         }
     }
     // The engine is pure: no store, files or pages.
-    for f in ["store", "ingest", "conclusions", "collect", "notify", "web", "app", "cli"] {
+    for f in [
+        "store",
+        "ingest",
+        "conclusions",
+        "collect",
+        "notify",
+        "web",
+        "app",
+        "cli",
+    ] {
         assert!(!g["correlate"].contains(f), "correlate imports {f}");
     }
 }

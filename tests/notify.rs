@@ -7,10 +7,10 @@
 mod notify_fake;
 
 use notify_fake::{FakeGithub, Fault, Route};
+use rootline::conclusions::outbox::{deliveries, request_issue};
 use rootline::correlate::{analyze, Analysis, Config};
 use rootline::model::{EventRef, Source};
 use rootline::notify::markdown::{has_marker, marker};
-use rootline::conclusions::outbox::{deliveries, request_issue};
 use rootline::notify::{run_worker, GithubOptions, NotifyConfig};
 use rootline::store::{EventFilter, EventLog, SqliteStore};
 use serde_json::Value;

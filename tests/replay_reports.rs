@@ -25,7 +25,11 @@ fn replay_reports_are_unchanged_on_the_training_scenarios() {
     assert_eq!(files.len(), 27, "the bundled training set has 27 scenarios");
     let mut differ = Vec::new();
     for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy().replace(".jsonl.gz", "");
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".jsonl.gz", "");
         let expected_path = f.with_file_name(format!("{name}.report.json"));
         let expected = std::fs::read(&expected_path)
             .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
@@ -34,18 +38,25 @@ fn replay_reports_are_unchanged_on_the_training_scenarios() {
             .arg(f)
             .output()
             .expect("run rootline replay");
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Sanity: a report with at least one incident that has hypotheses.
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
         assert!(
-            report["incidents"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|i| i["hypotheses"].as_array().is_some_and(|h| !h.is_empty()))),
+            report["incidents"].as_array().is_some_and(|a| a
+                .iter()
+                .any(|i| i["hypotheses"].as_array().is_some_and(|h| !h.is_empty()))),
             "{name}: no incident with hypotheses"
         );
         if out.stdout != expected {
             differ.push(name);
         }
     }
-    assert!(differ.is_empty(), "reports differ from the recorded ones: {differ:?}");
+    assert!(
+        differ.is_empty(),
+        "reports differ from the recorded ones: {differ:?}"
+    );
 }

@@ -549,10 +549,7 @@ fn print_report(b: &IngestBench, seed: u64) {
 
 /// Appends the recording's rows in ingest-sized batches; normalizing happens outside
 /// the timer, and only the appends are timed. Returns the time and the rows appended.
-async fn floor_append(
-    store: &SqliteStore,
-    recording: &Path,
-) -> anyhow::Result<(Duration, u64)> {
+async fn floor_append(store: &SqliteStore, recording: &Path) -> anyhow::Result<(Duration, u64)> {
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(recording)?);
     let mut line = Vec::new();
     let mut batch: Vec<NewEvent> = Vec::with_capacity(ingest::BATCH);

@@ -222,7 +222,11 @@ pub async fn run_collector(
             Err(e) => {
                 tracing::error!(collector = %name, error = %e.message, "Poll failed");
                 if once {
-                    crate::telemetry::set_component(&components, &name, format!("failing: {}", e.message));
+                    crate::telemetry::set_component(
+                        &components,
+                        &name,
+                        format!("failing: {}", e.message),
+                    );
                     return Err(e);
                 }
                 let d = backoff.delay(failures);

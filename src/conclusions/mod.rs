@@ -38,6 +38,9 @@ pub enum ConclusionError {
     /// A request that cannot be recorded, explained.
     #[error("{0}")]
     Invalid(String),
+    /// The engine's task failed (it panicked); nothing was appended.
+    #[error("the analysis failed: {0}")]
+    Engine(String),
 }
 
 /// Natural-id prefix of "incident opened" events.
@@ -141,7 +144,11 @@ fn lenient_hypotheses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Hypo
 }
 
 /// Serializes a payload and normalizes it into a rootline event at `time`.
-fn event<T: Serialize>(what: &'static str, payload: &T, time: i64) -> Result<NewEvent, ConclusionError> {
+fn event<T: Serialize>(
+    what: &'static str,
+    payload: &T,
+    time: i64,
+) -> Result<NewEvent, ConclusionError> {
     // Through a Value, so keys come out in the same order as every earlier payload.
     let raw = serde_json::to_value(payload)
         .map(|v| v.to_string())
@@ -212,13 +219,64 @@ pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
     out
 }
 
-/// Analyses the whole store and appends the engine's conclusions (idempotently).
-pub async fn analyze_store<S: EventLog>(store: &S) -> Result<Analysis, StoreError> {
+/// Analyses the whole store and appends the engine's conclusions (idempotently). The
+/// engine runs on a blocking thread, off the async workers that serve requests.
+pub async fn analyze_store<S: EventLog>(store: &S) -> Result<Analysis, ConclusionError> {
     let events = store.query(&EventFilter::default()).await?;
-    let analysis = crate::correlate::analyze(&events, &crate::correlate::Config::default());
-    drop(events);
+    let analysis = tokio::task::spawn_blocking(move || {
+        crate::correlate::analyze(&events, &crate::correlate::Config::default())
+    })
+    .await
+    .map_err(|e| ConclusionError::Engine(e.to_string()))?;
     store.append(&to_events(&analysis), None).await?;
     Ok(analysis)
+}
+
+/// The seq of the newest upstream event (any source but rootline's own), 0 when none.
+pub async fn latest_upstream_seq<S: EventLog>(store: &S) -> Result<i64, StoreError> {
+    let newest = store
+        .query(&EventFilter {
+            sources: Source::ALL
+                .into_iter()
+                .filter(|s| *s != Source::Rootline)
+                .collect(),
+            order: crate::store::Order::Desc,
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    Ok(newest.first().map(|e| e.seq).unwrap_or(0))
+}
+
+/// Keeps the conclusions current: analyses again whenever upstream events were appended
+/// since the last analysis it made. What it has analysed is read *before* the analysis
+/// loads the log, so an event appended while an analysis runs is always analysed by the
+/// next step (never marked as seen unread); rootline's own events (conclusions, verdicts,
+/// the outbox) never cause an analysis.
+#[derive(Debug, Default)]
+pub struct Analyser {
+    analysed_up_to: Option<i64>,
+}
+
+impl Analyser {
+    /// The newest upstream seq covered by the last analysis.
+    pub fn analysed_up_to(&self) -> Option<i64> {
+        self.analysed_up_to
+    }
+
+    /// One step: the analysis when it ran, `None` when nothing new had arrived.
+    pub async fn step<S: EventLog>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<Analysis>, ConclusionError> {
+        let latest = latest_upstream_seq(store).await?;
+        if self.analysed_up_to == Some(latest) {
+            return Ok(None);
+        }
+        let analysis = analyze_store(store).await?;
+        self.analysed_up_to = Some(latest);
+        Ok(Some(analysis))
+    }
 }
 
 /// An incident as the log records it: what the engine concluded last.
@@ -325,7 +383,10 @@ pub async fn load_all<S: EventLog>(store: &S) -> Result<Vec<Recorded>, StoreErro
 /// One incident by id: only its own conclusions are read (prefix queries on the
 /// natural-id index).
 pub async fn load_one<S: EventLog>(store: &S, id: &str) -> Result<Option<Recorded>, StoreError> {
-    let Some(opened) = store.find(Source::Rootline, &incident_opened_id(id)).await? else {
+    let Some(opened) = store
+        .find(Source::Rootline, &incident_opened_id(id))
+        .await?
+    else {
         return Ok(None);
     };
     let resolved = store

@@ -97,7 +97,9 @@ pub async fn request_issue<S: EventLog>(
 ) -> Result<bool, ConclusionError> {
     let by = by.trim();
     if by.is_empty() {
-        return Err(ConclusionError::Invalid("say who requests the issue".into()));
+        return Err(ConclusionError::Invalid(
+            "say who requests the issue".into(),
+        ));
     }
     let by: String = by.chars().filter(|c| !c.is_control()).take(100).collect();
     request(store, incident, hypothesis, &by, true).await
@@ -271,11 +273,12 @@ async fn append<S: EventLog>(
         p.extend(x);
     }
     let raw = payload.to_string();
-    let ev = crate::normalize::normalize(Source::Rootline, &raw, Some(now))
-        .map_err(|source| ConclusionError::Build {
+    let ev = crate::normalize::normalize(Source::Rootline, &raw, Some(now)).map_err(|source| {
+        ConclusionError::Build {
             what: "issue outbox",
             source,
-        })?;
+        }
+    })?;
     let outcome = store.append(&[ev], None).await?;
     Ok(outcome.appended > 0)
 }

@@ -9,8 +9,8 @@
 use super::config::NotifyConfig;
 use super::github::{self, backoff, Failure, GitHub};
 use super::markdown::{self, Links};
-use crate::conclusions::outbox::{self, DeliveryState, OutboxEvent};
 use super::NotifyError;
+use crate::conclusions::outbox::{self, DeliveryState, OutboxEvent};
 use crate::correlate::{Analysis, Hypothesis, Incident};
 use crate::model::{parse_time, EventRef, Source};
 use crate::store::{EventFilter, EventLog};

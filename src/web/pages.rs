@@ -609,7 +609,9 @@ pub(super) async fn request_issue(
         );
     };
     let Some(incident) = rec.recorded.incident() else {
-        return Err(WebError::NotFound(format!("incident {id} names no trigger")).respond(&headers));
+        return Err(
+            WebError::NotFound(format!("incident {id} names no trigger")).respond(&headers),
+        );
     };
     let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, "web")
         .await

@@ -124,11 +124,11 @@ fn trigger_alarm(r: &Recorded) -> String {
     }
     // alarm history ids are NAME@TIMESTAMP; EventBridge ids say nothing.
     match &r.opened.trigger {
-        Some(t) if t.source == "cloudwatch.alarm_history" => t
-            .id
-            .rsplit_once('@')
-            .map(|x| x.0.to_string())
-            .unwrap_or_else(|| t.id.clone()),
+        Some(t) if t.source == "cloudwatch.alarm_history" => {
+            t.id.rsplit_once('@')
+                .map(|x| x.0.to_string())
+                .unwrap_or_else(|| t.id.clone())
+        }
         Some(t) => t.id.clone(),
         None => String::new(),
     }
