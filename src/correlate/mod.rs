@@ -15,6 +15,7 @@ mod incidents;
 pub mod priors;
 mod rank;
 pub mod topology;
+mod walk;
 
 use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
 use serde::Serialize;
