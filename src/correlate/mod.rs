@@ -14,6 +14,7 @@ mod incidents;
 pub mod priors;
 mod rank;
 pub mod topology;
+mod walk;
 
 use crate::model::{fmt_time, Event, EventRef, Source};
 use serde::Serialize;

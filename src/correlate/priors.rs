@@ -198,25 +198,6 @@ pub fn inverse_name(name: &str) -> Option<String> {
     None
 }
 
-/// True for a call AWS made on the user's behalf (Auto Scaling terminating an instance,
-/// a service-linked role): a consequence of some other change, not a change of intent.
-pub fn service_initiated(payload: &Value) -> bool {
-    let ui = payload.get("userIdentity");
-    let get = |k: &str| ui.and_then(|u| u.get(k)).and_then(Value::as_str);
-    if get("type") == Some("AWSService")
-        || get("invokedBy").is_some_and(|s| s.ends_with(".amazonaws.com"))
-    {
-        return true;
-    }
-    let issuer = ui
-        .and_then(|u| u.get("sessionContext"))
-        .and_then(|s| s.get("sessionIssuer"))
-        .and_then(|s| s.get("userName"))
-        .and_then(Value::as_str);
-    let arn = get("arn").unwrap_or("");
-    issuer.is_some_and(|n| n.starts_with("AWSServiceRoleFor")) || arn.contains("/AWSServiceRoleFor")
-}
-
 /// Rank of an instance size suffix (`db.t4g.large` -> large), for downsize detection.
 fn size_rank(class: &str) -> Option<i32> {
     let size = class.rsplit('.').next()?;

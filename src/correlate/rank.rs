@@ -10,14 +10,29 @@
 //! random walk that restarts at the symptoms then ranks candidates by how much of the
 //! walk ends up at them; each symptom and effect also has an "unexplained" way out, so
 //! weak candidates get small scores rather than all the blame.
+//!
+//! `rank` runs these as stages, in order:
+//!  1. `symptoms`: the incident's alarm transitions, with their topology distances;
+//!  2. `gather_candidates`: candidate causes in the look-back `Window`;
+//!  3. `group_deliveries`: deliveries of one change joined, by the ids
+//!     `normalize::facts` reads from their payloads;
+//!  4. `score_groups`: each set of deliveries as one `Group` with a prior;
+//!  5. `discount_reverts`: changes undone within the window count less;
+//!  6. `saturation_groups`: saturation alarms as candidate causes too;
+//!  7. `CausalGraph::from_symptoms`: symptom -> group edges;
+//!  8. `CausalGraph::add_effect_edges`: intermediate effect -> group edges;
+//!  9. `CausalGraph::walk`: the random walk (`walk::personalised_pagerank`);
+//! 10. `rank_groups`: the most blamed groups, in order;
+//! 11. `explain`: each as a `Hypothesis` with evidence, path and summary.
 
 use super::incidents::{transitions, Found, Transition};
 use super::priors;
 use super::topology::{name_tokens, ResourceGraph};
+use super::walk;
 use super::{Config, Corpus, Hypothesis};
 use crate::model::{fmt_time, Event, Kind, Source};
+use crate::normalize::facts::{self, DeliveryId};
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::EdgeRef;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -275,76 +290,6 @@ impl Group {
     }
 }
 
-/// Keys under which deliveries of the same change meet.
-fn aliases(corpus: &Corpus<'_>, i: usize) -> Vec<String> {
-    let e = corpus.events[i];
-    let mut out = Vec::new();
-    match e.source {
-        // Its own id ("ct:ID") is matched separately, without allocating per event.
-        Source::CloudTrail
-            if matches!(
-                e.name.as_str(),
-                "UpdateService" | "CreateService" | "CreateDeployment"
-            ) && (e.payload.contains("\"deployments\"")
-                || e.payload.contains("\"deploymentId\"")) =>
-        {
-            let p = corpus.payload(i);
-            if let Some(Value::Array(ds)) = p.pointer("/responseElements/service/deployments") {
-                for d in ds {
-                    if d.get("status").and_then(Value::as_str) == Some("PRIMARY") {
-                        if let Some(id) = d.get("id").and_then(Value::as_str) {
-                            out.push(format!("ecs-deploy:{id}"));
-                        }
-                    }
-                }
-            }
-            if let Some(id) = p
-                .pointer("/responseElements/deploymentId")
-                .and_then(Value::as_str)
-            {
-                out.push(format!("codedeploy:{id}"));
-            }
-        }
-        Source::EventBridge => {
-            let p = corpus.payload(i);
-            if let Some(id) = p.pointer("/detail/eventID").and_then(Value::as_str) {
-                out.push(format!("ct:{id}"));
-            }
-            if let Some(id) = p.pointer("/detail/deploymentId").and_then(Value::as_str) {
-                out.push(format!("ecs-deploy:{id}"));
-                out.push(format!("codedeploy:{id}"));
-            }
-            if let Some(Value::Array(rel)) = p.pointer("/detail/configurationItem/relatedEvents") {
-                out.extend(
-                    rel.iter()
-                        .filter_map(Value::as_str)
-                        .map(|r| format!("ct:{r}")),
-                );
-            }
-        }
-        Source::Config => {
-            let p = corpus.payload(i);
-            if let Some(Value::Array(rel)) = p.get("relatedEvents") {
-                out.extend(
-                    rel.iter()
-                        .filter_map(Value::as_str)
-                        .map(|r| format!("ct:{r}")),
-                );
-            }
-        }
-        Source::GithubDeploymentStatus => {
-            let p = corpus.payload(i);
-            match p.pointer("/deployment/id") {
-                Some(Value::Number(n)) => out.push(format!("gh:{n}")),
-                Some(Value::String(s)) => out.push(format!("gh:{s}")),
-                _ => {}
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
 /// Simple union-find over candidate positions.
 struct Dsu(Vec<usize>);
 
@@ -384,69 +329,34 @@ fn time_weight(gap_ms: i64) -> f64 {
     1.0 / (1.0 + minutes / 60.0)
 }
 
-/// Prior and reason of one candidate event.
-fn event_prior(
-    corpus: &Corpus<'_>,
-    vocab: &Vocabulary,
-    i: usize,
-    detailed: bool,
-) -> (GroupKind, f64, String) {
-    let e = corpus.events[i];
+/// How plausible a candidate event is as a cause, of what kind, and a word for why.
+#[derive(Debug, Clone)]
+struct Prior {
+    kind: GroupKind,
+    value: f64,
+    why: String,
+}
+
+impl Prior {
+    fn new(kind: GroupKind, value: f64, why: impl Into<String>) -> Self {
+        Prior {
+            kind,
+            value,
+            why: why.into(),
+        }
+    }
+}
+
+/// Prior of one candidate event; `detailed` also reads its payload (changes only).
+fn event_prior(cx: &Context<'_, '_>, i: usize, detailed: bool) -> Prior {
+    let e = cx.corpus.events[i];
     match &e.kind {
         Kind::Change if e.source == Source::AlarmHistory => {
-            (GroupKind::Change, 0.05, "alarm definition".into())
+            Prior::new(GroupKind::Change, 0.05, "alarm definition")
         }
         Kind::Change => {
-            let (mut p, why) = priors::change_prior(&e.name);
-            let mut why = why.to_string();
-            if detailed
-                && (e.payload.contains("invokedBy") || e.payload.contains("AWSService"))
-                && priors::service_initiated(&corpus.payload(i))
-            {
-                p *= 0.3;
-                why.push_str(", made by an AWS service");
-            }
-            let n = priors::base_name(&e.name);
-            if detailed
-                && ["Update", "Modify", "Set", "Put"]
-                    .iter()
-                    .any(|v| n.starts_with(v))
-                && p > 0.1
-            {
-                let payload = corpus.payload(i);
-                if let Some(req) = payload.get("requestParameters") {
-                    let before: Vec<std::rc::Rc<Value>> = e
-                        .resources
-                        .first()
-                        .and_then(|r| vocab.by_primary.get(r))
-                        .map(|v| {
-                            v.iter()
-                                .filter(|&&j| corpus.events[j].event_time < e.event_time && j != i)
-                                .rev()
-                                .take(20)
-                                .map(|&j| corpus.payload(j))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let befores: Vec<&Value> = before
-                        .iter()
-                        .rev()
-                        .filter_map(|b| b.get("requestParameters"))
-                        .collect();
-                    match priors::reduction(req, payload.get("responseElements"), &befores) {
-                        Some(true) => {
-                            p *= 1.6;
-                            why.push_str(", reduces capacity");
-                        }
-                        Some(false) => {
-                            p *= 0.8;
-                            why.push_str(", adds capacity");
-                        }
-                        None => {}
-                    }
-                }
-            }
-            (GroupKind::Change, p, why)
+            let (p, why) = change_prior(cx, i, detailed);
+            Prior::new(GroupKind::Change, p, why)
         }
         Kind::Deployment { outcome, .. } => {
             let p = match outcome.as_str() {
@@ -454,7 +364,7 @@ fn event_prior(
                 "inactive" => 0.1,
                 _ => 0.9,
             };
-            (GroupKind::Deployment, p, "deployment".into())
+            Prior::new(GroupKind::Deployment, p, "deployment")
         }
         Kind::Anomaly { priority, .. } => {
             let f = match priority.to_ascii_uppercase().as_str() {
@@ -462,18 +372,80 @@ fn event_prior(
                 "MEDIUM" => 0.6,
                 _ => 0.3,
             };
-            (
+            Prior::new(
                 GroupKind::Anomaly,
                 0.35 * f,
                 format!("{} log anomaly", priority.to_ascii_lowercase()),
             )
         }
-        Kind::Snapshot { .. } => (GroupKind::Config, 0.1, "configuration snapshot".into()),
+        Kind::Snapshot { .. } => Prior::new(GroupKind::Config, 0.1, "configuration snapshot"),
         Kind::Other if e.name.contains("Health") || e.name.starts_with("AWS_") => {
-            (GroupKind::Other, 0.6, "AWS Health event".into())
+            Prior::new(GroupKind::Other, 0.6, "AWS Health event")
         }
-        _ => (GroupKind::Other, 0.08, "service event".into()),
+        _ => Prior::new(GroupKind::Other, 0.08, "service event"),
     }
+}
+
+/// A change's prior by its name; when `detailed`, lowered for a call AWS made on
+/// someone's behalf, raised for a capacity cut and lowered for a capacity increase.
+fn change_prior(cx: &Context<'_, '_>, i: usize, detailed: bool) -> (f64, String) {
+    let e = cx.corpus.events[i];
+    let (mut p, why) = priors::change_prior(&e.name);
+    let mut why = why.to_string();
+    if !detailed {
+        return (p, why);
+    }
+    if facts::service_initiated(e, || cx.corpus.payload(i)) {
+        p *= 0.3;
+        why.push_str(", made by an AWS service");
+    }
+    let n = priors::base_name(&e.name);
+    if ["Update", "Modify", "Set", "Put"]
+        .iter()
+        .any(|v| n.starts_with(v))
+        && p > 0.1
+    {
+        match capacity_change(cx, i) {
+            Some(true) => {
+                p *= 1.6;
+                why.push_str(", reduces capacity");
+            }
+            Some(false) => {
+                p *= 0.8;
+                why.push_str(", adds capacity");
+            }
+            None => {}
+        }
+    }
+    (p, why)
+}
+
+/// Whether change `i` cuts capacity (`Some(true)`) or adds some (`Some(false)`), judged
+/// by its request against its own response and up to 20 earlier changes of its primary
+/// resource.
+fn capacity_change(cx: &Context<'_, '_>, i: usize) -> Option<bool> {
+    let e = cx.corpus.events[i];
+    let payload = cx.corpus.payload(i);
+    let req = payload.get("requestParameters")?;
+    let before: Vec<Rc<Value>> = e
+        .resources
+        .first()
+        .and_then(|r| cx.vocab.by_primary.get(r))
+        .map(|v| {
+            v.iter()
+                .filter(|&&j| cx.corpus.events[j].event_time < e.event_time && j != i)
+                .rev()
+                .take(20)
+                .map(|&j| cx.corpus.payload(j))
+                .collect()
+        })
+        .unwrap_or_default();
+    let befores: Vec<&Value> = before
+        .iter()
+        .rev()
+        .filter_map(|b| b.get("requestParameters"))
+        .collect();
+    priors::reduction(req, payload.get("responseElements"), &befores)
 }
 
 /// Marks changes undone within the window: an inverse call with the same parameters
@@ -571,6 +543,15 @@ fn group_tokens(g: &Group) -> BTreeSet<String> {
     t
 }
 
+/// What every stage of `rank` reads: the corpus, its resource graph and vocabulary, and
+/// the configuration.
+struct Context<'c, 'a> {
+    corpus: &'c Corpus<'a>,
+    graph: &'c ResourceGraph,
+    vocab: &'c Vocabulary,
+    config: &'c Config,
+}
+
 /// Ranks the hypotheses of one incident.
 pub(crate) fn rank(
     corpus: &Corpus<'_>,
@@ -579,90 +560,135 @@ pub(crate) fn rank(
     inc: &Found,
     config: &Config,
 ) -> Vec<Hypothesis> {
-    let t_first = inc
-        .transitions
+    let cx = Context {
+        corpus,
+        graph,
+        vocab,
+        config,
+    };
+    let window = Window::of(inc, config);
+    let symptoms = symptoms(&cx, inc);
+    let candidates = gather_candidates(corpus, &window, inc);
+    let deliveries = group_deliveries(corpus, &candidates);
+    let mut groups = score_groups(&cx, deliveries, &symptoms);
+    discount_reverts(&cx, &mut groups, &candidates, &symptoms);
+    groups.extend(saturation_groups(&cx, &window));
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let mut causal = CausalGraph::from_symptoms(&cx, &symptoms, &groups);
+    causal.add_effect_edges(&cx, &groups);
+    let blamed = rank_groups(&causal.walk(), &groups, config.max_hypotheses);
+    blamed
         .iter()
-        .map(|t| t.time)
-        .min()
-        .unwrap_or(inc.opened_at);
-    let t_last = inc
-        .transitions
-        .iter()
-        .map(|t| t.time)
-        .max()
-        .unwrap_or(inc.opened_at);
-    let from = t_first - config.lookback_ms;
-    let to = t_last + config.slack_ms;
+        .enumerate()
+        .map(|(i, b)| explain(&cx, &causal, &groups, &symptoms, b, i + 1))
+        .collect()
+}
 
-    // Symptoms: the incident's alarm transitions; alarms without dimensions borrow the
-    // incident's resources.
+/// Where candidate causes are gathered: corpus times in [from, to].
+struct Window {
+    from: i64,
+    to: i64,
+}
+
+impl Window {
+    /// From the look-back before the incident's first transition to the slack after its
+    /// last.
+    fn of(inc: &Found, config: &Config) -> Self {
+        let times = || inc.transitions.iter().map(|t| t.time);
+        Window {
+            from: times().min().unwrap_or(inc.opened_at) - config.lookback_ms,
+            to: times().max().unwrap_or(inc.opened_at) + config.slack_ms,
+        }
+    }
+
+    fn contains(&self, time: i64) -> bool {
+        self.from <= time && time <= self.to
+    }
+}
+
+/// The resources an alarm transition is about: those it names and the non-alarm
+/// neighbours of its alarm in the resource graph.
+fn watched(graph: &ResourceGraph, t: &Transition) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = t.resources.iter().cloned().collect();
+    out.extend(
+        graph
+            .neighbours(&format!("alarm/{}", t.alarm))
+            .into_iter()
+            .filter(|n| !n.starts_with("alarm/"))
+            .map(str::to_string),
+    );
+    out
+}
+
+/// Stage 1: the incident's alarm transitions as symptoms, with their distances and naming
+/// tokens; an alarm that names no resource borrows the incident's.
+fn symptoms<'t>(cx: &Context<'_, '_>, inc: &'t Found) -> Vec<Symptom<'t>> {
+    inc.transitions
+        .iter()
+        .map(|t| {
+            let mut sources = watched(cx.graph, t);
+            if sources.iter().all(|s| s.starts_with("alarm/")) {
+                sources.extend(inc.resources.iter().cloned());
+            }
+            sources.insert(format!("alarm/{}", t.alarm));
+            let list: Vec<String> = sources.into_iter().collect();
+            Symptom {
+                t,
+                dist: cx.graph.distances(&list),
+                tokens: cx.vocab.alarm_tokens(&t.alarm),
+            }
+        })
+        .collect()
+}
+
+/// Stage 2: candidate causes, the corpus indexes of effective changes, deployments,
+/// anomalies, snapshots and other events in the window, less the symptoms' deliveries.
+fn gather_candidates(corpus: &Corpus<'_>, window: &Window, inc: &Found) -> Vec<usize> {
     let symptom_deliveries: BTreeSet<usize> = inc
         .transitions
         .iter()
         .flat_map(|t| t.deliveries.iter().copied())
         .collect();
-    let mut symptoms: Vec<Symptom<'_>> = Vec::new();
-    for t in &inc.transitions {
-        let own = format!("alarm/{}", t.alarm);
-        let mut sources: BTreeSet<String> = t.resources.iter().cloned().collect();
-        sources.extend(
-            graph
-                .neighbours(&own)
-                .into_iter()
-                .filter(|n| !n.starts_with("alarm/"))
-                .map(str::to_string),
-        );
-        if sources.iter().all(|s| s.starts_with("alarm/")) {
-            sources.extend(inc.resources.iter().cloned());
-        }
-        sources.insert(own);
-        let list: Vec<String> = sources.into_iter().collect();
-        symptoms.push(Symptom {
-            t,
-            dist: graph.distances(&list),
-            tokens: vocab.alarm_tokens(&t.alarm),
-        });
-    }
+    corpus
+        .range(window.from, window.to)
+        .filter(|i| !symptom_deliveries.contains(i))
+        .filter(|&i| {
+            let e: &Event = corpus.events[i];
+            match &e.kind {
+                Kind::Change => e.is_effective_change(),
+                Kind::Deployment { .. }
+                | Kind::Anomaly { .. }
+                | Kind::Snapshot { .. }
+                | Kind::Other => true,
+                _ => false,
+            }
+        })
+        .collect()
+}
 
-    // Candidate events.
-    let mut cand: Vec<usize> = Vec::new();
-    for i in corpus.range(from, to) {
-        if symptom_deliveries.contains(&i) {
-            continue;
-        }
-        let e: &Event = corpus.events[i];
-        let keep = match &e.kind {
-            Kind::Change => e.is_effective_change(),
-            Kind::Deployment { .. }
-            | Kind::Anomaly { .. }
-            | Kind::Snapshot { .. }
-            | Kind::Other => true,
-            _ => false,
-        };
-        if keep {
-            cand.push(i);
-        }
-    }
-
-    // Group deliveries of the same change.
+/// Stage 3: candidates that are deliveries of one change (sharing a delivery id, or citing
+/// a CloudTrail call among them), as sets of corpus indexes in corpus order.
+fn group_deliveries(corpus: &Corpus<'_>, cand: &[usize]) -> Vec<Vec<usize>> {
     let mut dsu = Dsu((0..cand.len()).collect());
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<DeliveryId, usize> = BTreeMap::new();
     for (pos, &i) in cand.iter().enumerate() {
-        for a in aliases(corpus, i) {
-            match seen.get(&a) {
+        for id in facts::delivery_ids(corpus.events[i], || corpus.payload(i)) {
+            match seen.get(&id) {
                 Some(&other) => dsu.union(pos, other),
                 None => {
-                    seen.insert(a, pos);
+                    seen.insert(id, pos);
                 }
             }
         }
     }
     // Deliveries that name a CloudTrail call (Config items, EventBridge copies) join it.
-    if seen.keys().any(|k| k.starts_with("ct:")) {
+    if seen.keys().any(|k| matches!(k, DeliveryId::CloudTrail(_))) {
         for (pos, &i) in cand.iter().enumerate() {
             let e = corpus.events[i];
             if e.source == Source::CloudTrail {
-                if let Some(&other) = seen.get(&format!("ct:{}", e.natural_id)) {
+                if let Some(&other) = seen.get(&DeliveryId::CloudTrail(e.natural_id.clone())) {
                     dsu.union(pos, other);
                 }
             }
@@ -670,102 +696,119 @@ pub(crate) fn rank(
     }
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (pos, &i) in cand.iter().enumerate() {
-        let root = dsu.find(pos);
-        members.entry(root).or_default().push(i);
+        members.entry(dsu.find(pos)).or_default().push(i);
     }
-    // Reverts matter only among changes topology relates to a symptom.
-    let related = |i: usize| {
-        focus(corpus.events[i])
-            .iter()
-            .filter_map(|r| graph.id(r))
-            .any(|id| symptoms.iter().any(|s| s.dist.contains_key(&id)))
+    members.into_values().collect()
+}
+
+/// True when topology links event `i` to a symptom: a resource it acts on is within
+/// reach of one.
+fn related(cx: &Context<'_, '_>, symptoms: &[Symptom<'_>], i: usize) -> bool {
+    focus(cx.corpus.events[i])
+        .iter()
+        .filter_map(|r| cx.graph.id(r))
+        .any(|id| symptoms.iter().any(|s| s.dist.contains_key(&id)))
+}
+
+/// Stage 4: one group per set of deliveries, with the kind, reason and representative of
+/// its most telling delivery and the highest prior among them.
+fn score_groups(
+    cx: &Context<'_, '_>,
+    deliveries: Vec<Vec<usize>>,
+    symptoms: &[Symptom<'_>],
+) -> Vec<Group> {
+    deliveries
+        .into_iter()
+        .filter_map(|ms| {
+            // Detailed priors (which read payloads) only where topology can make them
+            // matter: an unrelated candidate keeps its name-based prior.
+            let detailed = ms.iter().any(|&i| related(cx, symptoms, i));
+            delivery_group(cx, &ms, detailed)
+        })
+        .collect()
+}
+
+/// The group of one set of deliveries (None if it is empty).
+fn delivery_group(cx: &Context<'_, '_>, ms: &[usize], detailed: bool) -> Option<Group> {
+    let events = &cx.corpus.events;
+    let mut scored: Vec<(Prior, usize)> = ms
+        .iter()
+        .map(|&i| (event_prior(cx, i, detailed), i))
+        .collect();
+    scored.sort_by(|(a, i), (b, j)| {
+        a.kind
+            .order()
+            .cmp(&b.kind.order())
+            .then(events[*i].event_time.cmp(&events[*j].event_time))
+            .then(i.cmp(j))
+    });
+    let (best, rep) = scored.first()?.clone();
+    let mut group = Group {
+        members: vec![rep],
+        kind: best.kind,
+        time: i64::MAX,
+        prior: scored.iter().map(|s| s.0.value).fold(best.value, f64::max),
+        why: best.why,
+        resources: BTreeSet::new(),
     };
+    for &(_, i) in &scored {
+        group.resources.extend(focus(events[i]));
+        group.time = group.time.min(events[i].event_time);
+        if i != rep {
+            group.members.push(i);
+        }
+    }
+    Some(group)
+}
+
+/// Stage 5: cuts to a tenth the prior of each change undone within the window (among the
+/// CloudTrail changes topology relates to a symptom), and says so.
+fn discount_reverts(
+    cx: &Context<'_, '_>,
+    groups: &mut [Group],
+    cand: &[usize],
+    symptoms: &[Symptom<'_>],
+) {
     let changes: Vec<usize> = cand
         .iter()
         .copied()
         .filter(|&i| {
-            matches!(corpus.events[i].kind, Kind::Change)
-                && corpus.events[i].source == Source::CloudTrail
-                && related(i)
+            let e = cx.corpus.events[i];
+            matches!(e.kind, Kind::Change)
+                && e.source == Source::CloudTrail
+                && related(cx, symptoms, i)
         })
         .collect();
-    let reverted = reverts(corpus, vocab, &changes);
-
-    let mut groups: Vec<Group> = Vec::new();
-    for (_, ms) in members {
-        // Detailed priors (which read payloads) only where topology can make them
-        // matter: an unrelated candidate keeps its name-based prior.
-        let reachable = ms.iter().any(|&i| related(i));
-        let mut scored: Vec<(GroupKind, f64, String, usize)> = ms
-            .iter()
-            .map(|&i| {
-                let (k, p, w) = event_prior(corpus, vocab, i, reachable);
-                (k, p, w, i)
-            })
-            .collect();
-        scored.sort_by(|a, b| {
-            a.0.order()
-                .cmp(&b.0.order())
-                .then(
-                    corpus.events[a.3]
-                        .event_time
-                        .cmp(&corpus.events[b.3].event_time),
-                )
-                .then(a.3.cmp(&b.3))
-        });
-        let (kind, mut prior, mut why, rep) = scored[0].clone();
-        prior = scored.iter().map(|s| s.1).fold(prior, f64::max);
-        if let Some(&other) = reverted.get(&rep) {
-            prior *= 0.1;
-            why = format!(
-                "{why}, reverted ({} at {})",
-                corpus.events[other].name,
-                fmt_time(corpus.events[other].event_time)
+    let reverted = reverts(cx.corpus, cx.vocab, &changes);
+    for grp in groups {
+        if let Some(&other) = reverted.get(&grp.rep()) {
+            let o = cx.corpus.events[other];
+            grp.prior *= 0.1;
+            grp.why = format!(
+                "{}, reverted ({} at {})",
+                grp.why,
+                o.name,
+                fmt_time(o.event_time)
             );
         }
-        let mut resources = BTreeSet::new();
-        let mut time = i64::MAX;
-        let mut ordered = vec![rep];
-        for s in &scored {
-            resources.extend(focus(corpus.events[s.3]));
-            time = time.min(corpus.events[s.3].event_time);
-            if s.3 != rep {
-                ordered.push(s.3);
-            }
-        }
-        groups.push(Group {
-            members: ordered,
-            kind,
-            time,
-            prior,
-            why,
-            resources,
-        });
     }
+}
 
-    // Saturation alarms upstream of a symptom. Alarms on the same metric (one per
-    // instance, say) are one phenomenon: one hypothesis, blamed on the earliest.
-    let mut saturation: BTreeMap<String, Group> = BTreeMap::new();
-    for t in transitions(corpus) {
-        if t.new_state != "ALARM" || t.time < from || t.time > to || !vocab.is_saturation(&t.alarm)
-        {
+/// Stage 6: saturation alarms that went off in the window. Alarms on the same metric
+/// (one per instance, say) are one phenomenon: one group, blamed on the earliest.
+fn saturation_groups(cx: &Context<'_, '_>, window: &Window) -> Vec<Group> {
+    let mut by_metric: BTreeMap<String, Group> = BTreeMap::new();
+    for t in transitions(cx.corpus) {
+        if t.new_state != "ALARM" || !window.contains(t.time) || !cx.vocab.is_saturation(&t.alarm) {
             continue;
         }
-        let mut resources: BTreeSet<String> = t.resources.iter().cloned().collect();
-        let own = format!("alarm/{}", t.alarm);
-        resources.extend(
-            graph
-                .neighbours(&own)
-                .into_iter()
-                .filter(|n| !n.starts_with("alarm/"))
-                .map(str::to_string),
-        );
-        resources.insert(own);
+        let mut resources = watched(cx.graph, &t);
+        resources.insert(format!("alarm/{}", t.alarm));
         // History first: it is the delivery every estate has.
         let mut ds = t.deliveries.clone();
-        ds.sort_by_key(|&d| (corpus.events[d].source != Source::AlarmHistory, d));
-        let entry = saturation
-            .entry(vocab.metric_key(&t.alarm))
+        ds.sort_by_key(|&d| (cx.corpus.events[d].source != Source::AlarmHistory, d));
+        let entry = by_metric
+            .entry(cx.vocab.metric_key(&t.alarm))
             .or_insert_with(|| Group {
                 members: Vec::new(),
                 kind: GroupKind::Saturation,
@@ -777,185 +820,278 @@ pub(crate) fn rank(
         entry.members.extend(ds);
         entry.resources.extend(resources);
     }
-    for (_, mut grp) in saturation {
-        if grp.members.len() > 2 {
-            grp.why = "saturation alarms on the same metric".into();
-        }
-        groups.push(grp);
-    }
-    if groups.is_empty() {
-        return Vec::new();
-    }
-
-    // The causal graph: symptoms, groups and one "unexplained" sink.
-    let mut g: DiGraph<(), f64> = DiGraph::new();
-    let sink = g.add_node(());
-    let sym_nodes: Vec<NodeIndex> = symptoms.iter().map(|_| g.add_node(())).collect();
-    let grp_nodes: Vec<NodeIndex> = groups.iter().map(|_| g.add_node(())).collect();
-    let tokens: Vec<BTreeSet<String>> = groups.iter().map(group_tokens).collect();
-    // Best direct explanation of each group: (weight, symptom, path).
-    let mut direct: Vec<(f64, usize, Vec<String>)> = vec![(0.0, 0, Vec::new()); groups.len()];
-    for (si, s) in symptoms.iter().enumerate() {
-        g.add_edge(sym_nodes[si], sink, SYMPTOM_SINK);
-        for (gi, grp) in groups.iter().enumerate() {
-            if grp.time > s.t.time + config.slack_ms
-                || (grp.kind == GroupKind::Saturation
-                    && grp.members.iter().any(|m| s.t.deliveries.contains(m)))
-            {
-                continue;
+    by_metric
+        .into_values()
+        .map(|mut grp| {
+            if grp.members.len() > 2 {
+                grp.why = "saturation alarms on the same metric".into();
             }
-            // A saturation alarm causes only later symptoms.
-            if grp.kind == GroupKind::Saturation && grp.time >= s.t.time {
-                continue;
-            }
-            let (topo, path) = match best_cost(graph, &s.dist, &grp.resources) {
-                Some((c, id)) => (topo_weight(c), graph.path(&s.dist, id)),
-                None => (
-                    (0.4 * vocab.affinity(&tokens[gi], &s.tokens)).max(0.01),
-                    Vec::new(),
-                ),
-            };
-            let w = grp.prior * time_weight(s.t.time - grp.time) * topo;
-            if w <= 0.0 {
-                continue;
-            }
-            g.add_edge(sym_nodes[si], grp_nodes[gi], w);
-            if w > direct[gi].0 {
-                direct[gi] = (w, si, path);
-            }
-        }
-    }
-    // Intermediate effects and their upstream causes.
-    let mut effects: Vec<usize> = (0..groups.len())
-        .filter(|&i| groups[i].kind.effect_like() && direct[i].0 > 0.0)
-        .collect();
-    effects.sort_by(|&a, &b| direct[b].0.total_cmp(&direct[a].0).then(a.cmp(&b)));
-    effects.truncate(MAX_EFFECTS);
-    let mut via: Vec<Option<(f64, usize)>> = vec![None; groups.len()];
-    for &ei in &effects {
-        let eff = &groups[ei];
-        g.add_edge(grp_nodes[ei], sink, EFFECT_SINK);
-        let sources: Vec<String> = eff.resources.iter().cloned().collect();
-        let dist = graph.distances(&sources);
-        for (ci, c) in groups.iter().enumerate() {
-            if ci == ei
-                || c.time > eff.time + config.slack_ms
-                || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other)
-            {
-                continue;
-            }
-            if c.kind == GroupKind::Saturation && c.time >= eff.time {
-                continue;
-            }
-            let topo = match best_cost(graph, &dist, &c.resources) {
-                Some((cost, _)) => topo_weight(cost),
-                None => (0.4 * vocab.affinity(&tokens[ci], &tokens[ei])).max(0.01),
-            };
-            let w = c.prior * time_weight(eff.time - c.time) * topo;
-            g.add_edge(grp_nodes[ei], grp_nodes[ci], w);
-            let chain = w * direct[ei].0;
-            if via[ci].is_none_or(|(best, _)| chain > best) {
-                via[ci] = Some((chain, ei));
-            }
-        }
-    }
-
-    // Personalised PageRank from the symptoms, walking effect -> cause.
-    let n = g.node_count();
-    let mut restart = vec![0.0; n];
-    for s in &sym_nodes {
-        restart[s.index()] = 1.0 / sym_nodes.len() as f64;
-    }
-    let out_w: Vec<f64> = (0..n)
-        .map(|u| g.edges(NodeIndex::new(u)).map(|e| *e.weight()).sum())
-        .collect();
-    // Edges as flat arrays: the iteration below is the hot loop.
-    let edges: Vec<(usize, usize, f64)> = g
-        .edge_references()
-        .map(|e| {
-            (
-                e.source().index(),
-                e.target().index(),
-                e.weight() / out_w[e.source().index()],
-            )
+            grp
         })
-        .collect();
-    let sym_idx: Vec<usize> = sym_nodes.iter().map(|s| s.index()).collect();
-    let mut x = restart.clone();
-    for _ in 0..200 {
-        // Walkers at a node with no way out (a root cause) restart at the symptoms.
-        let dangling: f64 = (0..n).filter(|&u| out_w[u] <= 0.0).map(|u| x[u]).sum();
-        let mut next = vec![0.0; n];
-        for &si in &sym_idx {
-            next[si] = (1.0 - ALPHA + ALPHA * dangling) * restart[si];
+        .collect()
+}
+
+/// A group's strongest direct link to a symptom.
+#[derive(Debug, Clone, Default)]
+struct Direct {
+    /// The edge's weight; 0 when no symptom links to the group.
+    weight: f64,
+    /// The symptom's index.
+    symptom: usize,
+    /// The resource path from the symptom to the group.
+    path: Vec<String>,
+}
+
+/// The graph the walk runs on: nodes for the "unexplained" sink, the symptoms and the
+/// groups; edges from each effect to what could have caused it.
+struct CausalGraph {
+    g: DiGraph<(), f64>,
+    sink: NodeIndex,
+    symptoms: Vec<NodeIndex>,
+    groups: Vec<NodeIndex>,
+    /// Each group's naming tokens, for links topology does not make.
+    tokens: Vec<BTreeSet<String>>,
+    /// Each group's strongest direct link to a symptom.
+    direct: Vec<Direct>,
+    /// Each group's strongest link through an intermediate effect: (chain weight, effect).
+    via: Vec<Option<(f64, usize)>>,
+}
+
+impl CausalGraph {
+    /// Stage 7: the nodes, and edges from each symptom to the sink and to every group that
+    /// could have caused it.
+    fn from_symptoms(cx: &Context<'_, '_>, symptoms: &[Symptom<'_>], groups: &[Group]) -> Self {
+        let mut g: DiGraph<(), f64> = DiGraph::new();
+        let sink = g.add_node(());
+        let sym_nodes: Vec<NodeIndex> = symptoms.iter().map(|_| g.add_node(())).collect();
+        let grp_nodes: Vec<NodeIndex> = groups.iter().map(|_| g.add_node(())).collect();
+        let mut causal = CausalGraph {
+            g,
+            sink,
+            symptoms: sym_nodes,
+            groups: grp_nodes,
+            tokens: groups.iter().map(group_tokens).collect(),
+            direct: vec![Direct::default(); groups.len()],
+            via: vec![None; groups.len()],
+        };
+        for (si, s) in symptoms.iter().enumerate() {
+            causal.g.add_edge(causal.symptoms[si], sink, SYMPTOM_SINK);
+            for (gi, grp) in groups.iter().enumerate() {
+                let Some((weight, path)) = symptom_edge(cx, s, grp, &causal.tokens[gi]) else {
+                    continue;
+                };
+                causal
+                    .g
+                    .add_edge(causal.symptoms[si], causal.groups[gi], weight);
+                if weight > causal.direct[gi].weight {
+                    causal.direct[gi] = Direct {
+                        weight,
+                        symptom: si,
+                        path,
+                    };
+                }
+            }
         }
-        for &(u, v, w) in &edges {
-            next[v] += ALPHA * x[u] * w;
-        }
-        let delta: f64 = next.iter().zip(&x).map(|(a, b)| (a - b).abs()).sum();
-        x = next;
-        if delta < 1e-10 {
-            break;
+        causal
+    }
+
+    /// Stage 8: intermediate effects (anomalies, saturation, service events; the most
+    /// strongly linked first) get edges to the sink and to every group that could have
+    /// caused them.
+    fn add_effect_edges(&mut self, cx: &Context<'_, '_>, groups: &[Group]) {
+        let mut effects: Vec<usize> = (0..groups.len())
+            .filter(|&i| groups[i].kind.effect_like() && self.direct[i].weight > 0.0)
+            .collect();
+        effects.sort_by(|&a, &b| {
+            self.direct[b]
+                .weight
+                .total_cmp(&self.direct[a].weight)
+                .then(a.cmp(&b))
+        });
+        effects.truncate(MAX_EFFECTS);
+        for ei in effects {
+            self.g.add_edge(self.groups[ei], self.sink, EFFECT_SINK);
+            let sources: Vec<String> = groups[ei].resources.iter().cloned().collect();
+            let effect = Effect {
+                group: &groups[ei],
+                dist: &cx.graph.distances(&sources),
+                tokens: &self.tokens[ei],
+            };
+            for (ci, c) in groups.iter().enumerate() {
+                if ci == ei {
+                    continue;
+                }
+                let Some(w) = effect_edge(cx, &effect, c, &self.tokens[ci]) else {
+                    continue;
+                };
+                self.g.add_edge(self.groups[ei], self.groups[ci], w);
+                let chain = w * self.direct[ei].weight;
+                if self.via[ci].is_none_or(|(best, _)| chain > best) {
+                    self.via[ci] = Some((chain, ei));
+                }
+            }
         }
     }
-    let total: f64 = grp_nodes.iter().map(|v| x[v.index()]).sum::<f64>() + x[sink.index()];
-    let mut order: Vec<usize> = (0..groups.len())
-        .filter(|&i| x[grp_nodes[i].index()] > 0.0)
-        .collect();
+
+    /// Stage 9: the personalised random walk from the symptoms, walking effect -> cause.
+    fn walk(&self) -> Walked {
+        let mut restart = vec![0.0; self.g.node_count()];
+        for s in &self.symptoms {
+            restart[s.index()] = 1.0 / self.symptoms.len() as f64;
+        }
+        let x = walk::personalised_pagerank(&self.g, &restart, ALPHA);
+        let total = self.groups.iter().map(|v| x[v.index()]).sum::<f64>() + x[self.sink.index()];
+        Walked {
+            at: self.groups.iter().map(|v| x[v.index()]).collect(),
+            total,
+        }
+    }
+}
+
+/// The weight of "group `grp` could have caused symptom `s`" and the resource path that
+/// links them; None if it could not have (too late, or a saturation alarm that is the
+/// symptom or not earlier than it).
+fn symptom_edge(
+    cx: &Context<'_, '_>,
+    s: &Symptom<'_>,
+    grp: &Group,
+    tokens: &BTreeSet<String>,
+) -> Option<(f64, Vec<String>)> {
+    if grp.time > s.t.time + cx.config.slack_ms
+        || (grp.kind == GroupKind::Saturation
+            && grp.members.iter().any(|m| s.t.deliveries.contains(m)))
+    {
+        return None;
+    }
+    // A saturation alarm causes only later symptoms.
+    if grp.kind == GroupKind::Saturation && grp.time >= s.t.time {
+        return None;
+    }
+    let (topo, path) = match best_cost(cx.graph, &s.dist, &grp.resources) {
+        Some((c, id)) => (topo_weight(c), cx.graph.path(&s.dist, id)),
+        None => (
+            (0.4 * cx.vocab.affinity(tokens, &s.tokens)).max(0.01),
+            Vec::new(),
+        ),
+    };
+    let w = grp.prior * time_weight(s.t.time - grp.time) * topo;
+    if w <= 0.0 {
+        return None;
+    }
+    Some((w, path))
+}
+
+/// An intermediate effect as the source of edges: its group, the distances from its
+/// resources and its naming tokens.
+struct Effect<'e> {
+    group: &'e Group,
+    dist: &'e BTreeMap<u32, (u32, Option<u32>)>,
+    tokens: &'e BTreeSet<String>,
+}
+
+/// The weight of "group `c` could have caused the effect"; None if it could not have
+/// (too late, itself an anomaly or service event, or a saturation alarm not earlier).
+fn effect_edge(
+    cx: &Context<'_, '_>,
+    eff: &Effect<'_>,
+    c: &Group,
+    tokens: &BTreeSet<String>,
+) -> Option<f64> {
+    let time = eff.group.time;
+    if c.time > time + cx.config.slack_ms || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other)
+    {
+        return None;
+    }
+    if c.kind == GroupKind::Saturation && c.time >= time {
+        return None;
+    }
+    let topo = match best_cost(cx.graph, eff.dist, &c.resources) {
+        Some((cost, _)) => topo_weight(cost),
+        None => (0.4 * cx.vocab.affinity(tokens, eff.tokens)).max(0.01),
+    };
+    Some(c.prior * time_weight(time - c.time) * topo)
+}
+
+/// What the walk left at each group, and at the groups and the sink together.
+struct Walked {
+    at: Vec<f64>,
+    total: f64,
+}
+
+/// A group and its share of the blame.
+struct Blamed {
+    group: usize,
+    score: f64,
+}
+
+/// Stage 10: the groups the walk reached, most blamed first (then later, then earlier
+/// in the corpus), at most `max`, with their shares of the blame.
+fn rank_groups(walked: &Walked, groups: &[Group], max: usize) -> Vec<Blamed> {
+    let at = &walked.at;
+    let mut order: Vec<usize> = (0..groups.len()).filter(|&i| at[i] > 0.0).collect();
     order.sort_by(|&a, &b| {
-        x[grp_nodes[b].index()]
-            .total_cmp(&x[grp_nodes[a].index()])
+        at[b]
+            .total_cmp(&at[a])
             .then(groups[b].time.cmp(&groups[a].time))
             .then(groups[a].rep().cmp(&groups[b].rep()))
     });
-    order.truncate(config.max_hypotheses);
-
+    order.truncate(max);
     order
-        .iter()
-        .enumerate()
-        .map(|(rank, &gi)| {
-            let grp = &groups[gi];
-            let score = if total > 0.0 {
-                x[grp_nodes[gi].index()] / total
+        .into_iter()
+        .map(|group| Blamed {
+            group,
+            score: if walked.total > 0.0 {
+                at[group] / walked.total
             } else {
                 0.0
-            };
-            let (dw, si, path) = &direct[gi];
-            let mut evidence: Vec<usize> = grp.members.clone();
-            let mut symptom = *si;
-            let mut through: Option<usize> = None;
-            if let Some((vw, ei)) = via[gi] {
-                if vw > *dw {
-                    through = Some(ei);
-                    evidence.push(groups[ei].rep());
-                    symptom = direct[ei].1;
-                }
-            }
-            let st = symptoms[symptom].t;
-            evidence.extend(st.deliveries.iter().copied());
-            let mut refs = Vec::new();
-            for i in evidence {
-                let r = corpus.events[i].reference();
-                if !refs.contains(&r) {
-                    refs.push(r);
-                }
-            }
-            let path = if through.is_some() {
-                direct[through.unwrap_or(gi)].2.clone()
-            } else {
-                path.clone()
-            };
-            Hypothesis {
-                rank: rank + 1,
-                score: score.clamp(0.0, 1.0),
-                kind: grp.kind.as_str().to_string(),
-                cause: corpus.events[grp.rep()].reference(),
-                summary: summary(corpus, grp, st, through.map(|e| &groups[e]), &path),
-                evidence: refs,
-                path,
-            }
+            },
         })
         .collect()
+}
+
+/// Stage 11: the hypothesis of rank `rank`: its evidence runs from the blamed group's
+/// deliveries through the effect it was seen through (when that link beats any direct
+/// one) to the symptom.
+fn explain(
+    cx: &Context<'_, '_>,
+    causal: &CausalGraph,
+    groups: &[Group],
+    symptoms: &[Symptom<'_>],
+    blamed: &Blamed,
+    rank: usize,
+) -> Hypothesis {
+    let gi = blamed.group;
+    let grp = &groups[gi];
+    let direct = &causal.direct[gi];
+    let through = causal.via[gi]
+        .filter(|&(chain, _)| chain > direct.weight)
+        .map(|(_, ei)| ei);
+    let mut evidence: Vec<usize> = grp.members.clone();
+    let link = match through {
+        Some(ei) => {
+            evidence.push(groups[ei].rep());
+            &causal.direct[ei]
+        }
+        None => direct,
+    };
+    let st = symptoms[link.symptom].t;
+    evidence.extend(st.deliveries.iter().copied());
+    let mut refs = Vec::new();
+    for i in evidence {
+        let r = cx.corpus.events[i].reference();
+        if !refs.contains(&r) {
+            refs.push(r);
+        }
+    }
+    Hypothesis {
+        rank,
+        score: blamed.score.clamp(0.0, 1.0),
+        kind: grp.kind.as_str().to_string(),
+        cause: cx.corpus.events[grp.rep()].reference(),
+        summary: summary(cx.corpus, grp, st, through.map(|e| &groups[e]), &link.path),
+        evidence: refs,
+        path: link.path.clone(),
+    }
 }
 
 /// "4.3 min", "2 h 05 min", "30 s".

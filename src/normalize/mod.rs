@@ -1,11 +1,14 @@
 //! Normalizers: one upstream payload in, one event envelope out.
 //!
 //! Each source's format is parsed once here; nothing downstream looks at raw payloads
-//! except to show them. A payload that lacks its natural id or event time is rejected
+//! except to show them. What the engine needs from a stored payload beyond the
+//! envelope (the ids that tie deliveries of one change together, who made a call) is
+//! read by `facts`. A payload that lacks its natural id or event time is rejected
 //! with a reason; everything else is kept, unknown shapes as `Kind::Other`.
 
 mod cloudtrail;
 mod eventbridge;
+pub mod facts;
 pub mod resource;
 
 use crate::model::{parse_time, Kind, NewEvent, Source};
