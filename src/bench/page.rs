@@ -1,6 +1,6 @@
 //! `rootline bench page`: server-side latency of the incident page over a large store.
 
-use super::rank::{noise_cloudtrail, Rng};
+use super::gen::{FleetSize, Generator};
 use crate::model::{fmt_time, Source};
 use crate::normalize::normalize;
 use crate::store::{EventLog, SqliteStore};
@@ -41,17 +41,24 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
             .iter()
             .map(|i| i.row.opened_ms)
             .collect();
-        let mut rng = Rng::new(7);
+        let mut gen = Generator::with_fleet(
+            7,
+            FleetSize {
+                security_groups: 20_000,
+                instances: 20_000,
+            },
+        );
+        let mut raw = String::new();
         let mut batch = Vec::with_capacity(5000);
         let mut n = store.max_seq().await?;
         while n < events as i64 {
             let anchor = anchors
-                .get(rng.below(anchors.len().max(1) as u64) as usize)
+                .get(gen.rng().below(anchors.len().max(1) as u64) as usize)
                 .copied()
                 .unwrap_or(1_750_000_000_000);
-            let t = anchor - 10 * 86_400_000 + rng.below(20 * 86_400_000) as i64;
-            let rec = noise_cloudtrail(&mut rng, t, 20_000);
-            let raw = rec.to_string();
+            let t = anchor - 10 * 86_400_000 + gen.rng().below(20 * 86_400_000) as i64;
+            raw.clear();
+            gen.record(t, &mut raw);
             if let Ok(ev) = normalize(Source::CloudTrail, &raw, Some(t + 300_000)) {
                 batch.push(ev);
             }
