@@ -49,7 +49,9 @@ impl AppState {
 }
 
 /// Errors a handler can answer with. The message of a 4xx is shown to the user; a 500
-/// is logged in full and answered with a generic message.
+/// is logged in full and answered with a generic message. Handlers return
+/// `Result<_, WebError>` and use `?`; the router's [`error_pages`] layer turns the error
+/// into the error page, or its JSON, as the request's `Accept` header asks.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     #[error("{0}")]
@@ -64,24 +66,10 @@ pub enum WebError {
     Other(#[from] anyhow::Error),
 }
 
-/// The error page, rendered with the status (JSON for JSON clients).
-pub struct ErrorResponse {
-    err: WebError,
-    json: bool,
-}
-
 impl WebError {
-    pub fn respond(self, headers: &HeaderMap) -> ErrorResponse {
-        ErrorResponse {
-            err: self,
-            json: wants_json(headers),
-        }
-    }
-}
-
-impl IntoResponse for ErrorResponse {
-    fn into_response(self) -> Response {
-        let (status, message) = match &self.err {
+    /// The status and the message shown to the user; a 500 is logged here in full.
+    fn status_and_message(&self) -> (StatusCode, String) {
+        match self {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
             other => {
@@ -91,23 +79,55 @@ impl IntoResponse for ErrorResponse {
                     "Internal error; the server log has the details.".to_string(),
                 )
             }
-        };
-        if self.json {
-            return (
-                status,
-                axum::Json(serde_json::json!({"error": message, "status": status.as_u16()})),
-            )
-                .into_response();
         }
-        let page = pages::ErrorPage {
-            status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or(""),
-            message,
-        };
-        match askama::Template::render(&page) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, message_plain(status)).into_response(),
-        }
+    }
+}
+
+/// The message of an error response, carried in its extensions until [`error_pages`]
+/// renders it for the client.
+#[derive(Clone)]
+struct ErrorMessage(String);
+
+/// A plain-text answer carrying an [`ErrorMessage`]; the router's [`error_pages`] layer
+/// replaces it with the HTML error page or the JSON error.
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
+        let mut resp = (status, message.clone()).into_response();
+        resp.extensions_mut().insert(ErrorMessage(message));
+        resp
+    }
+}
+
+/// The one place an error becomes a page: every response that carries an
+/// [`ErrorMessage`] is answered with the error page, or with
+/// `{"error": message, "status": code}` when the request asked for JSON.
+async fn error_pages(req: Request, next: Next) -> Response {
+    let json = wants_json(req.headers());
+    let resp = next.run(req).await;
+    match resp.extensions().get::<ErrorMessage>() {
+        Some(ErrorMessage(message)) => error_page(resp.status(), message.clone(), json),
+        None => resp,
+    }
+}
+
+/// The error page, rendered with the status (JSON for JSON clients).
+fn error_page(status: StatusCode, message: String, json: bool) -> Response {
+    if json {
+        return (
+            status,
+            axum::Json(serde_json::json!({"error": message, "status": status.as_u16()})),
+        )
+            .into_response();
+    }
+    let page = pages::ErrorPage {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or(""),
+        message,
+    };
+    match askama::Template::render(&page) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, message_plain(status)).into_response(),
     }
 }
 
@@ -145,6 +165,7 @@ pub fn router(state: AppState, ingest: Router<AppState>) -> Router {
         .route("/status", get(pages::status))
         .merge(ingest)
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -239,4 +260,96 @@ async fn style() -> Response {
         include_str!("../../web/static/style.css"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A router whose pages fail as `WebError`s, behind the `error_pages` layer.
+    fn failing() -> Router {
+        Router::new()
+            .route(
+                "/bad",
+                get(|| async { WebError::BadRequest("h must be <b>1</b>".into()) }),
+            )
+            .route(
+                "/broken",
+                get(|| async { WebError::Other(anyhow::anyhow!("disk on fire")) }),
+            )
+            .route(
+                "/fine",
+                get(|| async { (StatusCode::BAD_REQUEST, "as is") }),
+            )
+            .fallback(|| async { WebError::NotFound("No such page.".into()) })
+            .layer(axum::middleware::from_fn(error_pages))
+    }
+
+    async fn get_page(path: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+        let mut req = Request::builder().uri(path);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let resp = failing()
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ctype = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn errors_are_the_error_page_or_json_by_the_accept_header() {
+        let (status, ctype, body) = get_page("/bad", Some("text/html")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ctype, "text/html; charset=utf-8");
+        assert!(body.contains("<h1>400 Bad Request</h1>"), "{body}");
+        assert!(
+            body.contains("<p class=\"error\">h must be &#60;b&#62;1&#60;/b&#62;</p>"),
+            "{body}"
+        );
+
+        let (status, ctype, body) = get_page("/bad", Some("application/json")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ctype, "application/json");
+        assert_eq!(body, r#"{"error":"h must be <b>1</b>","status":400}"#);
+
+        let (status, _, body) = get_page("/nowhere", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            body.contains("<p class=\"error\">No such page.</p>"),
+            "{body}"
+        );
+        let (status, _, body) = get_page("/nowhere", Some("application/json")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, r#"{"error":"No such page.","status":404}"#);
+    }
+
+    #[tokio::test]
+    async fn a_500_says_only_that_the_log_has_the_details() {
+        let (status, _, body) = get_page("/broken", Some("application/json")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            r#"{"error":"Internal error; the server log has the details.","status":500}"#
+        );
+        let (_, _, body) = get_page("/broken", None).await;
+        assert!(!body.contains("disk on fire"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn other_responses_pass_through() {
+        let (status, ctype, body) = get_page("/fine", Some("application/json")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ctype, "text/plain; charset=utf-8");
+        assert_eq!(body, "as is");
+    }
 }

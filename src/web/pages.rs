@@ -1,7 +1,7 @@
 //! Page handlers and their templates.
 
 use super::views::{self, HypothesisView, IncidentRow, Lane};
-use super::{wants_json, AppState, ErrorResponse, WebError};
+use super::{wants_json, AppState, WebError};
 use crate::model::{fmt_time, parse_time, EventRef, Kind, Source};
 use crate::store::{EventFilter, EventLog, Order};
 use askama::Template;
@@ -13,7 +13,9 @@ use axum::{Form, Json};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-type PageResult = Result<Response, ErrorResponse>;
+/// What a page handler returns: the page, or the error the router renders as the error
+/// page (or its JSON) for the request.
+type PageResult = Result<Response, WebError>;
 
 /// Default look-back and look-ahead of an incident's timeline.
 const BEFORE_MS: i64 = 60 * 60 * 1000;
@@ -28,10 +30,7 @@ fn render<T: Template, J: Serialize>(headers: &HeaderMap, page: &T, json: &J) ->
     if wants_json(headers) {
         return Ok(Json(json).into_response());
     }
-    match page.render() {
-        Ok(html) => Ok(Html(html).into_response()),
-        Err(e) => Err(WebError::from(e).respond(headers)),
-    }
+    Ok(Html(page.render()?).into_response())
 }
 
 /// Longest query string accepted.
@@ -39,15 +38,11 @@ const MAX_QUERY: usize = 8192;
 
 /// Query-string pairs; repeated keys allowed. Invalid UTF-8 is replaced, not fatal; an
 /// overlong query string is a 400.
-fn params(
-    raw: &Option<String>,
-    headers: &HeaderMap,
-) -> Result<Vec<(String, String)>, ErrorResponse> {
+fn params(raw: &Option<String>) -> Result<Vec<(String, String)>, WebError> {
     match raw {
         Some(q) if q.len() > MAX_QUERY => Err(WebError::BadRequest(format!(
             "the query string is over {MAX_QUERY} bytes"
-        ))
-        .respond(headers)),
+        ))),
         Some(q) => Ok(form_urlencoded::parse(q.as_bytes()).into_owned().collect()),
         None => Ok(Vec::new()),
     }
@@ -73,13 +68,9 @@ fn valid_incident_id(id: &str) -> bool {
 }
 
 /// The path parameter, or a 400 page saying what was wrong with it.
-fn path_param(
-    p: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-) -> Result<String, ErrorResponse> {
-    p.map(|Path(v)| v).map_err(|e| {
-        WebError::BadRequest(format!("invalid path: {}", e.body_text())).respond(headers)
-    })
+fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, WebError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| WebError::BadRequest(format!("invalid path: {}", e.body_text())))
 }
 
 /// Builds a query string (values URL-encoded).
@@ -103,8 +94,8 @@ pub(super) struct ErrorPage {
     pub message: String,
 }
 
-pub(super) async fn not_found(headers: HeaderMap) -> ErrorResponse {
-    WebError::NotFound("No such page.".into()).respond(&headers)
+pub(super) async fn not_found() -> WebError {
+    WebError::NotFound("No such page.".into())
 }
 
 // ------------------------------------------------------------------ incidents
@@ -134,13 +125,12 @@ pub(super) async fn incidents(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    let p = params(&raw, &headers)?;
+    let p = params(&raw)?;
     let state = one(&p, "state").unwrap_or("all").to_string();
     if !matches!(state.as_str(), "all" | "open" | "resolved") {
         return Err(WebError::BadRequest(format!(
             "state must be all, open or resolved, not {state:?}"
-        ))
-        .respond(&headers));
+        )));
     }
     let page: usize = match one(&p, "page") {
         None => 1,
@@ -150,12 +140,9 @@ pub(super) async fn incidents(
             .filter(|n| *n >= 1 && *n <= 1_000_000)
             .ok_or_else(|| {
                 WebError::BadRequest(format!("page must be a positive number, not {v:?}"))
-                    .respond(&headers)
             })?,
     };
-    let all = views::incidents(&st.store)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+    let all = views::incidents(&st.store).await?;
     let rows: Vec<IncidentRow> = all
         .into_iter()
         .map(|r| r.row)
@@ -236,18 +223,33 @@ struct IncidentJson<'a> {
     deliveries: &'a [crate::conclusions::outbox::Delivery],
 }
 
-pub(super) async fn incident(
-    State(st): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> PageResult {
-    let id = path_param(path, &headers)?;
-    let bad = |m: String| WebError::BadRequest(m).respond(&headers);
-    let p = params(&raw, &headers)?;
-    let rec = load_incident(&st, &id, &headers).await?;
-    let anchor = rec.row.opened_ms;
-    let time = |k: &str| -> Result<Option<i64>, ErrorResponse> {
+/// The timeline's query string, parsed once by [`timeline_query`]: the window, the
+/// filters, the lane layout and the highlighted hypothesis. The timeline's links are
+/// copies with one thing changed (`with_*`), written back by [`TimelineQuery::href`].
+#[derive(Clone)]
+struct TimelineQuery {
+    /// The window, ms since the epoch (`from`, `to`).
+    from: i64,
+    to: i64,
+    /// Kind tags shown (`kind`, repeated); none shows every kind but logs.
+    kinds: Vec<String>,
+    /// Sources shown (`source`, repeated); none shows all.
+    sources: Vec<Source>,
+    /// The resource key events must touch (`resource`).
+    resource: Option<String>,
+    /// Read-only API calls shown too (`read_only=1`).
+    read_only: bool,
+    /// Lanes by kind rather than by resource (`lanes=kind`).
+    lanes_by_kind: bool,
+    /// Rank of the hypothesis whose evidence is marked (`h`, default 1).
+    h: usize,
+}
+
+/// The timeline query of an incident opened at `anchor`: by default an hour before it
+/// to half an hour after. Anything malformed is a 400 saying what was wrong.
+fn timeline_query(p: Vec<(String, String)>, anchor: i64) -> Result<TimelineQuery, WebError> {
+    let bad = |m: String| WebError::BadRequest(m);
+    let time = |k: &str| -> Result<Option<i64>, WebError> {
         match one(&p, k) {
             None => Ok(None),
             Some(v) => parse_time(v).map(Some).ok_or_else(|| {
@@ -292,186 +294,268 @@ pub(super) async fn incident(
             .filter(|n| *n >= 1 && *n <= 100)
             .ok_or_else(|| bad(format!("h must be a hypothesis rank, not {v:?}")))?,
     };
+    Ok(TimelineQuery {
+        from,
+        to,
+        kinds,
+        sources,
+        resource,
+        read_only,
+        lanes_by_kind: by_kind,
+        h: selected,
+    })
+}
 
-    let verdicts = views::feedback(&st.store, &id)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+impl TimelineQuery {
+    /// The link to incident `incident_id`'s page with this query. Parameters keep this
+    /// order; `read_only`, `lanes` and `h` are left out at their defaults.
+    fn href(&self, incident_id: &str) -> String {
+        let mut pairs: Vec<(&str, String)> =
+            vec![("from", fmt_time(self.from)), ("to", fmt_time(self.to))];
+        for k in &self.kinds {
+            pairs.push(("kind", k.clone()));
+        }
+        for s in &self.sources {
+            pairs.push(("source", s.as_str().to_string()));
+        }
+        if let Some(r) = &self.resource {
+            pairs.push(("resource", r.clone()));
+        }
+        if self.read_only {
+            pairs.push(("read_only", "1".into()));
+        }
+        if self.lanes_by_kind {
+            pairs.push(("lanes", "kind".into()));
+        }
+        if self.h != 1 {
+            pairs.push(("h", self.h.to_string()));
+        }
+        format!("/incidents/{incident_id}?{}", qs(&pairs))
+    }
+
+    /// The window's length in ms.
+    fn span(&self) -> i64 {
+        self.to.saturating_sub(self.from)
+    }
+
+    /// This query over another window.
+    fn with_window(&self, from: i64, to: i64) -> Self {
+        TimelineQuery {
+            from,
+            to,
+            ..self.clone()
+        }
+    }
+
+    /// This query with `kind` added to the kinds shown, or removed if it is shown.
+    fn with_kind_toggled(&self, kind: &str) -> Self {
+        let mut next = self.clone();
+        if self.kinds.iter().any(|k| k == kind) {
+            next.kinds.retain(|k| k != kind);
+        } else {
+            next.kinds.push(kind.to_string());
+        }
+        next
+    }
+
+    /// This window alone, with only `sources` (every other parameter at its default).
+    fn window_with_sources(&self, sources: Vec<Source>) -> Self {
+        TimelineQuery {
+            from: self.from,
+            to: self.to,
+            kinds: Vec::new(),
+            sources,
+            resource: None,
+            read_only: false,
+            lanes_by_kind: false,
+            h: 1,
+        }
+    }
+
+    /// This query with read-only calls shown or hidden.
+    fn with_read_only(&self, read_only: bool) -> Self {
+        TimelineQuery {
+            read_only,
+            ..self.clone()
+        }
+    }
+
+    /// This query with lanes by kind or by resource.
+    fn with_lanes_by_kind(&self, lanes_by_kind: bool) -> Self {
+        TimelineQuery {
+            lanes_by_kind,
+            ..self.clone()
+        }
+    }
+
+    /// The store query for the timeline: one event over the limit, to tell a window
+    /// that was cut short.
+    fn filter(&self) -> EventFilter {
+        EventFilter {
+            from: Some(self.from),
+            to: Some(self.to),
+            sources: self.sources.clone(),
+            kinds: self.kinds.clone(),
+            resource: self.resource.clone(),
+            exclude_read_only: !self.read_only,
+            limit: TIMELINE_LIMIT + 1,
+            by_time: true,
+            order: Order::Asc,
+            ..Default::default()
+        }
+    }
+}
+
+/// The incident's hypotheses as shown, with the verdicts given on them.
+async fn hypothesis_views(
+    st: &AppState,
+    id: &str,
+    rec: &views::IncidentRecord,
+) -> Result<Vec<HypothesisView>, WebError> {
+    let verdicts = views::feedback(&st.store, id).await?;
     let mut hyps = Vec::new();
     for h in &rec.hypotheses {
-        hyps.push(
-            views::hypothesis_view(&st.store, h, &verdicts)
-                .await
-                .map_err(|e| WebError::from(e).respond(&headers))?,
-        );
+        hyps.push(views::hypothesis_view(&st.store, h, &verdicts).await?);
     }
+    Ok(hyps)
+}
+
+/// The events of the query's window in lanes, the selected hypothesis's evidence marked.
+struct Timeline {
+    lanes: Vec<Lane>,
+    /// The window holds more than [`TIMELINE_LIMIT`] events; the first are shown.
+    truncated: bool,
+    event_count: usize,
+}
+
+async fn timeline(
+    st: &AppState,
+    rec: &views::IncidentRecord,
+    q: &TimelineQuery,
+) -> Result<Timeline, WebError> {
     let chain: Vec<EventRef> = rec
         .hypotheses
         .iter()
-        .find(|h| h.rank == selected)
+        .find(|h| h.rank == q.h)
         .map(|h| h.evidence.clone())
         .unwrap_or_default();
-    let filter = EventFilter {
-        from: Some(from),
-        to: Some(to),
-        sources: sources.clone(),
-        kinds: kinds.clone(),
-        resource: resource.clone(),
-        exclude_read_only: !read_only,
-        limit: TIMELINE_LIMIT + 1,
-        by_time: true,
-        order: Order::Asc,
-        ..Default::default()
-    };
-    let mut events = st
-        .store
-        .query(&filter)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+    let mut events = st.store.query(&q.filter()).await?;
     let truncated = events.len() as i64 > TIMELINE_LIMIT;
     events.truncate(TIMELINE_LIMIT as usize);
     // Logs are many: unless asked for, keep them out of the timeline.
-    if kinds.is_empty() {
+    if q.kinds.is_empty() {
         events.retain(|e| !matches!(e.kind, Kind::Log { .. }) || chain.contains(&e.reference()));
     }
-    let event_count = events.len();
+    let anchor = rec.row.opened_ms;
     let rows: Vec<_> = events
         .iter()
         .map(|e| views::row(e, anchor, &chain))
         .collect();
-    let lanes = views::lanes(rows, by_kind);
+    Ok(Timeline {
+        lanes: views::lanes(rows, q.lanes_by_kind),
+        truncated,
+        event_count: events.len(),
+    })
+}
 
-    // Links that keep the other parameters.
-    let base = |f: i64, t: i64, kinds: &[String], ro: bool, lanes_kind: bool, h: usize| -> String {
-        let mut pairs: Vec<(&str, String)> = vec![("from", fmt_time(f)), ("to", fmt_time(t))];
-        for k in kinds {
-            pairs.push(("kind", k.clone()));
-        }
-        for s in &sources {
-            pairs.push(("source", s.as_str().to_string()));
-        }
-        if let Some(r) = &resource {
-            pairs.push(("resource", r.clone()));
-        }
-        if ro {
-            pairs.push(("read_only", "1".into()));
-        }
-        if lanes_kind {
-            pairs.push(("lanes", "kind".into()));
-        }
-        if h != 1 {
-            pairs.push(("h", h.to_string()));
-        }
-        format!("/incidents/{id}?{}", qs(&pairs))
-    };
+/// Earlier, zoom in, zoom out, later (each half a window) and reset.
+fn nav_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
+    let (from, to, span) = (q.from, q.to, q.span());
     let center = from + span / 2;
-    let nav = vec![
-        Link {
-            label: "← earlier".into(),
-            href: base(
-                from - span / 2,
-                to - span / 2,
-                &kinds,
-                read_only,
-                by_kind,
-                selected,
-            ),
-            active: false,
-        },
-        Link {
-            label: "zoom in".into(),
-            href: base(
-                center - span / 4,
-                center + span / 4,
-                &kinds,
-                read_only,
-                by_kind,
-                selected,
-            ),
-            active: false,
-        },
-        Link {
-            label: "zoom out".into(),
-            href: base(
-                (center - span).max(i64::MIN / 4),
-                (center + span).min(i64::MAX / 4),
-                &kinds,
-                read_only,
-                by_kind,
-                selected,
-            ),
-            active: false,
-        },
-        Link {
-            label: "later →".into(),
-            href: base(
-                from + span / 2,
-                to + span / 2,
-                &kinds,
-                read_only,
-                by_kind,
-                selected,
-            ),
-            active: false,
-        },
+    let link = |label: &str, from: i64, to: i64| Link {
+        label: label.into(),
+        href: q.with_window(from, to).href(id),
+        active: false,
+    };
+    vec![
+        link("← earlier", from - span / 2, to - span / 2),
+        link("zoom in", center - span / 4, center + span / 4),
+        link(
+            "zoom out",
+            (center - span).max(i64::MIN / 4),
+            (center + span).min(i64::MAX / 4),
+        ),
+        link("later →", from + span / 2, to + span / 2),
         Link {
             label: "reset".into(),
             href: format!("/incidents/{id}"),
             active: false,
         },
-    ];
-    let kind_links = Kind::TAGS
+    ]
+}
+
+/// One link per kind, adding it to the kinds shown or removing it.
+fn kind_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
+    Kind::TAGS
         .iter()
-        .map(|k| {
-            let active = kinds.iter().any(|x| x == k);
-            let next: Vec<String> = if active {
-                kinds.iter().filter(|x| x != k).cloned().collect()
-            } else {
-                let mut v = kinds.clone();
-                v.push(k.to_string());
-                v
-            };
-            Link {
-                label: k.to_string(),
-                href: base(from, to, &next, read_only, by_kind, selected),
-                active,
-            }
+        .map(|k| Link {
+            label: k.to_string(),
+            href: q.with_kind_toggled(k).href(id),
+            active: q.kinds.iter().any(|x| x == k),
         })
-        .collect();
-    let source_links = Source::ALL
+        .collect()
+}
+
+/// One link per source: this window with only that source, or with all when it is the
+/// one shown.
+fn source_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
+    Source::ALL
         .iter()
         .map(|s| {
-            let active = sources.contains(s);
-            let mut pairs: Vec<(&str, String)> =
-                vec![("from", fmt_time(from)), ("to", fmt_time(to))];
-            if !active {
-                pairs.push(("source", s.as_str().to_string()));
-            }
+            let active = q.sources.contains(s);
+            let only = if active { Vec::new() } else { vec![*s] };
             Link {
                 label: s.as_str().to_string(),
-                href: format!("/incidents/{id}?{}", qs(&pairs)),
+                href: q.window_with_sources(only).href(id),
                 active,
             }
         })
-        .collect();
-    let toggles = vec![
+        .collect()
+}
+
+/// Show or hide read-only calls; lanes by kind or by resource.
+fn toggle_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
+    vec![
         Link {
-            label: if read_only {
+            label: if q.read_only {
                 "hide read-only calls".into()
             } else {
                 "show read-only calls".into()
             },
-            href: base(from, to, &kinds, !read_only, by_kind, selected),
-            active: read_only,
+            href: q.with_read_only(!q.read_only).href(id),
+            active: q.read_only,
         },
         Link {
-            label: if by_kind {
+            label: if q.lanes_by_kind {
                 "lanes by resource".into()
             } else {
                 "lanes by kind".into()
             },
-            href: base(from, to, &kinds, read_only, !by_kind, selected),
-            active: by_kind,
+            href: q.with_lanes_by_kind(!q.lanes_by_kind).href(id),
+            active: q.lanes_by_kind,
         },
+    ]
+}
+
+/// An incident: its hypotheses and the timeline its query string selects.
+pub(super) async fn incident(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let id = path_param(path)?;
+    let p = params(&raw)?;
+    let rec = load_incident(&st, &id).await?;
+    let q = timeline_query(p, rec.row.opened_ms)?;
+    let hyps = hypothesis_views(&st, &id, &rec).await?;
+    let timeline = timeline(&st, &rec, &q).await?;
+    let (from, to) = (q.from, q.to);
+    let [nav, kind_links, source_links, toggles] = [
+        nav_links(&id, &q),
+        kind_links(&id, &q),
+        source_links(&id, &q),
+        toggle_links(&id, &q),
     ];
     let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
         .await
@@ -483,8 +567,8 @@ pub(super) async fn incident(
         alarms: &rec.alarms,
         hypotheses: &hyps,
         window: [&window_from, &window_to],
-        lanes: &lanes,
-        truncated,
+        lanes: &timeline.lanes,
+        truncated: timeline.truncated,
         rankings: rec.rankings,
         engine_version: &rec.engine_version,
         deliveries: &deliveries,
@@ -492,38 +576,33 @@ pub(super) async fn incident(
     let page = IncidentPage {
         inc: rec.row.clone(),
         hypotheses: hyps.clone(),
-        selected,
-        lanes: lanes.clone(),
-        truncated,
+        selected: q.h,
+        lanes: timeline.lanes.clone(),
+        truncated: timeline.truncated,
         window_from: window_from.clone(),
         window_to: window_to.clone(),
         nav,
         kind_links,
         source_links,
         toggles,
-        resource_filter: resource.clone().unwrap_or_default(),
+        resource_filter: q.resource.clone().unwrap_or_default(),
         rankings: rec.rankings,
         engine_version: rec.engine_version.clone(),
         alarms: rec.alarms.clone(),
         deliveries: deliveries.clone(),
-        event_count,
+        event_count: timeline.event_count,
     };
     render(&headers, &page, &json)
 }
 
 /// The recorded incident `id`, or the 404 page.
-async fn load_incident(
-    st: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<views::IncidentRecord, ErrorResponse> {
+async fn load_incident(st: &AppState, id: &str) -> Result<views::IncidentRecord, WebError> {
     if !valid_incident_id(id) {
-        return Err(WebError::NotFound("No such incident.".into()).respond(headers));
+        return Err(WebError::NotFound("No such incident.".into()));
     }
     views::incident(&st.store, id)
-        .await
-        .map_err(|e| WebError::from(e).respond(headers))?
-        .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")).respond(headers))
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")))
 }
 
 #[derive(serde::Deserialize)]
@@ -539,8 +618,8 @@ pub(super) async fn feedback(
     headers: HeaderMap,
     Form(f): Form<FeedbackForm>,
 ) -> PageResult {
-    let id = path_param(path, &headers)?;
-    let bad = |m: String| WebError::BadRequest(m).respond(&headers);
+    let id = path_param(path)?;
+    let bad = |m: String| WebError::BadRequest(m);
     let verdict = match f.verdict.as_str() {
         "accept" => "accepted",
         "discard" => "discarded",
@@ -550,7 +629,7 @@ pub(super) async fn feedback(
             )))
         }
     };
-    let rec = load_incident(&st, &id, &headers).await?;
+    let rec = load_incident(&st, &id).await?;
     let cause = EventRef {
         source: f.source,
         id: f.cause,
@@ -558,9 +637,7 @@ pub(super) async fn feedback(
     if !rec.hypotheses.iter().any(|h| h.cause == cause) {
         return Err(bad("that hypothesis is not one of this incident's".into()));
     }
-    let n = views::feedback_count(&st.store, &id)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+    let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
     let payload = serde_json::json!({
         "id": format!("feedback/{id}/{now:013}-{n:06}"),
@@ -572,11 +649,8 @@ pub(super) async fn feedback(
         "resources": rec.row.resources,
     });
     let ev = crate::normalize::normalize(Source::Rootline, &payload.to_string(), Some(now))
-        .map_err(|e| WebError::Other(anyhow::anyhow!("feedback event: {e}")).respond(&headers))?;
-    st.store
-        .append(&[ev], None)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+        .map_err(|e| WebError::Other(anyhow::anyhow!("feedback event: {e}")))?;
+    st.store.append(&[ev], None).await?;
     tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "verdict": verdict})).into_response());
@@ -596,17 +670,16 @@ pub(super) async fn request_issue(
     headers: HeaderMap,
     Form(f): Form<IssueForm>,
 ) -> PageResult {
-    let id = path_param(path, &headers)?;
-    let rec = load_incident(&st, &id, &headers).await?;
+    let id = path_param(path)?;
+    let rec = load_incident(&st, &id).await?;
     let cause = EventRef {
         source: f.source,
         id: f.cause,
     };
     let Some(h) = rec.hypotheses.iter().find(|h| h.cause == cause) else {
-        return Err(
-            WebError::BadRequest("that hypothesis is not one of this incident's".into())
-                .respond(&headers),
-        );
+        return Err(WebError::BadRequest(
+            "that hypothesis is not one of this incident's".into(),
+        ));
     };
     let Some(incident) = rec.recorded.incident() else {
         return Err(
@@ -615,9 +688,7 @@ pub(super) async fn request_issue(
     };
     let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, "web")
         .await
-        .map_err(|e| {
-            WebError::BadRequest(format!("cannot request an issue: {e}")).respond(&headers)
-        })?;
+        .map_err(|e| WebError::BadRequest(format!("cannot request an issue: {e}")))?;
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "requested": created})).into_response());
     }
@@ -654,19 +725,17 @@ pub(super) async fn event(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> PageResult {
-    let seq = path_param(path, &headers)?;
+    let seq = path_param(path)?;
     let seq: i64 = seq.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
         WebError::BadRequest(format!(
             "event number must be a positive integer, not {seq:?}"
         ))
-        .respond(&headers)
     })?;
     let e = st
         .store
         .get(seq)
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?
-        .ok_or_else(|| WebError::NotFound(format!("No event {seq}.")).respond(&headers))?;
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("No event {seq}.")))?;
     let view = EventView {
         seq: e.seq,
         source: e.source.as_str().to_string(),
@@ -705,19 +774,18 @@ pub(super) async fn resource(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> PageResult {
-    let key = path_param(path, &headers)?;
+    let key = path_param(path)?;
     if key.is_empty() || key.len() > 512 {
-        return Err(
-            WebError::BadRequest("resource key must be 1 to 512 characters".into())
-                .respond(&headers),
-        );
+        return Err(WebError::BadRequest(
+            "resource key must be 1 to 512 characters".into(),
+        ));
     }
     let key = crate::normalize::resource::from_input(&key);
     let related = views::resource_events(&st.store, &key, &[], 500)
         .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+        .map_err(WebError::Store)?;
     if related.is_empty() {
-        return Err(WebError::NotFound(format!("No events touch {key}.")).respond(&headers));
+        return Err(WebError::NotFound(format!("No events touch {key}.")));
     }
     let neighbours = views::neighbours(&key, &related);
     let changes = views::resource_events(
@@ -726,8 +794,7 @@ pub(super) async fn resource(
         &["change", "deployment", "alarm", "anomaly", "snapshot"],
         100,
     )
-    .await
-    .map_err(|e| WebError::from(e).respond(&headers))?;
+    .await?;
     let now = changes.first().map(|e| e.event_time).unwrap_or(0);
     let rows: Vec<_> = changes.iter().map(|e| views::row(e, now, &[])).collect();
     if wants_json(&headers) {
@@ -763,42 +830,30 @@ pub(super) async fn search(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    let p = params(&raw, &headers)?;
+    let p = params(&raw)?;
     let q = one(&p, "q").unwrap_or("").trim().to_string();
     if q.len() > 256 {
-        return Err(
-            WebError::BadRequest("search text must be at most 256 characters".into())
-                .respond(&headers),
-        );
+        return Err(WebError::BadRequest(
+            "search text must be at most 256 characters".into(),
+        ));
     }
     let mut resource = None;
     let mut rows = Vec::new();
     let mut incidents = Vec::new();
     if !q.is_empty() {
         if let Ok(seq) = q.parse::<i64>() {
-            if seq > 0
-                && st
-                    .store
-                    .get(seq)
-                    .await
-                    .map_err(|e| WebError::from(e).respond(&headers))?
-                    .is_some()
-                && !wants_json(&headers)
-            {
+            if seq > 0 && st.store.get(seq).await?.is_some() && !wants_json(&headers) {
                 return Ok(Redirect::to(&format!("/events/{seq}")).into_response());
             }
         }
         let key = crate::normalize::resource::from_input(&q);
         if !views::resource_events(&st.store, &key, &[], 1)
-            .await
-            .map_err(|e| WebError::from(e).respond(&headers))?
+            .await?
             .is_empty()
         {
             resource = Some(key);
         }
-        let all = views::incidents(&st.store)
-            .await
-            .map_err(|e| WebError::from(e).respond(&headers))?;
+        let all = views::incidents(&st.store).await?;
         let lq = q.to_lowercase();
         incidents = all
             .into_iter()
@@ -819,8 +874,7 @@ pub(super) async fn search(
                 order: Order::Desc,
                 ..Default::default()
             })
-            .await
-            .map_err(|e| WebError::from(e).respond(&headers))?;
+            .await?;
         let now = evs.first().map(|e| e.event_time).unwrap_or(0);
         rows = evs.iter().map(|e| views::row(e, now, &[])).collect();
     }
@@ -850,11 +904,7 @@ struct StatusPage {
 }
 
 pub(super) async fn status(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
-    let events = st
-        .store
-        .max_seq()
-        .await
-        .map_err(|e| WebError::from(e).respond(&headers))?;
+    let events = st.store.max_seq().await?;
     let components: Vec<(String, String)> = st
         .components
         .lock()
@@ -880,4 +930,118 @@ pub(super) async fn status(State(st): State<AppState>, headers: HeaderMap) -> Pa
         },
         &json,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2025-10-07T14:00:00Z.
+    const OPENED: i64 = 1_759_845_600_000;
+
+    fn query(q: &str) -> Result<TimelineQuery, WebError> {
+        timeline_query(params(&Some(q.to_string()))?, OPENED)
+    }
+
+    fn message(q: &str) -> String {
+        match query(q) {
+            Err(WebError::BadRequest(m)) => m,
+            Err(e) => panic!("{q}: not a 400: {e}"),
+            Ok(_) => panic!("{q}: accepted"),
+        }
+    }
+
+    #[test]
+    fn the_default_window_is_an_hour_before_the_incident_to_half_an_hour_after() {
+        let q = query("").unwrap();
+        assert_eq!((q.from, q.to), (OPENED - BEFORE_MS, OPENED + AFTER_MS));
+        assert_eq!(
+            q.href("inc-1"),
+            "/incidents/inc-1?from=2025-10-07T13%3A00%3A00.000Z&to=2025-10-07T14%3A30%3A00.000Z"
+        );
+    }
+
+    #[test]
+    fn href_writes_every_parameter_back_in_one_order() {
+        let q = query(
+            "h=2&lanes=kind&read_only=1&resource=a b%26c&source=logs&kind=change&kind=alarm\
+             &to=2025-10-07T15:00:00Z&from=2025-10-07T14:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            q.href("inc-1"),
+            "/incidents/inc-1?from=2025-10-07T14%3A00%3A00.000Z&to=2025-10-07T15%3A00%3A00.000Z\
+             &kind=change&kind=alarm&source=logs&resource=a+b%26c&read_only=1&lanes=kind&h=2"
+        );
+    }
+
+    #[test]
+    fn parameters_at_their_defaults_are_left_out() {
+        let q = query("h=1&read_only=0&lanes=resource&kind=&source=&resource=").unwrap();
+        assert_eq!(q.href("i"), query("").unwrap().href("i"));
+    }
+
+    #[test]
+    fn each_builder_changes_one_thing() {
+        let q = query("from=2025-10-07T14:00:00Z&to=2025-10-07T15:00:00Z&kind=change&h=3").unwrap();
+        let window = "from=2025-10-07T14%3A00%3A00.000Z&to=2025-10-07T15%3A00%3A00.000Z";
+        let later = q.with_window(q.from + q.span() / 2, q.to + q.span() / 2);
+        assert_eq!(
+            later.href("i"),
+            "/incidents/i?from=2025-10-07T14%3A30%3A00.000Z&to=2025-10-07T15%3A30%3A00.000Z\
+             &kind=change&h=3"
+        );
+        assert_eq!(
+            q.with_kind_toggled("alarm").href("i"),
+            format!("/incidents/i?{window}&kind=change&kind=alarm&h=3")
+        );
+        assert_eq!(
+            q.with_kind_toggled("change").href("i"),
+            format!("/incidents/i?{window}&h=3")
+        );
+        assert_eq!(
+            q.with_read_only(true).href("i"),
+            format!("/incidents/i?{window}&kind=change&read_only=1&h=3")
+        );
+        assert_eq!(
+            q.with_lanes_by_kind(true).href("i"),
+            format!("/incidents/i?{window}&kind=change&lanes=kind&h=3")
+        );
+        assert_eq!(
+            q.window_with_sources(vec![Source::CloudTrail]).href("i"),
+            format!("/incidents/i?{window}&source=cloudtrail")
+        );
+    }
+
+    #[test]
+    fn malformed_queries_are_400s_that_say_what_was_wrong() {
+        assert!(message("from=garbage").starts_with("from must be an RFC 3339 time"));
+        assert!(message("to=garbage").starts_with("to must be an RFC 3339 time"));
+        for window in [
+            "from=2025-10-07T14:00:00Z&to=2025-10-07T14:00:30Z",
+            "from=2025-10-08T00:00:00Z&to=2025-10-07T00:00:00Z",
+            "from=2025-10-01T00:00:00Z&to=2025-11-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                message(window),
+                "the window (to - from) must be between 1 minute and 14 days"
+            );
+        }
+        assert!(message("kind=bogus").starts_with("unknown kind \"bogus\"; expected one of"));
+        assert_eq!(message("source=bogus"), "unknown source \"bogus\"");
+        assert_eq!(
+            message(&format!("resource={}", "a".repeat(600))),
+            "resource is too long"
+        );
+        for h in ["0", "101", "x"] {
+            assert_eq!(
+                message(&format!("h={h}")),
+                format!("h must be a hypothesis rank, not \"{h}\"")
+            );
+        }
+        assert_eq!(
+            message(&"x".repeat(MAX_QUERY + 1)),
+            format!("the query string is over {MAX_QUERY} bytes")
+        );
+    }
 }
