@@ -639,17 +639,8 @@ pub(super) async fn feedback(
     }
     let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let payload = serde_json::json!({
-        "id": format!("feedback/{id}/{now:013}-{n:06}"),
-        "time": fmt_time(now),
-        "type": "hypothesis_feedback",
-        "incident": id,
-        "verdict": verdict,
-        "hypothesis": cause,
-        "resources": rec.row.resources,
-    });
-    let ev = crate::normalize::normalize(Source::Rootline, &payload.to_string(), Some(now))
-        .map_err(|e| WebError::Other(anyhow::anyhow!("feedback event: {e}")))?;
+    let ev = crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, now, n)
+        .map_err(|e| WebError::Other(e.into()))?;
     st.store.append(&[ev], None).await?;
     tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
     if wants_json(&headers) {
@@ -682,9 +673,9 @@ pub(super) async fn request_issue(
         ));
     };
     let Some(incident) = rec.recorded.incident() else {
-        return Err(
-            WebError::NotFound(format!("incident {id} names no trigger")).respond(&headers),
-        );
+        return Err(WebError::NotFound(format!(
+            "incident {id} names no trigger"
+        )));
     };
     let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, "web")
         .await
