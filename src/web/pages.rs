@@ -223,7 +223,7 @@ struct IncidentJson<'a> {
     deliveries: &'a [crate::conclusions::outbox::Delivery],
 }
 
-/// The timeline's query string, parsed once by [`timeline_query`]: the window, the
+/// The timeline's query string, parsed once by [`TimelineQuery::parse`]: the window, the
 /// filters, the lane layout and the highlighted hypothesis. The timeline's links are
 /// copies with one thing changed (`with_*`), written back by [`TimelineQuery::href`].
 #[derive(Clone)]
@@ -245,65 +245,67 @@ struct TimelineQuery {
     h: usize,
 }
 
-/// The timeline query of an incident opened at `anchor`: by default an hour before it
-/// to half an hour after. Anything malformed is a 400 saying what was wrong.
-fn timeline_query(p: Vec<(String, String)>, anchor: i64) -> Result<TimelineQuery, WebError> {
-    let bad = |m: String| WebError::BadRequest(m);
-    let time = |k: &str| -> Result<Option<i64>, WebError> {
-        match one(&p, k) {
-            None => Ok(None),
-            Some(v) => parse_time(v).map(Some).ok_or_else(|| {
-                bad(format!(
-                    "{k} must be an RFC 3339 time such as 2025-10-07T14:00:00Z, not {v:?}"
-                ))
-            }),
+impl TimelineQuery {
+    /// The timeline query of an incident opened at `anchor`: by default an hour before it
+    /// to half an hour after. Anything malformed is a 400 saying what was wrong.
+    fn parse(p: Vec<(String, String)>, anchor: i64) -> Result<TimelineQuery, WebError> {
+        let bad = |m: String| WebError::BadRequest(m);
+        let time = |k: &str| -> Result<Option<i64>, WebError> {
+            match one(&p, k) {
+                None => Ok(None),
+                Some(v) => parse_time(v).map(Some).ok_or_else(|| {
+                    bad(format!(
+                        "{k} must be an RFC 3339 time such as 2025-10-07T14:00:00Z, not {v:?}"
+                    ))
+                }),
+            }
+        };
+        let from = time("from")?.unwrap_or(anchor - BEFORE_MS);
+        let to = time("to")?.unwrap_or(anchor + AFTER_MS);
+        let span = to.saturating_sub(from);
+        if !(MIN_SPAN_MS..=MAX_SPAN_MS).contains(&span) {
+            return Err(bad(
+                "the window (to - from) must be between 1 minute and 14 days".into(),
+            ));
         }
-    };
-    let from = time("from")?.unwrap_or(anchor - BEFORE_MS);
-    let to = time("to")?.unwrap_or(anchor + AFTER_MS);
-    let span = to.saturating_sub(from);
-    if !(MIN_SPAN_MS..=MAX_SPAN_MS).contains(&span) {
-        return Err(bad(
-            "the window (to - from) must be between 1 minute and 14 days".into(),
-        ));
-    }
-    let kinds: Vec<String> = all(&p, "kind").into_iter().map(str::to_string).collect();
-    for k in &kinds {
-        if !Kind::TAGS.contains(&k.as_str()) {
-            return Err(bad(format!(
-                "unknown kind {k:?}; expected one of {}",
-                Kind::TAGS.join(", ")
-            )));
+        let kinds: Vec<String> = all(&p, "kind").into_iter().map(str::to_string).collect();
+        for k in &kinds {
+            if !Kind::TAGS.contains(&k.as_str()) {
+                return Err(bad(format!(
+                    "unknown kind {k:?}; expected one of {}",
+                    Kind::TAGS.join(", ")
+                )));
+            }
         }
+        let mut sources = Vec::new();
+        for s in all(&p, "source") {
+            sources.push(Source::parse(s).ok_or_else(|| bad(format!("unknown source {s:?}")))?);
+        }
+        let resource = one(&p, "resource").map(crate::normalize::resource::from_input);
+        if resource.as_ref().is_some_and(|r| r.len() > 512) {
+            return Err(bad("resource is too long".into()));
+        }
+        let read_only = one(&p, "read_only") == Some("1");
+        let by_kind = one(&p, "lanes") == Some("kind");
+        let selected: usize = match one(&p, "h") {
+            None => 1,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1 && *n <= 100)
+                .ok_or_else(|| bad(format!("h must be a hypothesis rank, not {v:?}")))?,
+        };
+        Ok(TimelineQuery {
+            from,
+            to,
+            kinds,
+            sources,
+            resource,
+            read_only,
+            lanes_by_kind: by_kind,
+            h: selected,
+        })
     }
-    let mut sources = Vec::new();
-    for s in all(&p, "source") {
-        sources.push(Source::parse(s).ok_or_else(|| bad(format!("unknown source {s:?}")))?);
-    }
-    let resource = one(&p, "resource").map(crate::normalize::resource::from_input);
-    if resource.as_ref().is_some_and(|r| r.len() > 512) {
-        return Err(bad("resource is too long".into()));
-    }
-    let read_only = one(&p, "read_only") == Some("1");
-    let by_kind = one(&p, "lanes") == Some("kind");
-    let selected: usize = match one(&p, "h") {
-        None => 1,
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|n| *n >= 1 && *n <= 100)
-            .ok_or_else(|| bad(format!("h must be a hypothesis rank, not {v:?}")))?,
-    };
-    Ok(TimelineQuery {
-        from,
-        to,
-        kinds,
-        sources,
-        resource,
-        read_only,
-        lanes_by_kind: by_kind,
-        h: selected,
-    })
 }
 
 impl TimelineQuery {
@@ -547,21 +549,14 @@ pub(super) async fn incident(
     let id = path_param(path)?;
     let p = params(&raw)?;
     let rec = load_incident(&st, &id).await?;
-    let q = timeline_query(p, rec.row.opened_ms)?;
+    let q = TimelineQuery::parse(p, rec.row.opened_ms)?;
     let hyps = hypothesis_views(&st, &id, &rec).await?;
     let timeline = timeline(&st, &rec, &q).await?;
-    let (from, to) = (q.from, q.to);
-    let [nav, kind_links, source_links, toggles] = [
-        nav_links(&id, &q),
-        kind_links(&id, &q),
-        source_links(&id, &q),
-        toggle_links(&id, &q),
-    ];
     let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
         .await
         .unwrap_or_default();
-    let window_from = fmt_time(from);
-    let window_to = fmt_time(to);
+    let window_from = fmt_time(q.from);
+    let window_to = fmt_time(q.to);
     let json = IncidentJson {
         incident: &rec.row,
         alarms: &rec.alarms,
@@ -581,10 +576,10 @@ pub(super) async fn incident(
         truncated: timeline.truncated,
         window_from: window_from.clone(),
         window_to: window_to.clone(),
-        nav,
-        kind_links,
-        source_links,
-        toggles,
+        nav: nav_links(&id, &q),
+        kind_links: kind_links(&id, &q),
+        source_links: source_links(&id, &q),
+        toggles: toggle_links(&id, &q),
         resource_filter: q.resource.clone().unwrap_or_default(),
         rankings: rec.rankings,
         engine_version: rec.engine_version.clone(),
@@ -772,9 +767,7 @@ pub(super) async fn resource(
         ));
     }
     let key = crate::normalize::resource::from_input(&key);
-    let related = views::resource_events(&st.store, &key, &[], 500)
-        .await
-        .map_err(WebError::Store)?;
+    let related = views::resource_events(&st.store, &key, &[], 500).await?;
     if related.is_empty() {
         return Err(WebError::NotFound(format!("No events touch {key}.")));
     }
@@ -931,7 +924,7 @@ mod tests {
     const OPENED: i64 = 1_759_845_600_000;
 
     fn query(q: &str) -> Result<TimelineQuery, WebError> {
-        timeline_query(params(&Some(q.to_string()))?, OPENED)
+        TimelineQuery::parse(params(&Some(q.to_string()))?, OPENED)
     }
 
     fn message(q: &str) -> String {
