@@ -128,11 +128,13 @@ pub fn rank_corpus(candidates: usize) -> Vec<Event> {
     let mut raws: Vec<(Source, String)> = Vec::new();
     let def = serde_json::json!({"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","arn":format!("arn:aws:sts::{ACCOUNT}:assumed-role/Terraform/tf")},
         "eventTime": fmt_time(t0 - 30 * 86_400_000), "eventSource":"monitoring.amazonaws.com","eventName":"PutMetricAlarm",
-        "requestParameters":{"alarmName":"web-5xx","metricName":"HTTPCode_Target_5XX_Count","namespace":"AWS/ApplicationELB",
-            "dimensions":[{"name":"LoadBalancer","value":"app/web/50dc6c495c0c9188"}]},
+        "requestParameters":{"alarmName":"edge-gw-5xx","metricName":"HTTPCode_Target_5XX_Count","namespace":"AWS/ApplicationELB",
+            "dimensions":[{"name":"LoadBalancer","value":"app/edge-gw/50dc6c495c0c9188"}]},
         "eventID":"def","readOnly":false,"eventType":"AwsApiCall"});
     raws.push((Source::CloudTrail, def.to_string()));
-    // Topology: the load balancer sits behind 50 of the fleet's 4000 security groups.
+    // Topology: the incident's load balancer (named unlike any the generator writes, so
+    // candidates relate to it only through its security groups, as in a real fleet)
+    // sits behind 50 of the fleet's 4000 security groups.
     let linked: Vec<String> = gen
         .security_groups()
         .iter()
@@ -143,7 +145,7 @@ pub fn rank_corpus(candidates: usize) -> Vec<Event> {
     for (k, sg) in linked.iter().enumerate() {
         let link = serde_json::json!({"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","arn":format!("arn:aws:sts::{ACCOUNT}:assumed-role/Terraform/tf")},
             "eventTime": fmt_time(t0 - 20 * 86_400_000 + k as i64 * 1000), "eventSource":"elasticloadbalancing.amazonaws.com","eventName":"SetSecurityGroups",
-            "requestParameters":{"loadBalancerArn":format!("arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/app/web/50dc6c495c0c9188"),"securityGroups":[sg]},
+            "requestParameters":{"loadBalancerArn":format!("arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/app/edge-gw/50dc6c495c0c9188"),"securityGroups":[sg]},
             "eventID":format!("link-{k}"),"readOnly":false,"eventType":"AwsApiCall"});
         raws.push((Source::CloudTrail, link.to_string()));
     }
@@ -154,7 +156,7 @@ pub fn rank_corpus(candidates: usize) -> Vec<Event> {
         raws.push((Source::CloudTrail, rec));
     }
     let hd = serde_json::json!({"version":"1.0","oldState":{"stateValue":"OK"},"newState":{"stateValue":"ALARM","stateReason":"Threshold Crossed"}});
-    let ah = serde_json::json!({"AlarmName":"web-5xx","Timestamp":fmt_time(t0),"HistoryItemType":"StateUpdate","HistoryData":hd.to_string()});
+    let ah = serde_json::json!({"AlarmName":"edge-gw-5xx","Timestamp":fmt_time(t0),"HistoryItemType":"StateUpdate","HistoryData":hd.to_string()});
     raws.push((Source::AlarmHistory, ah.to_string()));
     raws.iter()
         .enumerate()

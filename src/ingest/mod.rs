@@ -722,10 +722,11 @@ mod tests {
         let path = dir.path().join("in.jsonl");
         let mut text = String::new();
         for i in 0..n {
-            // Distinct CloudTrail calls, one a second: all valid, none a duplicate.
+            // Distinct CloudTrail calls, one a second: all valid, none a duplicate. The id
+            // varies at its end, as real ids do (the store indexes ids by their tail).
             let t = crate::model::fmt_time(1_760_000_000_000 + i as i64 * 1000);
             text.push_str(&format!(
-                "{{\"source\":\"cloudtrail\",\"payload\":{{\"eventVersion\":\"1.09\",\"eventID\":\"{i:08x}-0000-4000-8000-000000000000\",\"eventTime\":\"{t}\",\"eventSource\":\"ec2.amazonaws.com\",\"eventName\":\"DescribeInstances\",\"readOnly\":true,\"requestParameters\":{{\"instanceId\":\"i-{i:017x}\"}}}}}}\n"
+                "{{\"source\":\"cloudtrail\",\"payload\":{{\"eventVersion\":\"1.09\",\"eventID\":\"00000000-0000-4000-8000-{i:012x}\",\"eventTime\":\"{t}\",\"eventSource\":\"ec2.amazonaws.com\",\"eventName\":\"DescribeInstances\",\"readOnly\":true,\"requestParameters\":{{\"instanceId\":\"i-{i:017x}\"}}}}}}\n"
             ));
         }
         std::fs::write(&path, text).unwrap();
