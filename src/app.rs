@@ -270,6 +270,10 @@ fn spawn_outbox_worker(
 async fn analyzer(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut analyser = crate::conclusions::Analyser::default();
     loop {
+        if let Err(e) = crate::project::catch_up(&state.store, crate::project::BATCH).await {
+            tracing::error!(error = %e, "Projections not updated");
+            set_component(&state.components, "projector", format!("failing: {e}"));
+        }
         match analyser.step(&state.store).await {
             Ok(Some(a)) => set_component(
                 &state.components,

@@ -52,6 +52,10 @@ pub enum Command {
     Collect(crate::collect::CollectArgs),
     /// Open GitHub issues for qualifying hypotheses (the outbox worker).
     Notify(crate::notify::NotifyArgs),
+    /// Keep the projections (resource graph, alarm definitions and states) current, or
+    /// rebuild them from the log.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Set up AWS to push events to rootline (EventBridge connection, API destination, rules).
     #[command(subcommand)]
     Aws(crate::collect::setup::AwsCommand),
@@ -59,6 +63,16 @@ pub enum Command {
     #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Apply the events appended since the projections' checkpoint.
+    Update,
+    /// Empty the projections and apply the whole log again.
+    Rebuild,
+    /// Print each projection's checkpoint and size as JSON.
+    Status,
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +182,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo_cmd(&settings, a).await,
         Command::Collect(a) => collect_cmd(&settings, a).await,
         Command::Notify(a) => notify_cmd(&settings, a).await,
+        Command::Projections(c) => projections_cmd(&settings, c).await,
         Command::Aws(c) => crate::collect::setup::run(c, settings.file.collect.as_ref()).await,
         #[cfg(feature = "bench")]
         Command::Bench(b) => crate::bench::run(b).await,
@@ -178,6 +193,7 @@ async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCo
     let store = settings.open_store().await?;
     let progress = !a.no_progress && std::io::stderr().is_terminal();
     let summary = ingest::ingest_files(&store, &a.files, progress).await?;
+    crate::project::catch_up(&store, crate::project::BATCH).await?;
     store.close().await;
     let mut err = std::io::stderr().lock();
     for r in &summary.rejections {
@@ -496,6 +512,33 @@ async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode>
         None,
     )
     .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn projections_cmd(settings: &Settings, c: ProjectionsCommand) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    let report = match c {
+        ProjectionsCommand::Update => {
+            Some(crate::project::catch_up(&store, crate::project::BATCH).await?)
+        }
+        ProjectionsCommand::Rebuild => {
+            Some(crate::project::rebuild(&store, crate::project::BATCH).await?)
+        }
+        ProjectionsCommand::Status => None,
+    };
+    let st = store.projection_state().await?;
+    store.close().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "applied": report.map(|r| r.events),
+            "checkpoints": st.checkpoints,
+            "graph_nodes": st.delta.nodes.len(),
+            "graph_edges": st.delta.edges.len(),
+            "alarm_definitions": st.delta.alarm_definitions.len(),
+            "alarm_states": st.delta.alarm_states.len(),
+        })
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,8 @@
 //! - `ingest`: files (recordings, CloudTrail logs) into the store.
 //! - `correlate`: the engine, a pure function from events to incidents and ranked
 //!   hypotheses.
+//! - `project`: the projector, keeping the projections (resource graph, alarm
+//!   definitions and states) current from the log.
 //! - `conclusions`: what rootline records of its own (the engine's conclusions, verdicts,
 //!   the GitHub issue outbox), typed, read and written in one place.
 //! - `collect`, `notify`, `web`: AWS collectors and push endpoints; the GitHub issue
@@ -29,6 +31,7 @@ pub mod ingest;
 pub mod model;
 pub mod normalize;
 pub mod notify;
+pub mod project;
 pub mod store;
 pub mod telemetry;
 pub mod web;

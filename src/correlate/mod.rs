@@ -133,6 +133,16 @@ impl<'a> Corpus<'a> {
     }
 }
 
+/// The alarm definition an event states, as (alarm, namespace, metric): a DescribeAlarms
+/// snapshot, a successful PutMetricAlarm call or an EventBridge alarm event. What the
+/// engine uses, for the alarm-definition projection.
+pub fn alarm_definition(e: &Event) -> Option<(String, String, String)> {
+    rank::alarm_definition(e, || {
+        std::rc::Rc::new(serde_json::from_str(&e.payload).unwrap_or(Value::Null))
+    })
+    .map(|(name, d)| (name, d.namespace, d.metric))
+}
+
 /// Analyses a set of events: incidents, each with ranked hypotheses.
 pub fn analyze(events: &[Event], config: &Config) -> Analysis {
     let corpus = Corpus::new(events);

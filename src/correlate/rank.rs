@@ -78,9 +78,9 @@ const SATURATION_WORDS: &[&str] = &[
 
 /// What is known about an alarm's definition.
 #[derive(Debug, Clone, Default)]
-struct AlarmDef {
-    namespace: String,
-    metric: String,
+pub(crate) struct AlarmDef {
+    pub(crate) namespace: String,
+    pub(crate) metric: String,
 }
 
 /// Corpus-wide context for ranking: naming statistics, alarm definitions and an index
@@ -96,7 +96,10 @@ pub(crate) struct Vocabulary {
 /// The alarm an event defines (its name, metric namespace and metric name), if it is
 /// a definition: a DescribeAlarms snapshot, a successful PutMetricAlarm call, or an
 /// EventBridge alarm event (which carries the alarm's configuration).
-fn alarm_definition(e: &Event, payload: impl FnOnce() -> Rc<Value>) -> Option<(String, AlarmDef)> {
+pub(crate) fn alarm_definition(
+    e: &Event,
+    payload: impl FnOnce() -> Rc<Value>,
+) -> Option<(String, AlarmDef)> {
     /// Where the alarm's name and metric are in each kind of definition.
     enum Shape {
         Described,

@@ -175,36 +175,14 @@ impl ResourceGraph {
         self.adj[y as usize].insert(x);
     }
 
-    /// Adds what one event says about relationships. Failed calls say nothing.
+    /// Adds what one event says about relationships ([`links_of`]).
     pub fn apply(&mut self, e: &Event) {
-        if e.error_code.is_some() || e.source == Source::Rootline {
-            return;
+        let links = links_of(e);
+        for n in &links.nodes {
+            self.intern(n);
         }
-        let rs: Vec<&String> = e.resources.iter().filter(|r| !ignored(r)).collect();
-        if let Some(first) = rs.first() {
-            let first = (*first).clone();
-            self.intern(&first);
-            for r in rs.iter().skip(1) {
-                self.link(&first, r);
-            }
-        }
-        // An instance profile is, by convention, named after its role.
-        for r in &rs {
-            if let Some(name) = r.strip_prefix("instance-profile/") {
-                let role = format!("iam-role/{name}");
-                self.link(r, &role);
-            }
-        }
-        // A workload's role using a data-plane resource relates the two.
-        if e.source == Source::CloudTrail && matches!(e.kind, Kind::Change) {
-            if let (Some(actor), Some(first)) = (e.actor.as_deref(), rs.first()) {
-                if actor.contains(":assumed-role/") && DATA_PLANE_CALLS.contains(&e.name.as_str()) {
-                    if let Some(role) = from_arn(actor) {
-                        let first = (*first).clone();
-                        self.link(&role, &first);
-                    }
-                }
-            }
+        for (a, b) in &links.edges {
+            self.link(a, b);
         }
     }
 
@@ -280,6 +258,53 @@ impl ResourceGraph {
         }
         out
     }
+}
+
+/// What one event says about resources: the resources it names that the graph keeps
+/// (`nodes`, the first one always among them) and the relations it states (`edges`), in
+/// the order the graph takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    pub nodes: Vec<String>,
+    pub edges: Vec<(String, String)>,
+}
+
+/// The relations one event states. Failed calls and rootline's own events say nothing.
+/// The graph and its projection (`crate::project`) both take events through this.
+pub fn links_of(e: &Event) -> Links {
+    let mut out = Links::default();
+    if e.error_code.is_some() || e.source == Source::Rootline {
+        return out;
+    }
+    let edge = |out: &mut Links, a: &str, b: &str| {
+        if a != b && !ignored(a) && !ignored(b) {
+            out.edges.push((a.to_string(), b.to_string()));
+        }
+    };
+    let rs: Vec<&String> = e.resources.iter().filter(|r| !ignored(r)).collect();
+    if let Some(first) = rs.first() {
+        out.nodes.push((*first).clone());
+        for r in rs.iter().skip(1) {
+            edge(&mut out, first, r);
+        }
+    }
+    // An instance profile is, by convention, named after its role.
+    for r in &rs {
+        if let Some(name) = r.strip_prefix("instance-profile/") {
+            edge(&mut out, r, &format!("iam-role/{name}"));
+        }
+    }
+    // A workload's role using a data-plane resource relates the two.
+    if e.source == Source::CloudTrail && matches!(e.kind, Kind::Change) {
+        if let (Some(actor), Some(first)) = (e.actor.as_deref(), rs.first()) {
+            if actor.contains(":assumed-role/") && DATA_PLANE_CALLS.contains(&e.name.as_str()) {
+                if let Some(role) = from_arn(actor) {
+                    edge(&mut out, &role, first);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn ignored(key: &str) -> bool {

@@ -4,8 +4,12 @@
 //! `EventLog` is the interface; `SqliteStore` is the embedded default. All SQL lives
 //! under this module; callers use typed functions.
 
+mod projections;
 mod sqlite;
 
+pub use projections::{
+    AlarmMetric, AlarmState, Latest, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
+};
 pub use sqlite::{configure_sqlite, SqliteStore};
 
 use crate::model::{Event, NewEvent, Source};

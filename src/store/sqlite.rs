@@ -60,9 +60,9 @@ pub fn configure_sqlite() -> bool {
 pub struct SqliteStore {
     /// One connection for appends: SQLite runs one writer at a time anyway, and a single
     /// connection keeps one warm page cache (several would each fill their own).
-    writer: SqlitePool,
+    pub(super) writer: SqlitePool,
     /// Readers, which WAL lets run alongside the writer.
-    reader: SqlitePool,
+    pub(super) reader: SqlitePool,
     /// Dropped with the last clone of the store, which stops the checkpointer.
     _checkpointer: Option<std::sync::Arc<tokio::sync::watch::Sender<()>>>,
 }

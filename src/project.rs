@@ -1,0 +1,160 @@
+//! The projector: keeps the projections (the resource graph, alarm definitions, alarm
+//! states; migrations/0005) current from the event log. It reads the events after the
+//! projections' checkpoint in seq order, in batches, computes what they add
+//! ([`delta_of`], the same extraction the engine uses: `topology::links_of`,
+//! `correlate::alarm_definition`) and writes it with the new checkpoint in one
+//! transaction. A projector killed anywhere leaves projections that match a prefix of
+//! the log, and the next run continues from there; [`rebuild`] empties them and applies
+//! the whole log again. The log stays the source of truth.
+
+use crate::correlate::topology::links_of;
+use crate::model::{Event, Kind};
+use crate::store::{
+    AlarmMetric, AlarmState, EventFilter, EventLog, ProjectionDelta, SqliteStore, StoreError,
+};
+
+/// Events read per transaction.
+pub const BATCH: i64 = 20_000;
+
+/// What a projector run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProjectReport {
+    /// Events applied.
+    pub events: u64,
+    /// Transactions written.
+    pub batches: u64,
+    /// The checkpoint reached.
+    pub upto: i64,
+}
+
+/// What `events` add to the projections.
+pub fn delta_of(events: &[Event]) -> ProjectionDelta {
+    let mut d = ProjectionDelta::default();
+    for e in events {
+        add(&mut d, e);
+    }
+    d
+}
+
+fn add(d: &mut ProjectionDelta, e: &Event) {
+    let (seq, time) = (e.seq, e.event_time);
+    let links = links_of(e);
+    for n in &links.nodes {
+        d.node(n, seq, time);
+    }
+    for (a, b) in &links.edges {
+        d.node(a, seq, time);
+        d.node(b, seq, time);
+        d.edge(a, b, seq, time);
+    }
+    if let Some((alarm, namespace, metric)) = crate::correlate::alarm_definition(e) {
+        d.alarm_definition(&alarm, AlarmMetric { namespace, metric }, seq, time);
+    }
+    if let Kind::Alarm {
+        alarm,
+        old_state,
+        new_state,
+        ..
+    } = &e.kind
+    {
+        if !alarm.is_empty() && !new_state.is_empty() {
+            let st = AlarmState {
+                state: new_state.clone(),
+                old_state: old_state.clone(),
+            };
+            d.alarm_state(alarm, st, seq, time);
+        }
+    }
+}
+
+/// Applies every event after the projections' checkpoint, `batch` events per
+/// transaction.
+pub async fn catch_up(store: &SqliteStore, batch: i64) -> Result<ProjectReport, StoreError> {
+    let mut report = ProjectReport {
+        upto: store.projection_checkpoint().await?,
+        ..Default::default()
+    };
+    loop {
+        let events = store
+            .query(&EventFilter {
+                after_seq: Some(report.upto),
+                limit: batch.max(1),
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(report);
+        };
+        store.apply_projection(&delta_of(&events), last).await?;
+        report.events += events.len() as u64;
+        report.batches += 1;
+        report.upto = last;
+    }
+}
+
+/// Empties the projections and applies the whole log again.
+pub async fn rebuild(store: &SqliteStore, batch: i64) -> Result<ProjectReport, StoreError> {
+    store.reset_projections().await?;
+    catch_up(store, batch).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Source;
+
+    fn event(seq: i64, time: i64, resources: &[&str], kind: Kind) -> Event {
+        Event {
+            seq,
+            source: Source::CloudTrail,
+            natural_id: format!("id-{seq}"),
+            event_time: time,
+            received_at: None,
+            kind,
+            name: "AuthorizeSecurityGroupIngress".into(),
+            actor: None,
+            read_only: false,
+            error_code: None,
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn edges_are_stored_once_with_their_first_and_last_sighting() {
+        let evs = [
+            event(1, 5_000, &["sg/sg-1", "lb/web"], Kind::Change),
+            event(2, 1_000, &["lb/web", "sg/sg-1"], Kind::Change),
+            event(3, 9_000, &["lb/web", "sg/sg-1", "tg/web"], Kind::Change),
+        ];
+        let d = delta_of(&evs);
+        let e = d.edges[&("lb/web".to_string(), "sg/sg-1".to_string())];
+        assert_eq!(
+            (e.first_seq, e.last_seq, e.first_time, e.last_time),
+            (1, 3, 1_000, 9_000)
+        );
+        assert_eq!(d.edges.len(), 2, "{:?}", d.edges);
+        assert_eq!(d.nodes.len(), 3);
+        // A failed call states no relation.
+        let mut failed = event(4, 10_000, &["sg/sg-9", "lb/web"], Kind::Change);
+        failed.error_code = Some("AccessDenied".into());
+        assert!(delta_of(&[failed]).edges.is_empty());
+    }
+
+    #[test]
+    fn the_latest_transition_by_event_time_wins_whatever_the_arrival_order() {
+        let alarm = |state: &str, old: &str| Kind::Alarm {
+            alarm: "web-5xx".into(),
+            old_state: old.into(),
+            new_state: state.into(),
+            reason: String::new(),
+        };
+        let evs = [
+            event(1, 2_000, &["alarm/web-5xx"], alarm("OK", "ALARM")),
+            event(2, 1_000, &["alarm/web-5xx"], alarm("ALARM", "OK")),
+        ];
+        let d = delta_of(&evs);
+        let st = &d.alarm_states["web-5xx"];
+        assert_eq!((st.value.state.as_str(), st.seq), ("OK", 1));
+    }
+}

@@ -1,0 +1,337 @@
+//! Projection tables (migrations/0005): the resource graph, alarm definitions and alarm
+//! states, each with its checkpoint. The projector (`crate::project`) computes what a run
+//! of events adds ([`ProjectionDelta`]); [`SqliteStore::apply_projection`] writes it and
+//! moves every checkpoint in one transaction.
+
+use super::{Result, SqliteStore};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// The projections this store keeps, by checkpoint name.
+pub const PROJECTIONS: [&str; 3] = ["graph", "alarm_definitions", "alarm_states"];
+
+/// Where and when something was first (and last) seen in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub first_time: i64,
+    pub last_time: i64,
+}
+
+impl Span {
+    /// Seen once, in event `seq` at `time`.
+    pub fn at(seq: i64, time: i64) -> Span {
+        Span {
+            first_seq: seq,
+            last_seq: seq,
+            first_time: time,
+            last_time: time,
+        }
+    }
+
+    /// Widened to cover `other` too.
+    pub fn merge(&mut self, other: Span) {
+        self.first_seq = self.first_seq.min(other.first_seq);
+        self.last_seq = self.last_seq.max(other.last_seq);
+        self.first_time = self.first_time.min(other.first_time);
+        self.last_time = self.last_time.max(other.last_time);
+    }
+}
+
+/// A value that the event with the greatest (event time, seq) decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest<T> {
+    pub value: T,
+    pub event_time: i64,
+    pub seq: i64,
+}
+
+impl<T> Latest<T> {
+    /// Keeps whichever of the two is later.
+    pub fn keep_later(&mut self, other: Latest<T>) {
+        if (other.event_time, other.seq) > (self.event_time, self.seq) {
+            *self = other;
+        }
+    }
+}
+
+/// An alarm's metric.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlarmMetric {
+    pub namespace: String,
+    pub metric: String,
+}
+
+/// An alarm's latest transition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlarmState {
+    pub state: String,
+    pub old_state: String,
+}
+
+/// What a run of events adds to the projections. Keys are canonical resource keys and
+/// alarm names; an edge is stored once, as (a, b) with a < b.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectionDelta {
+    pub nodes: BTreeMap<String, Span>,
+    pub edges: BTreeMap<(String, String), Span>,
+    pub alarm_definitions: BTreeMap<String, Latest<AlarmMetric>>,
+    pub alarm_states: BTreeMap<String, Latest<AlarmState>>,
+}
+
+impl ProjectionDelta {
+    /// Adds a node seen in event `seq` at `time`.
+    pub fn node(&mut self, key: &str, seq: i64, time: i64) {
+        let s = Span::at(seq, time);
+        match self.nodes.get_mut(key) {
+            Some(x) => x.merge(s),
+            None => {
+                self.nodes.insert(key.to_string(), s);
+            }
+        }
+    }
+
+    /// Adds an edge (either direction) seen in event `seq` at `time`.
+    pub fn edge(&mut self, a: &str, b: &str, seq: i64, time: i64) {
+        let key = if a <= b {
+            (a.to_string(), b.to_string())
+        } else {
+            (b.to_string(), a.to_string())
+        };
+        let s = Span::at(seq, time);
+        match self.edges.get_mut(&key) {
+            Some(x) => x.merge(s),
+            None => {
+                self.edges.insert(key, s);
+            }
+        }
+    }
+
+    /// Adds an alarm's definition as of event `seq`.
+    pub fn alarm_definition(&mut self, alarm: &str, m: AlarmMetric, seq: i64, time: i64) {
+        let l = Latest {
+            value: m,
+            event_time: time,
+            seq,
+        };
+        match self.alarm_definitions.get_mut(alarm) {
+            Some(x) => x.keep_later(l),
+            None => {
+                self.alarm_definitions.insert(alarm.to_string(), l);
+            }
+        }
+    }
+
+    /// Adds an alarm transition.
+    pub fn alarm_state(&mut self, alarm: &str, st: AlarmState, seq: i64, time: i64) {
+        let l = Latest {
+            value: st,
+            event_time: time,
+            seq,
+        };
+        match self.alarm_states.get_mut(alarm) {
+            Some(x) => x.keep_later(l),
+            None => {
+                self.alarm_states.insert(alarm.to_string(), l);
+            }
+        }
+    }
+}
+
+/// Everything the projections hold, read back (for the engine, and to compare a rebuilt
+/// projection with an incremental one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectionState {
+    pub delta: ProjectionDelta,
+    /// Checkpoint per projection name.
+    pub checkpoints: BTreeMap<String, i64>,
+}
+
+impl SqliteStore {
+    /// The last seq every projection has applied (the smallest of their checkpoints;
+    /// 0 before any).
+    pub async fn projection_checkpoint(&self) -> Result<i64> {
+        let rows = sqlx::query("SELECT name, seq FROM projection_checkpoints")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut by_name: BTreeMap<String, i64> = BTreeMap::new();
+        for r in rows {
+            by_name.insert(r.try_get("name")?, r.try_get("seq")?);
+        }
+        Ok(PROJECTIONS
+            .iter()
+            .map(|n| by_name.get(*n).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0))
+    }
+
+    /// Writes `delta` (what the events up to seq `upto` add) and moves every
+    /// projection's checkpoint to `upto`, in one transaction.
+    pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for (key, s) in &delta.nodes {
+            sqlx::query(
+                "INSERT INTO graph_nodes (resource, first_seq, first_time) VALUES (?, ?, ?) \
+                 ON CONFLICT (resource) DO UPDATE SET \
+                 first_seq = min(first_seq, excluded.first_seq), \
+                 first_time = min(first_time, excluded.first_time)",
+            )
+            .bind(key)
+            .bind(s.first_seq)
+            .bind(s.first_time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((a, b), s) in &delta.edges {
+            sqlx::query(
+                "INSERT INTO graph_edges (a, b, first_seq, last_seq, first_time, last_time) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (a, b) DO UPDATE SET \
+                 first_seq = min(first_seq, excluded.first_seq), \
+                 last_seq = max(last_seq, excluded.last_seq), \
+                 first_time = min(first_time, excluded.first_time), \
+                 last_time = max(last_time, excluded.last_time)",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(s.first_seq)
+            .bind(s.last_seq)
+            .bind(s.first_time)
+            .bind(s.last_time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (alarm, d) in &delta.alarm_definitions {
+            sqlx::query(
+                "INSERT INTO alarm_definitions (alarm, namespace, metric, event_time, seq) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (alarm) DO UPDATE SET \
+                 namespace = excluded.namespace, metric = excluded.metric, \
+                 event_time = excluded.event_time, seq = excluded.seq \
+                 WHERE (excluded.event_time, excluded.seq) > (event_time, seq)",
+            )
+            .bind(alarm)
+            .bind(&d.value.namespace)
+            .bind(&d.value.metric)
+            .bind(d.event_time)
+            .bind(d.seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (alarm, st) in &delta.alarm_states {
+            sqlx::query(
+                "INSERT INTO alarm_states (alarm, state, old_state, event_time, seq) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (alarm) DO UPDATE SET \
+                 state = excluded.state, old_state = excluded.old_state, \
+                 event_time = excluded.event_time, seq = excluded.seq \
+                 WHERE (excluded.event_time, excluded.seq) > (event_time, seq)",
+            )
+            .bind(alarm)
+            .bind(&st.value.state)
+            .bind(&st.value.old_state)
+            .bind(st.event_time)
+            .bind(st.seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for name in PROJECTIONS {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (name, seq) VALUES (?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            )
+            .bind(name)
+            .bind(upto)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Empties every projection and its checkpoint (in one transaction), so the
+    /// projector rebuilds them from the first event.
+    pub async fn reset_projections(&self) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for table in [
+            "graph_nodes",
+            "graph_edges",
+            "alarm_definitions",
+            "alarm_states",
+            "projection_checkpoints",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reads every projection back, with its checkpoint.
+    pub async fn projection_state(&self) -> Result<ProjectionState> {
+        let mut st = ProjectionState::default();
+        for r in sqlx::query("SELECT name, seq FROM projection_checkpoints")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            st.checkpoints.insert(r.try_get("name")?, r.try_get("seq")?);
+        }
+        for r in sqlx::query("SELECT resource, first_seq, first_time FROM graph_nodes")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let (seq, time): (i64, i64) = (r.try_get("first_seq")?, r.try_get("first_time")?);
+            st.delta
+                .nodes
+                .insert(r.try_get("resource")?, Span::at(seq, time));
+        }
+        for r in
+            sqlx::query("SELECT a, b, first_seq, last_seq, first_time, last_time FROM graph_edges")
+                .fetch_all(&self.reader)
+                .await?
+        {
+            st.delta.edges.insert(
+                (r.try_get("a")?, r.try_get("b")?),
+                Span {
+                    first_seq: r.try_get("first_seq")?,
+                    last_seq: r.try_get("last_seq")?,
+                    first_time: r.try_get("first_time")?,
+                    last_time: r.try_get("last_time")?,
+                },
+            );
+        }
+        for r in
+            sqlx::query("SELECT alarm, namespace, metric, event_time, seq FROM alarm_definitions")
+                .fetch_all(&self.reader)
+                .await?
+        {
+            st.delta.alarm_definitions.insert(
+                r.try_get("alarm")?,
+                Latest {
+                    value: AlarmMetric {
+                        namespace: r.try_get("namespace")?,
+                        metric: r.try_get("metric")?,
+                    },
+                    event_time: r.try_get("event_time")?,
+                    seq: r.try_get("seq")?,
+                },
+            );
+        }
+        for r in sqlx::query("SELECT alarm, state, old_state, event_time, seq FROM alarm_states")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            st.delta.alarm_states.insert(
+                r.try_get("alarm")?,
+                Latest {
+                    value: AlarmState {
+                        state: r.try_get("state")?,
+                        old_state: r.try_get("old_state")?,
+                    },
+                    event_time: r.try_get("event_time")?,
+                    seq: r.try_get("seq")?,
+                },
+            );
+        }
+        Ok(st)
+    }
+}

@@ -1,0 +1,282 @@
+//! Projections (resource graph, alarm definitions, alarm states) maintained as events are
+//! appended equal the ones rebuilt from the log, on the training scenarios and on a
+//! generated store; the projected graph is the engine's graph; a projector killed with
+//! SIGKILL leaves projections that a rerun completes to exactly the rebuilt ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
+
+use rootline::correlate::topology::ResourceGraph;
+use rootline::ingest::ingest_files;
+use rootline::project::{catch_up, rebuild};
+use rootline::store::{EventFilter, EventLog, ProjectionState, SqliteStore};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+fn scenarios() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/train");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+/// Line `i` of a generated recording: CloudTrail calls relating security groups,
+/// instances and load balancers, some failing, some alarm transitions, out of time order.
+fn generated_line(i: u64) -> String {
+    let sg = i * 7 % 300;
+    let inst = i * 13 % 500;
+    let lb = i % 40;
+    let t = 1_760_000_000_000i64 + ((i * 7919) % 90_000) as i64 * 1000;
+    let time = rootline::model::fmt_time(t);
+    if i.is_multiple_of(97) {
+        let state = if i.is_multiple_of(2) { "ALARM" } else { "OK" };
+        return format!(
+            "{{\"source\":\"cloudwatch.alarm_history\",\"payload\":{{\"AlarmName\":\"lb-{lb}-5xx\",\"AlarmType\":\"MetricAlarm\",\"Timestamp\":\"{time}\",\"HistoryItemType\":\"StateUpdate\",\"HistorySummary\":\"Alarm updated from X to {state}\",\"HistoryData\":\"{{\\\"version\\\":\\\"1.0\\\",\\\"oldState\\\":{{\\\"stateValue\\\":\\\"OK\\\"}},\\\"newState\\\":{{\\\"stateValue\\\":\\\"{state}\\\",\\\"stateReason\\\":\\\"r\\\"}}}}\"}}}}"
+        );
+    }
+    let error = if i.is_multiple_of(11) {
+        ",\"errorCode\":\"AccessDenied\""
+    } else {
+        ""
+    };
+    format!(
+        "{{\"source\":\"cloudtrail\",\"payload\":{{\"eventVersion\":\"1.09\",\"eventID\":\"00000000-0000-4000-8000-{i:012x}\",\"eventTime\":\"{time}\",\"eventSource\":\"ec2.amazonaws.com\",\"eventName\":\"ModifyInstanceAttribute\",\"readOnly\":false{error},\"requestParameters\":{{\"instanceId\":\"i-{inst:017x}\",\"groupSet\":{{\"items\":[{{\"groupId\":\"sg-{sg:017x}\"}}]}}}},\"responseElements\":{{\"loadBalancerName\":\"web-{lb}\"}}}}}}"
+    )
+}
+
+async fn store_in(dir: &Path, name: &str) -> SqliteStore {
+    SqliteStore::open(&format!("sqlite://{}", dir.join(name).display()))
+        .await
+        .unwrap()
+}
+
+/// Appends `lines` in `parts` ingests, updating the projections after each with small
+/// batches; then rebuilds them in one pass. Returns (incremental, rebuilt).
+async fn incremental_and_rebuilt(
+    dir: &Path,
+    lines: &[String],
+    parts: usize,
+) -> (ProjectionState, ProjectionState, SqliteStore) {
+    let store = store_in(dir, "p.db").await;
+    let chunk = lines.len().div_ceil(parts).max(1);
+    for (k, part) in lines.chunks(chunk).enumerate() {
+        let f = dir.join(format!("part-{k}.jsonl"));
+        let mut w = std::fs::File::create(&f).unwrap();
+        for l in part {
+            writeln!(w, "{l}").unwrap();
+        }
+        drop(w);
+        ingest_files(&store, &[f], false).await.unwrap();
+        catch_up(&store, 997).await.unwrap();
+    }
+    let incremental = store.projection_state().await.unwrap();
+    rebuild(&store, 50_000).await.unwrap();
+    let rebuilt = store.projection_state().await.unwrap();
+    (incremental, rebuilt, store)
+}
+
+/// The engine's graph from every stored event, as sorted node and edge sets (without
+/// the naming links the engine adds when it loads the graph).
+async fn engine_graph(store: &SqliteStore) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+    let events = store.query(&EventFilter::default()).await.unwrap();
+    let mut g = ResourceGraph::new();
+    for e in &events {
+        g.apply(e);
+    }
+    let mut nodes = BTreeSet::new();
+    let mut edges = BTreeSet::new();
+    for id in 0..g.len() as u32 {
+        let a = g.name(id).to_string();
+        for b in g.neighbours(&a) {
+            let (x, y) = if a.as_str() <= b {
+                (a.clone(), b.to_string())
+            } else {
+                (b.to_string(), a.clone())
+            };
+            edges.insert((x, y));
+        }
+        nodes.insert(a);
+    }
+    (nodes, edges)
+}
+
+fn projected_graph(st: &ProjectionState) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+    (
+        st.delta.nodes.keys().cloned().collect(),
+        st.delta.edges.keys().cloned().collect(),
+    )
+}
+
+#[tokio::test]
+async fn incremental_projections_equal_rebuilt_ones_on_the_training_scenarios() {
+    let files = scenarios();
+    assert_eq!(files.len(), 27);
+    for f in &files {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = read_lines(f);
+        let (incremental, rebuilt, store) = incremental_and_rebuilt(dir.path(), &lines, 3).await;
+        let name = f.display();
+        assert_eq!(incremental, rebuilt, "{name}");
+        assert!(!rebuilt.delta.edges.is_empty(), "{name}: no edges");
+        assert!(
+            !rebuilt.delta.alarm_states.is_empty(),
+            "{name}: no alarm state"
+        );
+        assert!(
+            !rebuilt.delta.alarm_definitions.is_empty(),
+            "{name}: no alarm definition"
+        );
+        let max = store.max_seq().await.unwrap();
+        assert!(rebuilt.checkpoints.values().all(|&c| c == max), "{name}");
+        assert_eq!(
+            projected_graph(&rebuilt),
+            engine_graph(&store).await,
+            "{name}"
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn incremental_projections_equal_rebuilt_ones_on_a_generated_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (1..=30_000).map(generated_line).collect();
+    let (incremental, rebuilt, store) = incremental_and_rebuilt(dir.path(), &lines, 7).await;
+    assert_eq!(incremental, rebuilt);
+    assert!(
+        rebuilt.delta.edges.len() > 500,
+        "{}",
+        rebuilt.delta.edges.len()
+    );
+    assert_eq!(rebuilt.delta.alarm_states.len(), 40);
+    assert_eq!(projected_graph(&rebuilt), engine_graph(&store).await);
+    // Nothing after the checkpoint: an update applies nothing and changes nothing.
+    let again = catch_up(&store, 1_000).await.unwrap();
+    assert_eq!(again.events, 0);
+    assert_eq!(store.projection_state().await.unwrap(), rebuilt);
+    store.close().await;
+}
+
+#[test]
+fn a_projector_killed_mid_run_is_completed_by_the_next_run() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let bin = env!("CARGO_BIN_EXE_rootline");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let url = format!("sqlite://{}", db.display());
+    let rec = dir.path().join("gen.jsonl");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&rec).unwrap());
+    for i in 1..=150_000 {
+        writeln!(w, "{}", generated_line(i)).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let st = Command::new(bin)
+        .args(["--database", &url, "ingest", "--no-progress", "--json"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let stored = summary["appended"].as_i64().unwrap();
+    assert!(stored > 140_000, "{summary}");
+    // Ingest brought the projections up to date; kill a rebuild once it has emptied
+    // them and committed its first batch, before its last.
+    let mut child = Command::new(bin)
+        .args(["--database", &url, "projections", "rebuild"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = checkpoint_reader(&db);
+    let start = Instant::now();
+    let mut emptied = false;
+    let killed_at = loop {
+        let cp = checkpoint();
+        emptied |= cp == 0;
+        if emptied && cp > 0 {
+            child.kill().unwrap();
+            break cp;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the rebuild ended ({status}) before it could be killed");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no batch committed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9));
+    let after_kill = checkpoint();
+    assert!(
+        after_kill >= killed_at && after_kill < stored,
+        "{after_kill}"
+    );
+    // The next run continues from the checkpoint...
+    let out = Command::new(bin)
+        .args(["--database", &url, "projections", "update"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["applied"].as_i64(),
+        Some(stored - after_kill),
+        "{report}"
+    );
+    // ... to exactly the projections a rebuild makes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::open(&url).await.unwrap();
+        let completed = store.projection_state().await.unwrap();
+        rebuild(&store, 20_000).await.unwrap();
+        assert_eq!(store.projection_state().await.unwrap(), completed);
+        assert!(completed.delta.edges.len() > 500);
+        store.close().await;
+    });
+}
+
+/// Reads the smallest projection checkpoint (0 when there is none) through a fresh
+/// read-only connection per call, as another process would (the store is in WAL mode).
+fn checkpoint_reader(db: &Path) -> impl Fn() -> i64 {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    move || {
+        rt.block_on(async {
+            use sqlx::ConnectOptions;
+            let Ok(opts) = url.parse::<sqlx::sqlite::SqliteConnectOptions>() else {
+                return 0;
+            };
+            let Ok(mut c) = opts.connect().await else {
+                return 0;
+            };
+            sqlx::query_scalar::<_, i64>("SELECT coalesce(min(seq), 0) FROM projection_checkpoints")
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or(0)
+        })
+    }
+}
