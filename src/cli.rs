@@ -292,6 +292,7 @@ pub fn build_filter(a: &EventsArgs) -> anyhow::Result<EventFilter> {
         order: if a.desc { Order::Desc } else { Order::Asc },
         after_seq: None,
         id_prefix: None,
+        without_payload: false,
     })
 }
 

@@ -448,6 +448,29 @@ mod tests {
     }
 
     #[test]
+    fn flags_that_differ_from_their_defaults_win_over_the_file() {
+        let file: toml::Table = toml::from_str(
+            "github_repo = \"acme/ops\"\nmin_score = 0.5\npublic_url = \"https://r.example\"\n",
+        )
+        .unwrap();
+        let file = GithubOptions::from_toml(&file).unwrap();
+        // No flags: the file's values.
+        let o = file.clone().overlaid_by(&opts(&[]));
+        assert_eq!(o.github_repo.as_deref(), Some("acme/ops"));
+        assert_eq!(
+            (o.min_score, o.public_url.as_str()),
+            (0.5, "https://r.example")
+        );
+        // A flag set away from its default wins; the rest stays the file's.
+        let o = file
+            .clone()
+            .overlaid_by(&opts(&["--github-repo", "acme/other", "--only-open"]));
+        assert_eq!(o.github_repo.as_deref(), Some("acme/other"));
+        assert!(o.only_open);
+        assert_eq!(o.min_score, 0.5);
+    }
+
+    #[test]
     fn debug_never_shows_the_token() {
         let o = opts(&["--github-repo", "o/r"]);
         let c = NotifyConfig::from_args_with_env(&o, false, |k| {

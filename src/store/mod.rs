@@ -81,6 +81,8 @@ pub struct EventFilter {
     pub limit: i64,
     /// Order by event time (then seq) instead of by seq.
     pub by_time: bool,
+    /// Leave the payloads out (empty strings): for readers of the normalized fields only.
+    pub without_payload: bool,
     pub order: Order,
 }
 

@@ -4,8 +4,11 @@
 //! moves every checkpoint in one transaction.
 
 use super::{Result, SqliteStore};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::BTreeMap;
+
+/// Rows per multi-row upsert (six parameters each, far below SQLite's limit).
+const UPSERT_ROWS: usize = 1_000;
 
 /// The projections this store keeps, by checkpoint name.
 pub const PROJECTIONS: [&str; 3] = ["graph", "alarm_definitions", "alarm_states"];
@@ -170,36 +173,45 @@ impl SqliteStore {
     /// projection's checkpoint to `upto`, in one transaction.
     pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        for (key, s) in &delta.nodes {
-            sqlx::query(
-                "INSERT INTO graph_nodes (resource, first_seq, first_time) VALUES (?, ?, ?) \
-                 ON CONFLICT (resource) DO UPDATE SET \
+        // Multi-row upserts: a batch of events relates thousands of pairs, and one
+        // statement per row cost more than the rest of the projector together.
+        let nodes: Vec<(&String, &Span)> = delta.nodes.iter().collect();
+        for chunk in nodes.chunks(UPSERT_ROWS) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO graph_nodes (resource, first_seq, first_time) ");
+            qb.push_values(chunk, |mut b, (key, s)| {
+                b.push_bind(key.as_str())
+                    .push_bind(s.first_seq)
+                    .push_bind(s.first_time);
+            });
+            qb.push(
+                " ON CONFLICT (resource) DO UPDATE SET \
                  first_seq = min(first_seq, excluded.first_seq), \
                  first_time = min(first_time, excluded.first_time)",
-            )
-            .bind(key)
-            .bind(s.first_seq)
-            .bind(s.first_time)
-            .execute(&mut *tx)
-            .await?;
+            );
+            qb.build().execute(&mut *tx).await?;
         }
-        for ((a, b), s) in &delta.edges {
-            sqlx::query(
-                "INSERT INTO graph_edges (a, b, first_seq, last_seq, first_time, last_time) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (a, b) DO UPDATE SET \
+        let edges: Vec<(&(String, String), &Span)> = delta.edges.iter().collect();
+        for chunk in edges.chunks(UPSERT_ROWS) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO graph_edges (a, b, first_seq, last_seq, first_time, last_time) ",
+            );
+            qb.push_values(chunk, |mut q, ((a, b), s)| {
+                q.push_bind(a.as_str())
+                    .push_bind(b.as_str())
+                    .push_bind(s.first_seq)
+                    .push_bind(s.last_seq)
+                    .push_bind(s.first_time)
+                    .push_bind(s.last_time);
+            });
+            qb.push(
+                " ON CONFLICT (a, b) DO UPDATE SET \
                  first_seq = min(first_seq, excluded.first_seq), \
                  last_seq = max(last_seq, excluded.last_seq), \
                  first_time = min(first_time, excluded.first_time), \
                  last_time = max(last_time, excluded.last_time)",
-            )
-            .bind(a)
-            .bind(b)
-            .bind(s.first_seq)
-            .bind(s.last_seq)
-            .bind(s.first_time)
-            .bind(s.last_time)
-            .execute(&mut *tx)
-            .await?;
+            );
+            qb.build().execute(&mut *tx).await?;
         }
         for (alarm, d) in &delta.alarm_definitions {
             sqlx::query(

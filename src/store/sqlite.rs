@@ -34,6 +34,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
 const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
+/// The same columns with an empty payload (`EventFilter::without_payload`).
+const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, '' AS payload";
 
 /// Process-wide SQLite setting for the `rootline` binary; call once, first thing, before
 /// any thread or connection exists (SQLite only accepts it before it initializes): no
@@ -463,7 +465,11 @@ impl EventLog for SqliteStore {
 
     async fn query(&self, f: &EventFilter) -> Result<Vec<Event>> {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
-        qb.push(SELECT_COLUMNS);
+        qb.push(if f.without_payload {
+            SELECT_COLUMNS_NO_PAYLOAD
+        } else {
+            SELECT_COLUMNS
+        });
         qb.push(" FROM events WHERE 1=1");
         if let Some(r) = &f.resource {
             // The postings of the resource that overlap the time range (one index seek),
