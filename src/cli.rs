@@ -507,13 +507,8 @@ async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode>
         settings.database,
         analysis.incidents.len()
     );
-    app::serve(
-        store,
-        settings.serve_options(a.addr.as_deref(), !a.no_analyze),
-        None,
-    )
-    .await?;
-    Ok(ExitCode::SUCCESS)
+    store.close().await;
+    serve_cmd(settings, a).await
 }
 
 async fn projections_cmd(settings: &Settings, c: ProjectionsCommand) -> anyhow::Result<ExitCode> {
