@@ -221,7 +221,7 @@ fn walk(
                     out.push(format!("instance-profile/{}", n.trim()));
                 }
             }
-            for (k, child) in map {
+            for (k, child) in super::entries(map) {
                 // Where an alarm sends notifications says nothing about what it watches,
                 // and one topic shared by every alarm would relate them all.
                 // Likewise who created or last updated a resource (a deployment role) is
@@ -263,7 +263,9 @@ pub(super) fn scan_text_for_resources(v: &Value, out: &mut Vec<String>) {
             }
         }
         Value::Array(items) => items.iter().for_each(|i| scan_text_for_resources(i, out)),
-        Value::Object(map) => map.values().for_each(|i| scan_text_for_resources(i, out)),
+        Value::Object(map) => super::entries(map)
+            .into_iter()
+            .for_each(|(_, i)| scan_text_for_resources(i, out)),
         _ => {}
     }
 }

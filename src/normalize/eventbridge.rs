@@ -227,7 +227,7 @@ pub(super) fn alarm_dimensions(v: &Value, out: &mut Vec<String>) {
     fn dims(d: &Value, out: &mut Vec<String>) {
         match d {
             Value::Object(m) => {
-                for (k, val) in m {
+                for (k, val) in super::entries(m) {
                     if let Some(s) = val.as_str() {
                         out.extend(from_dimension(k, s));
                     }
@@ -251,7 +251,7 @@ pub(super) fn alarm_dimensions(v: &Value, out: &mut Vec<String>) {
         }
         match v {
             Value::Object(m) => {
-                for (k, child) in m {
+                for (k, child) in super::entries(m) {
                     if k == "dimensions" || k == "Dimensions" {
                         dims(child, out);
                     } else {

@@ -14,6 +14,18 @@ pub mod resource;
 use crate::model::{parse_time, Kind, NewEvent, Source};
 use serde_json::Value;
 
+/// The entries of a JSON object in key order, whatever map serde_json was built with: its
+/// `preserve_order` feature (which any crate in a build can turn on, as a test
+/// dependency does) keeps document order instead, and what an event touches must not
+/// depend on the build.
+pub(crate) fn entries(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(&String, &serde_json::Value)> {
+    let mut v: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
 /// Why a payload could not be normalized.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NormalizeError {
