@@ -36,18 +36,6 @@ pub fn delta_of(events: &[Event]) -> ProjectionDelta {
     d
 }
 
-/// True when `e` may state an alarm definition (the engine's shapes), which needs its
-/// payload; the projector reads every other event without it.
-fn may_define_an_alarm(e: &Event) -> bool {
-    use crate::model::Source;
-    matches!(
-        (&e.kind, e.source),
-        (Kind::Snapshot { .. }, Source::AlarmDefinition)
-            | (Kind::Alarm { .. }, Source::EventBridge)
-            | (Kind::Change, Source::CloudTrail)
-    ) && (e.source != Source::CloudTrail || e.name == "PutMetricAlarm")
-}
-
 fn add(d: &mut ProjectionDelta, e: &Event) {
     let (seq, time) = (e.seq, e.event_time);
     let links = links_of(e);
@@ -95,7 +83,10 @@ pub async fn catch_up(store: &SqliteStore, batch: i64) -> Result<ProjectReport, 
                 ..Default::default()
             })
             .await?;
-        for e in events.iter_mut().filter(|e| may_define_an_alarm(e)) {
+        for e in events
+            .iter_mut()
+            .filter(|e| crate::correlate::may_define_alarm(e))
+        {
             if let Some(full) = store.get(e.seq).await? {
                 e.payload = full.payload;
             }

@@ -1,5 +1,5 @@
-//! Logging set-up and component states, in one place. Logs go to stderr so that stdout carries only
-//! command output (reports, tables, JSON).
+//! Logging set-up and component states, in one place. Logs go to stderr so that stdout
+//! carries only command output (reports, tables, JSON).
 
 use tracing_subscriber::EnvFilter;
 

@@ -219,16 +219,23 @@ pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
     out
 }
 
-/// Analyses the whole store and appends the engine's conclusions (idempotently). The
-/// engine runs on a blocking thread, off the async workers that serve requests.
+/// Analyses the whole store and appends the engine's conclusions (idempotently).
 pub async fn analyze_store<S: EventLog>(store: &S) -> Result<Analysis, ConclusionError> {
+    analyze(store, true).await
+}
+
+/// Analyses the whole store, on a blocking thread (off the async workers that serve
+/// requests), and appends the conclusions when `record` (a dry run does not).
+async fn analyze<S: EventLog>(store: &S, record: bool) -> Result<Analysis, ConclusionError> {
     let events = store.query(&EventFilter::default()).await?;
     let analysis = tokio::task::spawn_blocking(move || {
         crate::correlate::analyze(&events, &crate::correlate::Config::default())
     })
     .await
     .map_err(|e| ConclusionError::Engine(e.to_string()))?;
-    store.append(&to_events(&analysis), None).await?;
+    if record {
+        store.append(&to_events(&analysis), None).await?;
+    }
     Ok(analysis)
 }
 
@@ -264,16 +271,27 @@ impl Analyser {
         self.analysed_up_to
     }
 
-    /// One step: the analysis when it ran, `None` when nothing new had arrived.
+    /// One step: the analysis when it ran (its conclusions appended), `None` when
+    /// nothing new had arrived.
     pub async fn step<S: EventLog>(
         &mut self,
         store: &S,
+    ) -> Result<Option<Analysis>, ConclusionError> {
+        self.step_recording(store, true).await
+    }
+
+    /// As [`Analyser::step`], appending the conclusions only when `record` (the
+    /// GitHub worker's dry run analyses without recording).
+    pub async fn step_recording<S: EventLog>(
+        &mut self,
+        store: &S,
+        record: bool,
     ) -> Result<Option<Analysis>, ConclusionError> {
         let latest = latest_upstream_seq(store).await?;
         if self.analysed_up_to == Some(latest) {
             return Ok(None);
         }
-        let analysis = analyze_store(store).await?;
+        let analysis = analyze(store, record).await?;
         self.analysed_up_to = Some(latest);
         Ok(Some(analysis))
     }
@@ -292,8 +310,6 @@ pub struct Recorded {
     pub rankings: usize,
     /// Engine version of the latest ranking.
     pub engine_version: String,
-    /// Seq of the latest ranking.
-    pub ranked_at: Option<i64>,
 }
 
 impl Recorded {
@@ -327,31 +343,25 @@ async fn by_prefix<S: EventLog>(store: &S, prefix: &str) -> Result<Vec<Event>, S
         .await
 }
 
-/// The latest ranking among `ranked` (highest seq): (hypotheses, version, seq).
-fn latest_ranking(ranked: &[Event]) -> Option<(Vec<Hypothesis>, String, i64)> {
-    let last = ranked.iter().max_by_key(|e| e.seq)?;
-    let r: HypothesesRanked = decode(last);
-    Some((r.hypotheses, r.engine_version, last.seq))
-}
-
 fn recorded(opened: &Event, resolved_at: Option<i64>, ranked: &[Event]) -> Option<Recorded> {
     let o: IncidentOpened = decode(opened);
     if o.incident.is_empty() {
         return None;
     }
-    let (hypotheses, engine_version, ranked_at) = match latest_ranking(ranked) {
-        Some((h, v, seq)) => (h, v, Some(seq)),
-        None => (Vec::new(), String::new(), None),
-    };
+    // The latest ranking is the one appended last (highest seq).
+    let latest: HypothesesRanked = ranked
+        .iter()
+        .max_by_key(|e| e.seq)
+        .map(decode)
+        .unwrap_or_default();
     Some(Recorded {
         id: o.incident.clone(),
         opened_at: opened.event_time,
         resolved_at,
         opened: o,
-        hypotheses,
+        hypotheses: latest.hypotheses,
         rankings: ranked.len(),
-        engine_version,
-        ranked_at,
+        engine_version: latest.engine_version,
     })
 }
 

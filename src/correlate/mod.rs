@@ -143,6 +143,12 @@ pub fn alarm_definition(e: &Event) -> Option<(String, String, String)> {
     .map(|(name, d)| (name, d.namespace, d.metric))
 }
 
+/// True when `e` may state an alarm definition, told from its envelope: only such
+/// events need their payload read by [`alarm_definition`].
+pub fn may_define_alarm(e: &Event) -> bool {
+    rank::may_define_alarm(e)
+}
+
 /// Analyses a set of events: incidents, each with ranked hypotheses.
 pub fn analyze(events: &[Event], config: &Config) -> Analysis {
     let corpus = Corpus::new(events);

@@ -93,6 +93,32 @@ pub(crate) struct Vocabulary {
     by_primary: BTreeMap<String, Vec<usize>>,
 }
 
+/// Where the alarm's name and metric are in each kind of definition.
+enum Shape {
+    Described,
+    PutMetricAlarm,
+    StateChange,
+}
+
+/// The kind of alarm definition an event is, told from its envelope alone.
+fn definition_shape(e: &Event) -> Option<Shape> {
+    match (&e.kind, e.source) {
+        (Kind::Snapshot { .. }, Source::AlarmDefinition) => Some(Shape::Described),
+        (Kind::Alarm { .. }, Source::EventBridge) => Some(Shape::StateChange),
+        (Kind::Change, Source::CloudTrail)
+            if e.name == "PutMetricAlarm" && e.error_code.is_none() =>
+        {
+            Some(Shape::PutMetricAlarm)
+        }
+        _ => None,
+    }
+}
+
+/// True when `e` may define an alarm ([`alarm_definition`] then reads its payload).
+pub(crate) fn may_define_alarm(e: &Event) -> bool {
+    definition_shape(e).is_some()
+}
+
 /// The alarm an event defines (its name, metric namespace and metric name), if it is
 /// a definition: a DescribeAlarms snapshot, a successful PutMetricAlarm call, or an
 /// EventBridge alarm event (which carries the alarm's configuration).
@@ -100,22 +126,7 @@ pub(crate) fn alarm_definition(
     e: &Event,
     payload: impl FnOnce() -> Rc<Value>,
 ) -> Option<(String, AlarmDef)> {
-    /// Where the alarm's name and metric are in each kind of definition.
-    enum Shape {
-        Described,
-        PutMetricAlarm,
-        StateChange,
-    }
-    let shape = match (&e.kind, e.source) {
-        (Kind::Snapshot { .. }, Source::AlarmDefinition) => Shape::Described,
-        (Kind::Alarm { .. }, Source::EventBridge) => Shape::StateChange,
-        (Kind::Change, Source::CloudTrail)
-            if e.name == "PutMetricAlarm" && e.error_code.is_none() =>
-        {
-            Shape::PutMetricAlarm
-        }
-        _ => return None,
-    };
+    let shape = definition_shape(e)?;
     let p = payload();
     let p = p.as_ref();
     let (name, metric) = match shape {

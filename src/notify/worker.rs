@@ -13,7 +13,7 @@ use super::NotifyError;
 use crate::conclusions::outbox::{self, DeliveryState, OutboxEvent};
 use crate::correlate::{Analysis, Hypothesis, Incident};
 use crate::model::{parse_time, EventRef, Source};
-use crate::store::{EventFilter, EventLog};
+use crate::store::EventLog;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
@@ -62,8 +62,8 @@ struct Worker<S> {
     config: NotifyConfig,
     github: Option<GitHub>,
     analysis: Analysis,
-    /// Highest seq of the events last analysed (None: never analysed).
-    analysed_up_to: Option<i64>,
+    /// Re-analyses when upstream events arrived.
+    analyser: crate::conclusions::Analyser,
     first_pass: bool,
 }
 
@@ -98,7 +98,7 @@ pub async fn run_worker<S: EventLog>(
         config,
         github,
         analysis: Analysis::default(),
-        analysed_up_to: None,
+        analyser: Default::default(),
         first_pass: true,
     };
     tracing::info!(
@@ -210,38 +210,17 @@ impl<S: EventLog> Worker<S> {
             self.analysis = incidents_from_conclusions(&self.store).await?;
             return Ok(());
         }
-        if let Some(up_to) = self.analysed_up_to {
-            let upstream: Vec<Source> = Source::ALL
-                .into_iter()
-                .filter(|s| *s != Source::Rootline)
-                .collect();
-            let newer = self
-                .store
-                .query(&EventFilter {
-                    sources: upstream,
-                    after_seq: Some(up_to),
-                    limit: 1,
-                    ..Default::default()
-                })
-                .await?;
-            if newer.is_empty() {
-                return Ok(());
-            }
+        if let Some(a) = self
+            .analyser
+            .step_recording(&self.store, !self.config.dry_run)
+            .await?
+        {
+            self.analysis = a;
+            tracing::debug!(
+                incidents = self.analysis.incidents.len(),
+                "analysed the log"
+            );
         }
-        let events = self.store.query(&EventFilter::default()).await?;
-        let up_to = events.iter().map(|e| e.seq).max().unwrap_or(0);
-        self.analysis = crate::correlate::analyze(&events, &crate::correlate::Config::default());
-        drop(events);
-        if !self.config.dry_run {
-            self.store
-                .append(&crate::conclusions::to_events(&self.analysis), None)
-                .await?;
-        }
-        self.analysed_up_to = Some(up_to);
-        tracing::debug!(
-            incidents = self.analysis.incidents.len(),
-            "analysed the log"
-        );
         Ok(())
     }
 

@@ -199,11 +199,11 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
     }
 }
 
-/// A multi-row INSERT of `rows` into `table`;
-/// rows already stored in `events` are skipped by the `events_insert_guard` trigger.
-fn insert_sql(table: &str, rows: usize) -> String {
+/// A multi-row INSERT of `rows` events; rows already stored are skipped by the
+/// `events_insert_guard` trigger.
+fn insert_sql(rows: usize) -> String {
     values_sql(
-        &format!("INSERT INTO {table} (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)"),
+        "INSERT INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)",
         12,
         rows,
     )
@@ -226,10 +226,9 @@ fn values_sql(head: &str, columns: usize, rows: usize) -> String {
 
 /// [`insert_sql`] for `chunk`, with its rows bound.
 fn insert_query<'q>(
-    table: &str,
     chunk: &'q [Prepared<'q>],
 ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    let mut q = sqlx::query(AssertSqlSafe(insert_sql(table, chunk.len())));
+    let mut q = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
     for p in chunk {
         q = q
             .bind(p.ev.source.as_str())
@@ -385,7 +384,7 @@ impl EventLog for SqliteStore {
         let mut appended = 0u64;
         let mut postings = Postings::default();
         for chunk in statement_chunks(&prepared) {
-            let done = insert_query("events", chunk).execute(&mut *tx).await?;
+            let done = insert_query(chunk).execute(&mut *tx).await?;
             let inserted = done.rows_affected();
             appended += inserted;
             if inserted == 0 {

@@ -416,7 +416,7 @@ async fn hypothesis_views(
 ) -> Result<Vec<HypothesisView>, WebError> {
     let verdicts = views::feedback(&st.store, id).await?;
     let mut hyps = Vec::new();
-    for h in &rec.hypotheses {
+    for h in &rec.recorded.hypotheses {
         hyps.push(views::hypothesis_view(&st.store, h, &verdicts).await?);
     }
     Ok(hyps)
@@ -436,6 +436,7 @@ async fn timeline(
     q: &TimelineQuery,
 ) -> Result<Timeline, WebError> {
     let chain: Vec<EventRef> = rec
+        .recorded
         .hypotheses
         .iter()
         .find(|h| h.rank == q.h)
@@ -559,13 +560,13 @@ pub(super) async fn incident(
     let window_to = fmt_time(q.to);
     let json = IncidentJson {
         incident: &rec.row,
-        alarms: &rec.alarms,
+        alarms: &rec.recorded.opened.alarms,
         hypotheses: &hyps,
         window: [&window_from, &window_to],
         lanes: &timeline.lanes,
         truncated: timeline.truncated,
-        rankings: rec.rankings,
-        engine_version: &rec.engine_version,
+        rankings: rec.recorded.rankings,
+        engine_version: &rec.recorded.engine_version,
         deliveries: &deliveries,
     };
     let page = IncidentPage {
@@ -581,9 +582,9 @@ pub(super) async fn incident(
         source_links: source_links(&id, &q),
         toggles: toggle_links(&id, &q),
         resource_filter: q.resource.clone().unwrap_or_default(),
-        rankings: rec.rankings,
-        engine_version: rec.engine_version.clone(),
-        alarms: rec.alarms.clone(),
+        rankings: rec.recorded.rankings,
+        engine_version: rec.recorded.engine_version.clone(),
+        alarms: rec.recorded.opened.alarms.clone(),
         deliveries: deliveries.clone(),
         event_count: timeline.event_count,
     };
@@ -629,7 +630,7 @@ pub(super) async fn feedback(
         source: f.source,
         id: f.cause,
     };
-    if !rec.hypotheses.iter().any(|h| h.cause == cause) {
+    if !rec.recorded.hypotheses.iter().any(|h| h.cause == cause) {
         return Err(bad("that hypothesis is not one of this incident's".into()));
     }
     let n = views::feedback_count(&st.store, &id).await?;
@@ -662,7 +663,7 @@ pub(super) async fn request_issue(
         source: f.source,
         id: f.cause,
     };
-    let Some(h) = rec.hypotheses.iter().find(|h| h.cause == cause) else {
+    let Some(h) = rec.recorded.hypotheses.iter().find(|h| h.cause == cause) else {
         return Err(WebError::BadRequest(
             "that hypothesis is not one of this incident's".into(),
         ));

@@ -76,17 +76,11 @@ pub struct Lane {
     pub rows: Vec<TimelineRow>,
 }
 
-/// Everything recorded about one incident.
+/// Everything recorded about one incident: the log's record and its row as listed.
 #[derive(Debug, Clone)]
 pub struct IncidentRecord {
     pub row: IncidentRow,
-    pub trigger: Option<EventRef>,
-    pub alarms: Vec<EventRef>,
-    pub hypotheses: Vec<Hypothesis>,
-    pub rankings: usize,
-    pub engine_version: String,
-    pub ranked_at: Option<i64>,
-    /// What the log records, as read.
+    /// What the log records, as read (alarms, the latest hypotheses, rankings).
     pub recorded: Recorded,
 }
 
@@ -163,16 +157,7 @@ fn record(r: Recorded) -> IncidentRecord {
         top_hypothesis: r.hypotheses.first().map(|h| h.summary.clone()),
         top_score: r.hypotheses.first().map(|h| h.score),
     };
-    IncidentRecord {
-        row,
-        trigger: r.opened.trigger.clone(),
-        alarms: r.opened.alarms.clone(),
-        hypotheses: r.hypotheses.clone(),
-        rankings: r.rankings,
-        engine_version: r.engine_version.clone(),
-        ranked_at: r.ranked_at,
-        recorded: r,
-    }
+    IncidentRecord { row, recorded: r }
 }
 
 /// All incidents recorded in the log, newest first.
