@@ -154,11 +154,16 @@ pub struct ServeOptions {
 }
 
 /// The whole HTTP surface: the pages (and their JSON twins) with the push endpoints.
-pub fn http_router(state: AppState, push: Arc<PushConfig>) -> axum::Router {
+pub fn http_router(
+    state: AppState,
+    push: Arc<PushConfig>,
+    appended: Arc<tokio::sync::Notify>,
+) -> axum::Router {
     let ingest = crate::collect::push::routes(PushState {
         store: state.store.clone(),
         push,
         components: state.components.clone(),
+        appended,
     });
     crate::web::router(state, ingest)
 }
@@ -183,10 +188,12 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let appended = Arc::new(tokio::sync::Notify::new());
     if opts.analyze {
         tasks.push(tokio::spawn(analyzer(
             state.clone(),
             opts.analyze_every,
+            appended.clone(),
             stop_rx.clone(),
         )));
     }
@@ -226,7 +233,7 @@ pub async fn serve(
         }
         tracing::info!("Shutting down");
     };
-    axum::serve(listener, http_router(state, push))
+    axum::serve(listener, http_router(state, push, appended))
         .with_graceful_shutdown(signal)
         .await?;
     let _ = stop_tx.send(true);
@@ -264,34 +271,48 @@ fn spawn_outbox_worker(
     })))
 }
 
-/// Re-analyses the log whenever upstream events arrived, appending the engine's
-/// conclusions ([`crate::conclusions::Analyser`]). Bursts coalesce: one analysis covers
-/// everything appended before it started.
-async fn analyzer(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+/// Keeps the conclusions current ([`crate::conclusions::Analyser`]): wakes when an
+/// upstream event was appended (`wake`, notified by every append path of this server)
+/// or every `every` at the latest, then steps until everything appended before the step
+/// began is analysed. Bursts coalesce: wake-ups during a step leave one pending wake-up.
+async fn analyzer(
+    state: AppState,
+    every: Duration,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut analyser = crate::conclusions::Analyser::default();
     loop {
-        if let Err(e) = crate::project::catch_up(&state.store, crate::project::BATCH).await {
-            tracing::error!(error = %e, "Projections not updated");
-            set_component(&state.components, "projector", format!("failing: {e}"));
+        let mut ranked = 0usize;
+        let mut failed = false;
+        loop {
+            match analyser.step(&state.store).await {
+                Ok(Some(a)) => ranked += a.incidents.len(),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "Analysis failed");
+                    set_component(&state.components, "analyzer", format!("failing: {e}"));
+                    failed = true;
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
         }
-        match analyser.step(&state.store).await {
-            Ok(Some(a)) => set_component(
+        if !failed && ranked > 0 {
+            let upto = crate::conclusions::Analyser::analysed_up_to(&state.store)
+                .await
+                .unwrap_or(0);
+            set_component(
                 &state.components,
                 "analyzer",
-                format!(
-                    "ok: {} incidents at event {}",
-                    a.incidents.len(),
-                    analyser.analysed_up_to().unwrap_or(0)
-                ),
-            ),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "Analysis failed");
-                set_component(&state.components, "analyzer", format!("failing: {e}"));
-            }
+                format!("ok: {ranked} incidents ranked, up to event {upto}"),
+            );
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            _ = wake.notified() => {}
             _ = stop.wait_for(|v| *v) => return,
         }
     }

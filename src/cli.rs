@@ -357,13 +357,44 @@ async fn events_cmd(settings: &Settings, a: EventsArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// A directory removed (with its contents) when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Replay: ingest the recording into a fresh store (a file in a temporary directory, so
+/// memory stays flat whatever its size), then run the analyser to the end: the same
+/// engine as the server's.
 async fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open("sqlite::memory:").await?;
+    let tmp = TempDir::new("rootline-replay")?;
+    let url = format!("sqlite://{}", tmp.0.join("replay.db").display());
+    let store = SqliteStore::open(&url).await?;
     let summary = ingest::ingest_files(&store, std::slice::from_ref(&a.file), false).await?;
     for r in &summary.rejections {
         eprintln!("rejected: {r}");
     }
-    let analysis = crate::conclusions::analyze_store(&store).await?;
+    crate::conclusions::Analyser::default()
+        .run_to_end(&store)
+        .await?;
+    let analysis = crate::conclusions::load_analysis(&store).await?;
+    store.close().await;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", crate::correlate::report_json(&analysis))?;
@@ -418,9 +449,17 @@ fn print_incident(
     Ok(())
 }
 
+/// Brings the conclusions up to date (the analyser, incrementally) and reads them.
+async fn current_analysis(store: &SqliteStore) -> anyhow::Result<crate::correlate::Analysis> {
+    crate::conclusions::Analyser::default()
+        .run_to_end(store)
+        .await?;
+    Ok(crate::conclusions::load_analysis(store).await?)
+}
+
 async fn incidents_cmd(settings: &Settings, a: IncidentsArgs) -> anyhow::Result<ExitCode> {
     let store = settings.open_store().await?;
-    let analysis = crate::conclusions::analyze_store(&store).await?;
+    let analysis = current_analysis(&store).await?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&analysis)?)?;
@@ -454,8 +493,13 @@ async fn incidents_cmd(settings: &Settings, a: IncidentsArgs) -> anyhow::Result<
 
 async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Result<ExitCode> {
     let store = settings.open_store().await?;
-    let analysis = crate::conclusions::analyze_store(&store).await?;
-    let Some(inc) = analysis.incidents.iter().find(|i| i.id == a.incident) else {
+    crate::conclusions::Analyser::default()
+        .run_to_end(&store)
+        .await?;
+    let Some(inc) = crate::conclusions::load_one(&store, &a.incident)
+        .await?
+        .and_then(|r| r.incident())
+    else {
         bail!(
             "no incident {:?}; `rootline incidents` lists them",
             a.incident
@@ -463,9 +507,9 @@ async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Resul
     };
     let mut out = std::io::stdout().lock();
     if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(inc)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&inc)?)?;
     } else {
-        print_incident(&mut out, inc, usize::MAX)?;
+        print_incident(&mut out, &inc, usize::MAX)?;
         for h in &inc.hypotheses {
             writeln!(out, "\n  #{} evidence:", h.rank)?;
             for e in &h.evidence {
@@ -499,7 +543,7 @@ async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode>
     let store = settings.open_store().await?;
     let summary = ingest::ingest_files(&store, &files, false).await?;
     let _ = std::fs::remove_dir_all(&dir);
-    let analysis = crate::conclusions::analyze_store(&store).await?;
+    let analysis = current_analysis(&store).await?;
     eprintln!(
         "demo: {} events appended ({} already there) into {}; {} incidents",
         summary.appended,

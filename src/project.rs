@@ -7,7 +7,8 @@
 //! the log, and the next run continues from there; [`rebuild`] empties them and applies
 //! the whole log again. The log stays the source of truth.
 
-use crate::correlate::topology::links_of;
+use crate::correlate::knowledge::key_tail;
+use crate::correlate::topology::{links_of, log_group_tail, name_tokens};
 use crate::model::{Event, Kind};
 use crate::store::{
     AlarmMetric, AlarmState, EventFilter, EventLog, ProjectionDelta, SqliteStore, StoreError,
@@ -33,7 +34,24 @@ pub fn delta_of(events: &[Event]) -> ProjectionDelta {
     for e in events {
         add(&mut d, e);
     }
+    name(&mut d);
     d
+}
+
+/// The words of each node's and alarm's name (what the engine's naming statistics
+/// count) and each log group's name tail (what relates it to a workload named alike).
+fn name(d: &mut ProjectionDelta) {
+    for key in d.nodes.keys() {
+        let words = name_tokens(key_tail(key)).into_iter().collect();
+        d.names.node_tokens.insert(key.clone(), words);
+        if let Some(tail) = log_group_tail(key) {
+            d.names.node_tails.insert(key.clone(), tail.to_string());
+        }
+    }
+    for alarm in d.alarm_definitions.keys() {
+        let words = name_tokens(alarm).into_iter().collect();
+        d.names.alarm_tokens.insert(alarm.clone(), words);
+    }
 }
 
 fn add(d: &mut ProjectionDelta, e: &Event) {

@@ -19,7 +19,7 @@ const GH_SECRET: &str = "gh-secret-abcdef";
 async fn serve(push: PushConfig) -> (String, rootline::store::SqliteStore, AppState) {
     let store = memory_store().await;
     let state = AppState::new(store.clone());
-    let app = rootline::app::http_router(state.clone(), Arc::new(push));
+    let app = rootline::app::http_router(state.clone(), Arc::new(push), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move {

@@ -147,7 +147,11 @@ async fn conclusions_are_appended_once_and_never_erased() {
     ingest_files(&store, &[fixture("one-incident.jsonl")], false)
         .await
         .unwrap();
-    let first = rootline::conclusions::analyze_store(&store).await.unwrap();
+    rootline::conclusions::Analyser::default()
+        .run_to_end(&store)
+        .await
+        .unwrap();
+    let first = rootline::conclusions::load_analysis(&store).await.unwrap();
     let n1 = store.count().await.unwrap();
     let own = EventFilter {
         sources: vec![Source::Rootline],
@@ -159,8 +163,8 @@ async fn conclusions_are_appended_once_and_never_erased() {
     assert!(concl
         .iter()
         .all(|e| e.payload.contains(rootline::correlate::ENGINE_VERSION)));
-    // Re-analysing the same log concludes the same: nothing new.
-    rootline::conclusions::analyze_store(&store).await.unwrap();
+    // Recording the same conclusions again adds nothing.
+    store.append(&conclusions(&first), None).await.unwrap();
     assert_eq!(store.count().await.unwrap(), n1);
     // A different ranking is appended beside the earlier one, which stays.
     let mut changed = first.clone();
@@ -282,59 +286,11 @@ async fn an_alarm_definition_attaches_a_dimensionless_history_alarm_to_its_resou
     );
 }
 
-/// A store that, when an analysis loads the whole log, appends `late` right after
-/// reading: as if a collector appended it while the analysis ran, so that analysis
-/// does not see it.
-struct AppendDuringLoad {
-    inner: SqliteStore,
-    late: std::sync::Mutex<Vec<rootline::model::NewEvent>>,
-}
-
-impl EventLog for AppendDuringLoad {
-    async fn append(
-        &self,
-        events: &[rootline::model::NewEvent],
-        checkpoint: Option<&rootline::store::Checkpoint>,
-    ) -> rootline::store::Result<rootline::store::AppendOutcome> {
-        self.inner.append(events, checkpoint).await
-    }
-    async fn query(&self, f: &EventFilter) -> rootline::store::Result<Vec<rootline::model::Event>> {
-        let read = self.inner.query(f).await;
-        let whole_log = f.sources.is_empty() && f.limit == 0 && f.id_prefix.is_none();
-        let late = std::mem::take(&mut *self.late.lock().unwrap());
-        if whole_log && !late.is_empty() {
-            self.inner.append(&late, None).await?;
-        } else {
-            self.late.lock().unwrap().extend(late);
-        }
-        read
-    }
-    async fn get(&self, seq: i64) -> rootline::store::Result<Option<rootline::model::Event>> {
-        self.inner.get(seq).await
-    }
-    async fn find(
-        &self,
-        s: Source,
-        id: &str,
-    ) -> rootline::store::Result<Option<rootline::model::Event>> {
-        self.inner.find(s, id).await
-    }
-    async fn count(&self) -> rootline::store::Result<i64> {
-        self.inner.count().await
-    }
-    async fn max_seq(&self) -> rootline::store::Result<i64> {
-        self.inner.max_seq().await
-    }
-    async fn checkpoint(
-        &self,
-        name: &str,
-    ) -> rootline::store::Result<Option<rootline::store::Checkpoint>> {
-        self.inner.checkpoint(name).await
-    }
-}
-
-#[tokio::test]
-async fn an_alarm_appended_while_an_analysis_runs_is_analysed_next() {
+/// The analyser reads the newest seq before anything else and records only that far:
+/// alarms appended one by one while steps run (each append racing a step in flight)
+/// are all analysed, and the conclusions end up those of the whole log analysed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_appended_while_analyses_run_are_all_analysed() {
     let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
     let (mut before, mut late) = (Vec::new(), Vec::new());
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -346,30 +302,32 @@ async fn an_alarm_appended_while_an_analysis_runs_is_analysed_next() {
             before.push(ev);
         }
     }
-    assert!(!late.is_empty() && !before.is_empty());
-    let inner = SqliteStore::open("sqlite::memory:").await.unwrap();
-    inner.append(&before, None).await.unwrap();
-    let store = AppendDuringLoad {
-        inner,
-        late: std::sync::Mutex::new(late),
-    };
+    assert!(late.len() >= 4 && !before.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("race.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.append(&before, None).await.unwrap();
     let mut analyser = rootline::conclusions::Analyser::default();
-    let first = analyser
-        .step(&store)
-        .await
-        .unwrap()
-        .expect("a first analysis");
+    let first = analyser.step(&store).await.unwrap().expect("a first step");
     assert!(first.incidents.is_empty(), "{first:#?}");
-    // The alarms were appended during that analysis: the next step analyses again.
-    let second = analyser
-        .step(&store)
-        .await
-        .unwrap()
-        .expect("the late alarms analysed");
-    assert!(!second.incidents.is_empty());
-    assert!(!second.incidents[0].hypotheses.is_empty());
-    let recorded = rootline::conclusions::load_all(&store.inner).await.unwrap();
-    assert_eq!(recorded.len(), second.incidents.len());
-    // Nothing new upstream: no analysis, although conclusions were appended since.
+    for ev in &late {
+        // A step in flight, and an alarm appended while it runs.
+        let s = store.clone();
+        let step = tokio::spawn(async move {
+            let mut a = rootline::conclusions::Analyser::default();
+            a.step(&s).await.map(|_| ())
+        });
+        tokio::task::yield_now().await;
+        store.append(std::slice::from_ref(ev), None).await.unwrap();
+        step.await.unwrap().unwrap();
+    }
+    analyser.run_to_end(&store).await.unwrap();
+    let recorded = rootline::conclusions::load_analysis(&store).await.unwrap();
+    let all = store.query(&EventFilter::default()).await.unwrap();
+    let whole = analyze(&all, &Config::default());
+    assert!(!whole.incidents.is_empty());
+    assert!(whole.incidents.iter().all(|i| !i.hypotheses.is_empty()));
+    assert_eq!(report_json(&recorded), report_json(&whole));
+    // Nothing new upstream: no step, although conclusions were appended since.
     assert!(analyser.step(&store).await.unwrap().is_none());
 }

@@ -35,7 +35,9 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
             files.push(p);
         }
         crate::ingest::ingest_files(&store, &files, false).await?;
-        crate::conclusions::analyze_store(&store).await?;
+        crate::conclusions::Analyser::default()
+            .run_to_end(&store)
+            .await?;
         let anchors: Vec<i64> = crate::web::views::incidents(&store)
             .await?
             .iter()
@@ -84,6 +86,7 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
     let app = crate::app::http_router(
         crate::web::AppState::new(store.clone()),
         std::sync::Arc::new(crate::collect::push::PushConfig::default()),
+        Default::default(),
     );
     let mut times = Vec::with_capacity(requests);
     let mut bytes = 0usize;

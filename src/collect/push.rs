@@ -161,6 +161,8 @@ pub struct PushState {
     pub store: SqliteStore,
     pub push: Arc<PushConfig>,
     pub components: Components,
+    /// Notified after every append that stored something (the analyser waits on it).
+    pub appended: Arc<tokio::sync::Notify>,
 }
 
 /// The push routes, with their state, to merge into any router. Both are always routed;
@@ -277,10 +279,15 @@ async fn store_all(state: &PushState, items: Vec<Delivery>) -> Response {
         );
     }
     match state.push.sink(state).deliver(&items, None).await {
-        Ok(r) => answer(
-            StatusCode::OK,
-            serde_json::json!({"received": r.received, "stored": r.appended, "duplicates": r.duplicates}),
-        ),
+        Ok(r) => {
+            if r.appended > 0 {
+                state.appended.notify_one();
+            }
+            answer(
+                StatusCode::OK,
+                serde_json::json!({"received": r.received, "stored": r.appended, "duplicates": r.duplicates}),
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e.message, "Push: storing failed");
             answer(

@@ -15,7 +15,10 @@
 //! | feedback           | `feedback/INCIDENT/MS-N`            |
 //! | issue outbox       | `issue/INCIDENT/...` (see [`outbox`]) |
 
+mod analyser;
 pub mod outbox;
+
+pub use analyser::{Analyser, StoreKnowledge, ANALYSER};
 
 use crate::correlate::{Analysis, Hypothesis, Incident, ENGINE_VERSION};
 use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
@@ -102,7 +105,9 @@ pub struct IncidentResolved {
     pub resources: Vec<String>,
 }
 
-/// Payload of "hypotheses ranked". Hypotheses that do not decode are left out.
+/// Payload of "hypotheses ranked": the incident as the engine ranked it then (its title
+/// and alarms grow as related alarms join; "incident opened" keeps the first ones).
+/// Hypotheses that do not decode are left out.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HypothesesRanked {
@@ -113,6 +118,9 @@ pub struct HypothesesRanked {
     pub engine_version: String,
     pub incident: String,
     pub resources: Vec<String>,
+    pub title: String,
+    pub alarms: Vec<EventRef>,
+    pub alarm_names: Vec<String>,
     #[serde(deserialize_with = "lenient_hypotheses")]
     pub hypotheses: Vec<Hypothesis>,
 }
@@ -200,7 +208,9 @@ pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
             ));
         }
         let hyps = serde_json::to_value(&inc.hypotheses).unwrap_or(serde_json::Value::Null);
-        let digest = Sha256::digest(format!("{ENGINE_VERSION}{hyps}").as_bytes());
+        let alarms = serde_json::to_value(&inc.alarms).unwrap_or(serde_json::Value::Null);
+        let digest =
+            Sha256::digest(format!("{ENGINE_VERSION}{hyps}\n{}\n{alarms}", inc.title).as_bytes());
         let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         keep(event(
             "hypotheses ranked",
@@ -211,32 +221,15 @@ pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
                 engine_version: ENGINE_VERSION.into(),
                 incident: inc.id.clone(),
                 resources: inc.resources.clone(),
+                title: inc.title.clone(),
+                alarms: inc.alarms.clone(),
+                alarm_names: inc.alarm_names.clone(),
                 hypotheses: inc.hypotheses.clone(),
             },
             inc.opened_at,
         ));
     }
     out
-}
-
-/// Analyses the whole store and appends the engine's conclusions (idempotently).
-pub async fn analyze_store<S: EventLog>(store: &S) -> Result<Analysis, ConclusionError> {
-    analyze(store, true).await
-}
-
-/// Analyses the whole store, on a blocking thread (off the async workers that serve
-/// requests), and appends the conclusions when `record` (a dry run does not).
-async fn analyze<S: EventLog>(store: &S, record: bool) -> Result<Analysis, ConclusionError> {
-    let events = store.query(&EventFilter::default()).await?;
-    let analysis = tokio::task::spawn_blocking(move || {
-        crate::correlate::analyze(&events, &crate::correlate::Config::default())
-    })
-    .await
-    .map_err(|e| ConclusionError::Engine(e.to_string()))?;
-    if record {
-        store.append(&to_events(&analysis), None).await?;
-    }
-    Ok(analysis)
 }
 
 /// The seq of the newest upstream event (any source but rootline's own), 0 when none.
@@ -253,48 +246,6 @@ pub async fn latest_upstream_seq<S: EventLog>(store: &S) -> Result<i64, StoreErr
         })
         .await?;
     Ok(newest.first().map(|e| e.seq).unwrap_or(0))
-}
-
-/// Keeps the conclusions current: analyses again whenever upstream events were appended
-/// since the last analysis it made. What it has analysed is read *before* the analysis
-/// loads the log, so an event appended while an analysis runs is always analysed by the
-/// next step (never marked as seen unread); rootline's own events (conclusions, verdicts,
-/// the outbox) never cause an analysis.
-#[derive(Debug, Default)]
-pub struct Analyser {
-    analysed_up_to: Option<i64>,
-}
-
-impl Analyser {
-    /// The newest upstream seq covered by the last analysis.
-    pub fn analysed_up_to(&self) -> Option<i64> {
-        self.analysed_up_to
-    }
-
-    /// One step: the analysis when it ran (its conclusions appended), `None` when
-    /// nothing new had arrived.
-    pub async fn step<S: EventLog>(
-        &mut self,
-        store: &S,
-    ) -> Result<Option<Analysis>, ConclusionError> {
-        self.step_recording(store, true).await
-    }
-
-    /// As [`Analyser::step`], appending the conclusions only when `record` (the
-    /// GitHub worker's dry run analyses without recording).
-    pub async fn step_recording<S: EventLog>(
-        &mut self,
-        store: &S,
-        record: bool,
-    ) -> Result<Option<Analysis>, ConclusionError> {
-        let latest = latest_upstream_seq(store).await?;
-        if self.analysed_up_to == Some(latest) {
-            return Ok(None);
-        }
-        let analysis = analyze(store, record).await?;
-        self.analysed_up_to = Some(latest);
-        Ok(Some(analysis))
-    }
 }
 
 /// An incident as the log records it: what the engine concluded last.
@@ -344,7 +295,7 @@ async fn by_prefix<S: EventLog>(store: &S, prefix: &str) -> Result<Vec<Event>, S
 }
 
 fn recorded(opened: &Event, resolved_at: Option<i64>, ranked: &[Event]) -> Option<Recorded> {
-    let o: IncidentOpened = decode(opened);
+    let mut o: IncidentOpened = decode(opened);
     if o.incident.is_empty() {
         return None;
     }
@@ -354,6 +305,13 @@ fn recorded(opened: &Event, resolved_at: Option<i64>, ranked: &[Event]) -> Optio
         .max_by_key(|e| e.seq)
         .map(decode)
         .unwrap_or_default();
+    // It also holds the incident as it was then (rankings recorded before it did not).
+    if !latest.alarms.is_empty() {
+        o.title = latest.title.clone();
+        o.alarms = latest.alarms.clone();
+        o.alarm_names = latest.alarm_names.clone();
+        o.resources = latest.resources.clone();
+    }
     Some(Recorded {
         id: o.incident.clone(),
         opened_at: opened.event_time,
@@ -388,6 +346,17 @@ pub async fn load_all<S: EventLog>(store: &S) -> Result<Vec<Recorded>, StoreErro
         .collect();
     out.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
     Ok(out)
+}
+
+/// The recorded incidents with their latest hypotheses, as an analysis (ordered by
+/// opened time, then id).
+pub async fn load_analysis<S: EventLog>(store: &S) -> Result<Analysis, StoreError> {
+    let incidents = load_all(store)
+        .await?
+        .iter()
+        .filter_map(Recorded::incident)
+        .collect();
+    Ok(Analysis { incidents })
 }
 
 /// One incident by id: only its own conclusions are read (prefix queries on the

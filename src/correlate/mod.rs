@@ -1,20 +1,31 @@
 //! Correlation: from the event log to incidents and ranked root-cause hypotheses.
 //!
-//! 1. `topology` derives the resource graph from every event.
-//! 2. `incidents` turns alarm transitions into incidents: a transition into ALARM opens
-//!    one or joins one close in time and topology; transitions back to OK resolve it.
-//! 3. `rank` gathers candidate causes in a look-back window, builds a petgraph graph
-//!    whose edges mean "could have caused" (weighted by time order and gap, topology
-//!    distance, change-kind plausibility and anomaly strength), ranks candidates with a
-//!    personalised random walk from the symptoms, and explains each hypothesis.
+//! 1. `topology` says which resources an event relates; `knowledge` is what the engine
+//!    reads besides an incident's own window (the resource graph around it, naming
+//!    statistics, alarm definitions, earlier changes), from the store's projections or
+//!    from events in memory.
+//! 2. `incidents` turns alarm transitions into incidents, incrementally ([`Detector`]):
+//!    a transition into ALARM opens one or joins one close in time and topology;
+//!    transitions back to OK resolve it.
+//! 3. `rank` gathers candidate causes in an incident's look-back window, builds a
+//!    petgraph graph whose edges mean "could have caused" (weighted by time order and
+//!    gap, topology distance, change-kind plausibility and anomaly strength), ranks
+//!    candidates with a personalised random walk from the symptoms, and explains each
+//!    hypothesis.
 //!
-//! Everything here is a pure function of the events given: same input, same output.
+//! Everything here is a pure function of the events and knowledge given: same input,
+//! same output.
 
 mod incidents;
+pub mod knowledge;
 pub mod priors;
 mod rank;
 pub mod topology;
 mod walk;
+
+pub use incidents::{incident_id, Delivery, Detector, Found, Transition};
+pub use knowledge::{Knowledge, Memory};
+pub use rank::AlarmDef;
 
 use crate::model::{fmt_time, Event, EventRef, Source};
 use serde::Serialize;
@@ -95,6 +106,7 @@ pub struct Analysis {
 pub(crate) struct Corpus<'a> {
     pub events: Vec<&'a Event>,
     parsed: std::cell::RefCell<BTreeMap<usize, std::rc::Rc<Value>>>,
+    by_seq: BTreeMap<i64, usize>,
 }
 
 impl<'a> Corpus<'a> {
@@ -104,10 +116,17 @@ impl<'a> Corpus<'a> {
             .filter(|e| e.source != Source::Rootline)
             .collect();
         evs.sort_by_key(|e| (e.event_time, e.seq));
+        let by_seq = evs.iter().enumerate().map(|(i, e)| (e.seq, i)).collect();
         Corpus {
             events: evs,
             parsed: Default::default(),
+            by_seq,
         }
+    }
+
+    /// The index of the event stored as `seq`, if the corpus holds it.
+    pub fn index_of(&self, seq: i64) -> Option<usize> {
+        self.by_seq.get(&seq).copied()
     }
 
     /// The parsed payload of event `i` (Null if it does not parse).
@@ -149,19 +168,33 @@ pub fn may_define_alarm(e: &Event) -> bool {
     rank::may_define_alarm(e)
 }
 
-/// Analyses a set of events: incidents, each with ranked hypotheses.
+/// Analyses a set of events held in memory: incidents, each with ranked hypotheses. The
+/// same engine as the store's analyser, with [`Memory`] as its knowledge.
 pub fn analyze(events: &[Event], config: &Config) -> Analysis {
-    let corpus = Corpus::new(events);
-    let graph = topology::ResourceGraph::build(corpus.events.iter().copied());
-    let vocab = rank::Vocabulary::build(&graph, &corpus);
-    let found = incidents::detect(&corpus, &graph, &vocab, config);
-    let mut out = Vec::with_capacity(found.len());
-    for inc in found {
-        let hypotheses = rank::rank(&corpus, &graph, &vocab, &inc, config);
-        out.push(inc.into_incident(&corpus, hypotheses));
-    }
+    let memory = Memory::of(events);
+    let mut detector = Detector::default();
+    let mut out: Vec<Incident> = detector
+        .feed(events, &memory, config)
+        .into_iter()
+        .map(|found| rank_incident(events, &memory, found, config))
+        .collect();
     out.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
     Analysis { incidents: out }
+}
+
+/// Ranks the hypotheses of one incident from the events of its window (at least those
+/// in [`Found::window`]; events outside it are not candidates) and what `k` knows.
+pub fn rank_incident(
+    window: &[Event],
+    k: &dyn Knowledge,
+    found: Found,
+    config: &Config,
+) -> Incident {
+    let corpus = Corpus::new(window);
+    let graph = topology::Neighbourhood::new(k);
+    let vocab = rank::Vocabulary::new(k);
+    let hypotheses = rank::rank(&corpus, &graph, &vocab, &found, config);
+    found.into_incident(hypotheses)
 }
 
 /// The `replay --json` report (RECORDINGS.md section 3) as one line of JSON, exactly

@@ -26,14 +26,16 @@
 //! 11. `explain`: each as a `Hypothesis` with evidence, path and summary.
 
 use super::incidents::{transitions, Found, Transition};
+use super::knowledge::{key_tail, Knowledge, EARLIER_CHANGES};
 use super::priors;
-use super::topology::{name_tokens, ResourceGraph};
+use super::topology::{name_tokens, Distances, Neighbourhood};
 use super::walk;
 use super::{Config, Corpus, Hypothesis};
 use crate::model::{fmt_time, Event, Kind, Source};
 use crate::normalize::facts::{self, DeliveryId};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -77,20 +79,24 @@ const SATURATION_WORDS: &[&str] = &[
 ];
 
 /// What is known about an alarm's definition.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AlarmDef {
-    pub(crate) namespace: String,
-    pub(crate) metric: String,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlarmDef {
+    pub namespace: String,
+    pub metric: String,
 }
 
-/// Corpus-wide context for ranking: naming statistics, alarm definitions and an index
-/// of effective changes by primary resource.
-pub(crate) struct Vocabulary {
-    df: BTreeMap<String, u32>,
+/// Earlier changes of a resource, latest first, with their parsed payloads.
+type Earlier = Vec<(Event, Rc<Value>)>;
+
+/// Context for ranking, read through [`Knowledge`] as needed: naming statistics, alarm
+/// definitions and the earlier changes of a resource.
+pub(crate) struct Vocabulary<'k> {
+    k: &'k dyn Knowledge,
     docs: u32,
-    alarms: BTreeMap<String, AlarmDef>,
-    /// Effective change events (corpus indexes) by primary resource, in time order.
-    by_primary: BTreeMap<String, Vec<usize>>,
+    df: RefCell<BTreeMap<String, u32>>,
+    alarms: RefCell<BTreeMap<String, Option<AlarmDef>>>,
+    /// Earlier changes by (primary resource, before), latest first, payloads parsed.
+    earlier: RefCell<BTreeMap<(String, i64), Rc<Earlier>>>,
 }
 
 /// Where the alarm's name and metric are in each kind of definition.
@@ -162,48 +168,53 @@ pub(crate) fn alarm_definition(
     ))
 }
 
-impl Vocabulary {
-    pub(crate) fn build(graph: &ResourceGraph, corpus: &Corpus<'_>) -> Self {
-        let mut alarms: BTreeMap<String, AlarmDef> = BTreeMap::new();
-        let mut by_primary: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, e) in corpus.events.iter().enumerate() {
-            if e.is_effective_change() {
-                if let Some(p) = e.resources.first() {
-                    by_primary.entry(p.clone()).or_default().push(i);
-                }
-            }
-            // Alarm definitions: DescribeAlarms snapshots, PutMetricAlarm calls and
-            // EventBridge alarm events.
-            if let Some((name, def)) = alarm_definition(e, || corpus.payload(i)) {
-                alarms.insert(name, def);
-            }
-        }
-        let mut df: BTreeMap<String, u32> = BTreeMap::new();
-        let mut docs = 0u32;
-        let mut add = |text: &str| {
-            docs += 1;
-            for t in name_tokens(text) {
-                *df.entry(t).or_default() += 1;
-            }
-        };
-        for id in 0..graph.len() as u32 {
-            add(key_tail(graph.name(id)));
-        }
-        for name in alarms.keys() {
-            add(name);
-        }
+impl<'k> Vocabulary<'k> {
+    pub(crate) fn new(k: &'k dyn Knowledge) -> Self {
         Vocabulary {
-            df,
-            docs: docs.max(2),
-            alarms,
-            by_primary,
+            k,
+            docs: k.names().max(2),
+            df: RefCell::new(BTreeMap::new()),
+            alarms: RefCell::new(BTreeMap::new()),
+            earlier: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    fn alarm(&self, alarm: &str) -> Option<AlarmDef> {
+        if let Some(d) = self.alarms.borrow().get(alarm) {
+            return d.clone();
+        }
+        let d = self.k.alarm_definition(alarm);
+        self.alarms
+            .borrow_mut()
+            .insert(alarm.to_string(), d.clone());
+        d
+    }
+
+    /// Up to [`EARLIER_CHANGES`] effective changes of a primary resource before `before`,
+    /// latest first, with their payloads.
+    fn earlier(&self, resource: &str, before: i64) -> Rc<Earlier> {
+        let key = (resource.to_string(), before);
+        if let Some(v) = self.earlier.borrow().get(&key) {
+            return v.clone();
+        }
+        let v: Rc<Earlier> = Rc::new(
+            self.k
+                .earlier_changes(resource, before, EARLIER_CHANGES)
+                .into_iter()
+                .map(|e| {
+                    let p = Rc::new(serde_json::from_str(&e.payload).unwrap_or(Value::Null));
+                    (e, p)
+                })
+                .collect(),
+        );
+        self.earlier.borrow_mut().insert(key, v.clone());
+        v
     }
 
     /// Naming tokens of an alarm: its name and its metric namespace.
     pub(crate) fn alarm_tokens(&self, alarm: &str) -> BTreeSet<String> {
         let mut t = name_tokens(alarm);
-        if let Some(d) = self.alarms.get(alarm) {
+        if let Some(d) = self.alarm(alarm) {
             if !d.namespace.starts_with("AWS/") {
                 t.extend(name_tokens(&d.namespace));
             }
@@ -212,7 +223,16 @@ impl Vocabulary {
     }
 
     fn idf(&self, token: &str) -> f64 {
-        let df = self.df.get(token).copied().unwrap_or(1).max(1) as f64;
+        let cached = self.df.borrow().get(token).copied();
+        let df = match cached {
+            Some(d) => d,
+            None => {
+                let d = self.k.token_df(token);
+                self.df.borrow_mut().insert(token.to_string(), d);
+                d
+            }
+        };
+        let df = df.max(1) as f64;
         let n = self.docs as f64;
         ((n / df).ln() / n.ln()).clamp(0.0, 1.0)
     }
@@ -224,7 +244,7 @@ impl Vocabulary {
 
     /// What an alarm measures (namespace and metric), or its name when unknown.
     fn metric_key(&self, alarm: &str) -> String {
-        match self.alarms.get(alarm) {
+        match self.alarm(alarm) {
             Some(d) if !d.metric.is_empty() => format!("{}/{}", d.namespace, d.metric),
             _ => format!("alarm:{alarm}"),
         }
@@ -232,16 +252,11 @@ impl Vocabulary {
 
     fn is_saturation(&self, alarm: &str) -> bool {
         let mut t = name_tokens(alarm);
-        if let Some(d) = self.alarms.get(alarm) {
+        if let Some(d) = self.alarm(alarm) {
             t.extend(name_tokens(&d.metric));
         }
         t.iter().any(|w| SATURATION_WORDS.contains(&w.as_str()))
     }
-}
-
-/// The name part of a resource key (`lb/web` -> `web`).
-fn key_tail(key: &str) -> &str {
-    key.split_once('/').map(|x| x.1).unwrap_or(key)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,13 +459,12 @@ fn capacity_change(cx: &Context<'_, '_>, i: usize) -> Option<bool> {
     let before: Vec<Rc<Value>> = e
         .resources
         .first()
-        .and_then(|r| cx.vocab.by_primary.get(r))
-        .map(|v| {
-            v.iter()
-                .filter(|&&j| cx.corpus.events[j].event_time < e.event_time && j != i)
-                .rev()
+        .map(|r| {
+            cx.vocab
+                .earlier(r, e.event_time)
+                .iter()
                 .take(20)
-                .map(|&j| cx.corpus.payload(j))
+                .map(|(_, p)| p.clone())
                 .collect()
         })
         .unwrap_or_default();
@@ -465,7 +479,11 @@ fn capacity_change(cx: &Context<'_, '_>, i: usize) -> Option<bool> {
 /// Marks changes undone within the window: an inverse call with the same parameters
 /// (Authorize then Revoke), or a second call that restores the parameters the first one
 /// replaced. Returns reverted corpus indexes with the index of the other half.
-fn reverts(corpus: &Corpus<'_>, vocab: &Vocabulary, changes: &[usize]) -> BTreeMap<usize, usize> {
+fn reverts(
+    corpus: &Corpus<'_>,
+    vocab: &Vocabulary<'_>,
+    changes: &[usize],
+) -> BTreeMap<usize, usize> {
     let mut out = BTreeMap::new();
     let mut by_res: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for &i in changes {
@@ -492,19 +510,12 @@ fn reverts(corpus: &Corpus<'_>, vocab: &Vocabulary, changes: &[usize]) -> BTreeM
                 } else {
                     // The call before `a` on this resource with the same name: does `b`
                     // put back what it had set?
-                    let prev = vocab.by_primary.get(*res).and_then(|v| {
-                        v.iter()
-                            .rev()
-                            .find(|&&j| {
-                                corpus.events[j].event_time < ea.event_time
-                                    && priors::base_name(&corpus.events[j].name)
-                                        == priors::base_name(&ea.name)
-                            })
-                            .copied()
-                    });
+                    let earlier = vocab.earlier(res, ea.event_time);
+                    let prev = earlier
+                        .iter()
+                        .find(|(ej, _)| priors::base_name(&ej.name) == priors::base_name(&ea.name));
                     match prev {
-                        Some(j) => {
-                            let pj = corpus.payload(j);
+                        Some((_, pj)) => {
                             let rj = pj.get("requestParameters");
                             rj.is_some() && rj == rb && ra != rb
                         }
@@ -534,18 +545,16 @@ fn focus(e: &Event) -> Vec<String> {
 /// A symptom node's data.
 struct Symptom<'t> {
     t: &'t Transition,
-    dist: BTreeMap<u32, (u32, Option<u32>)>,
+    /// Corpus indexes of its deliveries.
+    deliveries: Vec<usize>,
+    dist: Distances,
     tokens: BTreeSet<String>,
 }
 
-fn best_cost(
-    graph: &ResourceGraph,
-    dist: &BTreeMap<u32, (u32, Option<u32>)>,
-    res: &BTreeSet<String>,
-) -> Option<(u32, u32)> {
+/// The cheapest of `res` to reach, with its cost (ties broken by key).
+fn best_cost<'r>(dist: &Distances, res: &'r BTreeSet<String>) -> Option<(u32, &'r str)> {
     res.iter()
-        .filter_map(|r| graph.id(r))
-        .filter_map(|id| dist.get(&id).map(|d| (d.0, id)))
+        .filter_map(|r| dist.get(r).map(|d| (d.0, r.as_str())))
         .min()
 }
 
@@ -561,16 +570,16 @@ fn group_tokens(g: &Group) -> BTreeSet<String> {
 /// the configuration.
 struct Context<'c, 'a> {
     corpus: &'c Corpus<'a>,
-    graph: &'c ResourceGraph,
-    vocab: &'c Vocabulary,
+    graph: &'c Neighbourhood<'c>,
+    vocab: &'c Vocabulary<'c>,
     config: &'c Config,
 }
 
 /// Ranks the hypotheses of one incident.
 pub(crate) fn rank(
     corpus: &Corpus<'_>,
-    graph: &ResourceGraph,
-    vocab: &Vocabulary,
+    graph: &Neighbourhood<'_>,
+    vocab: &Vocabulary<'_>,
     inc: &Found,
     config: &Config,
 ) -> Vec<Hypothesis> {
@@ -582,7 +591,7 @@ pub(crate) fn rank(
     };
     let window = Window::of(inc, config);
     let symptoms = symptoms(&cx, inc);
-    let candidates = gather_candidates(corpus, &window, inc);
+    let candidates = gather_candidates(corpus, &window, &symptoms);
     let deliveries = group_deliveries(corpus, &candidates);
     let mut groups = score_groups(&cx, deliveries, &symptoms);
     discount_reverts(&cx, &mut groups, &candidates, &symptoms);
@@ -610,11 +619,8 @@ impl Window {
     /// From the look-back before the incident's first transition to the slack after its
     /// last.
     fn of(inc: &Found, config: &Config) -> Self {
-        let times = || inc.transitions.iter().map(|t| t.time);
-        Window {
-            from: times().min().unwrap_or(inc.opened_at) - config.lookback_ms,
-            to: times().max().unwrap_or(inc.opened_at) + config.slack_ms,
-        }
+        let (from, to) = inc.window(config);
+        Window { from, to }
     }
 
     fn contains(&self, time: i64) -> bool {
@@ -624,14 +630,14 @@ impl Window {
 
 /// The resources an alarm transition is about: those it names and the non-alarm
 /// neighbours of its alarm in the resource graph.
-fn watched(graph: &ResourceGraph, t: &Transition) -> BTreeSet<String> {
+fn watched(graph: &Neighbourhood<'_>, t: &Transition) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = t.resources.iter().cloned().collect();
     out.extend(
         graph
             .neighbours(&format!("alarm/{}", t.alarm))
-            .into_iter()
+            .iter()
             .filter(|n| !n.starts_with("alarm/"))
-            .map(str::to_string),
+            .cloned(),
     );
     out
 }
@@ -650,6 +656,11 @@ fn symptoms<'t>(cx: &Context<'_, '_>, inc: &'t Found) -> Vec<Symptom<'t>> {
             let list: Vec<String> = sources.into_iter().collect();
             Symptom {
                 t,
+                deliveries: t
+                    .deliveries
+                    .iter()
+                    .filter_map(|d| cx.corpus.index_of(d.seq))
+                    .collect(),
                 dist: cx.graph.distances(&list),
                 tokens: cx.vocab.alarm_tokens(&t.alarm),
             }
@@ -659,11 +670,10 @@ fn symptoms<'t>(cx: &Context<'_, '_>, inc: &'t Found) -> Vec<Symptom<'t>> {
 
 /// Stage 2: candidate causes, the corpus indexes of effective changes, deployments,
 /// anomalies, snapshots and other events in the window, less the symptoms' deliveries.
-fn gather_candidates(corpus: &Corpus<'_>, window: &Window, inc: &Found) -> Vec<usize> {
-    let symptom_deliveries: BTreeSet<usize> = inc
-        .transitions
+fn gather_candidates(corpus: &Corpus<'_>, window: &Window, symptoms: &[Symptom<'_>]) -> Vec<usize> {
+    let symptom_deliveries: BTreeSet<usize> = symptoms
         .iter()
-        .flat_map(|t| t.deliveries.iter().copied())
+        .flat_map(|s| s.deliveries.iter().copied())
         .collect();
     corpus
         .range(window.from, window.to)
@@ -720,8 +730,7 @@ fn group_deliveries(corpus: &Corpus<'_>, cand: &[usize]) -> Vec<Vec<usize>> {
 fn related(cx: &Context<'_, '_>, symptoms: &[Symptom<'_>], i: usize) -> bool {
     focus(cx.corpus.events[i])
         .iter()
-        .filter_map(|r| cx.graph.id(r))
-        .any(|id| symptoms.iter().any(|s| s.dist.contains_key(&id)))
+        .any(|r| symptoms.iter().any(|s| s.dist.contains_key(r)))
 }
 
 /// Stage 4: one group per set of deliveries, with the kind, reason and representative of
@@ -819,7 +828,11 @@ fn saturation_groups(cx: &Context<'_, '_>, window: &Window) -> Vec<Group> {
         let mut resources = watched(cx.graph, &t);
         resources.insert(format!("alarm/{}", t.alarm));
         // History first: it is the delivery every estate has.
-        let mut ds = t.deliveries.clone();
+        let mut ds: Vec<usize> = t
+            .deliveries
+            .iter()
+            .filter_map(|d| cx.corpus.index_of(d.seq))
+            .collect();
         ds.sort_by_key(|&d| (cx.corpus.events[d].source != Source::AlarmHistory, d));
         let entry = by_metric
             .entry(cx.vocab.metric_key(&t.alarm))
@@ -973,7 +986,7 @@ fn symptom_edge(
 ) -> Option<(f64, Vec<String>)> {
     if grp.time > s.t.time + cx.config.slack_ms
         || (grp.kind == GroupKind::Saturation
-            && grp.members.iter().any(|m| s.t.deliveries.contains(m)))
+            && grp.members.iter().any(|m| s.deliveries.contains(m)))
     {
         return None;
     }
@@ -981,8 +994,8 @@ fn symptom_edge(
     if grp.kind == GroupKind::Saturation && grp.time >= s.t.time {
         return None;
     }
-    let (topo, path) = match best_cost(cx.graph, &s.dist, &grp.resources) {
-        Some((c, id)) => (topo_weight(c), cx.graph.path(&s.dist, id)),
+    let (topo, path) = match best_cost(&s.dist, &grp.resources) {
+        Some((c, key)) => (topo_weight(c), cx.graph.path(&s.dist, key)),
         None => (
             (0.4 * cx.vocab.affinity(tokens, &s.tokens)).max(0.01),
             Vec::new(),
@@ -999,7 +1012,7 @@ fn symptom_edge(
 /// resources and its naming tokens.
 struct Effect<'e> {
     group: &'e Group,
-    dist: &'e BTreeMap<u32, (u32, Option<u32>)>,
+    dist: &'e Distances,
     tokens: &'e BTreeSet<String>,
 }
 
@@ -1019,7 +1032,7 @@ fn effect_edge(
     if c.kind == GroupKind::Saturation && c.time >= time {
         return None;
     }
-    let topo = match best_cost(cx.graph, eff.dist, &c.resources) {
+    let topo = match best_cost(eff.dist, &c.resources) {
         Some((cost, _)) => topo_weight(cost),
         None => (0.4 * cx.vocab.affinity(tokens, eff.tokens)).max(0.01),
     };
@@ -1089,7 +1102,7 @@ fn explain(
         None => direct,
     };
     let st = symptoms[link.symptom].t;
-    evidence.extend(st.deliveries.iter().copied());
+    evidence.extend(symptoms[link.symptom].deliveries.iter().copied());
     let mut refs = Vec::new();
     for i in evidence {
         let r = cx.corpus.events[i].reference();

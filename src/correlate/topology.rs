@@ -11,10 +11,13 @@
 //! metric namespace) costs more than a direct one, and hubs (resources related to very
 //! many others, such as a deployment role) are never walked through.
 
+use super::knowledge::Knowledge;
 use crate::model::{Event, Kind, Source};
 use crate::normalize::resource::{from_arn, key_type};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::rc::Rc;
 
 /// A resource with more neighbours than this is a hub: reachable, not traversed.
 pub const HUB_DEGREE: usize = 40;
@@ -108,13 +111,10 @@ impl ResourceGraph {
             .cloned()
             .collect();
         for g in groups {
-            let Some(last) = g.trim_end_matches('/').rsplit('/').next() else {
+            let Some(last) = log_group_tail(&g) else {
                 continue;
             };
-            if last.is_empty() {
-                continue;
-            }
-            for t in ["ecs-service", "ecs-taskdef", "lambda"] {
+            for t in NAMED_WORKLOADS {
                 let k = format!("{t}/{last}");
                 if self.ids.contains_key(&k) {
                     self.link(&g, &k);
@@ -185,20 +185,77 @@ impl ResourceGraph {
             self.link(a, b);
         }
     }
+}
 
-    /// Weighted shortest distances from a set of source keys, up to `MAX_COST`,
-    /// never expanding hubs (other than the sources themselves). Returns node id ->
-    /// (cost, predecessor).
-    pub fn distances(&self, sources: &[String]) -> BTreeMap<u32, (u32, Option<u32>)> {
-        let mut dist: BTreeMap<u32, (u32, Option<u32>)> = BTreeMap::new();
+/// Weighted shortest distances from a set of sources: key -> (cost, predecessor).
+pub type Distances = BTreeMap<String, (u32, Option<String>)>;
+
+/// The resource graph as the engine walks it: read through [`Knowledge`] around the keys
+/// it is asked about, each node's neighbours fetched once. Everything it computes
+/// depends on keys, never on the order nodes were read in.
+pub struct Neighbourhood<'k> {
+    k: &'k dyn Knowledge,
+    /// Neighbours of each node read so far; `None` for a hub read as such.
+    read: RefCell<BTreeMap<String, Option<Rc<Vec<String>>>>>,
+    known: RefCell<BTreeMap<String, bool>>,
+}
+
+impl<'k> Neighbourhood<'k> {
+    pub fn new(k: &'k dyn Knowledge) -> Self {
+        Neighbourhood {
+            k,
+            read: RefCell::new(BTreeMap::new()),
+            known: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    fn known(&self, key: &str) -> bool {
+        if let Some(&b) = self.known.borrow().get(key) {
+            return b;
+        }
+        let b = self.k.known(key);
+        self.known.borrow_mut().insert(key.to_string(), b);
+        b
+    }
+
+    /// Every neighbour of a key, sorted.
+    pub fn neighbours(&self, key: &str) -> Rc<Vec<String>> {
+        if let Some(Some(v)) = self.read.borrow().get(key) {
+            return v.clone();
+        }
+        let v = Rc::new(self.k.neighbours(key, usize::MAX).unwrap_or_default());
+        self.read
+            .borrow_mut()
+            .insert(key.to_string(), Some(v.clone()));
+        v
+    }
+
+    /// The neighbours of a key unless it is a hub (more than `HUB_DEGREE`).
+    fn unless_hub(&self, key: &str) -> Option<Rc<Vec<String>>> {
+        if let Some(entry) = self.read.borrow().get(key) {
+            return match entry {
+                Some(v) if v.len() > HUB_DEGREE => None,
+                other => other.clone(),
+            };
+        }
+        let v = self.k.neighbours(key, HUB_DEGREE).map(Rc::new);
+        self.read.borrow_mut().insert(key.to_string(), v.clone());
+        v
+    }
+
+    /// Weighted shortest distances from a set of source keys, up to `MAX_COST`, never
+    /// expanding hubs or shared containers (other than the sources themselves). Ties
+    /// are broken by key.
+    pub fn distances(&self, sources: &[String]) -> Distances {
+        let mut dist: Distances = BTreeMap::new();
         let mut heap = BinaryHeap::new();
         for s in sources {
-            if let Some(i) = self.id(s) {
-                dist.insert(i, (0, None));
-                heap.push(Reverse((0u32, i)));
+            if !dist.contains_key(s) && self.known(s) {
+                dist.insert(s.clone(), (0, None));
+                heap.push(Reverse((0u32, s.clone())));
             }
         }
-        let source_ids: BTreeSet<u32> = dist.keys().copied().collect();
+        let source_keys: BTreeSet<String> = dist.keys().cloned().collect();
         while let Some(Reverse((d, u))) = heap.pop() {
             if dist.get(&u).map(|x| x.0) != Some(d) {
                 continue;
@@ -206,57 +263,59 @@ impl ResourceGraph {
             // Hubs and shared containers are reachable but never walked through:
             // two services in one cluster, or two apps writing one table, are not
             // thereby related.
-            if !source_ids.contains(&u)
-                && (self.degree(u) > HUB_DEGREE
-                    || CONTAINER_TYPES.contains(&key_type(self.name(u))))
-            {
+            let adj = if source_keys.contains(&u) {
+                self.neighbours(&u)
+            } else if CONTAINER_TYPES.contains(&key_type(&u)) {
                 continue;
-            }
-            for &v in &self.adj[u as usize] {
-                let c = d + self.edge_cost(u, v);
+            } else {
+                match self.unless_hub(&u) {
+                    Some(v) => v,
+                    None => continue,
+                }
+            };
+            for v in adj.iter() {
+                let c = d + edge_cost(&u, v);
                 if c > MAX_COST {
                     continue;
                 }
-                let better = match dist.get(&v) {
+                let better = match dist.get(v) {
                     None => true,
                     Some(&(old, _)) => c < old,
                 };
                 if better {
-                    dist.insert(v, (c, Some(u)));
-                    heap.push(Reverse((c, v)));
+                    dist.insert(v.clone(), (c, Some(u.clone())));
+                    heap.push(Reverse((c, v.clone())));
                 }
             }
         }
         dist
     }
 
-    fn edge_cost(&self, u: u32, v: u32) -> u32 {
-        let (tu, tv) = (key_type(self.name(u)), key_type(self.name(v)));
-        if CONTAINER_TYPES.contains(&tu) || CONTAINER_TYPES.contains(&tv) {
-            CONTAINER_COST
-        } else if tu == "sg" && tv == "sg" {
-            // One security group allowing another: tiers that talk to each other, a
-            // looser relation than a resource and its own group.
-            2
-        } else {
-            1
-        }
-    }
-
     /// The path (keys) from `to` back to a source, using predecessors from `distances`.
-    pub fn path(&self, dist: &BTreeMap<u32, (u32, Option<u32>)>, to: u32) -> Vec<String> {
-        let mut out = vec![self.name(to).to_string()];
+    pub fn path(&self, dist: &Distances, to: &str) -> Vec<String> {
+        let mut out = vec![to.to_string()];
         let mut cur = to;
-        let mut guard = 0;
-        while let Some(&(_, Some(p))) = dist.get(&cur) {
-            out.push(self.name(p).to_string());
+        while let Some((_, Some(p))) = dist.get(cur) {
+            out.push(p.clone());
             cur = p;
-            guard += 1;
-            if guard > 64 {
+            if out.len() > 64 {
                 break;
             }
         }
         out
+    }
+}
+
+fn edge_cost(u: &str, v: &str) -> u32 {
+    let (tu, tv) = (key_type(u), key_type(v));
+    if CONTAINER_TYPES.contains(&tu) || CONTAINER_TYPES.contains(&tv) {
+        CONTAINER_COST
+    } else if tu == "sg" && tv == "sg" {
+        // One security group allowing another: tiers that talk to each other, a
+        // looser relation than a resource and its own group.
+        2
+    } else {
+        1
     }
 }
 
@@ -305,6 +364,22 @@ pub fn links_of(e: &Event) -> Links {
         }
     }
     out
+}
+
+/// Workload types a log group is related to by name ([`log_group_tail`]).
+pub const NAMED_WORKLOADS: [&str; 3] = ["ecs-service", "ecs-taskdef", "lambda"];
+
+/// The last segment of a log group key's name (`loggroup//ecs/orders-api` ->
+/// `orders-api`): a workload of that name (`ecs-service/orders-api`, see
+/// [`NAMED_WORKLOADS`]) is related to the log group. `None` for other keys.
+pub fn log_group_tail(key: &str) -> Option<&str> {
+    if !key.starts_with("loggroup/") {
+        return None;
+    }
+    key.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|t| !t.is_empty())
 }
 
 fn ignored(key: &str) -> bool {

@@ -13,7 +13,7 @@ use super::NotifyError;
 use crate::conclusions::outbox::{self, DeliveryState, OutboxEvent};
 use crate::correlate::{Analysis, Hypothesis, Incident};
 use crate::model::{parse_time, EventRef, Source};
-use crate::store::EventLog;
+use crate::store::{EventLog, SqliteStore};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
@@ -57,8 +57,8 @@ enum Outcome {
     Printed,
 }
 
-struct Worker<S> {
-    store: S,
+struct Worker {
+    store: SqliteStore,
     config: NotifyConfig,
     github: Option<GitHub>,
     analysis: Analysis,
@@ -81,8 +81,8 @@ struct Worker<S> {
 /// that is safe, as a crash is: the next run finds what was created by its marker.
 /// A long-running server (`serve`) spawns this in a task when notifications are
 /// configured (`GithubOptions::is_configured`): the future is `Send` for a `SqliteStore`.
-pub async fn run_worker<S: EventLog>(
-    store: S,
+pub async fn run_worker(
+    store: SqliteStore,
     config: NotifyConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerReport, NotifyError> {
@@ -93,12 +93,17 @@ pub async fn run_worker<S: EventLog>(
     };
     let once = config.once;
     let poll = config.poll_interval;
+    let analyser = if config.dry_run {
+        crate::conclusions::Analyser::dry_run()
+    } else {
+        crate::conclusions::Analyser::default()
+    };
     let mut w = Worker {
         store,
         config,
         github,
         analysis: Analysis::default(),
-        analyser: Default::default(),
+        analyser,
         first_pass: true,
     };
     tracing::info!(
@@ -187,7 +192,7 @@ fn incident_from_request(r: &OutboxEvent) -> Incident {
     }
 }
 
-impl<S: EventLog> Worker<S> {
+impl Worker {
     fn qualifies(&self, inc: &Incident) -> Option<Hypothesis> {
         if self.config.only_open && inc.resolved_at.is_some() {
             return None;
@@ -203,24 +208,24 @@ impl<S: EventLog> Worker<S> {
         (top.score >= self.config.min_score).then(|| top.clone())
     }
 
-    /// Re-analyses the log when upstream events were appended since the last analysis
-    /// (or, with `analyze` off, reads the latest stored conclusions).
+    /// Brings the conclusions up to date (the analyser appends them; a dry run's
+    /// analyser keeps its own in memory), or, with `analyze` off, only reads them.
     async fn refresh(&mut self) -> Result<(), NotifyError> {
-        if !self.config.analyze {
-            self.analysis = incidents_from_conclusions(&self.store).await?;
-            return Ok(());
+        if self.config.analyze {
+            let steps = self.analyser.run_to_end(&self.store).await?;
+            tracing::debug!(steps, "analysed the log");
         }
-        if let Some(a) = self
-            .analyser
-            .step_recording(&self.store, !self.config.dry_run)
-            .await?
-        {
-            self.analysis = a;
-            tracing::debug!(
-                incidents = self.analysis.incidents.len(),
-                "analysed the log"
-            );
+        let mut analysis = crate::conclusions::load_analysis(&self.store).await?;
+        for inc in self.analyser.dry_incidents() {
+            match analysis.incidents.iter_mut().find(|i| i.id == inc.id) {
+                Some(i) => *i = inc.clone(),
+                None => analysis.incidents.push(inc.clone()),
+            }
         }
+        analysis
+            .incidents
+            .sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        self.analysis = analysis;
         Ok(())
     }
 
@@ -477,15 +482,6 @@ impl<S: EventLog> Worker<S> {
 /// Incidents as the engine's stored conclusions describe them: "incident opened",
 /// "incident resolved" and the latest "hypotheses ranked" of each.
 /// The incidents and latest hypotheses the log records (the analyser's conclusions).
-async fn incidents_from_conclusions<S: EventLog>(store: &S) -> Result<Analysis, NotifyError> {
-    let incidents = crate::conclusions::load_all(store)
-        .await?
-        .iter()
-        .filter_map(crate::conclusions::Recorded::incident)
-        .collect();
-    Ok(Analysis { incidents })
-}
-
 /// A request that is not in the log (dry runs).
 fn virtual_request(inc: &Incident, h: &Hypothesis) -> OutboxEvent {
     OutboxEvent {

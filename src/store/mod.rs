@@ -5,10 +5,11 @@
 //! under this module; callers use typed functions.
 
 mod projections;
+mod reads;
 mod sqlite;
 
 pub use projections::{
-    AlarmMetric, AlarmState, Latest, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
+    AlarmMetric, AlarmState, Latest, Names, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
 };
 pub use sqlite::{configure_sqlite, SqliteStore};
 

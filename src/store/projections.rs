@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 const UPSERT_ROWS: usize = 1_000;
 
 /// The projections this store keeps, by checkpoint name.
-pub const PROJECTIONS: [&str; 3] = ["graph", "alarm_definitions", "alarm_states"];
+pub const PROJECTIONS: [&str; 4] = ["graph", "alarm_definitions", "alarm_states", "name_tokens"];
 
 /// Where and when something was first (and last) seen in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +81,18 @@ pub struct ProjectionDelta {
     pub edges: BTreeMap<(String, String), Span>,
     pub alarm_definitions: BTreeMap<String, Latest<AlarmMetric>>,
     pub alarm_states: BTreeMap<String, Latest<AlarmState>>,
+    /// How the engine names each node and alarm of the delta (its words, counted in
+    /// `name_tokens` when the node or alarm is new), and each log group's name tail.
+    /// Written, never read back.
+    pub names: Names,
+}
+
+/// The naming side of a delta (see [`ProjectionDelta::names`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    pub node_tokens: BTreeMap<String, Vec<String>>,
+    pub node_tails: BTreeMap<String, String>,
+    pub alarm_tokens: BTreeMap<String, Vec<String>>,
 }
 
 impl ProjectionDelta {
@@ -147,6 +159,8 @@ impl ProjectionDelta {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectionState {
     pub delta: ProjectionDelta,
+    /// Naming statistics: documents per word (the empty word: the number of names).
+    pub tokens: BTreeMap<String, i64>,
     /// Checkpoint per projection name.
     pub checkpoints: BTreeMap<String, i64>,
 }
@@ -173,16 +187,48 @@ impl SqliteStore {
     /// projection's checkpoint to `upto`, in one transaction.
     pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {
         let mut tx = self.writer.begin().await?;
+        // Words of the names this delta adds (nodes and alarms not stored yet).
+        let mut words: BTreeMap<&str, i64> = BTreeMap::new();
+        let new_nodes = absent(&mut tx, "graph_nodes", "resource", delta.nodes.keys()).await?;
+        let new_alarms = absent(
+            &mut tx,
+            "alarm_definitions",
+            "alarm",
+            delta.alarm_definitions.keys(),
+        )
+        .await?;
+        for tokens in new_nodes
+            .iter()
+            .map(|n| delta.names.node_tokens.get(*n))
+            .chain(new_alarms.iter().map(|a| delta.names.alarm_tokens.get(*a)))
+        {
+            *words.entry("").or_default() += 1;
+            for t in tokens.into_iter().flatten() {
+                *words.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        let words: Vec<(&str, i64)> = words.into_iter().collect();
+        for chunk in words.chunks(UPSERT_ROWS) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO name_tokens (token, df) ");
+            qb.push_values(chunk, |mut b, (token, n)| {
+                b.push_bind(*token).push_bind(*n);
+            });
+            qb.push(" ON CONFLICT (token) DO UPDATE SET df = df + excluded.df");
+            qb.build().execute(&mut *tx).await?;
+        }
         // Multi-row upserts: a batch of events relates thousands of pairs, and one
         // statement per row cost more than the rest of the projector together.
         let nodes: Vec<(&String, &Span)> = delta.nodes.iter().collect();
         for chunk in nodes.chunks(UPSERT_ROWS) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO graph_nodes (resource, first_seq, first_time) ");
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO graph_nodes (resource, first_seq, first_time, name_tail) ",
+            );
             qb.push_values(chunk, |mut b, (key, s)| {
                 b.push_bind(key.as_str())
                     .push_bind(s.first_seq)
-                    .push_bind(s.first_time);
+                    .push_bind(s.first_time)
+                    .push_bind(delta.names.node_tails.get(*key).map(String::as_str));
             });
             qb.push(
                 " ON CONFLICT (resource) DO UPDATE SET \
@@ -264,6 +310,7 @@ impl SqliteStore {
     pub async fn reset_projections(&self) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for table in [
+            "name_tokens",
             "graph_nodes",
             "graph_edges",
             "alarm_definitions",
@@ -286,6 +333,12 @@ impl SqliteStore {
             .await?
         {
             st.checkpoints.insert(r.try_get("name")?, r.try_get("seq")?);
+        }
+        for r in sqlx::query("SELECT token, df FROM name_tokens")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            st.tokens.insert(r.try_get("token")?, r.try_get("df")?);
         }
         for r in sqlx::query("SELECT resource, first_seq, first_time FROM graph_nodes")
             .fetch_all(&self.reader)
@@ -346,4 +399,28 @@ impl SqliteStore {
         }
         Ok(st)
     }
+}
+
+/// The keys among `keys` that `table` has no row for (`column` is its key).
+async fn absent<'k>(
+    tx: &mut sqlx::SqliteConnection,
+    table: &str,
+    column: &str,
+    keys: impl Iterator<Item = &'k String>,
+) -> Result<Vec<&'k String>> {
+    let keys: Vec<&String> = keys.collect();
+    let mut present: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for chunk in keys.chunks(UPSERT_ROWS) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {column} FROM {table} WHERE {column} IN ("));
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.as_str());
+        }
+        qb.push(")");
+        for r in qb.build().fetch_all(&mut *tx).await? {
+            present.insert(r.try_get(0)?);
+        }
+    }
+    Ok(keys.into_iter().filter(|k| !present.contains(*k)).collect())
 }

@@ -33,7 +33,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// and restarts the WAL (a writer that never pauses would otherwise grow it).
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
-const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
+pub(super) const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
 /// The same columns with an empty payload (`EventFilter::without_payload`).
 const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, '' AS payload";
 
@@ -352,7 +352,7 @@ fn prepare(ev: &NewEvent) -> Prepared<'_> {
     }
 }
 
-fn row_to_event(row: &SqliteRow) -> Result<Event> {
+pub(super) fn row_to_event(row: &SqliteRow) -> Result<Event> {
     let source: String = row.try_get("source")?;
     let detail: String = row.try_get("detail")?;
     let resources: String = row.try_get("resources")?;

@@ -1,0 +1,275 @@
+//! The analyser: keeps the engine's conclusions current, incrementally, without ever
+//! reading the whole log.
+//!
+//! Its state (the seq it has analysed up to, and the incident detector's open incidents
+//! and recent transitions) is a checkpoint written in the same transaction as the
+//! conclusions it appends, so a process killed mid-step redoes that step and nothing
+//! else. A step:
+//!
+//! 1. reads the newest upstream seq first (an event appended while the step runs is
+//!    left to the next step, never marked as seen unread);
+//! 2. brings the projections up to it (`project::catch_up`);
+//! 3. feeds the new alarm transitions to the detector (an index read of alarms only);
+//! 4. ranks each incident that changed, and each open incident whose look-back window
+//!    received events, from the events of its window (a time-index range) and what the
+//!    projections know ([`StoreKnowledge`]);
+//! 5. appends the conclusions with the new state.
+//!
+//! `replay`, `incidents`, `hypotheses`, the server and the GitHub worker all run this.
+
+use super::{latest_upstream_seq, to_events, ConclusionError};
+use crate::correlate::{self, Analysis, Config, Detector, Found, Knowledge};
+use crate::model::Event;
+use crate::store::{Checkpoint, EventLog, SqliteStore, StoreError};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+/// The analyser's checkpoint name.
+pub const ANALYSER: &str = "analyser";
+/// Alarm events fed per step, at most (the first step on a large store takes several).
+const ALARMS_PER_STEP: i64 = 50_000;
+/// Read beyond an incident's window on both sides, so that the deliveries of a
+/// transition at its edge are all read (an EventBridge envelope time is truncated).
+const WINDOW_MARGIN_MS: i64 = 2 * 60 * 1000;
+
+/// What the analyser keeps between steps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    /// Every upstream event up to this seq has been analysed.
+    upto: i64,
+    detector: Detector,
+}
+
+/// Knowledge read from the store's projections and indexes, for the engine running on a
+/// blocking thread. A read that fails is remembered (the engine sees nothing there) and
+/// fails the step.
+pub struct StoreKnowledge {
+    store: SqliteStore,
+    handle: tokio::runtime::Handle,
+    failed: RefCell<Option<StoreError>>,
+}
+
+impl StoreKnowledge {
+    fn new(store: SqliteStore, handle: tokio::runtime::Handle) -> Self {
+        StoreKnowledge {
+            store,
+            handle,
+            failed: RefCell::new(None),
+        }
+    }
+
+    fn read<T: Default>(&self, f: impl std::future::Future<Output = Result<T, StoreError>>) -> T {
+        match self.handle.block_on(f) {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                T::default()
+            }
+        }
+    }
+}
+
+impl Knowledge for StoreKnowledge {
+    fn known(&self, key: &str) -> bool {
+        self.read(self.store.graph_has(key))
+    }
+
+    fn neighbours(&self, key: &str, at_most: usize) -> Option<Vec<String>> {
+        let mut all: BTreeSet<String> = self
+            .read(self.store.graph_edges_of(key, at_most))?
+            .into_iter()
+            .collect();
+        // Relations by name (`ResourceGraph::link_by_name`), read from the nodes.
+        if let Some(tail) = correlate::topology::log_group_tail(key) {
+            for t in correlate::topology::NAMED_WORKLOADS {
+                let k = format!("{t}/{tail}");
+                if self.read(self.store.graph_has(&k)) {
+                    all.insert(k);
+                }
+            }
+        }
+        if let Some((t, name)) = key.split_once('/') {
+            if correlate::topology::NAMED_WORKLOADS.contains(&t) {
+                all.extend(self.read(self.store.graph_nodes_with_tail(name)));
+            }
+        }
+        all.remove(key);
+        (all.len() <= at_most).then(|| all.into_iter().collect())
+    }
+
+    fn token_df(&self, token: &str) -> u32 {
+        u32::try_from(self.read(self.store.name_token_df(token))).unwrap_or(u32::MAX)
+    }
+
+    fn names(&self) -> u32 {
+        self.token_df("")
+    }
+
+    fn alarm_definition(&self, alarm: &str) -> Option<correlate::AlarmDef> {
+        self.read(self.store.alarm_definition(alarm))
+            .map(|m| correlate::AlarmDef {
+                namespace: m.namespace,
+                metric: m.metric,
+            })
+    }
+
+    fn earlier_changes(&self, resource: &str, before: i64, limit: usize) -> Vec<Event> {
+        self.read(self.store.earlier_changes(resource, before, limit))
+    }
+}
+
+/// Runs `f` with the store's knowledge on a blocking thread (off the async workers that
+/// serve requests).
+async fn with_knowledge<T: Send + 'static>(
+    store: &SqliteStore,
+    f: impl FnOnce(&StoreKnowledge) -> T + Send + 'static,
+) -> Result<T, ConclusionError> {
+    let store = store.clone();
+    let handle = tokio::runtime::Handle::current();
+    let (out, failed) = tokio::task::spawn_blocking(move || {
+        let k = StoreKnowledge::new(store, handle);
+        let out = f(&k);
+        (out, k.failed.into_inner())
+    })
+    .await
+    .map_err(|e| ConclusionError::Engine(e.to_string()))?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
+}
+
+async fn load_state(store: &SqliteStore) -> Result<State, ConclusionError> {
+    let Some(cp) = store.checkpoint(ANALYSER).await? else {
+        return Ok(State::default());
+    };
+    serde_json::from_str(&cp.value).map_err(|e| {
+        ConclusionError::Invalid(format!("the analyser's checkpoint does not decode ({e})"))
+    })
+}
+
+/// A dry run's own state: kept in memory, never recorded.
+#[derive(Debug, Default)]
+struct Dry {
+    state: Option<State>,
+    incidents: std::collections::BTreeMap<String, correlate::Incident>,
+}
+
+/// Keeps the conclusions current (see the module's documentation).
+#[derive(Debug, Default)]
+pub struct Analyser {
+    config: Config,
+    dry: Option<Dry>,
+}
+
+impl Analyser {
+    pub fn new(config: Config) -> Self {
+        Analyser { config, dry: None }
+    }
+
+    /// An analyser that records nothing: it starts from the recorded state and keeps
+    /// its own in memory ([`Analyser::dry_incidents`]).
+    pub fn dry_run() -> Self {
+        Analyser {
+            config: Config::default(),
+            dry: Some(Dry::default()),
+        }
+    }
+
+    /// A dry run's latest incidents, by id (empty when recording).
+    pub fn dry_incidents(&self) -> impl Iterator<Item = &correlate::Incident> {
+        self.dry.iter().flat_map(|d| d.incidents.values())
+    }
+
+    /// The seq up to which upstream events have been analysed.
+    pub async fn analysed_up_to(store: &SqliteStore) -> Result<i64, ConclusionError> {
+        Ok(load_state(store).await?.upto)
+    }
+
+    /// Steps until every upstream event is analysed; returns the number of steps.
+    pub async fn run_to_end(&mut self, store: &SqliteStore) -> Result<usize, ConclusionError> {
+        let mut steps = 0;
+        while self.step(store).await?.is_some() {
+            steps += 1;
+        }
+        Ok(steps)
+    }
+
+    /// One step: the incidents it ranked (their conclusions appended), `None` when
+    /// nothing new had arrived.
+    pub async fn step(&mut self, store: &SqliteStore) -> Result<Option<Analysis>, ConclusionError> {
+        let latest = latest_upstream_seq(store).await?;
+        let state = match self.dry.as_mut().and_then(|d| d.state.take()) {
+            Some(s) => s,
+            None => load_state(store).await?,
+        };
+        if state.upto >= latest {
+            if let Some(dry) = self.dry.as_mut() {
+                dry.state = Some(state);
+            }
+            return Ok(None);
+        }
+        crate::project::catch_up(store, crate::project::BATCH).await?;
+        let before = state.upto;
+        let alarms = store.alarm_events(before, latest, ALARMS_PER_STEP).await?;
+        let upto = match alarms.last() {
+            Some(last) if alarms.len() as i64 >= ALARMS_PER_STEP => last.seq,
+            _ => latest,
+        };
+        let config = self.config.clone();
+        let mut detector = state.detector;
+        let (detector, touched) = with_knowledge(store, move |k| {
+            let touched = detector.feed(&alarms, k, &config);
+            (detector, touched)
+        })
+        .await?;
+        let mut to_rank: Vec<Found> = touched;
+        let touched_ids: BTreeSet<String> = to_rank.iter().map(|f| f.id.clone()).collect();
+        for inc in detector.open() {
+            if touched_ids.contains(&inc.id) {
+                continue;
+            }
+            let (from, to) = inc.window(&self.config);
+            if store.upstream_between(before, upto, from, to).await? {
+                to_rank.push(inc.clone());
+            }
+        }
+        to_rank.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        let mut incidents = Vec::with_capacity(to_rank.len());
+        for found in to_rank {
+            let (from, to) = found.window(&self.config);
+            let window = store
+                .window_events(from - WINDOW_MARGIN_MS, to + WINDOW_MARGIN_MS)
+                .await?;
+            let config = self.config.clone();
+            incidents.push(
+                with_knowledge(store, move |k| {
+                    correlate::rank_incident(&window, k, found, &config)
+                })
+                .await?,
+            );
+        }
+        let analysis = Analysis { incidents };
+        let state = State { upto, detector };
+        if let Some(dry) = self.dry.as_mut() {
+            for inc in &analysis.incidents {
+                dry.incidents.insert(inc.id.clone(), inc.clone());
+            }
+            dry.state = Some(state);
+            return Ok(Some(analysis));
+        }
+        let value = serde_json::to_string(&state)
+            .map_err(|e| ConclusionError::Invalid(format!("cannot record the analyser: {e}")))?;
+        store
+            .append(
+                &to_events(&analysis),
+                Some(&Checkpoint {
+                    name: ANALYSER.into(),
+                    value,
+                }),
+            )
+            .await?;
+        Ok(Some(analysis))
+    }
+}

@@ -1,0 +1,197 @@
+//! The engine's indexed reads: what an analysis reads instead of the whole log. An
+//! incident's window by time, the resource graph one node at a time, naming statistics,
+//! alarm definitions, a resource's earlier changes, and the analyser's new alarm
+//! transitions. Each is an index seek or a bounded range.
+
+use super::projections::AlarmMetric;
+use super::sqlite::{row_to_event, SELECT_COLUMNS};
+use super::{Result, SqliteStore};
+use crate::model::Event;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// Seqs of a resource's postings examined, at most, for its earlier changes.
+const EARLIER_SCAN: usize = 5_000;
+/// Seqs per `IN (...)` read.
+const SEQS_PER_READ: usize = 500;
+
+impl SqliteStore {
+    /// True when the resource graph has `key` as a node.
+    pub async fn graph_has(&self, key: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM graph_nodes WHERE resource = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?
+            .is_some())
+    }
+
+    /// The nodes an edge of the graph joins to `key`, sorted; `None` when there are more
+    /// than `at_most`.
+    pub async fn graph_edges_of(&self, key: &str, at_most: usize) -> Result<Option<Vec<String>>> {
+        let cap = i64::try_from(at_most).unwrap_or(i64::MAX).saturating_add(1);
+        let mut out: Vec<String> = Vec::new();
+        for sql in [
+            "SELECT b FROM graph_edges WHERE a = ? ORDER BY b LIMIT ?",
+            "SELECT a FROM graph_edges INDEXED BY graph_edges_b WHERE b = ? ORDER BY a LIMIT ?",
+        ] {
+            for r in sqlx::query(sql)
+                .bind(key)
+                .bind(cap)
+                .fetch_all(&self.reader)
+                .await?
+            {
+                out.push(r.try_get(0)?);
+            }
+            if out.len() > at_most {
+                return Ok(None);
+            }
+        }
+        out.sort();
+        Ok(Some(out))
+    }
+
+    /// Log group nodes whose name tail is `tail`, sorted.
+    pub async fn graph_nodes_with_tail(&self, tail: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT resource FROM graph_nodes WHERE name_tail = ? AND name_tail IS NOT NULL \
+             ORDER BY resource",
+        )
+        .bind(tail)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(Into::into))
+            .collect()
+    }
+
+    /// In how many names a word appears (the empty word: how many names there are).
+    pub async fn name_token_df(&self, token: &str) -> Result<i64> {
+        Ok(sqlx::query("SELECT df FROM name_tokens WHERE token = ?")
+            .bind(token)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// An alarm's latest definition.
+    pub async fn alarm_definition(&self, alarm: &str) -> Result<Option<AlarmMetric>> {
+        let row = sqlx::query("SELECT namespace, metric FROM alarm_definitions WHERE alarm = ?")
+            .bind(alarm)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| {
+            Ok(AlarmMetric {
+                namespace: r.try_get(0)?,
+                metric: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Up to `limit` effective changes (successful, not read-only changes and
+    /// deployments) whose primary (first) resource is `resource`, with event time before
+    /// `before`, latest first by (event time, seq). Reads the resource's postings from
+    /// the newest, examining at most a few thousand of its events.
+    pub async fn earlier_changes(
+        &self,
+        resource: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT seqs FROM resource_postings WHERE resource = ? AND min_time < ? \
+             ORDER BY first_seq DESC",
+        )
+        .bind(resource)
+        .bind(before)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut seqs: Vec<i64> = Vec::new();
+        for r in rows {
+            let list: String = r.try_get(0)?;
+            let mut v: Vec<i64> = serde_json::from_str(&list).unwrap_or_default();
+            v.reverse();
+            seqs.extend(v);
+            if seqs.len() >= EARLIER_SCAN {
+                seqs.truncate(EARLIER_SCAN);
+                break;
+            }
+        }
+        let mut out: Vec<Event> = Vec::new();
+        for chunk in seqs.chunks(SEQS_PER_READ) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {SELECT_COLUMNS} FROM events WHERE kind IN ('change', 'deployment') \
+                 AND read_only = 0 AND error_code IS NULL AND event_time < "
+            ));
+            qb.push_bind(before).push(" AND seq IN (");
+            let mut sep = qb.separated(", ");
+            for s in chunk {
+                sep.push_bind(*s);
+            }
+            qb.push(")");
+            for r in qb.build().fetch_all(&self.reader).await? {
+                let e = row_to_event(&r)?;
+                if e.resources.first().map(String::as_str) == Some(resource) {
+                    out.push(e);
+                }
+            }
+        }
+        out.sort_by_key(|e| std::cmp::Reverse((e.event_time, e.seq)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The events an incident's ranking reads from its window: every upstream event with
+    /// event time in [from, to] except read-only API calls and raw log lines (neither is
+    /// ever a candidate cause or a symptom), in (event time, seq) order.
+    pub async fn window_events(&self, from: i64, to: i64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events \
+             WHERE event_time >= ? AND event_time <= ? AND source <> 'rootline' \
+             AND kind <> 'log' AND NOT (kind = 'change' AND read_only = 1) \
+             ORDER BY event_time, seq"
+        )))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// Up to `limit` alarm transitions with seq in (after, upto], in seq order.
+    pub async fn alarm_events(&self, after: i64, upto: i64, limit: i64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events INDEXED BY events_alarms \
+             WHERE kind = 'alarm' AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+        )))
+        .bind(after)
+        .bind(upto)
+        .bind(limit.max(1))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// True when an upstream event with seq in (after, upto] has its event time in
+    /// [from, to].
+    pub async fn upstream_between(
+        &self,
+        after: i64,
+        upto: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND event_time >= ? \
+             AND event_time <= ? AND source <> 'rootline' LIMIT 1",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&self.reader)
+        .await?
+        .is_some())
+    }
+}
