@@ -25,3 +25,9 @@ DELETE FROM graph_edges;
 DELETE FROM alarm_definitions;
 DELETE FROM alarm_states;
 DELETE FROM projection_checkpoints;
+
+-- An incident's window: the upstream events that can be a cause or a symptom (not
+-- read-only API calls, not raw log lines, which are most of the log), by time. The
+-- condition is repeated word for word by the store's window query.
+CREATE INDEX events_window ON events (event_time)
+WHERE source <> 'rootline' AND kind <> 'log' AND NOT (kind = 'change' AND read_only = 1);

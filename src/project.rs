@@ -10,9 +10,7 @@
 use crate::correlate::knowledge::key_tail;
 use crate::correlate::topology::{links_of, log_group_tail, name_tokens};
 use crate::model::{Event, Kind};
-use crate::store::{
-    AlarmMetric, AlarmState, EventFilter, EventLog, ProjectionDelta, SqliteStore, StoreError,
-};
+use crate::store::{AlarmMetric, AlarmState, EventLog, ProjectionDelta, SqliteStore, StoreError};
 
 /// Events read per transaction.
 pub const BATCH: i64 = 20_000;
@@ -93,14 +91,7 @@ pub async fn catch_up(store: &SqliteStore, batch: i64) -> Result<ProjectReport, 
         ..Default::default()
     };
     loop {
-        let mut events = store
-            .query(&EventFilter {
-                after_seq: Some(report.upto),
-                limit: batch.max(1),
-                without_payload: true,
-                ..Default::default()
-            })
-            .await?;
+        let mut events = store.events_after_bare(report.upto, batch).await?;
         for e in events
             .iter_mut()
             .filter(|e| crate::correlate::may_define_alarm(e))

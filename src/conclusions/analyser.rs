@@ -210,7 +210,13 @@ impl Analyser {
             }
             return Ok(None);
         }
-        crate::project::catch_up(store, crate::project::BATCH).await?;
+        let started = std::time::Instant::now();
+        let projected = crate::project::catch_up(store, crate::project::BATCH).await?;
+        tracing::debug!(
+            events = projected.events,
+            ms = started.elapsed().as_millis() as u64,
+            "Projections caught up"
+        );
         let before = state.upto;
         let alarms = store.alarm_events(before, latest, ALARMS_PER_STEP).await?;
         let upto = match alarms.last() {
@@ -224,6 +230,10 @@ impl Analyser {
             (detector, touched)
         })
         .await?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "Alarm transitions fed"
+        );
         let mut to_rank: Vec<Found> = touched;
         let touched_ids: BTreeSet<String> = to_rank.iter().map(|f| f.id.clone()).collect();
         for inc in detector.open() {
@@ -239,16 +249,24 @@ impl Analyser {
         let mut incidents = Vec::with_capacity(to_rank.len());
         for found in to_rank {
             let (from, to) = found.window(&self.config);
+            let t0 = std::time::Instant::now();
             let window = store
                 .window_events(from - WINDOW_MARGIN_MS, to + WINDOW_MARGIN_MS)
                 .await?;
+            let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());
             let config = self.config.clone();
-            incidents.push(
-                with_knowledge(store, move |k| {
-                    correlate::rank_incident(&window, k, found, &config)
-                })
-                .await?,
+            let inc = with_knowledge(store, move |k| {
+                correlate::rank_incident(&window, k, found, &config)
+            })
+            .await?;
+            tracing::debug!(
+                incident = %inc.id,
+                events,
+                read_ms,
+                rank_ms = t0.elapsed().as_millis() as u64 - read_ms,
+                "Incident ranked"
             );
+            incidents.push(inc);
         }
         let analysis = Analysis { incidents };
         let state = State { upto, detector };

@@ -146,17 +146,17 @@ impl SqliteStore {
     /// event time in [from, to] except read-only API calls and raw log lines (neither is
     /// ever a candidate cause or a symptom), in (event time, seq) order.
     pub async fn window_events(&self, from: i64, to: i64) -> Result<Vec<Event>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM events \
-             WHERE event_time >= ? AND event_time <= ? AND source <> 'rootline' \
-             AND kind <> 'log' AND NOT (kind = 'change' AND read_only = 1) \
-             ORDER BY event_time, seq"
-        )))
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(row_to_event).collect()
+        let mut out = self
+            .json_events(
+                "SELECT * FROM events INDEXED BY events_window WHERE event_time >= ? \
+                 AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' \
+                 AND NOT (kind = 'change' AND read_only = 1)",
+                [from, to],
+                true,
+            )
+            .await?;
+        out.sort_by_key(|e| (e.event_time, e.seq));
+        Ok(out)
     }
 
     /// Up to `limit` alarm transitions with seq in (after, upto], in seq order.
@@ -193,5 +193,95 @@ impl SqliteStore {
         .fetch_optional(&self.reader)
         .await?
         .is_some())
+    }
+}
+
+/// One event as [`SqliteStore::json_events`] has SQLite write it.
+type JsonRow = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Box<serde_json::value::RawValue>,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Vec<String>,
+    String,
+);
+
+impl SqliteStore {
+    /// Up to `limit` events with seq after `after`, in seq order, without their
+    /// payloads: what the projector reads.
+    pub async fn events_after_bare(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        let mut out = self
+            .json_events(
+                "SELECT seq, source, natural_id, event_time, received_at, detail, name, actor, \
+                 read_only, error_code, resources FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                [after, limit.max(1)],
+                false,
+            )
+            .await?;
+        out.sort_by_key(|e| e.seq);
+        Ok(out)
+    }
+
+    /// The events `inner` selects (a query on `events` with two integer parameters),
+    /// written by SQLite as one JSON document. Read a row at a time, each row costs a
+    /// hand-off to and from sqlx's worker thread, which took more time than the rest of
+    /// the projector. Payloads are read (verbatim) only when `payloads`.
+    async fn json_events(
+        &self,
+        inner: &str,
+        binds: [i64; 2],
+        payloads: bool,
+    ) -> Result<Vec<Event>> {
+        let payload = if payloads { "payload" } else { "''" };
+        let sql = format!(
+            "SELECT json_group_array(json_array(seq, source, natural_id, event_time, \
+             received_at, json(detail), name, actor, read_only, error_code, json(resources), \
+             {payload})) FROM ({inner})"
+        );
+        let doc: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(binds[0])
+            .bind(binds[1])
+            .fetch_one(&self.reader)
+            .await?;
+        let rows: Vec<Box<serde_json::value::RawValue>> = doc
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let mut out: Vec<Event> = Vec::with_capacity(rows.len());
+        for raw in rows {
+            let Ok(r) = serde_json::from_str::<JsonRow>(raw.get()) else {
+                // Columns that are not what the schema says: read that row the usual way.
+                if let Ok(seq) = serde_json::from_str::<(i64,)>(raw.get()).map(|t| t.0) {
+                    if let Some(mut e) = crate::store::EventLog::get(self, seq).await? {
+                        if !payloads {
+                            e.payload.clear();
+                        }
+                        out.push(e);
+                    }
+                }
+                continue;
+            };
+            out.push(Event {
+                seq: r.0,
+                source: crate::model::Source::parse(&r.1).unwrap_or(crate::model::Source::Rootline),
+                natural_id: r.2,
+                event_time: r.3,
+                received_at: r.4,
+                kind: serde_json::from_str(r.5.get()).unwrap_or(crate::model::Kind::Other),
+                name: r.6,
+                actor: r.7,
+                read_only: r.8 != 0,
+                error_code: r.9,
+                resources: r.10,
+                payload: r.11,
+            });
+        }
+        Ok(out)
     }
 }
