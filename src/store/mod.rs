@@ -12,8 +12,8 @@ pub use projections::{
     AlarmMetric, AlarmState, Latest, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
 };
 pub use search::{
-    index_key, words as search_words, LastWord, SearchQuery, MAX_EXPANSION, MAX_WORDS, MIN_PREFIX,
-    SEARCH,
+    index_key, words as search_words, LastWord, SearchIndexSize, SearchQuery, MAX_EXPANSION,
+    MAX_WORDS, MIN_PREFIX, SEARCH,
 };
 pub use sqlite::{configure_sqlite, SqliteStore};
 

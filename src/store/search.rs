@@ -101,6 +101,16 @@ fn document(e: &Event, vocab: &mut BTreeSet<String>) -> String {
     doc
 }
 
+/// What [`SqliteStore::search_index_size`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchIndexSize {
+    /// The FTS5 table's shadow tables.
+    pub index_bytes: i64,
+    /// `search_vocab`.
+    pub vocab_bytes: i64,
+    pub vocab_words: i64,
+}
+
 /// A user's search text as words (at most [`MAX_WORDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchQuery {
@@ -316,6 +326,57 @@ impl SqliteStore {
         write_search(&mut tx, events, upto).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Empties the search index alone (its rows, vocabulary and checkpoint), so the
+    /// projector indexes the log again from its first event (the other projections, if
+    /// current, are applied again too, which changes nothing there).
+    pub async fn reset_search(&self) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO search_index (search_index) VALUES ('delete-all')")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM search_vocab")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?")
+            .bind(SEARCH)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bytes the search index and its vocabulary take in the database file, and the
+    /// vocabulary's number of words.
+    pub async fn search_index_size(&self) -> Result<SearchIndexSize> {
+        let mut bytes = [0i64; 2];
+        for (i, table) in [
+            "search_index_data",
+            "search_index_idx",
+            "search_index_config",
+            "search_vocab",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // One b-tree each (dbstat reads only the named one).
+            let b: i64 =
+                sqlx::query_scalar("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?")
+                    .bind(table)
+                    .fetch_one(&self.reader)
+                    .await?;
+            bytes[usize::from(i == 3)] += b;
+        }
+        let [index, vocab] = bytes;
+        let words: i64 = sqlx::query_scalar("SELECT count(*) FROM search_vocab")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(SearchIndexSize {
+            index_bytes: index,
+            vocab_bytes: vocab,
+            vocab_words: words,
+        })
     }
 
     /// How the final word of `q` matches, from the vocabulary.
