@@ -151,7 +151,8 @@ pub struct EventsArgs {
     /// Leave out read-only API calls.
     #[arg(long)]
     pub no_read_only: bool,
-    /// Substring of the name, actor, id or resources.
+    /// Words of the name, actor, id or resource keys, through the search index: every
+    /// word must match a whole word, the last one may be its start (3 characters or more).
     #[arg(long)]
     pub search: Option<String>,
     /// At most this many events (0: all).

@@ -85,7 +85,8 @@ pub enum BenchCommand {
         #[arg(long, default_value = "../shared/bench/score_rca.py")]
         scorer: PathBuf,
     },
-    /// Server-side latency of the incident page over a store of N events.
+    /// Server-side latency of the incident page (or, with --search, of searches) over a
+    /// store of N events.
     Page {
         /// Events in the store (a store of at least that many is reused).
         #[arg(long, default_value_t = 1_000_000)]
@@ -96,6 +97,13 @@ pub enum BenchCommand {
         /// Directory for the store (default: a new directory under the system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Time searches (the store's query as /search asks it, and the whole page)
+        /// instead of incident pages, after bringing the search index up to date.
+        #[arg(long)]
+        search: bool,
+        /// With --search: empty the search index and build it again alone, timed.
+        #[arg(long, requires = "search")]
+        reindex: bool,
     },
 }
 
@@ -134,8 +142,11 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             events,
             requests,
             dir,
+            search,
+            reindex,
         } => {
-            page::page(events, requests, dir).await?;
+            let search = search.then_some(page::SearchOptions { reindex });
+            page::page(events, requests, dir, search).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

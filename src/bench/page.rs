@@ -3,7 +3,7 @@
 use super::gen::{FleetSize, Generator};
 use crate::model::{fmt_time, Source};
 use crate::normalize::normalize;
-use crate::store::{EventLog, SqliteStore};
+use crate::store::{EventFilter, EventLog, Order, SqliteStore};
 use axum::body::Body;
 use axum::http::Request;
 use std::path::PathBuf;
@@ -12,8 +12,14 @@ use tower::ServiceExt;
 
 /// Builds (or reuses) a store of `events` events: the demo incidents, their
 /// conclusions, and background CloudTrail traffic concentrated around them; then
-/// times `requests` incident-page requests through the real router, in process.
-pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
+/// times `requests` incident-page requests through the real router, in process (or,
+/// with `search`, search requests: [`search`]).
+pub async fn page(
+    events: u64,
+    requests: usize,
+    dir: Option<PathBuf>,
+    search: Option<SearchOptions>,
+) -> anyhow::Result<()> {
     let (dir, temp) = match dir {
         Some(d) => (d, false),
         None => (
@@ -21,7 +27,21 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
             true,
         ),
     };
-    std::fs::create_dir_all(&dir)?;
+    let store = build_store(events, &dir).await?;
+    match search {
+        Some(opts) => self::search(&store, requests, opts).await?,
+        None => incident_pages(&store, requests).await?,
+    }
+    store.close().await;
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// The store of `events` events in `dir` (`page-N.db`), built if it has fewer.
+async fn build_store(events: u64, dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(dir)?;
     let db = dir.join(format!("page-{events}.db"));
     let url = format!("sqlite://{}", db.display());
     let store = SqliteStore::open(&url).await?;
@@ -79,7 +99,12 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
             db.display()
         );
     }
-    let incidents = crate::web::views::incidents(&store).await?;
+    Ok(store)
+}
+
+/// Times `requests` incident pages.
+async fn incident_pages(store: &SqliteStore, requests: usize) -> anyhow::Result<()> {
+    let incidents = crate::web::views::incidents(store).await?;
     if incidents.is_empty() {
         anyhow::bail!("the store has no incidents");
     }
@@ -128,9 +153,206 @@ pub async fn page(events: u64, requests: usize, dir: Option<PathBuf>) -> anyhow:
         rows / times.len().max(1),
         fmt_time(incidents[0].row.opened_ms)
     );
-    store.close().await;
-    if temp {
-        let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `bench page --search`: what to do besides timing searches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchOptions {
+    /// Empty the search index and build it again alone (timed), even if it is current.
+    pub reindex: bool,
+}
+
+/// What a user types, drawn from the store: event names (whole, and the first word of
+/// a CamelCase name as a prefix), resource keys and bare ids (whole, and the start of
+/// an id), actors (a user, a role, a service, the account), request ids (whole, and
+/// their first group), two words together, and a word in no event.
+async fn search_texts(store: &SqliteStore) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut texts: Vec<(&'static str, String)> = vec![
+        ("name", "DescribeInstances".into()),
+        ("name", "RevokeSecurityGroupIngress".into()),
+        ("name", "TerminateInstances".into()),
+        ("name prefix", "Revoke".into()),
+        ("name prefix", "Describe".into()),
+        ("name prefix", "Authoriz".into()),
+        ("actor", "alice".into()),
+        ("actor", "deploy-pipeline".into()),
+        ("actor", "ecs.amazonaws.com".into()),
+        ("actor", "123456789012".into()),
+        ("none", "NoSuchEventName".into()),
+    ];
+    let max = store.max_seq().await?;
+    let mut picked = 0;
+    for k in 1..40 {
+        if picked == 3 {
+            break;
+        }
+        let evs = store
+            .query(&EventFilter {
+                after_seq: Some(max * k / 41),
+                sources: vec![Source::CloudTrail],
+                kinds: vec!["change".into()],
+                exclude_read_only: true,
+                limit: 200,
+                without_payload: true,
+                ..Default::default()
+            })
+            .await?;
+        let Some(e) = evs.iter().find(|e| {
+            e.resources.iter().any(|r| r.starts_with("sg/"))
+                && e.resources.iter().any(|r| r.starts_with("instance/"))
+        }) else {
+            continue;
+        };
+        picked += 1;
+        let sg = e
+            .resources
+            .iter()
+            .find(|r| r.starts_with("sg/"))
+            .cloned()
+            .unwrap_or_default();
+        let bare = sg.trim_start_matches("sg/").to_string();
+        let instance = e
+            .resources
+            .iter()
+            .find(|r| r.starts_with("instance/"))
+            .map(|r| r.trim_start_matches("instance/").to_string())
+            .unwrap_or_default();
+        texts.push(("resource key", sg));
+        texts.push(("resource id", bare.clone()));
+        texts.push(("id prefix", bare.chars().take(7).collect()));
+        texts.push(("resource id", instance));
+        texts.push(("request id", e.natural_id.clone()));
+        texts.push(("id prefix", e.natural_id.chars().take(8).collect()));
+        texts.push(("two words", format!("{} {bare}", e.name)));
+    }
+    texts.push(("two words", "alice RevokeSecurityGroupIngress".into()));
+    Ok(texts)
+}
+
+/// `bench page --search`: brings the search index up to date (timing it), then times
+/// `requests` searches, cycling through [`search_texts`]: the store's query as the search
+/// page asks it (100 newest by event time), and the whole page through the router.
+async fn search(store: &SqliteStore, requests: usize, opts: SearchOptions) -> anyhow::Result<()> {
+    let events = store.max_seq().await?;
+    if opts.reindex {
+        store.reset_search().await?;
+        let start = Instant::now();
+        let mut upto = 0;
+        loop {
+            let batch = store
+                .query(&EventFilter {
+                    after_seq: Some(upto),
+                    limit: crate::project::BATCH,
+                    without_payload: true,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                break;
+            };
+            store.apply_search(&batch, last).await?;
+            upto = last;
+        }
+        let s = start.elapsed().as_secs_f64();
+        println!(
+            "bench page --search: indexed {events} events alone in {s:.1} s ({:.1} us/event, read included)",
+            s * 1e6 / events.max(1) as f64
+        );
+    }
+    if store.projection_checkpoint().await? < events {
+        let start = Instant::now();
+        let r = crate::project::catch_up(store, crate::project::BATCH).await?;
+        let s = start.elapsed().as_secs_f64();
+        println!(
+            "bench page --search: the projector (graph, alarms, search) applied {} events in {s:.1} s ({:.1} us/event)",
+            r.events,
+            s * 1e6 / r.events.max(1) as f64
+        );
+    }
+    let size = store.search_index_size().await?;
+    println!(
+        "  index {:.1} MB ({:.0} bytes/event), vocabulary {} words ({:.1} MB)",
+        size.index_bytes as f64 / 1e6,
+        size.index_bytes as f64 / events.max(1) as f64,
+        size.vocab_words,
+        size.vocab_bytes as f64 / 1e6
+    );
+    let texts = search_texts(store).await?;
+    let app = crate::app::http_router(
+        crate::web::AppState::new(store.clone()),
+        std::sync::Arc::new(crate::collect::push::PushConfig::default()),
+        Default::default(),
+    );
+    let mut query_ms = Vec::with_capacity(requests);
+    let mut page_ms = Vec::with_capacity(requests);
+    let mut per_text: Vec<(Vec<f64>, usize)> = vec![(Vec::new(), 0); texts.len()];
+    // One warm-up round, then `requests` timed ones.
+    for i in 0..requests + texts.len() {
+        let k = i % texts.len();
+        let text = &texts[k].1;
+        let filter = EventFilter {
+            text: Some(text.clone()),
+            limit: 100,
+            by_time: true,
+            order: Order::Desc,
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let found = store.query(&filter).await?;
+        let q = start.elapsed().as_secs_f64() * 1000.0;
+        let uri = format!(
+            "/search?q={}",
+            form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>()
+        );
+        let start = Instant::now();
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty())?)
+            .await?;
+        let status = resp.status();
+        axum::body::to_bytes(resp.into_body(), usize::MAX).await?;
+        let p = start.elapsed().as_secs_f64() * 1000.0;
+        if !status.is_success() {
+            anyhow::bail!("the search page answered {status} for {text:?}");
+        }
+        if i >= texts.len() {
+            query_ms.push(q);
+            page_ms.push(p);
+            per_text[k].0.push(q);
+            per_text[k].1 = found.len();
+        }
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "bench page --search: {events} events, {} texts, {} requests (target p99 < 100 ms)",
+        texts.len(),
+        query_ms.len()
+    );
+    println!(
+        "  query (100 newest by event time)  p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+        pct(&mut query_ms, 0.5),
+        pct(&mut query_ms, 0.99),
+        pct(&mut query_ms, 1.0)
+    );
+    println!(
+        "  page  (/search?q=, whole handler)  p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+        pct(&mut page_ms, 0.5),
+        pct(&mut page_ms, 0.99),
+        pct(&mut page_ms, 1.0)
+    );
+    for ((kind, text), (mut ms, n)) in texts.iter().zip(per_text) {
+        println!(
+            "    {kind:<13} {:<48} {n:>4} found   p50 {:>7.2} ms   max {:>7.2} ms",
+            format!("{text:?}"),
+            pct(&mut ms, 0.5),
+            pct(&mut ms, 1.0)
+        );
     }
     Ok(())
 }

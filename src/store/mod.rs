@@ -6,10 +6,15 @@
 
 mod projections;
 mod reads;
+mod search;
 mod sqlite;
 
 pub use projections::{
     AlarmMetric, AlarmState, Latest, Names, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
+};
+pub use search::{
+    index_key, words as search_words, LastWord, SearchIndexSize, SearchQuery, MAX_EXPANSION,
+    MAX_WORDS, MIN_PREFIX, SEARCH,
 };
 pub use sqlite::{configure_sqlite, SqliteStore};
 
@@ -24,6 +29,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH (or a plain file path)")]
     UnsupportedUrl(String),
+    #[error("store limit reached: {0}")]
+    Limit(String),
     #[error("could not create the database directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -73,7 +80,9 @@ pub struct EventFilter {
     pub exclude_read_only: bool,
     /// Only events with sequence number greater than this.
     pub after_seq: Option<i64>,
-    /// Case-insensitive substring of name, actor, natural id or a resource key.
+    /// Words of the name, actor, natural id or resource keys, through the search index
+    /// (`store::search`: every word required, case-insensitive, the last one a prefix
+    /// from three characters on). Text with no word matches nothing.
     pub text: Option<String>,
     /// Natural ids starting with this (uses the (source, natural id) index; combine
     /// with a single source).

@@ -4,7 +4,7 @@
 //! moves every checkpoint in one transaction.
 
 use super::{Result, SqliteStore};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::BTreeMap;
 
 /// Rows per multi-row upsert (six parameters each, far below SQLite's limit).
@@ -166,8 +166,8 @@ pub struct ProjectionState {
 }
 
 impl SqliteStore {
-    /// The last seq every projection has applied (the smallest of their checkpoints;
-    /// 0 before any).
+    /// The last seq every projection (the search index too) has applied (the smallest
+    /// of their checkpoints; 0 before any).
     pub async fn projection_checkpoint(&self) -> Result<i64> {
         let rows = sqlx::query("SELECT name, seq FROM projection_checkpoints")
             .fetch_all(&self.reader)
@@ -178,6 +178,7 @@ impl SqliteStore {
         }
         Ok(PROJECTIONS
             .iter()
+            .chain([&super::SEARCH])
             .map(|n| by_name.get(*n).copied().unwrap_or(0))
             .min()
             .unwrap_or(0))
@@ -187,11 +188,22 @@ impl SqliteStore {
     /// projection's checkpoint to `upto`, in one transaction.
     pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {
         let mut tx = self.writer.begin().await?;
+        Self::write_projection(&mut tx, delta, upto).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`SqliteStore::apply_projection`] in the caller's transaction.
+    pub(super) async fn write_projection(
+        tx: &mut SqliteConnection,
+        delta: &ProjectionDelta,
+        upto: i64,
+    ) -> Result<()> {
         // Words of the names this delta adds (nodes and alarms not stored yet).
         let mut words: BTreeMap<&str, i64> = BTreeMap::new();
-        let new_nodes = absent(&mut tx, "graph_nodes", "resource", delta.nodes.keys()).await?;
+        let new_nodes = absent(&mut *tx, "graph_nodes", "resource", delta.nodes.keys()).await?;
         let new_alarms = absent(
-            &mut tx,
+            &mut *tx,
             "alarm_definitions",
             "alarm",
             delta.alarm_definitions.keys(),
@@ -301,20 +313,24 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Empties every projection and its checkpoint (in one transaction), so the
-    /// projector rebuilds them from the first event.
+    /// Empties every projection (the search index too) and its checkpoint (in one
+    /// transaction), so the projector rebuilds them from the first event.
     pub async fn reset_projections(&self) -> Result<()> {
         let mut tx = self.writer.begin().await?;
+        // A contentless FTS5 table is emptied by its 'delete-all' command.
+        sqlx::query("INSERT INTO search_index (search_index) VALUES ('delete-all')")
+            .execute(&mut *tx)
+            .await?;
         for table in [
             "name_tokens",
             "graph_nodes",
             "graph_edges",
             "alarm_definitions",
             "alarm_states",
+            "search_vocab",
             "projection_checkpoints",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))

@@ -372,6 +372,73 @@ pub(super) fn row_to_event(row: &SqliteRow) -> Result<Event> {
     })
 }
 
+/// The event columns a filter asks for (`EventFilter::without_payload`).
+pub(super) fn select_columns(f: &EventFilter) -> &'static str {
+    if f.without_payload {
+        SELECT_COLUMNS_NO_PAYLOAD
+    } else {
+        SELECT_COLUMNS
+    }
+}
+
+/// Appends ` AND ...` for every condition of `f` but its text and order: resource, time
+/// range, sources, kinds, read-only, seq and natural-id prefix, on the unqualified
+/// columns of `events`.
+pub(super) fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
+    if let Some(r) = &f.resource {
+        // The postings of the resource that overlap the time range (one index seek),
+        // expanded to their seqs; the outer conditions keep the exact range.
+        qb.push(" AND seq IN (SELECT j.value FROM resource_postings AS p, json_each(p.seqs) AS j WHERE p.resource = ");
+        qb.push_bind(r.clone());
+        if let Some(from) = f.from {
+            qb.push(" AND p.max_time >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            qb.push(" AND p.min_time < ").push_bind(to);
+        }
+        qb.push(")");
+    }
+    if let Some(from) = f.from {
+        qb.push(" AND event_time >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(" AND event_time < ").push_bind(to);
+    }
+    if !f.sources.is_empty() {
+        qb.push(" AND source IN (");
+        let mut sep = qb.separated(", ");
+        for s in &f.sources {
+            sep.push_bind(s.as_str());
+        }
+        qb.push(")");
+    }
+    if !f.kinds.is_empty() {
+        qb.push(" AND kind IN (");
+        let mut sep = qb.separated(", ");
+        for k in &f.kinds {
+            sep.push_bind(k.clone());
+        }
+        qb.push(")");
+    }
+    if f.exclude_read_only {
+        qb.push(" AND read_only = 0");
+    }
+    if let Some(after) = f.after_seq {
+        qb.push(" AND seq > ").push_bind(after);
+    }
+    if let Some(prefix) = &f.id_prefix {
+        // Conclusions have an index on natural_id; the planner uses it (a partial
+        // index) only when the query names the source as a literal.
+        if f.sources == [Source::Rootline] {
+            qb.push(" AND source = 'rootline'");
+        }
+        // A range of natural ids: [prefix, prefix + U+10FFFF).
+        qb.push(" AND natural_id >= ").push_bind(prefix.clone());
+        qb.push(" AND natural_id < ")
+            .push_bind(format!("{prefix}\u{10FFFF}"));
+    }
+}
+
 impl EventLog for SqliteStore {
     #[tracing::instrument(skip_all, fields(events = events.len()))]
     async fn append(
@@ -463,85 +530,14 @@ impl EventLog for SqliteStore {
     }
 
     async fn query(&self, f: &EventFilter) -> Result<Vec<Event>> {
+        if let Some(text) = &f.text {
+            // Through the search index (src/store/search.rs), never a scan of the log.
+            return self.search(f, text).await;
+        }
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
-        qb.push(if f.without_payload {
-            SELECT_COLUMNS_NO_PAYLOAD
-        } else {
-            SELECT_COLUMNS
-        });
+        qb.push(select_columns(f));
         qb.push(" FROM events WHERE 1=1");
-        if let Some(r) = &f.resource {
-            // The postings of the resource that overlap the time range (one index seek),
-            // expanded to their seqs; the outer conditions keep the exact range.
-            qb.push(" AND seq IN (SELECT j.value FROM resource_postings AS p, json_each(p.seqs) AS j WHERE p.resource = ");
-            qb.push_bind(r.clone());
-            if let Some(from) = f.from {
-                qb.push(" AND p.max_time >= ").push_bind(from);
-            }
-            if let Some(to) = f.to {
-                qb.push(" AND p.min_time < ").push_bind(to);
-            }
-            qb.push(")");
-        }
-        if let Some(from) = f.from {
-            qb.push(" AND event_time >= ").push_bind(from);
-        }
-        if let Some(to) = f.to {
-            qb.push(" AND event_time < ").push_bind(to);
-        }
-        if !f.sources.is_empty() {
-            qb.push(" AND source IN (");
-            let mut sep = qb.separated(", ");
-            for s in &f.sources {
-                sep.push_bind(s.as_str());
-            }
-            qb.push(")");
-        }
-        if !f.kinds.is_empty() {
-            qb.push(" AND kind IN (");
-            let mut sep = qb.separated(", ");
-            for k in &f.kinds {
-                sep.push_bind(k.clone());
-            }
-            qb.push(")");
-        }
-        if f.exclude_read_only {
-            qb.push(" AND read_only = 0");
-        }
-        if let Some(after) = f.after_seq {
-            qb.push(" AND seq > ").push_bind(after);
-        }
-        if let Some(prefix) = &f.id_prefix {
-            // Conclusions have an index on natural_id; the planner uses it (a partial
-            // index) only when the query names the source as a literal.
-            if f.sources == [Source::Rootline] {
-                qb.push(" AND source = 'rootline'");
-            }
-            // A range of natural ids: [prefix, prefix + U+10FFFF).
-            qb.push(" AND natural_id >= ").push_bind(prefix.clone());
-            qb.push(" AND natural_id < ")
-                .push_bind(format!("{prefix}\u{10FFFF}"));
-        }
-        if let Some(t) = &f.text {
-            let like = format!(
-                "%{}%",
-                t.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            qb.push(" AND (name LIKE ")
-                .push_bind(like.clone())
-                .push(" ESCAPE '\\'");
-            qb.push(" OR actor LIKE ")
-                .push_bind(like.clone())
-                .push(" ESCAPE '\\'");
-            qb.push(" OR natural_id LIKE ")
-                .push_bind(like.clone())
-                .push(" ESCAPE '\\'");
-            qb.push(" OR resources LIKE ")
-                .push_bind(like)
-                .push(" ESCAPE '\\')");
-        }
+        push_filters(&mut qb, f);
         let dir = match f.order {
             Order::Asc => "ASC",
             Order::Desc => "DESC",
