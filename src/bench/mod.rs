@@ -8,6 +8,7 @@
 //! - here: the command, `bench scenarios`, and the helpers they share (peak memory,
 //!   rates, number formatting).
 
+pub mod estate;
 pub mod gen;
 mod ingest;
 mod page;
