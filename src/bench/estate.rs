@@ -165,6 +165,13 @@ impl Planted {
         alarm_event(&self.alarm_spec(), id, previous, state, time_ms).to_string()
     }
 
+    /// The natural id of the alarm history item of the alarm's transition into ALARM
+    /// (the trigger of its incident); `None` for a pending one.
+    pub fn history_natural_id(&self) -> Option<String> {
+        self.alarm_ms
+            .map(|a| format!("{}@{}", self.alarm, history_time(a)))
+    }
+
     fn alarm_spec(&self) -> AlarmSpec {
         AlarmSpec {
             name: self.alarm.clone(),
@@ -848,6 +855,18 @@ mod tests {
                 .iter()
                 .find(|i| i.alarm_names.first() == Some(&p.alarm));
             let top = inc.and_then(|i| i.hypotheses.first());
+            if let Some(i) = inc {
+                // The incident is named as `bench live` expects.
+                let expected = match p.history_natural_id() {
+                    Some(n) => super::super::live::incident_id("cloudwatch.alarm_history", &n),
+                    None => {
+                        let k = e.pending().iter().position(|x| x.alarm == p.alarm);
+                        let k = k.expect("a pending alarm");
+                        super::super::live::incident_id("eventbridge", &format!("push-{k}"))
+                    }
+                };
+                assert_eq!(i.id, expected, "{}", p.alarm);
+            }
             if top.map(|h| h.cause.id.as_str()) != Some(p.cause_id.as_str()) {
                 misses.push(format!(
                     "{} ({:?}): incident {:?}, top {:?}",
