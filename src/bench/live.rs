@@ -279,7 +279,7 @@ async fn latest_upstream_time(store: &SqliteStore) -> anyhow::Result<i64> {
 
 /// A deterministic EventBridge envelope id for push `k` after `after_ms`.
 fn push_id(seed: u64, after_ms: i64, k: usize, what: &str) -> String {
-    let mut rng = Rng::new(seed ^ (after_ms as u64).rotate_left(17) ^ (k as u64 + 1) * 0x9E37);
+    let mut rng = Rng::new(seed ^ (after_ms as u64).rotate_left(17) ^ ((k as u64 + 1) * 0x9E37));
     let mut id = String::new();
     uuid(&mut rng, &mut id);
     format!("{id}-{what}")
