@@ -45,6 +45,8 @@ fn a_tiny_live_run_gets_every_pushed_alarm_an_incident_with_hypotheses() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_rootline"))
             .args(["bench", "live", "--events", "20000", "--pushes", "3"])
             .args(["--page-requests", "10", "--search-requests", "5", "--json"])
+            // A debug build beside other tests: each analysis can take many seconds.
+            .args(["--timeout-secs", "300"])
             .arg("--dir")
             .arg(dir.path())
             .output()
@@ -91,4 +93,29 @@ fn a_tiny_live_run_gets_every_pushed_alarm_an_incident_with_hypotheses() {
         );
         assert!(!first_ids.contains(&p["incident"].as_str().unwrap()), "{p}");
     }
+}
+
+#[tokio::test]
+async fn the_same_size_and_seed_build_the_same_store() {
+    use rootline::store::{EventFilter, EventLog, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = Vec::new();
+    for name in ["a.db", "b.db"] {
+        let db = dir.path().join(name);
+        let (_, last) = rootline::bench::live::build_store(&db, 20_000, 9)
+            .await
+            .unwrap();
+        let store = SqliteStore::open(&db.display().to_string()).await.unwrap();
+        let events = store.query(&EventFilter::default()).await.unwrap();
+        store.close().await;
+        assert_eq!(events.len(), 20_000);
+        assert_eq!(events.iter().map(|e| e.event_time).max(), Some(last));
+        stores.push(
+            events
+                .into_iter()
+                .map(|e| (e.seq, e.source, e.natural_id, e.payload))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(stores[0] == stores[1], "two builds differ");
 }

@@ -41,6 +41,11 @@ const TARGET_SEARCH_P99_MS: f64 = 100.0;
 
 /// Events appended per transaction while building.
 const BATCH: usize = 20_000;
+/// Events a normalizer thread takes at a time while building.
+const CHUNK: usize = 5_000;
+
+/// A generated event before normalization: source, payload, recording time.
+type RawEvent = (Source, String, i64);
 /// The API key the benchmark's server is started with.
 const API_KEY: &str = "bench-live-key";
 /// How often the incident's JSON twin is polled after a push.
@@ -195,51 +200,102 @@ pub async fn build_store(db: &Path, events: u64, seed: u64) -> anyhow::Result<(D
         indicatif::ProgressBar::hidden()
     };
     let start = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<NewEvent>, String>>(2);
-    let producer = std::thread::spawn(move || {
+    // One thread draws the raw events (one seeded stream, in order), normalizer threads
+    // turn numbered chunks of them into events, and this task appends them in their
+    // order: the store is the same whatever thread finishes first.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<RawEvent>)>(workers * 2);
+    let raw_rx = std::sync::Arc::new(std::sync::Mutex::new(raw_rx));
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<(u64, Result<Vec<NewEvent>, String>)>(workers * 2);
+    let mut threads = vec![std::thread::spawn(move || {
         let mut estate = estate;
         let mut buf = String::with_capacity(4096);
-        loop {
-            let mut batch = Vec::with_capacity(BATCH);
-            while batch.len() < BATCH {
-                match estate.next_event(&mut buf) {
-                    Some(Ok(ev)) => batch.push(ev),
-                    Some(Err(e)) => {
-                        let _ = tx.blocking_send(Err(format!("generated event invalid: {e}")));
-                        return;
-                    }
+        for n in 0u64.. {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while chunk.len() < CHUNK {
+                match estate.next_raw(&mut buf) {
+                    Some((source, _, recorded)) => chunk.push((source, buf.clone(), recorded)),
                     None => break,
                 }
             }
-            if batch.is_empty() || tx.blocking_send(Ok(batch)).is_err() {
+            if chunk.is_empty() || raw_tx.send((n, chunk)).is_err() {
                 return;
             }
         }
-    });
+    })];
+    for _ in 0..workers {
+        let (raw_rx, tx) = (raw_rx.clone(), tx.clone());
+        threads.push(std::thread::spawn(move || loop {
+            let next = match raw_rx.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            let Ok((n, chunk)) = next else { return };
+            let events: Result<Vec<NewEvent>, String> = chunk
+                .iter()
+                .map(|(source, raw, recorded)| {
+                    crate::normalize::normalize(*source, raw, Some(*recorded))
+                        .map_err(|e| format!("generated event invalid: {e}: {raw}"))
+                })
+                .collect();
+            if tx.blocking_send((n, events)).is_err() {
+                return;
+            }
+        }));
+    }
+    drop(tx);
+    let mut pending = std::collections::BTreeMap::new();
+    let mut next_chunk = 0u64;
+    let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
     let mut appended = 0u64;
     let mut last_event = i64::MIN;
     let mut last_note = Instant::now();
-    while let Some(batch) = rx.recv().await {
-        let batch = batch.map_err(anyhow::Error::msg)?;
+    loop {
+        let received = rx.recv().await;
+        let done = received.is_none();
+        if let Some((n, chunk)) = received {
+            pending.insert(n, chunk.map_err(anyhow::Error::msg)?);
+        }
+        while let Some(chunk) = pending.remove(&next_chunk) {
+            next_chunk += 1;
+            batch.extend(chunk);
+            if batch.len() < BATCH {
+                continue;
+            }
+            last_event = batch
+                .iter()
+                .map(|e| e.event_time)
+                .fold(last_event, i64::max);
+            appended += store.append(&batch, None).await?.appended;
+            batch.clear();
+            bar.set_position(appended);
+            if bar.is_hidden() && last_note.elapsed() > Duration::from_secs(30) {
+                last_note = Instant::now();
+                eprintln!(
+                    "  {appended}/{events} events, {} events/s",
+                    super::fmt_rate(super::rate(appended, start.elapsed()))
+                );
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    if !batch.is_empty() {
         last_event = batch
             .iter()
             .map(|e| e.event_time)
             .fold(last_event, i64::max);
         appended += store.append(&batch, None).await?.appended;
-        bar.set_position(appended);
-        if !bar.is_hidden() {
-            continue;
-        }
-        if last_note.elapsed() > Duration::from_secs(30) {
-            last_note = Instant::now();
-            eprintln!(
-                "  {appended}/{events} events, {} events/s",
-                super::fmt_rate(super::rate(appended, start.elapsed()))
-            );
-        }
     }
-    if producer.join().is_err() {
-        bail!("the estate generator panicked");
+    for t in threads {
+        if t.join().is_err() {
+            bail!("an estate thread panicked");
+        }
     }
     bar.finish_and_clear();
     let took = start.elapsed();
@@ -690,7 +746,7 @@ pub async fn measure(opts: &LiveOptions) -> anyhow::Result<LiveReport> {
         "UpdateService".to_string(),
         "deploy-pipeline".to_string(),
         "orders-ddb-throttled".to_string(),
-        estate.planted()[1].tg_dimension.clone(),
+        format!("{}-tg", estate.planted()[1].word),
         "ModifyTargetGroup".to_string(),
         "billing-sync".to_string(),
     ];

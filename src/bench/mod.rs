@@ -13,7 +13,7 @@
 pub mod estate;
 pub mod gen;
 mod ingest;
-mod live;
+pub mod live;
 mod page;
 mod rank;
 
