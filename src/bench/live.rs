@@ -68,6 +68,8 @@ pub struct LiveOptions {
     pub page_requests: usize,
     /// Search requests to time.
     pub search_requests: usize,
+    /// Only build (or find) the store.
+    pub build_only: bool,
 }
 
 /// One pushed alarm transition and what came of it.
@@ -636,6 +638,51 @@ fn encode(q: &str) -> String {
     form_urlencoded::byte_serialize(q.as_bytes()).collect()
 }
 
+/// Builds the store of `opts` at `db` unless `marker` says it was built: returns the
+/// build's seconds (`None` when reused) and the time of the estate's last event.
+async fn ensure_store(
+    opts: &LiveOptions,
+    db: &Path,
+    marker: &Path,
+) -> anyhow::Result<(Option<f64>, i64)> {
+    if let Some(last) = read_marker(marker, opts.events, opts.seed).filter(|_| db.exists()) {
+        eprintln!("reusing the store {} (built earlier)", db.display());
+        return Ok((None, last));
+    }
+    let _ = std::fs::remove_file(marker);
+    eprintln!(
+        "building a store of {} events (seed {}) at {} ...",
+        opts.events,
+        opts.seed,
+        db.display()
+    );
+    let (took, last) = build_store(db, opts.events, opts.seed).await?;
+    std::fs::write(marker, marker_text(opts.events, opts.seed, last))
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok((Some(took.as_secs_f64()), last))
+}
+
+/// `bench live --build-only`: builds (or finds) the store and prints where it is and its
+/// size; nothing else runs (no engine, no server).
+pub async fn build_only(opts: &LiveOptions) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&opts.dir)
+        .with_context(|| format!("cannot create {}", opts.dir.display()))?;
+    let (db, marker) = paths(&opts.dir, opts.events, opts.seed);
+    let (built, _) = ensure_store(opts, &db, &marker).await?;
+    println!(
+        "{}: {} events (seed {}), {:.1} MB{}",
+        db.display(),
+        opts.events,
+        opts.seed,
+        store_bytes(&db) as f64 / 1e6,
+        built.map_or(" (built earlier)".to_string(), |s| format!(
+            ", built in {s:.1} s ({} events/s)",
+            super::fmt_rate(opts.events as f64 / s.max(1e-9))
+        ))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the benchmark (see the module doc) and returns its figures.
 pub async fn measure(opts: &LiveOptions) -> anyhow::Result<LiveReport> {
     let exe = std::env::current_exe().context("cannot find the rootline executable")?;
@@ -649,23 +696,7 @@ pub async fn measure(opts: &LiveOptions) -> anyhow::Result<LiveReport> {
     let estate = Estate::new(opts.events, opts.seed)?;
 
     // 1. The store.
-    let built = read_marker(&marker, opts.events, opts.seed).filter(|_| db.exists());
-    let (build_seconds, last_event_ms) = if let Some(last) = built {
-        eprintln!("reusing the store {} (built earlier)", db.display());
-        (None, last)
-    } else {
-        let _ = std::fs::remove_file(&marker);
-        eprintln!(
-            "building a store of {} events (seed {}) at {} ...",
-            opts.events,
-            opts.seed,
-            db.display()
-        );
-        let (took, last) = build_store(&db, opts.events, opts.seed).await?;
-        std::fs::write(&marker, marker_text(opts.events, opts.seed, last))
-            .with_context(|| format!("cannot write {}", marker.display()))?;
-        (Some(took.as_secs_f64()), last)
-    };
+    let (build_seconds, last_event_ms) = ensure_store(opts, &db, &marker).await?;
     let push_after = prepare_pushes(&db, &estate, opts.seed, last_event_ms).await?;
 
     // 2. Current: the engine's conclusions and the projections.
@@ -886,6 +917,9 @@ pub fn table(r: &LiveReport) -> Vec<[String; 4]> {
 /// `rootline bench live`: measures and prints the table (or JSON with `--json`). The
 /// exit status says only whether the benchmark ran.
 pub async fn live(opts: LiveOptions, as_json: bool) -> anyhow::Result<ExitCode> {
+    if opts.build_only {
+        return build_only(&opts).await;
+    }
     let r = measure(&opts).await?;
     let rows = table(&r);
     if as_json {

@@ -131,6 +131,9 @@ pub enum BenchCommand {
         /// Print the figures as one JSON document.
         #[arg(long)]
         json: bool,
+        /// Only build (or find) the store and print its size: no engine, no server.
+        #[arg(long)]
+        build_only: bool,
     },
 }
 
@@ -182,6 +185,7 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             page_requests,
             search_requests,
             json,
+            build_only,
         } => {
             let opts = live::LiveOptions {
                 events,
@@ -191,6 +195,7 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(timeout_secs),
                 page_requests,
                 search_requests,
+                build_only,
             };
             live::live(opts, json).await
         }
