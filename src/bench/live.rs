@@ -2,9 +2,10 @@
 //! server binary.
 //!
 //! 1. Builds (or reuses) a store of N events from the seeded [`Estate`]: records are
-//!    normalized in memory and appended in batches, no recording file is written. A
-//!    marker file beside the store records N, the seed and the estate's version; a store
-//!    without it (an interrupted build) is built again.
+//!    normalized in memory and appended in batches, no recording file is written
+//!    (`--build-only` stops there). A marker file beside the store records N, the seed
+//!    and the estate's version; a store without it (an interrupted build) is built
+//!    again.
 //! 2. Brings the store current with the real binary: `rootline incidents`, then
 //!    `rootline projections update`.
 //! 3. Starts `rootline serve` on it (this very executable, a free loopback port), waits
@@ -180,9 +181,9 @@ fn remove_store(db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the store of the estate (`events`, `seed`) at `db`: generation and
-/// normalization on one thread, batched appends on this one. Returns the time taken and
-/// the time of the estate's last event.
+/// Builds the store of the estate (`events`, `seed`) at `db`: generation on one thread,
+/// normalization on a thread per core, batched appends in the estate's order on this
+/// task. Returns the time taken and the time of the estate's last event.
 pub async fn build_store(db: &Path, events: u64, seed: u64) -> anyhow::Result<(Duration, i64)> {
     remove_store(db)?;
     let estate = Estate::new(events, seed)?;
