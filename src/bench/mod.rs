@@ -1,15 +1,19 @@
 //! Benchmarks that print their figures (never timed tests), behind the cargo feature
-//! `bench`: `rootline bench ingest|replay|rank|page|scenarios`.
+//! `bench`: `rootline bench ingest|replay|rank|page|live|scenarios`.
 //!
 //! - [`gen`]: the one seeded generator (PRNG and CloudTrail records) they all draw from;
 //! - `ingest`: `bench ingest` (rootline's ingest against a bare-append floor);
 //! - `rank`: `bench replay` and `bench rank` (the engine);
 //! - `page`: `bench page` (the incident page's latency);
+//! - [`estate`] and `live`: `bench live` (issue 16's acceptance benchmark: the real server
+//!   on a seeded store of N events, alarm to ranked hypotheses);
 //! - here: the command, `bench scenarios`, and the helpers they share (peak memory,
 //!   rates, number formatting).
 
+pub mod estate;
 pub mod gen;
 mod ingest;
+pub mod live;
 mod page;
 mod rank;
 
@@ -105,6 +109,40 @@ pub enum BenchCommand {
         #[arg(long, requires = "search")]
         reindex: bool,
     },
+    /// Issue 16's acceptance benchmark: a seeded store of N events, the real server on
+    /// it, alarm transitions pushed one by one and the time until each incident has
+    /// ranked hypotheses; page and search latency, server peak memory, `rootline
+    /// incidents`, store size.
+    Live {
+        /// Events in the store.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Seed of the generated estate.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Directory of the store, kept and reused by later runs with the same events and
+        /// seed [default: rootline-bench-live under the system temp dir].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Alarm transitions to push (at most 20).
+        #[arg(long, default_value_t = 20)]
+        pushes: usize,
+        /// Seconds to wait for one incident's hypotheses before counting a failure.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+        /// Incident page requests to time.
+        #[arg(long, default_value_t = 300)]
+        page_requests: usize,
+        /// Search requests to time.
+        #[arg(long, default_value_t = 100)]
+        search_requests: usize,
+        /// Print the figures as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Only build (or find) the store and print its size: no engine, no server.
+        #[arg(long)]
+        build_only: bool,
+    },
 }
 
 /// Runs one benchmark and prints its figures.
@@ -148,6 +186,29 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             let search = search.then_some(page::SearchOptions { reindex });
             page::page(events, requests, dir, search).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Live {
+            events,
+            seed,
+            dir,
+            pushes,
+            timeout_secs,
+            page_requests,
+            search_requests,
+            json,
+            build_only,
+        } => {
+            let opts = live::LiveOptions {
+                events,
+                seed,
+                dir: dir.unwrap_or_else(|| std::env::temp_dir().join("rootline-bench-live")),
+                pushes,
+                timeout: Duration::from_secs(timeout_secs),
+                page_requests,
+                search_requests,
+                build_only,
+            };
+            live::live(opts, json).await
         }
     }
 }
