@@ -858,11 +858,11 @@ mod tests {
             if let Some(i) = inc {
                 // The incident is named as `bench live` expects.
                 let expected = match p.history_natural_id() {
-                    Some(n) => super::super::live::incident_id("cloudwatch.alarm_history", &n),
+                    Some(n) => crate::correlate::incident_id("cloudwatch.alarm_history", &n),
                     None => {
                         let k = e.pending().iter().position(|x| x.alarm == p.alarm);
                         let k = k.expect("a pending alarm");
-                        super::super::live::incident_id("eventbridge", &format!("push-{k}"))
+                        crate::correlate::incident_id("eventbridge", &format!("push-{k}"))
                     }
                 };
                 assert_eq!(i.id, expected, "{}", p.alarm);

@@ -120,14 +120,7 @@ pub struct LiveReport {
     pub store_bytes: u64,
 }
 
-/// `inc-` and the first 6 bytes, hex, of sha256("{source}\n{natural_id}") of the
-/// incident's trigger delivery (as the engine names incidents).
-pub(crate) fn incident_id(source: &str, natural_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{source}\n{natural_id}").as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("inc-{hex}")
-}
+use crate::correlate::incident_id;
 
 /// The store's files for `events` and `seed` in `dir`, and its marker.
 fn paths(dir: &Path, events: u64, seed: u64) -> (PathBuf, PathBuf) {
@@ -960,15 +953,6 @@ pub async fn live(opts: LiveOptions, as_json: bool) -> anyhow::Result<ExitCode> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn incident_ids_are_the_engines() {
-        // As correlate::incidents names them: sha256 of "source\nnatural id", 6 bytes.
-        let id = incident_id("eventbridge", "abc");
-        assert!(id.starts_with("inc-") && id.len() == 16, "{id}");
-        assert_ne!(id, incident_id("cloudwatch.alarm_history", "abc"));
-        assert_eq!(id, incident_id("eventbridge", "abc"));
-    }
 
     #[test]
     fn push_ids_differ_by_push_and_by_run() {
