@@ -168,7 +168,8 @@ impl SqliteStore {
 /// Copies the WAL into the database in the background, so that appends never wait for
 /// a checkpoint's writes and fsyncs (SQLite would otherwise run them on the appending
 /// connection). Passive checkpoints never block anyone; only when the WAL has grown past
-/// `WAL_RESTART_FRAMES` (a writer with no pauses) does it wait for a full checkpoint and
+/// `WAL_RESTART_FRAMES` (a writer with no pauses) and a passive checkpoint has copied all
+/// of it does it wait for a full checkpoint and
 /// restart the WAL. Ends when the store is closed or dropped.
 async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<()>) {
     loop {
@@ -184,7 +185,13 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
                 .fetch_one(&pool)
                 .await;
         match passive {
-            Ok((_, wal_frames, _)) if wal_frames > WAL_RESTART_FRAMES => {
+            // Restart only a WAL that the passive checkpoint has copied whole: then the
+            // restart has nothing left to copy and holds writers for an instant. (A
+            // restart that copies a WAL of gigabytes, after an index build on a large
+            // store, held the writer lock past its 30 s busy timeout.)
+            Ok((_, wal_frames, copied))
+                if wal_frames > WAL_RESTART_FRAMES && copied >= wal_frames =>
+            {
                 if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                     .execute(&pool)
                     .await
