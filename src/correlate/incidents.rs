@@ -304,7 +304,7 @@ impl Detector {
     ) -> Vec<Found> {
         let corpus = Corpus::new(events);
         let graph = Neighbourhood::new(k);
-        let vocab = Vocabulary::new(k);
+        let vocab = Vocabulary::new(k, i64::MAX);
         let mut touched: BTreeSet<String> = BTreeSet::new();
         let mut resolved: Vec<Found> = Vec::new();
         for t in transitions(&corpus) {

@@ -192,7 +192,7 @@ pub fn rank_incident(
 ) -> Incident {
     let corpus = Corpus::new(window);
     let graph = topology::Neighbourhood::new(k);
-    let vocab = rank::Vocabulary::new(k);
+    let vocab = rank::Vocabulary::new(k, found.window(config).1.saturating_add(1));
     let hypotheses = rank::rank(&corpus, &graph, &vocab, &found, config);
     found.into_incident(hypotheses)
 }

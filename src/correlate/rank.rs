@@ -95,8 +95,11 @@ pub(crate) struct Vocabulary<'k> {
     docs: u32,
     df: RefCell<BTreeMap<String, u32>>,
     alarms: RefCell<BTreeMap<String, Option<AlarmDef>>>,
-    /// Earlier changes by (primary resource, before), latest first, payloads parsed.
-    earlier: RefCell<BTreeMap<(String, i64), Rc<Earlier>>>,
+    /// Changes by primary resource before `horizon`, latest first, payloads parsed.
+    earlier: RefCell<BTreeMap<String, Rc<Earlier>>>,
+    /// The end of the window being ranked: earlier changes are read once per resource,
+    /// up to here.
+    horizon: i64,
 }
 
 /// Where the alarm's name and metric are in each kind of definition.
@@ -169,13 +172,14 @@ pub(crate) fn alarm_definition(
 }
 
 impl<'k> Vocabulary<'k> {
-    pub(crate) fn new(k: &'k dyn Knowledge) -> Self {
+    pub(crate) fn new(k: &'k dyn Knowledge, horizon: i64) -> Self {
         Vocabulary {
             k,
             docs: k.names().max(2),
             df: RefCell::new(BTreeMap::new()),
             alarms: RefCell::new(BTreeMap::new()),
             earlier: RefCell::new(BTreeMap::new()),
+            horizon,
         }
     }
 
@@ -190,25 +194,35 @@ impl<'k> Vocabulary<'k> {
         d
     }
 
-    /// Up to [`EARLIER_CHANGES`] effective changes of a primary resource before `before`,
-    /// latest first, with their payloads.
-    fn earlier(&self, resource: &str, before: i64) -> Rc<Earlier> {
-        let key = (resource.to_string(), before);
-        if let Some(v) = self.earlier.borrow().get(&key) {
-            return v.clone();
-        }
-        let v: Rc<Earlier> = Rc::new(
-            self.k
-                .earlier_changes(resource, before, EARLIER_CHANGES)
-                .into_iter()
-                .map(|e| {
-                    let p = Rc::new(serde_json::from_str(&e.payload).unwrap_or(Value::Null));
-                    (e, p)
-                })
-                .collect(),
-        );
-        self.earlier.borrow_mut().insert(key, v.clone());
-        v
+    /// The effective changes of a primary resource before `before`, latest first, with
+    /// their payloads: of the [`EARLIER_CHANGES`] latest before the horizon, read once
+    /// per resource (a resource changed by many candidates is read once, not once each).
+    fn earlier(&self, resource: &str, before: i64) -> Vec<(Event, Rc<Value>)> {
+        let cached = self.earlier.borrow().get(resource).cloned();
+        let all = match cached {
+            Some(v) => v,
+            None => {
+                let v: Rc<Earlier> = Rc::new(
+                    self.k
+                        .earlier_changes(resource, self.horizon, EARLIER_CHANGES)
+                        .into_iter()
+                        .map(|e| {
+                            let p =
+                                Rc::new(serde_json::from_str(&e.payload).unwrap_or(Value::Null));
+                            (e, p)
+                        })
+                        .collect(),
+                );
+                self.earlier
+                    .borrow_mut()
+                    .insert(resource.to_string(), v.clone());
+                v
+            }
+        };
+        all.iter()
+            .filter(|(e, _)| e.event_time < before)
+            .cloned()
+            .collect()
     }
 
     /// Naming tokens of an alarm: its name and its metric namespace.

@@ -10,7 +10,7 @@ use crate::model::Event;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Seqs of a resource's postings examined, at most, for its earlier changes.
-const EARLIER_SCAN: usize = 5_000;
+const EARLIER_SCAN: usize = 2_000;
 /// Seqs per `IN (...)` read.
 const SEQS_PER_READ: usize = 500;
 
@@ -99,12 +99,14 @@ impl SqliteStore {
         before: i64,
         limit: usize,
     ) -> Result<Vec<Event>> {
+        // Postings hold at least one seq each: this many rows always reach the cap.
         let rows = sqlx::query(
             "SELECT seqs FROM resource_postings WHERE resource = ? AND min_time < ? \
-             ORDER BY first_seq DESC",
+             ORDER BY first_seq DESC LIMIT ?",
         )
         .bind(resource)
         .bind(before)
+        .bind(EARLIER_SCAN as i64)
         .fetch_all(&self.reader)
         .await?;
         let mut seqs: Vec<i64> = Vec::new();
