@@ -194,10 +194,11 @@ impl<'k> Vocabulary<'k> {
         d
     }
 
-    /// The effective changes of a primary resource before `before`, latest first, with
-    /// their payloads: of the [`EARLIER_CHANGES`] latest before the horizon, read once
-    /// per resource (a resource changed by many candidates is read once, not once each).
-    fn earlier(&self, resource: &str, before: i64) -> Vec<(Event, Rc<Value>)> {
+    /// The [`EARLIER_CHANGES`] latest effective changes of a primary resource before the
+    /// horizon, latest first, with their payloads: read once per resource (a resource
+    /// changed by many candidates is read once, not once each); callers keep those before
+    /// the change they judge.
+    fn earlier(&self, resource: &str) -> Rc<Earlier> {
         let cached = self.earlier.borrow().get(resource).cloned();
         let all = match cached {
             Some(v) => v,
@@ -219,10 +220,7 @@ impl<'k> Vocabulary<'k> {
                 v
             }
         };
-        all.iter()
-            .filter(|(e, _)| e.event_time < before)
-            .cloned()
-            .collect()
+        all
     }
 
     /// Naming tokens of an alarm: its name and its metric namespace.
@@ -475,8 +473,9 @@ fn capacity_change(cx: &Context<'_, '_>, i: usize) -> Option<bool> {
         .first()
         .map(|r| {
             cx.vocab
-                .earlier(r, e.event_time)
+                .earlier(r)
                 .iter()
+                .filter(|(x, _)| x.event_time < e.event_time)
                 .take(20)
                 .map(|(_, p)| p.clone())
                 .collect()
@@ -524,10 +523,11 @@ fn reverts(
                 } else {
                     // The call before `a` on this resource with the same name: does `b`
                     // put back what it had set?
-                    let earlier = vocab.earlier(res, ea.event_time);
-                    let prev = earlier
-                        .iter()
-                        .find(|(ej, _)| priors::base_name(&ej.name) == priors::base_name(&ea.name));
+                    let earlier = vocab.earlier(res);
+                    let prev = earlier.iter().find(|(ej, _)| {
+                        ej.event_time < ea.event_time
+                            && priors::base_name(&ej.name) == priors::base_name(&ea.name)
+                    });
                     match prev {
                         Some((_, pj)) => {
                             let rj = pj.get("requestParameters");
