@@ -47,6 +47,14 @@ impl Source {
         Source::Rootline,
     ];
 
+    /// Every source but rootline's own: where upstream events come from.
+    pub fn upstream() -> Vec<Source> {
+        Source::ALL
+            .into_iter()
+            .filter(|s| *s != Source::Rootline)
+            .collect()
+    }
+
     /// The name used in recordings, reports and the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -166,6 +174,26 @@ pub struct NewEvent {
     pub resources: Vec<String>,
     /// The upstream payload, verbatim.
     pub payload: String,
+}
+
+impl NewEvent {
+    /// The event as the store holds it once appended as `seq`.
+    pub fn stored_as(self, seq: i64) -> Event {
+        Event {
+            seq,
+            source: self.source,
+            natural_id: self.natural_id,
+            event_time: self.event_time,
+            received_at: self.received_at,
+            kind: self.kind,
+            name: self.name,
+            actor: self.actor,
+            read_only: self.read_only,
+            error_code: self.error_code,
+            resources: self.resources,
+            payload: self.payload,
+        }
+    }
 }
 
 /// A stored event: a `NewEvent` plus its sequence number in the log.

@@ -818,23 +818,9 @@ mod tests {
         let mut e = Estate::new(20_000, 3).expect("estate");
         let mut buf = String::new();
         let mut events = Vec::new();
-        let to_event = |seq: i64, ev: NewEvent| crate::model::Event {
-            seq,
-            source: ev.source,
-            natural_id: ev.natural_id,
-            event_time: ev.event_time,
-            received_at: ev.received_at,
-            kind: ev.kind,
-            name: ev.name,
-            actor: ev.actor,
-            read_only: ev.read_only,
-            error_code: ev.error_code,
-            resources: ev.resources,
-            payload: ev.payload,
-        };
         while let Some(ev) = e.next_event(&mut buf) {
             let seq = events.len() as i64 + 1;
-            events.push(to_event(seq, ev.expect("normalizes")));
+            events.push(ev.expect("normalizes").stored_as(seq));
         }
         for (k, p) in e.pending().iter().enumerate() {
             let raw = p.push_event(
@@ -845,7 +831,7 @@ mod tests {
             );
             let ev = normalize(Source::EventBridge, &raw, None).expect("push normalizes");
             let seq = events.len() as i64 + 1;
-            events.push(to_event(seq, ev));
+            events.push(ev.stored_as(seq));
         }
         let a = crate::correlate::analyze(&events, &crate::correlate::Config::default());
         let mut misses = Vec::new();

@@ -312,10 +312,7 @@ pub async fn build_store(db: &Path, events: u64, seed: u64) -> anyhow::Result<(D
 async fn latest_upstream_time(store: &SqliteStore) -> anyhow::Result<i64> {
     let newest = store
         .query(&EventFilter {
-            sources: Source::ALL
-                .into_iter()
-                .filter(|s| *s != Source::Rootline)
-                .collect(),
+            sources: Source::upstream(),
             by_time: true,
             order: Order::Desc,
             limit: 1,

@@ -170,20 +170,7 @@ pub fn rank_corpus(candidates: usize) -> Vec<Event> {
         .enumerate()
         .filter_map(|(i, (s, raw))| {
             let ev = normalize(*s, raw, None).ok()?;
-            Some(Event {
-                seq: i as i64 + 1,
-                source: ev.source,
-                natural_id: ev.natural_id,
-                event_time: ev.event_time,
-                received_at: ev.received_at,
-                kind: ev.kind,
-                name: ev.name,
-                actor: ev.actor,
-                read_only: ev.read_only,
-                error_code: ev.error_code,
-                resources: ev.resources,
-                payload: ev.payload,
-            })
+            Some(ev.stored_as(i as i64 + 1))
         })
         .collect()
 }

@@ -236,10 +236,7 @@ pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
 pub async fn latest_upstream_seq<S: EventLog>(store: &S) -> Result<i64, StoreError> {
     let newest = store
         .query(&EventFilter {
-            sources: Source::ALL
-                .into_iter()
-                .filter(|s| *s != Source::Rootline)
-                .collect(),
+            sources: Source::upstream(),
             order: crate::store::Order::Desc,
             limit: 1,
             ..Default::default()

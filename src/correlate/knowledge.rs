@@ -61,10 +61,8 @@ impl Memory {
                     by_primary.entry(p.clone()).or_default().push((*e).clone());
                 }
             }
-            if let Some((name, def)) = super::rank::alarm_definition(e, || {
-                std::rc::Rc::new(serde_json::from_str(&e.payload).unwrap_or_default())
-            }) {
-                alarms.insert(name, def);
+            if let Some((name, namespace, metric)) = super::alarm_definition(e) {
+                alarms.insert(name, AlarmDef { namespace, metric });
             }
         }
         let mut df: BTreeMap<String, u32> = BTreeMap::new();
