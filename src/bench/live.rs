@@ -47,6 +47,9 @@ const CHUNK: usize = 5_000;
 
 /// A generated event before normalization: source, payload, recording time.
 type RawEvent = (Source, String, i64);
+/// The server's log filter (RUST_LOG syntax; default `warn`): set it to
+/// `rootline=debug` to see the analyser's stage times in the server's log.
+pub const SERVER_LOG_ENV: &str = "ROOTLINE_BENCH_SERVER_LOG";
 /// The API key the benchmark's server is started with.
 const API_KEY: &str = "bench-live-key";
 /// How often the incident's JSON twin is polled after a push.
@@ -400,7 +403,10 @@ impl Server {
         let mut child = Command::new(exe)
             .args(["serve", "--database", database, "--addr", "127.0.0.1:0"])
             .env(crate::collect::push::EVENTBRIDGE_KEY_ENV, API_KEY)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var(SERVER_LOG_ENV).unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
