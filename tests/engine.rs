@@ -331,3 +331,61 @@ async fn alarms_appended_while_analyses_run_are_all_analysed() {
     // Nothing new upstream: no step, although conclusions were appended since.
     assert!(analyser.step(&store).await.unwrap().is_none());
 }
+
+/// A new alarm's incident is ranked first, before the open incidents whose window it
+/// falls into are ranked again, and a step ranks (and commits) one incident at a time:
+/// on a large store the incident of a new alarm never waits for re-analyses.
+#[tokio::test]
+async fn a_new_incident_is_ranked_before_stale_ones_one_per_step() {
+    let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
+    // Every line but the queue's alarm and the later transitions.
+    let late = |l: &&str| {
+        l.contains("\"AlarmName\":\"jobs-backlog\"") || l.contains("Alarm updated from ALARM")
+    };
+    let first: Vec<_> = lines
+        .iter()
+        .filter(|l| !late(l))
+        .map(|l| event(l))
+        .collect();
+    let queue: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("\"AlarmName\":\"jobs-backlog\""))
+        .map(|l| event(l))
+        .collect();
+    assert_eq!(queue.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("order.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.append(&first, None).await.unwrap();
+    let mut analyser = rootline::conclusions::Analyser::default();
+    analyser.run_to_end(&store).await.unwrap();
+    let web = rootline::conclusions::load_analysis(&store).await.unwrap();
+    assert_eq!(web.incidents.len(), 1, "{web:#?}");
+    let web_id = web.incidents[0].id.clone();
+
+    // The queue's alarm falls inside the open web incident's window.
+    store.append(&queue, None).await.unwrap();
+    let a = analyser.step(&store).await.unwrap().expect("a step");
+    assert_eq!(a.incidents.len(), 1, "{a:#?}");
+    let queue_id = a.incidents[0].id.clone();
+    assert_ne!(queue_id, web_id);
+    assert!(a.incidents[0].title.contains("jobs-backlog"), "{a:#?}");
+    // Its conclusions are committed before the stale incident is looked at.
+    let recorded = rootline::conclusions::load_analysis(&store).await.unwrap();
+    assert!(recorded.incidents.iter().any(|i| i.id == queue_id));
+    let b = analyser
+        .step(&store)
+        .await
+        .unwrap()
+        .expect("the stale incident");
+    assert_eq!(
+        b.incidents
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
+        [web_id.as_str()]
+    );
+    assert!(analyser.step(&store).await.unwrap().is_none());
+}

@@ -39,6 +39,34 @@ struct State {
     /// Every upstream event up to this seq has been analysed.
     upto: i64,
     detector: Detector,
+    /// Incidents changed by transitions already fed, still to rank, first first.
+    #[serde(default)]
+    pending: Vec<Found>,
+    /// Open incidents whose window received events since they were last ranked.
+    #[serde(default)]
+    stale: BTreeSet<String>,
+}
+
+impl State {
+    /// The stale incident to rank again (the earliest opened), removed from the set;
+    /// `None` when none is left open.
+    fn next_stale(&mut self) -> Option<Found> {
+        let found = self
+            .detector
+            .open()
+            .iter()
+            .filter(|f| self.stale.contains(&f.id))
+            .min_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)))
+            .cloned();
+        match &found {
+            Some(f) => {
+                self.stale.remove(&f.id);
+            }
+            // Closed since: it was queued and ranked when it was.
+            None => self.stale.clear(),
+        }
+        found
+    }
 }
 
 /// Knowledge read from the store's projections and indexes, for the engine running on a
@@ -196,80 +224,38 @@ impl Analyser {
         Ok(steps)
     }
 
-    /// One step: the incidents it ranked (their conclusions appended), `None` when
-    /// nothing new had arrived.
+    /// One step: the incident it ranked (its conclusions appended), `None` when
+    /// nothing new had arrived and nothing is left to rank.
+    ///
+    /// New alarm transitions are fed to the detector first, and the incidents they
+    /// changed go to the front of the queue of incidents to rank; open incidents whose
+    /// window received events are marked stale and ranked again once that queue is
+    /// empty. A step ranks one incident and commits it with the state, so the incident of
+    /// a new alarm waits for at most one ranking in progress, never for a whole
+    /// re-analysis, and a process killed mid-way loses at most one ranking.
     pub async fn step(&mut self, store: &SqliteStore) -> Result<Option<Analysis>, ConclusionError> {
         let latest = latest_upstream_seq(store).await?;
-        let state = match self.dry.as_mut().and_then(|d| d.state.take()) {
+        let mut state = match self.dry.as_mut().and_then(|d| d.state.take()) {
             Some(s) => s,
             None => load_state(store).await?,
         };
-        if state.upto >= latest {
+        if state.upto < latest {
+            state = self.feed(store, state, latest).await?;
+        } else if state.pending.is_empty() && state.stale.is_empty() {
             if let Some(dry) = self.dry.as_mut() {
                 dry.state = Some(state);
             }
             return Ok(None);
         }
-        let started = std::time::Instant::now();
-        let projected = crate::project::catch_up(store, crate::project::BATCH).await?;
-        tracing::debug!(
-            events = projected.events,
-            ms = started.elapsed().as_millis() as u64,
-            "Projections caught up"
-        );
-        let before = state.upto;
-        let alarms = store.alarm_events(before, latest, ALARMS_PER_STEP).await?;
-        let upto = match alarms.last() {
-            Some(last) if alarms.len() as i64 >= ALARMS_PER_STEP => last.seq,
-            _ => latest,
+        let next = match state.pending.is_empty() {
+            false => Some(state.pending.remove(0)),
+            true => state.next_stale(),
         };
-        let config = self.config.clone();
-        let mut detector = state.detector;
-        let (detector, touched) = with_knowledge(store, move |k| {
-            let touched = detector.feed(&alarms, k, &config);
-            (detector, touched)
-        })
-        .await?;
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            "Alarm transitions fed"
-        );
-        let mut to_rank: Vec<Found> = touched;
-        let touched_ids: BTreeSet<String> = to_rank.iter().map(|f| f.id.clone()).collect();
-        for inc in detector.open() {
-            if touched_ids.contains(&inc.id) {
-                continue;
-            }
-            let (from, to) = inc.window(&self.config);
-            if store.upstream_between(before, upto, from, to).await? {
-                to_rank.push(inc.clone());
-            }
-        }
-        to_rank.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
-        let mut incidents = Vec::with_capacity(to_rank.len());
-        for found in to_rank {
-            let (from, to) = found.window(&self.config);
-            let t0 = std::time::Instant::now();
-            let window = store
-                .window_events(from - WINDOW_MARGIN_MS, to + WINDOW_MARGIN_MS)
-                .await?;
-            let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());
-            let config = self.config.clone();
-            let inc = with_knowledge(store, move |k| {
-                correlate::rank_incident(&window, k, found, &config)
-            })
-            .await?;
-            tracing::debug!(
-                incident = %inc.id,
-                events,
-                read_ms,
-                rank_ms = t0.elapsed().as_millis() as u64 - read_ms,
-                "Incident ranked"
-            );
-            incidents.push(inc);
+        let mut incidents = Vec::new();
+        if let Some(found) = next {
+            incidents.push(self.rank(store, found).await?);
         }
         let analysis = Analysis { incidents };
-        let state = State { upto, detector };
         if let Some(dry) = self.dry.as_mut() {
             for inc in &analysis.incidents {
                 dry.incidents.insert(inc.id.clone(), inc.clone());
@@ -289,5 +275,93 @@ impl Analyser {
             )
             .await?;
         Ok(Some(analysis))
+    }
+
+    /// Brings the projections up to `latest`, feeds the new alarm transitions (at most
+    /// [`ALARMS_PER_STEP`]) to the detector, queues the incidents they changed in front
+    /// of the others, and marks stale the open incidents whose window received events
+    /// the ranking reads.
+    async fn feed(
+        &self,
+        store: &SqliteStore,
+        state: State,
+        latest: i64,
+    ) -> Result<State, ConclusionError> {
+        let started = std::time::Instant::now();
+        let projected = crate::project::catch_up(store, crate::project::BATCH).await?;
+        tracing::debug!(
+            events = projected.events,
+            ms = started.elapsed().as_millis() as u64,
+            "Projections caught up"
+        );
+        let before = state.upto;
+        let alarms = store.alarm_events(before, latest, ALARMS_PER_STEP).await?;
+        let upto = match alarms.last() {
+            Some(last) if alarms.len() as i64 >= ALARMS_PER_STEP => last.seq,
+            _ => latest,
+        };
+        let config = self.config.clone();
+        let mut detector = state.detector;
+        let (detector, mut touched) = with_knowledge(store, move |k| {
+            let touched = detector.feed(&alarms, k, &config);
+            (detector, touched)
+        })
+        .await?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            changed = touched.len(),
+            "Alarm transitions fed"
+        );
+        touched.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        let ids: BTreeSet<String> = touched.iter().map(|f| f.id.clone()).collect();
+        let mut stale = state.stale;
+        stale.retain(|id| !ids.contains(id));
+        let mut pending = touched;
+        pending.extend(state.pending.into_iter().filter(|f| !ids.contains(&f.id)));
+        let queued: BTreeSet<&str> = pending.iter().map(|f| f.id.as_str()).collect();
+        let mut newly_stale = Vec::new();
+        for inc in detector.open() {
+            if queued.contains(inc.id.as_str()) || stale.contains(&inc.id) {
+                continue;
+            }
+            let (from, to) = inc.window(&self.config);
+            if store.upstream_between(before, upto, from, to).await? {
+                newly_stale.push(inc.id.clone());
+            }
+        }
+        stale.extend(newly_stale);
+        Ok(State {
+            upto,
+            detector,
+            pending,
+            stale,
+        })
+    }
+
+    /// Ranks one incident from the events of its window.
+    async fn rank(
+        &self,
+        store: &SqliteStore,
+        found: Found,
+    ) -> Result<correlate::Incident, ConclusionError> {
+        let (from, to) = found.window(&self.config);
+        let t0 = std::time::Instant::now();
+        let window = store
+            .window_events(from - WINDOW_MARGIN_MS, to + WINDOW_MARGIN_MS)
+            .await?;
+        let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());
+        let config = self.config.clone();
+        let inc = with_knowledge(store, move |k| {
+            correlate::rank_incident(&window, k, found, &config)
+        })
+        .await?;
+        tracing::debug!(
+            incident = %inc.id,
+            events,
+            read_ms,
+            rank_ms = (t0.elapsed().as_millis() as u64).saturating_sub(read_ms),
+            "Incident ranked"
+        );
+        Ok(inc)
     }
 }

@@ -175,8 +175,8 @@ impl SqliteStore {
         rows.iter().map(row_to_event).collect()
     }
 
-    /// True when an upstream event with seq in (after, upto] has its event time in
-    /// [from, to].
+    /// True when an upstream event that a ranking reads (one of [`Self::window_events`]'s)
+    /// has its seq in (after, upto] and its event time in [from, to].
     pub async fn upstream_between(
         &self,
         after: i64,
@@ -186,7 +186,8 @@ impl SqliteStore {
     ) -> Result<bool> {
         Ok(sqlx::query(
             "SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND event_time >= ? \
-             AND event_time <= ? AND source <> 'rootline' LIMIT 1",
+             AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' \
+             AND NOT (kind = 'change' AND read_only = 1) LIMIT 1",
         )
         .bind(after)
         .bind(upto)
