@@ -25,6 +25,20 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+/// Names what the analyser was doing when a store operation failed.
+trait During<T> {
+    fn during(self, stage: impl FnOnce() -> String) -> Result<T, ConclusionError>;
+}
+
+impl<T> During<T> for Result<T, StoreError> {
+    fn during(self, stage: impl FnOnce() -> String) -> Result<T, ConclusionError> {
+        self.map_err(|source| ConclusionError::Analyser {
+            stage: stage(),
+            source,
+        })
+    }
+}
+
 /// The analyser's checkpoint name.
 pub const ANALYSER: &str = "analyser";
 /// Alarm events fed per step, at most (the first step on a large store takes several).
@@ -151,6 +165,7 @@ impl Knowledge for StoreKnowledge {
 /// serve requests).
 async fn with_knowledge<T: Send + 'static>(
     store: &SqliteStore,
+    what: &str,
     f: impl FnOnce(&StoreKnowledge) -> T + Send + 'static,
 ) -> Result<T, ConclusionError> {
     let store = store.clone();
@@ -163,13 +178,17 @@ async fn with_knowledge<T: Send + 'static>(
     .await
     .map_err(|e| ConclusionError::Engine(e.to_string()))?;
     match failed {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e).during(|| format!("read what the engine needed to {what}")),
         None => Ok(out),
     }
 }
 
 async fn load_state(store: &SqliteStore) -> Result<State, ConclusionError> {
-    let Some(cp) = store.checkpoint(ANALYSER).await? else {
+    let Some(cp) = store
+        .checkpoint(ANALYSER)
+        .await
+        .during(|| "read its checkpoint".into())?
+    else {
         return Ok(State::default());
     };
     serde_json::from_str(&cp.value).map_err(|e| {
@@ -234,7 +253,9 @@ impl Analyser {
     /// a new alarm waits for at most one ranking in progress, never for a whole
     /// re-analysis, and a process killed mid-way loses at most one ranking.
     pub async fn step(&mut self, store: &SqliteStore) -> Result<Option<Analysis>, ConclusionError> {
-        let latest = latest_upstream_seq(store).await?;
+        let latest = latest_upstream_seq(store)
+            .await
+            .during(|| "read the newest event's seq".into())?;
         let mut state = match self.dry.as_mut().and_then(|d| d.state.take()) {
             Some(s) => s,
             None => load_state(store).await?,
@@ -273,7 +294,8 @@ impl Analyser {
                     value,
                 }),
             )
-            .await?;
+            .await
+            .during(|| "append its conclusions".into())?;
         Ok(Some(analysis))
     }
 
@@ -288,21 +310,26 @@ impl Analyser {
         latest: i64,
     ) -> Result<State, ConclusionError> {
         let started = std::time::Instant::now();
-        let projected = crate::project::catch_up(store, crate::project::BATCH).await?;
+        let projected = crate::project::catch_up(store, crate::project::BATCH)
+            .await
+            .during(|| "bring the projections up to date".into())?;
         tracing::debug!(
             events = projected.events,
             ms = started.elapsed().as_millis() as u64,
             "Projections caught up"
         );
         let before = state.upto;
-        let alarms = store.alarm_events(before, latest, ALARMS_PER_STEP).await?;
+        let alarms = store
+            .alarm_events(before, latest, ALARMS_PER_STEP)
+            .await
+            .during(|| "read the new alarm transitions".into())?;
         let upto = match alarms.last() {
             Some(last) if alarms.len() as i64 >= ALARMS_PER_STEP => last.seq,
             _ => latest,
         };
         let config = self.config.clone();
         let mut detector = state.detector;
-        let (detector, mut touched) = with_knowledge(store, move |k| {
+        let (detector, mut touched) = with_knowledge(store, "detect incidents", move |k| {
             let touched = detector.feed(&alarms, k, &config);
             (detector, touched)
         })
@@ -325,7 +352,11 @@ impl Analyser {
                 continue;
             }
             let (from, to) = inc.window(&self.config);
-            if store.upstream_between(before, upto, from, to).await? {
+            if store
+                .upstream_between(before, upto, from, to)
+                .await
+                .during(|| format!("look for new events in the window of {}", inc.id))?
+            {
                 newly_stale.push(inc.id.clone());
             }
         }
@@ -346,12 +377,14 @@ impl Analyser {
     ) -> Result<correlate::Incident, ConclusionError> {
         let (from, to) = found.window(&self.config);
         let t0 = std::time::Instant::now();
+        let id = found.id.clone();
         let window = store
             .window_events(from - WINDOW_MARGIN_MS, to + WINDOW_MARGIN_MS)
-            .await?;
+            .await
+            .during(|| format!("read the window of {id}"))?;
         let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());
         let config = self.config.clone();
-        let inc = with_knowledge(store, move |k| {
+        let inc = with_knowledge(store, &format!("rank {id}"), move |k| {
             correlate::rank_incident(&window, k, found, &config)
         })
         .await?;

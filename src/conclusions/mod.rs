@@ -32,6 +32,9 @@ use std::collections::BTreeMap;
 pub enum ConclusionError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A store operation of the analyser failed: what it was doing, and why.
+    #[error("the analyser could not {stage}: {source}")]
+    Analyser { stage: String, source: StoreError },
     /// An event could not be built (a payload the normalizer refuses), explained.
     #[error("cannot build the {what} event: {source}")]
     Build {

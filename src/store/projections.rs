@@ -187,7 +187,7 @@ impl SqliteStore {
     /// Writes `delta` (what the events up to seq `upto` add) and moves every
     /// projection's checkpoint to `upto`, in one transaction.
     pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         Self::write_projection(&mut tx, delta, upto).await?;
         tx.commit().await?;
         Ok(())
@@ -319,7 +319,7 @@ impl SqliteStore {
     /// Empties every projection (the search index too) and its checkpoint (in one
     /// transaction), so the projector rebuilds them from the first event.
     pub async fn reset_projections(&self) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         // A contentless FTS5 table is emptied by its 'delete-all' command.
         sqlx::query("INSERT INTO search_index (search_index) VALUES ('delete-all')")
             .execute(&mut *tx)

@@ -312,7 +312,7 @@ impl SqliteStore {
         events: &[Event],
         upto: i64,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         Self::write_projection(&mut tx, delta, upto).await?;
         write_search(&mut tx, events, upto).await?;
         tx.commit().await?;
@@ -322,7 +322,7 @@ impl SqliteStore {
     /// Adds `events` to the search index alone and moves its checkpoint to `upto`, in
     /// one transaction.
     pub async fn apply_search(&self, events: &[Event], upto: i64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         write_search(&mut tx, events, upto).await?;
         tx.commit().await?;
         Ok(())
@@ -332,7 +332,7 @@ impl SqliteStore {
     /// projector indexes the log again from its first event (the other projections, if
     /// current, are applied again too, which changes nothing there).
     pub async fn reset_search(&self) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO search_index (search_index) VALUES ('delete-all')")
             .execute(&mut *tx)
             .await?;
