@@ -12,7 +12,7 @@ mod common;
 use common::real;
 use rootline::ingest::{ingest_files, IngestSummary};
 use rootline::model::{parse_time, Event, Kind, Source};
-use rootline::store::{EventLog, SqliteStore};
+use rootline::store::{EventFilter, EventLog, SqliteStore};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -36,11 +36,23 @@ async fn ingest(f: &Fixture, paths: &[PathBuf]) -> IngestSummary {
     ingest_files(&f.store, paths, false).await.unwrap()
 }
 
+/// The stored event with this source and natural id (the first by seq). `find` answers
+/// only for events a conclusion can cite; read-only calls are looked up by prefix here
+/// (a scan, fine for a test's small store).
 async fn get(f: &Fixture, source: Source, id: &str) -> Event {
+    if let Some(e) = f.store.find(source, id).await.unwrap() {
+        return e;
+    }
     f.store
-        .find(source, id)
+        .query(&EventFilter {
+            sources: vec![source],
+            id_prefix: Some(id.to_string()),
+            ..Default::default()
+        })
         .await
         .unwrap()
+        .into_iter()
+        .find(|e| e.natural_id == id)
         .unwrap_or_else(|| panic!("{source} {id} is not stored"))
 }
 
@@ -344,16 +356,32 @@ async fn traildiscover_arrays_and_single_record_files() {
 #[tokio::test]
 async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
     let f = fresh().await;
-    // Three bare records, ingested as files; all three carry the same placeholder eventID.
+    // Three bare records, ingested as files; all three carry the same placeholder eventID,
+    // at different times: three events under the key (source, natural id, event time).
     let paths = files("aws-lambda-events-rust", |n| {
         n.starts_with("example-cloudwatch-cloudtrail-")
     });
     assert_eq!(paths.len(), 3);
+    let keys: BTreeSet<(String, i64)> = paths
+        .iter()
+        .map(|p| {
+            let v: Value = serde_json::from_str(&read(p)).unwrap();
+            let id = v["eventID"].as_str().unwrap().to_string();
+            (id, parse_time(v["eventTime"].as_str().unwrap()).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        keys.iter().map(|k| &k.0).collect::<BTreeSet<_>>().len(),
+        1,
+        "one eventID"
+    );
     let s = ingest(&f, &paths).await;
     assert_eq!(
         (s.read, s.appended, s.duplicates, s.rejected_total()),
-        (3, 1, 2, 0)
+        (3, keys.len() as u64, 3 - keys.len() as u64, 0)
     );
+    let again = ingest(&f, &paths).await;
+    assert_eq!((again.appended, again.duplicates), (0, 3));
     let first: Value = serde_json::from_str(&read(&paths[0])).unwrap();
     check_cloudtrail(
         &get(
@@ -431,10 +459,11 @@ async fn single_cloudtrail_records_and_lookup_events_and_user_guide_examples() {
         .rejections
         .iter()
         .all(|r| r.category == "missing id or time" && r.file == path.display().to_string()));
+    // Distinct idempotency keys: (natural id, event time).
     let mut distinct = BTreeSet::new();
     for r in lookup.iter().chain(&guide) {
-        if let (Some(id), Some(_)) = (r["eventID"].as_str(), r["eventTime"].as_str()) {
-            distinct.insert(id.to_string());
+        if let (Some(id), Some(t)) = (r["eventID"].as_str(), r["eventTime"].as_str()) {
+            distinct.insert((id.to_string(), parse_time(t)));
         }
     }
     assert_eq!(s.appended, distinct.len() as u64);
@@ -522,12 +551,17 @@ async fn panther_cloudtrail_test_logs_rejected_only_without_id_or_time() {
         };
         assert!(r.reason.contains(field), "line {}: {}", r.line, r.reason);
     }
-    let distinct: BTreeSet<String> = logs
+    // The idempotency key: (source, natural id, event time).
+    let distinct: BTreeSet<(String, i64)> = logs
         .iter()
         .filter(|r| usable(r))
-        .map(|r| match &r["eventID"] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+        .map(|r| {
+            let id = match &r["eventID"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let time = r["eventTime"].as_str().and_then(parse_time);
+            (id, time.unwrap_or(i64::MIN))
         })
         .collect();
     assert_eq!(s.appended, distinct.len() as u64);
@@ -971,16 +1005,31 @@ async fn github_deployment_status_payloads() {
         .iter()
         .map(|r| serde_json::from_str(r).unwrap())
         .collect();
-    let mut first: BTreeMap<String, &Value> = BTreeMap::new();
+    // The idempotency key: (source, natural id, event time); the examples reuse one
+    // status id, at two times.
+    let mut first: BTreeMap<(String, i64), &Value> = BTreeMap::new();
     for v in &parsed {
+        let ds = &v["deployment_status"];
         first
-            .entry(v["deployment_status"]["id"].to_string())
+            .entry((
+                ds["id"].to_string(),
+                time(ds["created_at"].as_str().unwrap()),
+            ))
             .or_insert(v);
     }
-    assert_eq!(first.len(), 2, "the examples reuse one status id");
-    assert_eq!((s.appended, s.duplicates, s.rejected_total()), (2, 2, 0));
-    for (id, v) in first {
-        let ev = get(&f, Source::GithubDeploymentStatus, &id).await;
+    let ids: BTreeSet<&String> = first.keys().map(|k| &k.0).collect();
+    assert!(ids.len() < first.len(), "the examples reuse a status id");
+    assert_eq!(
+        (s.appended, s.duplicates, s.rejected_total()),
+        (first.len() as u64, 4 - first.len() as u64, 0)
+    );
+    for ((id, at), v) in first {
+        let ev = f
+            .store
+            .find_at(Source::GithubDeploymentStatus, &id, at)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("deployment status {id} at {at} is not stored"));
         let ds = &v["deployment_status"];
         assert_eq!(ev.event_time, time(ds["created_at"].as_str().unwrap()));
         assert_eq!(ev.actor.as_deref(), ds["creator"]["login"].as_str());

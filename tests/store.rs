@@ -174,31 +174,46 @@ async fn update_and_delete_are_refused_by_the_database() {
         let e = fails(&s, sql).await;
         assert!(e.contains("event_resources"), "{sql}: {e}");
     }
-    // REPLACE would delete the stored row without firing the DELETE trigger: the insert
-    // guard skips the row before any conflict resolution happens.
-    let r = sqlx::query(
-        "INSERT OR REPLACE INTO events (source, natural_id, event_time, kind, detail, name, read_only, resources, payload) \
-         VALUES ('cloudtrail', 'a', 0, 'other', '{}', 'replaced', 0, '[]', '{}')",
-    )
+    // A row with the key of a stored one (event time, natural id, source) is skipped,
+    // and REPLACE, which would delete the stored row, is refused: rootline's connections
+    // run with recursive_triggers, so the deletion fires the DELETE trigger.
+    let a_time = s
+        .find(Source::CloudTrail, "a")
+        .await
+        .unwrap()
+        .unwrap()
+        .event_time;
+    let same_key = |verb: &str| {
+        format!(
+            "{verb} INTO events (source, natural_id, event_time, kind, detail, name, read_only, resources, payload) \
+             VALUES ('cloudtrail', 'a', {a_time}, 'other', '{{}}', 'replaced', 0, '[]', '{{}}')"
+        )
+    };
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{} ON CONFLICT DO NOTHING",
+        same_key("INSERT")
+    )))
     .execute(s.pool())
     .await
     .unwrap();
     assert_eq!(r.rows_affected(), 0);
-    // Sequence numbers are the database's to assign.
-    let e = fails(
-        &s,
-        "INSERT INTO events (seq, source, natural_id, event_time, kind, detail, name, read_only, resources, payload) \
-         VALUES (1000, 'cloudtrail', 'z', 0, 'other', '{}', 'x', 0, '[]', '{}')",
-    )
-    .await;
-    assert!(e.contains("seq is assigned by the database"), "{e}");
+    let e = sqlx::query(sqlx::AssertSqlSafe(same_key("INSERT")))
+        .execute(s.pool())
+        .await
+        .expect_err("a second row with a stored key");
+    assert!(e.to_string().contains("UNIQUE"), "{e}");
+    let e = sqlx::query(sqlx::AssertSqlSafe(same_key("INSERT OR REPLACE")))
+        .execute(s.pool())
+        .await
+        .expect_err("REPLACE of a stored row");
+    assert!(e.to_string().contains("append-only"), "{e}");
     let e = fails(
         &s,
         "INSERT OR REPLACE INTO events (seq, source, natural_id, event_time, kind, detail, name, read_only, resources, payload) \
          VALUES (1, 'cloudtrail', 'y', 0, 'other', '{}', 'x', 0, '[]', '{}')",
     )
     .await;
-    assert!(e.contains("seq is assigned by the database"), "{e}");
+    assert!(e.contains("append-only"), "{e}");
 
     // Nothing changed.
     let a = s.find(Source::CloudTrail, "a").await.unwrap().unwrap();
@@ -434,14 +449,41 @@ async fn queries_use_time_resource_and_natural_id_indexes() {
         let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(pool).await.unwrap();
         rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
     };
-    let p = plan("EXPLAIN QUERY PLAN SELECT seq FROM events WHERE substr(natural_id, -16) = substr('b', -16) AND natural_id = 'b' AND source = 'cloudtrail'").await;
-    assert!(p.contains("events_id_tail"), "{p}");
+    let p = plan("EXPLAIN QUERY PLAN SELECT seq FROM events WHERE substr(natural_id, -16) = substr('b', -16) AND natural_id = 'b' AND source = 'cloudtrail' AND source <> 'rootline' AND kind <> 'log' AND NOT (kind = 'change' AND read_only = 1)").await;
+    assert!(p.contains("events_cited_ids"), "{p}");
     let p = plan("EXPLAIN QUERY PLAN SELECT seq FROM events WHERE source = 'rootline' AND natural_id >= 'incident-opened/' AND natural_id < 'incident-opened0'").await;
     assert!(p.contains("events_rootline_ids"), "{p}");
     let p =
         plan("EXPLAIN QUERY PLAN SELECT seq FROM events WHERE event_time >= 0 AND event_time < 10")
             .await;
-    assert!(p.contains("events_time"), "{p}");
+    assert!(p.contains("events_key"), "{p}");
     let p = plan("EXPLAIN QUERY PLAN SELECT j.value FROM resource_postings AS p, json_each(p.seqs) AS j WHERE p.resource = 'sg/sg-0123456789abcdef0' AND p.max_time >= 0 AND p.min_time < 10").await;
     assert!(p.contains("SEARCH p USING PRIMARY KEY (resource=?)"), "{p}");
+
+    // A read-only call is nothing a conclusion cites: found by its whole key (source,
+    // natural id, event time), not by its id alone, which never scans.
+    let mut ro = ct("read-only-call", 9, "{}");
+    ro.read_only = true;
+    s.append(std::slice::from_ref(&ro), None).await.unwrap();
+    assert!(s
+        .find(Source::CloudTrail, "read-only-call")
+        .await
+        .unwrap()
+        .is_none());
+    let found = s
+        .find_at(Source::CloudTrail, "read-only-call", ro.event_time)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.read_only);
+    assert!(s
+        .find_at(Source::CloudTrail, "read-only-call", ro.event_time + 1)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .find_at(Source::EventBridge, "read-only-call", ro.event_time)
+        .await
+        .unwrap()
+        .is_none());
 }

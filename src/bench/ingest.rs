@@ -90,48 +90,33 @@ pub struct IngestOptions {
 /// bench store right after its migrations; never to a real store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloorVariant {
-    /// The `events_insert_guard` trigger dropped: the id-tail index is still maintained,
-    /// but no row is checked against it (and an explicit seq is no longer refused).
-    NoGuardTrigger,
-    /// The guard trigger and the id-tail index dropped: no idempotency at all.
+    /// The partial index of citeable natural ids (`events_cited_ids`) dropped: what
+    /// lookups by natural id alone cost the append.
+    NoCitedIndex,
+    /// The unique key (event_time, natural_id, source) replaced by a plain time index:
+    /// no idempotency at all, and a re-delivery is stored twice.
     NoIdempotency,
-    /// The guard trigger, the id-tail index and the time index replaced by one unique
-    /// index (event_time, natural_id, source), appended at its time-ordered right edge:
-    /// idempotency only among events with the same time, and a duplicate would fail
-    /// its batch (rootline binds no INSERT OR IGNORE); the bench's rows are all distinct.
-    TimeKeyedUnique,
 }
 
 impl FloorVariant {
     /// Every variant, in the order `--breakdown` runs them.
-    pub const ALL: [FloorVariant; 3] = [
-        FloorVariant::NoGuardTrigger,
-        FloorVariant::NoIdempotency,
-        FloorVariant::TimeKeyedUnique,
-    ];
+    pub const ALL: [FloorVariant; 2] = [FloorVariant::NoCitedIndex, FloorVariant::NoIdempotency];
 
     /// The variant's name in the report.
     pub fn label(self) -> &'static str {
         match self {
-            FloorVariant::NoGuardTrigger => "no guard trigger",
+            FloorVariant::NoCitedIndex => "no cited-id index",
             FloorVariant::NoIdempotency => "no idempotency",
-            FloorVariant::TimeKeyedUnique => "time-keyed unique",
         }
     }
 
     /// The statements that turn a freshly migrated store into this variant.
     pub fn sql(self) -> &'static [&'static str] {
         match self {
-            FloorVariant::NoGuardTrigger => &["DROP TRIGGER events_insert_guard"],
+            FloorVariant::NoCitedIndex => &["DROP INDEX events_cited_ids"],
             FloorVariant::NoIdempotency => &[
-                "DROP TRIGGER events_insert_guard",
-                "DROP INDEX events_id_tail",
-            ],
-            FloorVariant::TimeKeyedUnique => &[
-                "DROP TRIGGER events_insert_guard",
-                "DROP INDEX events_id_tail",
-                "DROP INDEX events_time",
-                "CREATE UNIQUE INDEX events_time_key ON events (event_time, natural_id, source)",
+                "DROP INDEX events_key",
+                "CREATE INDEX events_time ON events (event_time)",
             ],
         }
     }
@@ -482,9 +467,10 @@ mod tests {
         let path = dir.path().join("migrated.db").display().to_string();
         let store = SqliteStore::open(&path).await.expect("open");
         let migrated = events_schema(&store).await;
-        for name in ["events_id_tail", "events_insert_guard", "events_time"] {
+        for name in ["events_key", "events_cited_ids"] {
             assert!(migrated.iter().any(|n| n == name), "{name} in {migrated:?}");
         }
+        assert!(!migrated.iter().any(|n| n == "events_insert_guard"));
         assert_eq!(
             store.append(&batch, None).await.expect("append").appended,
             50
@@ -512,31 +498,15 @@ mod tests {
                 store.append(&batch, None).await.expect("append").appended,
                 50
             );
-            let again = store.append(&batch, None).await;
+            let again = store.append(&batch, None).await.expect("append again");
             match variant {
-                FloorVariant::NoGuardTrigger => {
-                    assert!(has("events_id_tail") && has("events_time"), "{schema:?}");
-                    assert!(!has("events_insert_guard"), "{schema:?}");
-                    assert_eq!(again.expect("append again").appended, 50);
+                FloorVariant::NoCitedIndex => {
+                    assert!(has("events_key") && !has("events_cited_ids"), "{schema:?}");
+                    assert_eq!(again.appended, 0);
                 }
                 FloorVariant::NoIdempotency => {
-                    assert!(has("events_time"), "{schema:?}");
-                    assert!(
-                        !has("events_id_tail") && !has("events_insert_guard"),
-                        "{schema:?}"
-                    );
-                    assert_eq!(again.expect("append again").appended, 50);
-                }
-                FloorVariant::TimeKeyedUnique => {
-                    assert!(has("events_time_key"), "{schema:?}");
-                    assert!(
-                        !has("events_time")
-                            && !has("events_id_tail")
-                            && !has("events_insert_guard"),
-                        "{schema:?}"
-                    );
-                    let err = again.expect_err("a duplicate violates the time-keyed index");
-                    assert!(err.to_string().contains("UNIQUE"), "{err}");
+                    assert!(has("events_time") && !has("events_key"), "{schema:?}");
+                    assert_eq!(again.appended, 50);
                 }
             }
             store.close().await;
@@ -570,7 +540,7 @@ mod tests {
         assert!(events_schema(&store)
             .await
             .iter()
-            .any(|n| n == "events_time_key"));
+            .any(|n| n == "events_time"));
         store.close().await;
         // Without --breakdown there is none.
         let b = measure_ingest(

@@ -15,6 +15,9 @@ use aws_sdk_config::types::{ChronologicalOrder, ConfigurationItem, Relationship,
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How far each poll's window reaches back into the previous one.
+const OVERLAP: Duration = Duration::from_secs(300);
+
 fn relationship_json(r: &Relationship) -> Obj {
     Obj::new()
         .str("resourceType", r.resource_type.as_ref().map(|t| t.as_str()))
@@ -169,9 +172,24 @@ impl ConfigCollector {
         let (start, end) = window(
             prev_end,
             ctx.now_ms(),
-            Duration::from_secs(300),
+            OVERLAP,
             Duration::from_secs(self.cfg.lookback_secs),
         );
+        // Items the previous poll delivered inside the overlap of the two windows: they
+        // are asked for again and skipped here, whatever capture time they now carry
+        // (the store's key holds the time, and a Config emulator such as moto stamps
+        // each answer with the time of the request).
+        let delivered: std::collections::BTreeSet<String> = prev
+            .as_ref()
+            .and_then(|v| v.get("recent"))
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut recent: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         let mut resources = 0;
         for rt in &self.cfg.resource_types {
             let rtype = ResourceType::from(rt.as_str());
@@ -207,16 +225,34 @@ impl ConfigCollector {
                         Err(e) => return Err(e),
                     };
                     report.pages += 1;
-                    let batch: Vec<Delivery> = out
-                        .configuration_items()
-                        .iter()
-                        .map(|i| Delivery::new("config", configuration_item_json(i)))
-                        .collect();
+                    let mut batch: Vec<Delivery> = Vec::new();
+                    for i in out.configuration_items() {
+                        let key = format!(
+                            "{}/{}@{}",
+                            i.resource_type().map(|t| t.as_str()).unwrap_or_default(),
+                            i.resource_id().unwrap_or_default(),
+                            i.configuration_state_id().unwrap_or_default()
+                        );
+                        let time = i
+                            .configuration_item_capture_time()
+                            .map(super::json::millis)
+                            .unwrap_or(end);
+                        if time >= end - OVERLAP.as_millis() as i64 {
+                            recent.insert(key.clone());
+                        }
+                        if delivered.contains(&key) {
+                            continue;
+                        }
+                        batch.push(Delivery::new("config", configuration_item_json(i)));
+                    }
                     report.delivered.add(ctx.sink.deliver(&batch, None).await?);
                 }
             }
         }
-        let cp = checkpoint(&name, serde_json::json!({"watermark": end}));
+        let cp = checkpoint(
+            &name,
+            serde_json::json!({"watermark": end, "recent": recent}),
+        );
         ctx.sink.deliver(&[], Some(&cp)).await?;
         report.note = Some(format!("{resources} resources"));
         Ok(report)

@@ -705,6 +705,14 @@ mod tests {
         ) -> crate::store::Result<Option<crate::model::Event>> {
             self.inner.find(s, id).await
         }
+        async fn find_at(
+            &self,
+            s: Source,
+            id: &str,
+            t: i64,
+        ) -> crate::store::Result<Option<crate::model::Event>> {
+            self.inner.find_at(s, id, t).await
+        }
         async fn count(&self) -> crate::store::Result<i64> {
             self.inner.count().await
         }

@@ -110,8 +110,17 @@ pub trait EventLog {
     async fn query(&self, filter: &EventFilter) -> Result<Vec<Event>>;
     /// One event by sequence number.
     async fn get(&self, seq: i64) -> Result<Option<Event>>;
-    /// One event by source and natural id.
+    /// One event by source and natural id, among those a conclusion can cite (what a
+    /// ranking reads: not read-only calls, not log lines) and rootline's own; `None` for
+    /// others, which [`EventLog::find_at`] finds by their time. Never a scan.
     async fn find(&self, source: Source, natural_id: &str) -> Result<Option<Event>>;
+    /// One event by its idempotency key: source, natural id and event time.
+    async fn find_at(
+        &self,
+        source: Source,
+        natural_id: &str,
+        event_time: i64,
+    ) -> Result<Option<Event>>;
     /// Number of events stored.
     async fn count(&self) -> Result<i64>;
     /// Highest sequence number (0 when empty).

@@ -109,6 +109,9 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
         // Truncate the WAL back to 64 MiB after a checkpoint that let it grow larger.
         .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
         .pragma("temp_store", "memory")
+        // REPLACE deletes the row it replaces; with recursive triggers that deletion
+        // fires the append-only DELETE triggers, so it is refused like any DELETE.
+        .pragma("recursive_triggers", "ON")
         .statement_cache_capacity(64)
         // A background checkpoint may take a second or two under load; sqlx would log
         // that as a warning on stderr in every command.
@@ -215,14 +218,16 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
     }
 }
 
-/// A multi-row INSERT of `rows` events; rows already stored are skipped by the
-/// `events_insert_guard` trigger.
+/// A multi-row INSERT of `rows` events; rows already stored (same event time, natural
+/// id and source: the unique `events_key`) are skipped.
 fn insert_sql(rows: usize) -> String {
-    values_sql(
+    let mut sql = values_sql(
         "INSERT INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)",
         12,
         rows,
-    )
+    );
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    sql
 }
 
 /// `head` followed by ` VALUES ` and `rows` groups of `columns` placeholders.
@@ -581,10 +586,40 @@ impl EventLog for SqliteStore {
     }
 
     async fn find(&self, source: Source, natural_id: &str) -> Result<Option<Event>> {
-        let row = sqlx::query(
-            "SELECT seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload FROM events \
-             WHERE substr(natural_id, -16) = substr(?1, -16) AND natural_id = ?1 AND source = ?2",
-        )
+        // Through the partial indexes of what conclusions cite (migration 0008): never a
+        // scan, whatever the id.
+        let sql = if source == Source::Rootline {
+            format!(
+                "SELECT {SELECT_COLUMNS} FROM events INDEXED BY events_rootline_ids \
+                 WHERE source = 'rootline' AND natural_id = ?1 AND ?2 = 'rootline'"
+            )
+        } else {
+            format!(
+                "SELECT {SELECT_COLUMNS} FROM events INDEXED BY events_cited_ids \
+                 WHERE substr(natural_id, -16) = substr(?1, -16) AND natural_id = ?1 \
+                 AND source = ?2 AND source <> 'rootline' AND kind <> 'log' \
+                 AND NOT (kind = 'change' AND read_only = 1)"
+            )
+        };
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(natural_id)
+            .bind(source.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(row_to_event).transpose()
+    }
+
+    async fn find_at(
+        &self,
+        source: Source,
+        natural_id: &str,
+        event_time: i64,
+    ) -> Result<Option<Event>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events INDEXED BY events_key \
+             WHERE event_time = ? AND natural_id = ? AND source = ?"
+        )))
+        .bind(event_time)
         .bind(natural_id)
         .bind(source.as_str())
         .fetch_optional(&self.reader)
