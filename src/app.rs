@@ -344,6 +344,53 @@ async fn rate_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A directory removed with everything in it when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `rootline replay`: the recording ingested into a fresh store (a file in a temporary
+/// directory, so memory stays flat whatever its size; kept without a search index, since
+/// nothing searches it), then the analyser run to the end: the same engine as the
+/// server's. Returns what ingest did, the conclusions, and the time ingest took.
+pub async fn replay(
+    file: &Path,
+) -> anyhow::Result<(
+    crate::ingest::IngestSummary,
+    crate::correlate::Analysis,
+    Duration,
+)> {
+    let tmp = TempDir::new("rootline-replay")?;
+    let url = format!("sqlite://{}", tmp.0.join("replay.db").display());
+    let started = Instant::now();
+    let store = SqliteStore::open(&url).await?.without_search_index();
+    let summary = crate::ingest::ingest_files(&store, &[file.to_path_buf()], false).await?;
+    let ingest = started.elapsed();
+    crate::conclusions::Analyser::default()
+        .run_to_end(&store)
+        .await?;
+    let analysis = crate::conclusions::load_analysis(&store).await?;
+    store.close().await;
+    Ok((summary, analysis, ingest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

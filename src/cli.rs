@@ -359,43 +359,14 @@ async fn events_cmd(settings: &Settings, a: EventsArgs) -> anyhow::Result<ExitCo
 }
 
 /// A directory removed (with its contents) when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> anyhow::Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Replay: ingest the recording into a fresh store (a file in a temporary directory, so
 /// memory stays flat whatever its size), then run the analyser to the end: the same
 /// engine as the server's.
 async fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let tmp = TempDir::new("rootline-replay")?;
-    let url = format!("sqlite://{}", tmp.0.join("replay.db").display());
-    let store = SqliteStore::open(&url).await?;
-    let summary = ingest::ingest_files(&store, std::slice::from_ref(&a.file), false).await?;
+    let (summary, analysis, _) = crate::app::replay(&a.file).await?;
     for r in &summary.rejections {
         eprintln!("rejected: {r}");
     }
-    crate::conclusions::Analyser::default()
-        .run_to_end(&store)
-        .await?;
-    let analysis = crate::conclusions::load_analysis(&store).await?;
-    store.close().await;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", crate::correlate::report_json(&analysis))?;

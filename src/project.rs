@@ -103,9 +103,13 @@ pub async fn catch_up(store: &SqliteStore, batch: i64) -> Result<ProjectReport, 
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(report);
         };
-        store
-            .apply_projection_and_search(&delta_of(&events), &events, last)
-            .await?;
+        if store.keeps_search_index() {
+            store
+                .apply_projection_and_search(&delta_of(&events), &events, last)
+                .await?;
+        } else {
+            store.apply_projection(&delta_of(&events), last).await?;
+        }
         report.events += events.len() as u64;
         report.batches += 1;
         report.upto = last;

@@ -546,3 +546,42 @@ async fn newest_first_is_exact_within_a_minute_and_across_the_unindexed_tail() {
     }
     store.close().await;
 }
+
+/// A handle without a search index (replay's throwaway store) projects everything else
+/// and leaves the index where it was; a normal handle later brings it up to date, with
+/// the same answers as a store indexed all along.
+#[cfg(feature = "bench")]
+#[tokio::test]
+async fn a_handle_without_the_index_leaves_it_to_the_next_normal_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = generated(8, 3_000);
+    let store = store_in(dir.path()).await.without_search_index();
+    store.append(&events, None).await.unwrap();
+    let r = catch_up(&store, 1_000).await.unwrap();
+    assert_eq!(r.events, 3_000);
+    assert_eq!(store.projection_checkpoint().await.unwrap(), 3_000);
+    assert_eq!(store.search_checkpoint().await.unwrap(), 0);
+    // Caught up: nothing more to apply through this handle.
+    assert_eq!(catch_up(&store, 1_000).await.unwrap().events, 0);
+    store.close().await;
+
+    let store = store_in(dir.path()).await;
+    assert_eq!(store.projection_checkpoint().await.unwrap(), 0);
+    catch_up(&store, 1_000).await.unwrap();
+    assert_eq!(store.search_checkpoint().await.unwrap(), 3_000);
+    let name = events[17].name.clone();
+    let found = store
+        .query(&EventFilter {
+            text: Some(name.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|e| e.seq).collect::<BTreeSet<_>>(),
+        like_scan(&store, &[&name], "", "seq", 0)
+            .await
+            .into_iter()
+            .collect()
+    );
+}

@@ -92,18 +92,7 @@ pub async fn replay(lines: usize, dir: &Path) -> anyhow::Result<()> {
     let path = dir.join(format!("replay-{lines}.jsonl"));
     let n = write_replay_recording(&path, lines)?;
     let start = Instant::now();
-    let db = dir.join(format!("replay-{lines}-{}.db", std::process::id()));
-    let store = crate::store::SqliteStore::open(&format!("sqlite://{}", db.display())).await?;
-    let summary = crate::ingest::ingest_files(&store, std::slice::from_ref(&path), false).await?;
-    let t_ingest = start.elapsed();
-    crate::conclusions::Analyser::default()
-        .run_to_end(&store)
-        .await?;
-    let analysis = crate::conclusions::load_analysis(&store).await?;
-    store.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let (summary, analysis, t_ingest) = crate::app::replay(&path).await?;
     let report = report_json(&analysis);
     let total = start.elapsed();
     println!(

@@ -166,8 +166,8 @@ pub struct ProjectionState {
 }
 
 impl SqliteStore {
-    /// The last seq every projection (the search index too) has applied (the smallest
-    /// of their checkpoints; 0 before any).
+    /// The last seq every projection (the search index too, unless this handle keeps
+    /// none) has applied (the smallest of their checkpoints; 0 before any).
     pub async fn projection_checkpoint(&self) -> Result<i64> {
         let rows = sqlx::query("SELECT name, seq FROM projection_checkpoints")
             .fetch_all(&self.reader)
@@ -176,9 +176,10 @@ impl SqliteStore {
         for r in rows {
             by_name.insert(r.try_get("name")?, r.try_get("seq")?);
         }
+        let search = self.keeps_search_index().then_some(&super::SEARCH);
         Ok(PROJECTIONS
             .iter()
-            .chain([&super::SEARCH])
+            .chain(search)
             .map(|n| by_name.get(*n).copied().unwrap_or(0))
             .min()
             .unwrap_or(0))

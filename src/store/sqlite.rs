@@ -67,6 +67,8 @@ pub struct SqliteStore {
     pub(super) reader: SqlitePool,
     /// Dropped with the last clone of the store, which stops the checkpointer.
     _checkpointer: Option<std::sync::Arc<tokio::sync::watch::Sender<()>>>,
+    /// Whether the projector keeps the search index (see [`SqliteStore::without_search_index`]).
+    search_index: bool,
 }
 
 /// Turns `sqlite://path`, `sqlite:path` or a plain path into connect options.
@@ -142,6 +144,7 @@ impl SqliteStore {
                 reader: writer.clone(),
                 writer,
                 _checkpointer: None,
+                search_index: true,
             });
         }
         let reader = pool(4, 16 * 1024).await?;
@@ -151,6 +154,7 @@ impl SqliteStore {
             writer,
             reader,
             _checkpointer: Some(std::sync::Arc::new(stop)),
+            search_index: true,
         })
     }
 
@@ -161,6 +165,20 @@ impl SqliteStore {
     /// locked" from the projector while the WAL was being restarted).
     pub(super) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// This handle's projector keeps no search index (and does not wait for it): for a
+    /// store opened for one analysis and thrown away (`rootline replay`), which nobody
+    /// searches. Its search index stays where it was; a handle opened normally later
+    /// brings it up to date.
+    pub fn without_search_index(mut self) -> Self {
+        self.search_index = false;
+        self
+    }
+
+    /// Whether the projector keeps the search index through this handle.
+    pub fn keeps_search_index(&self) -> bool {
+        self.search_index
     }
 
     /// The connection pool, for tests that check what the database itself refuses.
