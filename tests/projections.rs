@@ -1,7 +1,8 @@
 //! Projections (resource graph, alarm definitions, alarm states) maintained as events are
 //! appended equal the ones rebuilt from the log, on the training scenarios and on a
-//! generated store; the projected graph is the engine's graph; a projector killed with
-//! SIGKILL leaves projections that a rerun completes to exactly the rebuilt ones.
+//! generated store; the projected graph is the engine's graph; a projector or a server
+//! killed with SIGKILL mid-projection leaves projections that a rerun completes to
+//! exactly the rebuilt ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 use rootline::correlate::topology::ResourceGraph;
@@ -169,7 +170,7 @@ async fn incremental_projections_equal_rebuilt_ones_on_a_generated_store() {
 }
 
 #[test]
-fn a_projector_killed_mid_run_is_completed_by_the_next_run() {
+fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -229,6 +230,36 @@ fn a_projector_killed_mid_run_is_completed_by_the_next_run() {
     let after_kill = checkpoint();
     assert!(
         after_kill >= killed_at && after_kill < stored,
+        "{after_kill}"
+    );
+    // The server projects too (its analyser's first step catches up): started on the
+    // half-projected store and killed with SIGKILL once it has committed a batch.
+    let mut server = Command::new(bin)
+        .args(["--database", &url, "serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let server_killed_at = loop {
+        let cp = checkpoint();
+        if cp > after_kill {
+            server.kill().unwrap();
+            break cp;
+        }
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("the server ended ({status}) before it could be killed");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the server committed no batch"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert_eq!(server.wait().unwrap().signal(), Some(9));
+    let after_kill = checkpoint();
+    assert!(
+        after_kill >= server_killed_at && after_kill < stored,
         "{after_kill}"
     );
     // The next run continues from the checkpoint...
