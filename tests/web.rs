@@ -137,6 +137,12 @@ impl Drop for Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_with(true).await
+    }
+
+    /// A browser with JavaScript on or off (Chromium's content setting: pages run no
+    /// script at all; WebDriver's own commands still work).
+    async fn start_with(javascript: bool) -> Browser {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .into_iter()
             .find(|p| Path::new(p).exists());
@@ -177,7 +183,8 @@ impl Browser {
             "binary": chromium,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--window-size=1280,1400",
-                     format!("--user-data-dir={}", profile.path().display())]}}}});
+                     format!("--user-data-dir={}", profile.path().display())],
+            "prefs": {"profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }}}}}});
         let r: Value = c
             .post(format!("{url}/session"))
             .json(&caps)
@@ -274,9 +281,11 @@ impl Browser {
     }
 
     /// Fails if anything injected by the hostile fixture made it into the DOM as markup.
+    /// The only SVG allowed is rootline's own pictures, where the server writes them (the
+    /// timeline figure, a hypothesis's path), with nothing foreign inside.
     async fn assert_inert(&self, page: &str) {
         let v = self
-            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, svg, img').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
+            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, img').length + document.querySelectorAll('svg').length - document.querySelectorAll('figure.picture > svg.rl, li.hypothesis svg.rl.path').length + document.querySelectorAll('svg.rl svg, svg.rl foreignObject, svg.rl image, svg.rl script, svg.rl iframe').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
             .await;
         assert_eq!(v["scripts"], 0, "{page}: a <script> element exists: {v}");
         assert_eq!(v["injected"], 0, "{page}: an injected element exists: {v}");
@@ -456,6 +465,15 @@ async fn injected_markup_in_cloudtrail_alarms_and_logs_stays_inert_text() {
         "shown as text: {text}"
     );
     assert!(text.contains("<svg id=\"injected\""), "{text}");
+    // In the picture too: the titles and labels hold the payloads as text.
+    let titles = b
+        .run("return Array.from(document.querySelectorAll('svg.rl title')).map(t => t.textContent).join('\\n')")
+        .await;
+    let titles = titles.as_str().unwrap_or("");
+    assert!(
+        titles.contains("RevokeSecurityGroupIngress<svg id=\"injected\""),
+        "payload shown as text in the picture: {titles}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -692,4 +710,184 @@ async fn every_page_has_a_json_twin_and_feedback_is_recorded() {
     assert!(m.contains("rootline_incidents_open 1"), "{m}");
     assert!(m.contains("rootline_ingest_events_per_second"), "{m}");
     assert!(m.contains("rootline_http_request_duration_seconds_count{route=\"/incidents/{id}\",status=\"2xx\"}"), "{m}");
+}
+
+/// The incident page's picture on every demo incident: well-formed inline SVG, every
+/// mark a link with a title, the selected hypothesis's cause, effects and symptom
+/// outlined, no JavaScript needed, nothing overflowing at 390 px. Screenshots at desktop
+/// and phone width are kept (printed path); with ROOTLINE_DOCS_SCREENSHOT=FILE the
+/// security-group incident at desktop width is also written to FILE (docs/timeline.png).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
+    let srv = start(&[
+        fixture("demo/security-group.jsonl"),
+        fixture("demo/capacity-saturation.jsonl"),
+        fixture("demo/bad-deployment.jsonl"),
+    ]);
+    let list = get_json(&srv.base, "/incidents").await;
+    let incidents: Vec<Value> = list["incidents"].as_array().unwrap().clone();
+    assert!(incidents.len() >= 10, "{list}");
+    let b = Browser::start().await;
+    println!("screenshots in {}", b.shots.display());
+    let check = r#"
+        const fig = document.querySelector('figure.picture > svg.rl');
+        if (!fig) return {error: 'no svg'};
+        const doc = new DOMParser().parseFromString(fig.outerHTML, 'image/svg+xml');
+        const parseError = doc.getElementsByTagName('parsererror').length;
+        const links = Array.from(fig.querySelectorAll('a'));
+        const bad = links.filter(a => !a.getAttribute('href') || !a.querySelector(':scope > title') || !a.querySelector(':scope > title').textContent.trim()).length;
+        const marks = fig.querySelectorAll('g.marks > a.mark');
+        const unlinked = fig.querySelectorAll('g.marks > :not(a), g.bands > :not(a)').length;
+        const roles = Array.from(fig.querySelectorAll('a.mark.hl')).map(a => a.getAttribute('data-role'));
+        const dimmed = fig.classList.contains('has-selection');
+        const hlOpacity = roles.length ? getComputedStyle(fig.querySelector('a.mark.hl')).opacity : null;
+        const other = fig.querySelector('a.mark:not(.hl)');
+        const dimOpacity = other ? getComputedStyle(other).opacity : null;
+        return {parseError, links: links.length, bad, marks: marks.length, unlinked, roles, dimmed, hlOpacity, dimOpacity,
+                hrefs: Array.from(marks).every(a => /^\/(events|resources)\//.test(a.getAttribute('href'))),
+                width: fig.getBoundingClientRect().width, page: document.documentElement.clientWidth};
+    "#;
+    let mut sg_seen = false;
+    for (i, inc) in incidents.iter().enumerate() {
+        let id = inc["id"].as_str().unwrap();
+        b.go(&format!("{}/incidents/{id}", srv.base)).await;
+        let v = b.run(check).await;
+        assert_eq!(v["error"], Value::Null, "{id}: {v}");
+        assert_eq!(v["parseError"], 0, "{id}: the SVG is not well-formed: {v}");
+        assert!(v["marks"].as_u64().unwrap() > 0, "{id}: no marks: {v}");
+        assert_eq!(v["bad"], 0, "{id}: a link without href or title: {v}");
+        assert_eq!(v["unlinked"], 0, "{id}: a mark or band outside a link: {v}");
+        assert_eq!(v["hrefs"], true, "{id}: {v}");
+        let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
+        let roles: Vec<&str> = v["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if !page["hypotheses"].as_array().unwrap().is_empty() {
+            assert!(v["dimmed"] == true, "{id}: {v}");
+            assert!(roles.contains(&"cause"), "{id}: cause not outlined: {v}");
+            assert!(
+                roles.contains(&"symptom"),
+                "{id}: symptom not outlined: {v}"
+            );
+            assert_eq!(v["hlOpacity"], "1", "{id}: {v}");
+            if v["dimOpacity"] != Value::Null {
+                assert!(
+                    v["dimOpacity"].as_str().unwrap().parse::<f64>().unwrap() < 1.0,
+                    "{id}: the rest is not dimmed: {v}"
+                );
+            }
+        }
+        if inc["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("prod-auth-requests-low")
+        {
+            sg_seen = true;
+            assert_eq!(roles, vec!["cause", "effect", "symptom"], "{id}: {v}");
+            // The cause's mark is the hypothesis's cause event.
+            let cause_seq = page["hypotheses"][0]["cause_seq"].as_i64().unwrap();
+            let href = b
+                .run("return document.querySelector('svg.rl a.mark.hl[data-role=cause]').getAttribute('href')")
+                .await;
+            assert_eq!(href, format!("/events/{cause_seq}"));
+            let title = b
+                .run("return document.querySelector('svg.rl a.mark.hl[data-role=cause] > title').textContent")
+                .await;
+            assert!(
+                title
+                    .as_str()
+                    .unwrap()
+                    .contains("RevokeSecurityGroupIngress"),
+                "{title}"
+            );
+            // Another hypothesis selected (h=2): the outline moves to its chain.
+            b.go(&format!("{}/incidents/{id}?h=2", srv.base)).await;
+            let v2 = b
+                .run("return document.querySelector('svg.rl a.mark.hl[data-role=cause]').getAttribute('href')")
+                .await;
+            assert_eq!(
+                v2,
+                format!("/events/{}", page["hypotheses"][1]["cause_seq"]),
+                "h=2 outlines the second hypothesis's cause"
+            );
+            b.go(&format!("{}/incidents/{id}", srv.base)).await;
+            if let Ok(path) = std::env::var("ROOTLINE_DOCS_SCREENSHOT") {
+                b.screenshot(&format!("picture-{i:02}-desktop")).await;
+                std::fs::copy(b.shots.join(format!("picture-{i:02}-desktop.png")), &path).unwrap();
+                println!("wrote {path}");
+            }
+        }
+        b.screenshot(&format!("picture-{i:02}-desktop")).await;
+    }
+    assert!(sg_seen, "the security-group incident is in the demo");
+
+    // Phone width: the picture scales, nothing overflows.
+    b.cmd(
+        reqwest::Method::POST,
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    )
+    .await;
+    for (i, inc) in incidents.iter().enumerate() {
+        let id = inc["id"].as_str().unwrap();
+        b.go(&format!("{}/incidents/{id}", srv.base)).await;
+        let overflow = b
+            .run("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(999) <= 1,
+            "{id}: the page overflows horizontally at 390 px: {overflow}"
+        );
+        let w = b
+            .run("return document.querySelector('figure.picture > svg.rl').getBoundingClientRect().right <= document.documentElement.clientWidth")
+            .await;
+        assert_eq!(w, true, "{id}: the picture is wider than the phone");
+        b.screenshot(&format!("picture-{i:02}-phone")).await;
+    }
+    drop(b);
+
+    // With JavaScript off, the page and its picture are the same (served, not scripted).
+    let html = client()
+        .get(format!(
+            "{}/incidents/{}",
+            srv.base,
+            incidents[0]["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<script"), "the page carries no script");
+    assert!(
+        !html.to_lowercase().contains(" onclick="),
+        "no inline handlers"
+    );
+    let nojs = Browser::start_with(false).await;
+    nojs.go(&format!(
+        "{}/incidents/{}",
+        srv.base,
+        incidents[0]["id"].as_str().unwrap()
+    ))
+    .await;
+    let el = nojs
+        .cmd(
+            reqwest::Method::POST,
+            "/elements",
+            Some(json!({"using": "css selector", "value": "figure.picture > svg.rl g.marks > a.mark"})),
+        )
+        .await;
+    assert!(
+        el.as_array().is_some_and(|a| !a.is_empty()),
+        "marks drawn with JavaScript off: {el}"
+    );
+    // A mark is followed to its event page by a click, no script involved.
+    nojs.click("figure.picture > svg.rl g.marks > a.mark").await;
+    let url = nojs.current().await;
+    assert!(url.contains("/events/"), "{url}");
+    nojs.screenshot("picture-nojs-event").await;
 }

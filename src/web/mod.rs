@@ -7,6 +7,7 @@
 
 mod metrics;
 mod pages;
+pub mod picture;
 pub mod views;
 
 use crate::store::SqliteStore;

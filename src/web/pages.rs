@@ -208,6 +208,8 @@ struct IncidentPage {
     alarms: Vec<EventRef>,
     deliveries: Vec<crate::conclusions::outbox::Delivery>,
     event_count: usize,
+    /// The window's picture: inline SVG written by `picture::svg` (every text escaped).
+    picture: String,
 }
 
 #[derive(Serialize)]
@@ -461,6 +463,119 @@ async fn timeline(
     })
 }
 
+/// The picture of the query's window: counted marks of the window's events (one
+/// bounded aggregate read), the alarms' transitions and states, the selected
+/// hypothesis's evidence drawn on its own, as inline SVG.
+async fn picture(
+    st: &AppState,
+    rec: &views::IncidentRecord,
+    q: &TimelineQuery,
+    hyps: &[HypothesisView],
+) -> Result<String, WebError> {
+    use super::picture::{self, ChainEvent, Role};
+    let bucket_ms = (q.span() / picture::BUCKETS).max(1000);
+    let selected = hyps.iter().find(|h| h.rank == q.h);
+    let mut chain: Vec<ChainEvent> = Vec::new();
+    if let Some(h) = selected {
+        let mut cause: Option<(String, String)> = None;
+        let last = h.evidence.len().saturating_sub(1);
+        for (i, e) in h.evidence.iter().enumerate().take(24) {
+            let Some(seq) = e.seq else { continue };
+            let Some(mut ev) = st.store.get(seq).await? else {
+                continue;
+            };
+            ev.payload.clear();
+            let key = (
+                ev.name.clone(),
+                ev.resources.first().cloned().unwrap_or_default(),
+            );
+            let role = if i == 0 || cause.as_ref() == Some(&key) {
+                Role::Cause
+            } else if i == last || matches!(ev.kind, Kind::Alarm { .. }) {
+                Role::Symptom
+            } else {
+                Role::Effect
+            };
+            if i == 0 {
+                cause = Some(key);
+            }
+            if (q.from..=q.to).contains(&ev.event_time) && !chain.iter().any(|c| c.event.seq == seq)
+            {
+                chain.push(ChainEvent { event: ev, role });
+            }
+        }
+    }
+    let except: Vec<i64> = chain.iter().map(|c| c.event.seq).collect();
+    let sources: Vec<String> = q.sources.iter().map(|s| s.as_str().to_string()).collect();
+    let marks = st
+        .store
+        .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except)
+        .await?;
+    let mut alarms = if q.kinds.is_empty() || q.kinds.iter().any(|k| k == "alarm") {
+        st.store.window_alarms(q.from, q.to, 2000).await?
+    } else {
+        Vec::new()
+    };
+    alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
+    let mut alarm_lanes: Vec<String> = rec
+        .recorded
+        .opened
+        .resources
+        .iter()
+        .filter(|k| k.starts_with("alarm/"))
+        .cloned()
+        .collect();
+    for n in &rec.recorded.opened.alarm_names {
+        let k = format!("alarm/{n}");
+        if !alarm_lanes.contains(&k) {
+            alarm_lanes.push(k);
+        }
+    }
+    alarm_lanes.truncate(6);
+    let mut before = BTreeMap::new();
+    for k in &alarm_lanes {
+        if let Some(e) = st.store.alarm_state_before(k, q.from).await? {
+            before.insert(k.clone(), e);
+        }
+    }
+    let mut preferred: Vec<String> = Vec::new();
+    preferred.extend(q.resource.iter().cloned());
+    preferred.extend(rec.row.resources.iter().cloned());
+    if let Some(h) = selected {
+        preferred.extend(h.path.iter().cloned());
+    }
+    for h in hyps.iter().take(5) {
+        preferred.extend(h.path.first().cloned());
+    }
+    let p = picture::layout(&picture::Input {
+        from: q.from,
+        to: q.to,
+        opened: rec.row.opened_ms,
+        resolved: rec.recorded.resolved_at,
+        alarm_lanes,
+        preferred,
+        marks: &marks,
+        bucket_ms,
+        alarms: &alarms,
+        before: &before,
+        chain: &chain,
+        selected: selected.is_some(),
+    });
+    let label = format!(
+        "Timeline of {} from {} to {} UTC: {} lanes, {} events{}",
+        rec.row.title,
+        fmt_time(q.from),
+        fmt_time(q.to),
+        p.lanes.len(),
+        p.events,
+        match selected {
+            Some(h) => format!("; hypothesis ranked {} drawn", h.rank),
+            None => String::new(),
+        }
+    );
+    Ok(picture::svg(&p, &label))
+}
+
 /// Earlier, zoom in, zoom out, later (each half a window) and reset.
 fn nav_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
     let (from, to, span) = (q.from, q.to, q.span());
@@ -553,6 +668,7 @@ pub(super) async fn incident(
     let q = TimelineQuery::parse(p, rec.row.opened_ms)?;
     let hyps = hypothesis_views(&st, &id, &rec).await?;
     let timeline = timeline(&st, &rec, &q).await?;
+    let picture = picture(&st, &rec, &q, &hyps).await?;
     let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
         .await
         .unwrap_or_default();
@@ -587,6 +703,7 @@ pub(super) async fn incident(
         alarms: rec.recorded.opened.alarms.clone(),
         deliveries: deliveries.clone(),
         event_count: timeline.event_count,
+        picture,
     };
     render(&headers, &page, &json)
 }
