@@ -824,6 +824,47 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
     }
     assert!(sg_seen, "the security-group incident is in the demo");
 
+    // Confidence in words, names without API version suffixes (raw on the event page).
+    b.go(&format!("{}/incidents", srv.base)).await;
+    let text = b.text().await;
+    assert!(text.contains("Top hypothesis — likely"), "{text}");
+    assert!(text.contains("Top hypothesis — possible"), "{text}");
+    assert!(text.contains("No convincing cause found"), "{text}");
+    for inc in &incidents {
+        let words = inc["top_confidence"].as_str().unwrap_or("none");
+        let score = inc["top_score"].as_f64().unwrap_or(0.0);
+        let expected = if score >= 0.5 {
+            "likely"
+        } else if score >= 0.2 {
+            "possible"
+        } else {
+            "weak"
+        };
+        assert!(inc["top_score"].is_null() || words == expected, "{inc}");
+    }
+    assert!(!text.contains("20150331v2"), "{text}");
+    let lambda = incidents
+        .iter()
+        .find(|i| {
+            i["top_hypothesis"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("UpdateFunctionConfiguration on "))
+        })
+        .unwrap_or_else(|| panic!("a lambda configuration incident: {list}"));
+    let id = lambda["id"].as_str().unwrap();
+    b.go(&format!("{}/incidents/{id}", srv.base)).await;
+    let text = b.text().await;
+    assert!(!text.contains("20150331v2"), "{text}");
+    assert!(text.contains("UpdateFunctionConfiguration"), "{text}");
+    let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
+    let seq = page["hypotheses"][0]["cause_seq"].as_i64().unwrap();
+    b.go(&format!("{}/events/{seq}", srv.base)).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("UpdateFunctionConfiguration20150331v2"),
+        "the raw name on the event page: {text}"
+    );
+
     // Phone width: the picture scales, nothing overflows.
     b.cmd(
         reqwest::Method::POST,

@@ -46,6 +46,23 @@ pub enum ConclusionError {
     Engine(String),
 }
 
+/// A hypothesis's score at or above this is called likely.
+pub const LIKELY: f64 = 0.5;
+/// A score at or above this (and below [`LIKELY`]) is called possible; below, weak.
+pub const POSSIBLE: f64 = 0.2;
+
+/// A hypothesis's score in words: `likely` (>= [`LIKELY`]), `possible` (>= [`POSSIBLE`])
+/// or `weak`. The pages, the report and the incidents list say these, not bare numbers.
+pub fn confidence(score: f64) -> &'static str {
+    if score >= LIKELY {
+        "likely"
+    } else if score >= POSSIBLE {
+        "possible"
+    } else {
+        "weak"
+    }
+}
+
 /// Natural-id prefix of "incident opened" events.
 pub const INCIDENT_OPENED: &str = "incident-opened/";
 /// Natural-id prefix of "incident resolved" events.

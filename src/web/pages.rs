@@ -816,7 +816,10 @@ struct EventView {
     time: String,
     received_at: Option<String>,
     kind: String,
+    /// The name as recorded (with any API version suffix).
     name: String,
+    /// The name as the other pages show it ([`crate::model::display_name`]).
+    display_name: String,
     actor: String,
     read_only: bool,
     error_code: Option<String>,
@@ -848,6 +851,7 @@ pub(super) async fn event(
         received_at: e.received_at.map(fmt_time),
         kind: e.kind.tag().to_string(),
         name: e.name.clone(),
+        display_name: crate::model::display_name(&e.name).to_string(),
         actor: e.actor.clone().unwrap_or_default(),
         read_only: e.read_only,
         error_code: e.error_code.clone(),

@@ -26,6 +26,8 @@ pub struct IncidentRow {
     pub resources: Vec<String>,
     pub top_hypothesis: Option<String>,
     pub top_score: Option<f64>,
+    /// The top hypothesis's confidence in words (likely, possible, weak).
+    pub top_confidence: Option<&'static str>,
 }
 
 /// A hypothesis as shown, with feedback and resolved evidence.
@@ -34,6 +36,8 @@ pub struct HypothesisView {
     pub rank: usize,
     pub score: f64,
     pub score_text: String,
+    /// likely, possible or weak ([`conclusions::confidence`]).
+    pub confidence: &'static str,
     pub kind: String,
     pub summary: String,
     pub cause: EventRef,
@@ -154,8 +158,15 @@ fn record(r: Recorded) -> IncidentRecord {
             .filter(|k| !k.starts_with("alarm/"))
             .cloned()
             .collect(),
-        top_hypothesis: r.hypotheses.first().map(|h| h.summary.clone()),
+        top_hypothesis: r
+            .hypotheses
+            .first()
+            .map(|h| crate::model::display_names_in(&h.summary)),
         top_score: r.hypotheses.first().map(|h| h.score),
+        top_confidence: r
+            .hypotheses
+            .first()
+            .map(|h| conclusions::confidence(h.score)),
     };
     IncidentRecord { row, recorded: r }
 }
@@ -210,7 +221,10 @@ pub async fn hypothesis_view(
             source: r.source.clone(),
             id: r.id.clone(),
             seq: ev.as_ref().map(|e| e.seq),
-            name: ev.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
+            name: ev
+                .as_ref()
+                .map(|e| crate::model::display_name(&e.name).to_string())
+                .unwrap_or_default(),
             time: ev
                 .as_ref()
                 .map(|e| fmt_time(e.event_time))
@@ -225,8 +239,9 @@ pub async fn hypothesis_view(
         rank: h.rank,
         score: h.score,
         score_text: format!("{:.2}", h.score),
+        confidence: conclusions::confidence(h.score),
         kind: h.kind.clone(),
-        summary: h.summary.clone(),
+        summary: crate::model::display_names_in(&h.summary),
         cause: h.cause.clone(),
         cause_seq,
         evidence,
@@ -280,7 +295,7 @@ pub fn row(e: &Event, anchor: i64, chain: &[EventRef]) -> TimelineRow {
         offset: offset(e.event_time - anchor),
         source: e.source.as_str().to_string(),
         kind: e.kind.tag().to_string(),
-        name: e.name.clone(),
+        name: crate::model::display_name(&e.name).to_string(),
         actor: e.actor.clone().unwrap_or_default(),
         resource: e.resources.first().cloned().unwrap_or_default(),
         read_only: e.read_only,
