@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The public URL the servers are started with (the report's links).
+const PUBLIC: &str = "http://rootline.test";
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rootline")
 }
@@ -62,6 +65,7 @@ fn start(files: &[PathBuf]) -> Server {
     );
     let mut child = Command::new(bin())
         .args(["--database", &db, "serve", "--addr", "127.0.0.1:0"])
+        .env("ROOTLINE_PUBLIC_URL", PUBLIC)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -865,6 +869,83 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         "the raw name on the event page: {text}"
     );
 
+    // The post-incident draft: a verdict with a hostile name, the Markdown download equal
+    // to `rootline report`, the HTML page showing everything as text.
+    let sg = incidents
+        .iter()
+        .find(|i| {
+            i["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("prod-auth-requests-low")
+        })
+        .unwrap();
+    let sg_id = sg["id"].as_str().unwrap();
+    let sg_page = get_json(&srv.base, &format!("/incidents/{sg_id}")).await;
+    let cause = &sg_page["hypotheses"][0]["cause"];
+    let r = client()
+        .post(format!("{}/incidents/{sg_id}/feedback", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_urlencoded_pairs(&[
+            ("source", cause["source"].as_str().unwrap()),
+            ("cause", cause["id"].as_str().unwrap()),
+            ("verdict", "accept"),
+            ("by", "<b>Ann</b> | @octocat"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = client()
+        .get(format!("{}/incidents/{sg_id}/report.md", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/markdown; charset=utf-8");
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let md = r.text().await.unwrap();
+    let out = Command::new(bin())
+        .args([
+            "--database",
+            &srv.db,
+            "report",
+            sg_id,
+            "--public-url",
+            PUBLIC,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        md,
+        "the CLI prints the download"
+    );
+    assert!(md.contains("likely cause (score 0.62)"), "{md}");
+    assert!(md.contains("| accepted |"), "{md}");
+    assert!(md.contains("`<b>Ann</b> \\| @octocat`"), "{md}");
+    assert!(md.contains(&format!("({PUBLIC}/events/")), "{md}");
+    b.go(&format!("{}/incidents/{sg_id}/report", srv.base))
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("Post-incident draft"), "{text}");
+    assert!(text.contains("Timeline of key events"), "{text}");
+    assert!(text.contains("<b>Ann</b> | @octocat"), "{text}");
+    b.assert_inert("report").await;
+    let bold = b
+        .run("return document.querySelectorAll('main b').length")
+        .await;
+    assert_eq!(bold, 0, "the name is text, not markup");
+    b.screenshot("report").await;
+
     // Phone width: the picture scales, nothing overflows.
     b.cmd(
         reqwest::Method::POST,
@@ -931,4 +1012,24 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
     let url = nojs.current().await;
     assert!(url.contains("/events/"), "{url}");
     nojs.screenshot("picture-nojs-event").await;
+}
+
+/// `k=v&...`, values percent-encoded.
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let enc = |v: &str| {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }

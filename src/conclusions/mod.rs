@@ -17,6 +17,7 @@
 
 mod analyser;
 pub mod outbox;
+pub mod report;
 
 pub use analyser::{Analyser, StoreKnowledge, ANALYSER};
 
@@ -156,6 +157,9 @@ pub struct Feedback {
     /// The cause of the hypothesis judged.
     pub hypothesis: Option<EventRef>,
     pub resources: Vec<String>,
+    /// Who gave the verdict, as they typed it (the web form's optional name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn lenient_hypotheses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Hypothesis>, D::Error> {
@@ -397,6 +401,7 @@ pub fn feedback_event(
     verdict: &str,
     cause: &EventRef,
     resources: &[String],
+    by: Option<&str>,
     now_ms: i64,
     n: usize,
 ) -> Result<NewEvent, ConclusionError> {
@@ -410,6 +415,7 @@ pub fn feedback_event(
             verdict: verdict.to_string(),
             hypothesis: Some(cause.clone()),
             resources: resources.to_vec(),
+            by: by.map(str::to_string),
         },
         now_ms,
     )

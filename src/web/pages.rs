@@ -723,6 +723,9 @@ pub(super) struct FeedbackForm {
     source: String,
     cause: String,
     verdict: String,
+    /// Who gives the verdict (optional, free text, shown in the report).
+    #[serde(default)]
+    by: String,
 }
 
 pub(super) async fn feedback(
@@ -752,8 +755,14 @@ pub(super) async fn feedback(
     }
     let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let ev = crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, now, n)
-        .map_err(|e| WebError::Other(e.into()))?;
+    let by = f.by.trim();
+    if by.chars().count() > 100 {
+        return Err(bad("by must be at most 100 characters".into()));
+    }
+    let by = (!by.is_empty()).then_some(by);
+    let ev =
+        crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, by, now, n)
+            .map_err(|e| WebError::Other(e.into()))?;
     st.store.append(&[ev], None).await?;
     tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
     if wants_json(&headers) {
@@ -797,6 +806,69 @@ pub(super) async fn request_issue(
         return Ok(Json(serde_json::json!({"ok": true, "requested": created})).into_response());
     }
     Ok(Redirect::to(&format!("/incidents/{id}#issues")).into_response())
+}
+
+// ------------------------------------------------------------------ report
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage {
+    r: crate::conclusions::report::Report,
+    markdown: String,
+}
+
+/// The incident's post-incident draft, gathered from the log.
+async fn incident_report(
+    st: &AppState,
+    id: &str,
+) -> Result<crate::conclusions::report::Report, WebError> {
+    let rec = load_incident(st, id).await?;
+    let Some(inc) = rec.recorded.incident() else {
+        return Err(WebError::NotFound(format!(
+            "incident {id} names no trigger"
+        )));
+    };
+    Ok(crate::conclusions::report::gather(&st.store, &inc).await?)
+}
+
+/// `/incidents/ID/report`: the post-incident draft as a page (JSON: its data).
+pub(super) async fn report(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> PageResult {
+    let id = path_param(path)?;
+    let r = incident_report(&st, &id).await?;
+    let markdown = r.markdown(&st.public_url);
+    if wants_json(&headers) {
+        return Ok(Json(serde_json::json!({"report": r, "markdown": markdown})).into_response());
+    }
+    render(&headers, &ReportPage { r, markdown }, &())
+}
+
+/// `/incidents/ID/report.md`: the same draft as a Markdown download, byte for byte what
+/// `rootline report ID` prints and what a GitHub issue's body holds.
+pub(super) async fn report_markdown(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> PageResult {
+    let id = path_param(path)?;
+    let r = incident_report(&st, &id).await?;
+    let file = format!("rootline-{}.md", r.id);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        r.markdown(&st.public_url),
+    )
+        .into_response())
 }
 
 // ------------------------------------------------------------------ event
