@@ -1033,3 +1033,80 @@ fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// An incident whose window holds 5,000 changes: the picture counts them in a bounded
+/// number of marks and the page stays under 300 KB (bursts aggregated, tables capped).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_of_5000_events_is_a_bounded_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = std::fs::read_to_string(fixture("engine/one-incident.jsonl")).unwrap();
+    // 11:05 to 12:25 around the web-5xx incident opened at 12:00, on 60 resources.
+    for i in 0..5000u32 {
+        let secs = 11 * 3600 + 5 * 60 + (i as u64 * 4800 / 5000);
+        let time = format!(
+            "2025-06-01T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        );
+        let payload = json!({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::111122223333:assumed-role/deployer/busy-bot-{}", i % 7)},
+            "eventTime": time,
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "AuthorizeSecurityGroupIngress",
+            "awsRegion": "us-east-1",
+            "requestParameters": {"groupId": format!("sg-0busy{:012}", i % 60)},
+            "responseElements": null,
+            "eventID": format!("busy-{i}"),
+            "readOnly": false,
+            "eventType": "AwsApiCall"
+        });
+        text.push_str(&format!(
+            "{}\n",
+            json!({"source": "cloudtrail", "recorded_at": "2025-06-01T13:00:00Z", "payload": payload})
+        ));
+    }
+    let path = dir.path().join("busy.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let srv = start(&[path]);
+    let list = get_json(&srv.base, "/incidents").await;
+    let inc = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["trigger_alarm"] == "web-5xx")
+        .unwrap()
+        .clone();
+    let id = inc["id"].as_str().unwrap();
+    let html = client()
+        .get(format!("{}/incidents/{id}", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let attr = |name: &str| -> u64 {
+        let k = format!("{name}=\"");
+        let i = html.find(&k).unwrap_or_else(|| panic!("no {name}")) + k.len();
+        html[i..].split('"').next().unwrap().parse().unwrap()
+    };
+    println!(
+        "5,000-event window: page {} bytes, {} marks for {} events",
+        html.len(),
+        attr("data-marks"),
+        attr("data-events")
+    );
+    assert!(
+        attr("data-events") >= 5000,
+        "every event counted: {}",
+        attr("data-events")
+    );
+    assert!(attr("data-marks") <= 450, "marks: {}", attr("data-marks"));
+    assert!(html.len() < 300_000, "the page is {} bytes", html.len());
+    assert!(
+        html.contains("zoom in or narrow the window"),
+        "the tables say they are cut"
+    );
+}
