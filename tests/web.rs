@@ -946,6 +946,63 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
     assert_eq!(bold, 0, "the name is text, not markup");
     b.screenshot("report").await;
 
+    // Past incidents: the three prod-accounts-duration-high incidents share their alarm
+    // and function; a verdict on the first shows on the last.
+    let mut same: Vec<&Value> = incidents
+        .iter()
+        .filter(|i| i["trigger_alarm"] == "prod-accounts-duration-high")
+        .collect();
+    same.sort_by_key(|i| i["opened_ms"].as_i64().unwrap());
+    assert_eq!(same.len(), 3, "{list}");
+    let (first, last) = (
+        same[0]["id"].as_str().unwrap(),
+        same[2]["id"].as_str().unwrap(),
+    );
+    let first_page = get_json(&srv.base, &format!("/incidents/{first}")).await;
+    assert_eq!(
+        first_page["past"].as_array().unwrap().len(),
+        0,
+        "nothing before the first"
+    );
+    let cause = &first_page["hypotheses"][0]["cause"];
+    let r = client()
+        .post(format!("{}/incidents/{first}/feedback", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_urlencoded_pairs(&[
+            ("source", cause["source"].as_str().unwrap()),
+            ("cause", cause["id"].as_str().unwrap()),
+            ("verdict", "accept"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let last_page = get_json(&srv.base, &format!("/incidents/{last}")).await;
+    let past: Vec<&str> = last_page["past"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        past,
+        vec![same[1]["id"].as_str().unwrap(), first],
+        "newest first"
+    );
+    b.go(&format!("{}/incidents/{last}", srv.base)).await;
+    let text = b.text().await;
+    assert!(text.contains("Earlier incidents like this one"), "{text}");
+    assert!(
+        text.contains("Accepted cause: UpdateFunctionCode on lambda/prod-accounts-fn"),
+        "{text}"
+    );
+    b.go(&format!("{}/resources/lambda/prod-accounts-fn", srv.base))
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("Incident history"), "{text}");
+    let res = get_json(&srv.base, "/resources/lambda/prod-accounts-fn").await;
+    assert_eq!(res["incidents"].as_array().unwrap().len(), 3, "{res}");
+
     // Phone width: the picture scales, nothing overflows.
     b.cmd(
         reqwest::Method::POST,

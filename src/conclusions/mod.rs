@@ -437,3 +437,99 @@ pub async fn verdicts<S: EventLog>(
     }
     Ok((out, events.len()))
 }
+
+/// Incident-opened events examined, at most, by [`earlier_incidents`] (newest first).
+const EARLIER_INCIDENTS_SCAN: i64 = 2_000;
+
+/// An earlier incident that shared alarms or resources with another.
+#[derive(Debug, Clone, Serialize)]
+pub struct PastIncident {
+    pub id: String,
+    pub title: String,
+    pub opened_at: String,
+    pub resolved_at: Option<String>,
+    /// The alarms (`alarm/NAME`) and resources both incidents name.
+    pub shared: Vec<String>,
+    /// Summaries of the hypotheses people accepted, by rank.
+    pub accepted: Vec<String>,
+    /// The top hypothesis's confidence word and summary, when nothing was accepted.
+    pub top: Option<(&'static str, String)>,
+}
+
+/// Up to `at_most` incidents opened before `before` (other than `except`) that name one
+/// of `keys` (alarms as `alarm/NAME`, resources), newest first, with their accepted
+/// causes. Reads the "incident opened" conclusions through their natural-id index
+/// (newest first, at most a few thousand, without payloads), then each match's own
+/// conclusions: never the upstream events.
+pub async fn earlier_incidents<S: EventLog>(
+    store: &S,
+    keys: &[String],
+    before: i64,
+    except: &str,
+    at_most: usize,
+) -> Result<Vec<PastIncident>, StoreError> {
+    if keys.is_empty() || at_most == 0 {
+        return Ok(Vec::new());
+    }
+    let opened = store
+        .query(&EventFilter {
+            sources: vec![Source::Rootline],
+            id_prefix: Some(INCIDENT_OPENED.to_string()),
+            to: Some(before),
+            by_time: true,
+            order: crate::store::Order::Desc,
+            limit: EARLIER_INCIDENTS_SCAN,
+            without_payload: true,
+            ..Default::default()
+        })
+        .await?;
+    let mut out = Vec::new();
+    for e in &opened {
+        let id = e.natural_id.trim_start_matches(INCIDENT_OPENED);
+        if id == except {
+            continue;
+        }
+        let shared: Vec<String> = e
+            .resources
+            .iter()
+            .filter(|r| keys.contains(r))
+            .cloned()
+            .collect();
+        if shared.is_empty() {
+            continue;
+        }
+        let Some(rec) = load_one(store, id).await? else {
+            continue;
+        };
+        let (verdicts, _) = verdicts(store, id).await?;
+        let accepted: Vec<String> = rec
+            .hypotheses
+            .iter()
+            .filter(|h| verdicts.get(&h.cause).map(String::as_str) == Some("accepted"))
+            .map(|h| crate::model::display_names_in(&h.summary))
+            .collect();
+        let top = if accepted.is_empty() {
+            rec.hypotheses.first().map(|h| {
+                (
+                    confidence(h.score),
+                    crate::model::display_names_in(&h.summary),
+                )
+            })
+        } else {
+            None
+        };
+        out.push(PastIncident {
+            id: rec.id.clone(),
+            title: rec.opened.title.clone(),
+            opened_at: fmt_time(rec.opened_at),
+            resolved_at: rec.resolved_at.map(fmt_time),
+            shared,
+            accepted,
+            top,
+        });
+        if out.len() >= at_most {
+            break;
+        }
+    }
+    Ok(out)
+}

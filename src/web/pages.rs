@@ -212,6 +212,8 @@ struct IncidentPage {
     event_count: usize,
     /// The window's picture: inline SVG written by `picture::svg` (every text escaped).
     picture: String,
+    /// Earlier incidents that shared its alarms or resources.
+    past: Vec<crate::conclusions::PastIncident>,
 }
 
 #[derive(Serialize)]
@@ -225,6 +227,7 @@ struct IncidentJson<'a> {
     rankings: usize,
     engine_version: &'a str,
     deliveries: &'a [crate::conclusions::outbox::Delivery],
+    past: &'a [crate::conclusions::PastIncident],
 }
 
 /// The timeline's query string, parsed once by [`TimelineQuery::parse`]: the window, the
@@ -671,6 +674,12 @@ pub(super) async fn incident(
     let hyps = hypothesis_views(&st, &id, &rec).await?;
     let timeline = timeline(&st, &rec, &q).await?;
     let picture = picture(&st, &rec, &q, &hyps).await?;
+    let mut keys = rec.recorded.opened.resources.clone();
+    for n in &rec.recorded.opened.alarm_names {
+        keys.push(format!("alarm/{n}"));
+    }
+    let past =
+        crate::conclusions::earlier_incidents(&st.store, &keys, rec.row.opened_ms, &id, 5).await?;
     let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
         .await
         .unwrap_or_default();
@@ -686,6 +695,7 @@ pub(super) async fn incident(
         rankings: rec.recorded.rankings,
         engine_version: &rec.recorded.engine_version,
         deliveries: &deliveries,
+        past: &past,
     };
     let page = IncidentPage {
         inc: rec.row.clone(),
@@ -706,6 +716,7 @@ pub(super) async fn incident(
         deliveries: deliveries.clone(),
         event_count: timeline.event_count,
         picture,
+        past: past.clone(),
     };
     render(&headers, &page, &json)
 }
@@ -949,6 +960,7 @@ struct ResourcePage {
     key: String,
     neighbours: Vec<(String, usize)>,
     rows: Vec<views::TimelineRow>,
+    history: Vec<crate::conclusions::PastIncident>,
 }
 
 pub(super) async fn resource(
@@ -977,9 +989,17 @@ pub(super) async fn resource(
     .await?;
     let now = changes.first().map(|e| e.event_time).unwrap_or(0);
     let rows: Vec<_> = changes.iter().map(|e| views::row(e, now, &[])).collect();
+    let history = crate::conclusions::earlier_incidents(
+        &st.store,
+        std::slice::from_ref(&key),
+        i64::MAX,
+        "",
+        20,
+    )
+    .await?;
     if wants_json(&headers) {
         return Ok(Json(
-            serde_json::json!({"resource": key, "neighbours": neighbours, "recent": rows}),
+            serde_json::json!({"resource": key, "neighbours": neighbours, "recent": rows, "incidents": history}),
         )
         .into_response());
     }
@@ -989,6 +1009,7 @@ pub(super) async fn resource(
             key,
             neighbours,
             rows,
+            history,
         },
         &(),
     )
