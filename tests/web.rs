@@ -289,7 +289,7 @@ impl Browser {
     /// timeline figure, a hypothesis's path), with nothing foreign inside.
     async fn assert_inert(&self, page: &str) {
         let v = self
-            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, img').length + document.querySelectorAll('svg').length - document.querySelectorAll('figure.picture > svg.rl, li.hypothesis svg.rl.path').length + document.querySelectorAll('svg.rl svg, svg.rl foreignObject, svg.rl image, svg.rl script, svg.rl iframe').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
+            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, img').length + document.querySelectorAll('svg').length - document.querySelectorAll('figure.picture > svg.rl, li.hypothesis svg.rl.path, li.incident > div.strip > svg.rl.strip').length + document.querySelectorAll('svg.rl svg, svg.rl foreignObject, svg.rl image, svg.rl script, svg.rl iframe').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
             .await;
         assert_eq!(v["scripts"], 0, "{page}: a <script> element exists: {v}");
         assert_eq!(v["injected"], 0, "{page}: an injected element exists: {v}");
@@ -847,6 +847,29 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         assert!(inc["top_score"].is_null() || words == expected, "{inc}");
     }
     assert!(!text.contains("20150331v2"), "{text}");
+    // Each incident's alarm-state strip: bands, each a link with a title; the open
+    // incidents' strips show ALARM.
+    let strips = b
+        .run(r#"return Array.from(document.querySelectorAll('li.incident')).map(li => {
+            const s = li.querySelector('div.strip > svg.rl.strip');
+            if (!s) return null;
+            const bands = Array.from(s.querySelectorAll('a.band'));
+            return {bands: bands.length, titled: bands.every(a => a.getAttribute('href') && a.querySelector(':scope > title')),
+                    alarm: s.querySelectorAll('a.band.alarm').length, right: s.getBoundingClientRect().right <= document.documentElement.clientWidth};
+        })"#)
+        .await;
+    let strips = strips.as_array().unwrap();
+    assert_eq!(strips.len(), incidents.len().min(25), "{strips:?}");
+    for st in strips {
+        assert!(st["bands"].as_u64().unwrap_or(0) >= 1, "{strips:?}");
+        assert_eq!(st["titled"], true, "{strips:?}");
+        assert_eq!(st["right"], true, "{strips:?}");
+    }
+    assert!(
+        strips.iter().all(|s| s["alarm"].as_u64().unwrap() >= 1),
+        "every incident had an alarm in ALARM: {strips:?}"
+    );
+    b.screenshot("incidents-strips").await;
     let lambda = incidents
         .iter()
         .find(|i| {

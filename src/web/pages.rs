@@ -152,11 +152,16 @@ pub(super) async fn incidents(
         .collect();
     let total = rows.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let rows: Vec<IncidentRow> = rows
+    let mut rows: Vec<IncidentRow> = rows
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
         .collect();
+    if !wants_json(&headers) {
+        for r in &mut rows {
+            r.strip = views::strip(&st.store, r).await?;
+        }
+    }
     let link = |n: usize| {
         format!(
             "/incidents?{}",

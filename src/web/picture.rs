@@ -729,6 +729,71 @@ pub fn svg(p: &Picture, label: &str) -> String {
     out
 }
 
+/// One alarm's transitions over a span, for [`strip`].
+pub struct StripAlarm {
+    pub key: String,
+    /// State when the span starts.
+    pub initial: String,
+    /// Transitions in the span, in time order.
+    pub transitions: Vec<Event>,
+}
+
+/// A small picture of alarm states over `[from, to]`: one thin row of bands per alarm,
+/// each band a link to its transition with a title. For the incidents list.
+pub fn strip(alarms: &[StripAlarm], from: i64, to: i64, opened: i64) -> String {
+    const W: i64 = 400;
+    const ROW: i64 = 8;
+    let x = |t: i64| -> i64 {
+        let span = (to - from).max(1) as f64;
+        (((t - from) as f64 / span).clamp(0.0, 1.0) * W as f64).round() as i64
+    };
+    let rows = alarms.len().max(1) as i64;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg class=\"rl strip\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {}\" width=\"100%\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"alarm states from {} to {}\"><title>alarm states from {} to {}</title>",
+        rows * ROW,
+        esc(&fmt_time(from)),
+        esc(&fmt_time(to)),
+        esc(&fmt_time(from)),
+        esc(&fmt_time(to))
+    );
+    for (i, a) in alarms.iter().enumerate() {
+        let y = i as i64 * ROW;
+        let name = a.key.trim_start_matches("alarm/");
+        let mut state = a.initial.clone();
+        let mut since = from;
+        let mut href = format!("/resources/{}", a.key);
+        let band = |since: i64, until: i64, state: &str, href: &str, out: &mut String| {
+            let (x0, x1) = (x(since), x(until));
+            if x1 > x0 {
+                let _ = write!(
+                    out,
+                    "<a href=\"{}\" class=\"band {}\"><title>{}</title><rect x=\"{x0}\" y=\"{y}\" width=\"{}\" height=\"{}\"/></a>",
+                    esc(href),
+                    state_class(state),
+                    esc(&format!(
+                        "{name}: {state} from {} to {}",
+                        when(since, opened),
+                        when(until, opened)
+                    )),
+                    x1 - x0,
+                    ROW - 1
+                );
+            }
+        };
+        for e in &a.transitions {
+            band(since, e.event_time, &state, &href, &mut out);
+            since = e.event_time;
+            state = alarm_state(e).1;
+            href = format!("/events/{}", e.seq);
+        }
+        band(since, to, &state, &href, &mut out);
+    }
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

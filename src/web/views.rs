@@ -28,6 +28,15 @@ pub struct IncidentRow {
     pub top_score: Option<f64>,
     /// The top hypothesis's confidence in words (likely, possible, weak).
     pub top_confidence: Option<&'static str>,
+    /// Resolved time, ms.
+    #[serde(skip)]
+    pub resolved_ms: Option<i64>,
+    /// The incident's alarms (`alarm/NAME`).
+    #[serde(skip)]
+    pub alarm_keys: Vec<String>,
+    /// Its alarm-state strip (inline SVG), filled for the rows a list page shows.
+    #[serde(skip)]
+    pub strip: String,
 }
 
 /// A hypothesis as shown, with feedback and resolved evidence.
@@ -167,6 +176,25 @@ fn record(r: Recorded) -> IncidentRecord {
             .hypotheses
             .first()
             .map(|h| conclusions::confidence(h.score)),
+        resolved_ms: res_at,
+        alarm_keys: {
+            let mut keys: Vec<String> = r
+                .opened
+                .resources
+                .iter()
+                .filter(|k| k.starts_with("alarm/"))
+                .cloned()
+                .collect();
+            for n in &r.opened.alarm_names {
+                let k = format!("alarm/{n}");
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            keys.truncate(4);
+            keys
+        },
+        strip: String::new(),
     };
     IncidentRecord { row, recorded: r }
 }
@@ -330,6 +358,48 @@ pub fn lanes(rows: Vec<TimelineRow>, by_kind: bool) -> Vec<Lane> {
             key: k,
         })
         .collect()
+}
+
+/// The alarm-state strip of an incident as listed: its alarms' transitions from its
+/// start to its end (or an hour on, when open), one bounded read per alarm.
+pub async fn strip(store: &SqliteStore, row: &IncidentRow) -> Result<String, StoreError> {
+    let from = row.opened_ms - 5 * 60_000;
+    let to = row
+        .resolved_ms
+        .unwrap_or(row.opened_ms + 3_600_000)
+        .max(row.opened_ms + 60_000)
+        + 5 * 60_000;
+    let mut alarms = Vec::new();
+    for key in &row.alarm_keys {
+        let transitions: Vec<Event> = store
+            .query(&EventFilter {
+                resource: Some(key.clone()),
+                kinds: vec!["alarm".into()],
+                from: Some(from),
+                to: Some(to),
+                limit: 50,
+                by_time: true,
+                without_payload: true,
+                ..Default::default()
+            })
+            .await?;
+        let initial = match store.alarm_state_before(key, from).await? {
+            Some(Event {
+                kind: Kind::Alarm { new_state, .. },
+                ..
+            }) => new_state,
+            _ => match transitions.first().map(|e| &e.kind) {
+                Some(Kind::Alarm { old_state, .. }) => old_state.clone(),
+                _ => "unknown".into(),
+            },
+        };
+        alarms.push(super::picture::StripAlarm {
+            key: key.clone(),
+            initial,
+            transitions,
+        });
+    }
+    Ok(super::picture::strip(&alarms, from, to, row.opened_ms))
 }
 
 /// Events touching a resource, newest first.
