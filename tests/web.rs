@@ -289,7 +289,7 @@ impl Browser {
     /// timeline figure, a hypothesis's path), with nothing foreign inside.
     async fn assert_inert(&self, page: &str) {
         let v = self
-            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, img').length + document.querySelectorAll('svg').length - document.querySelectorAll('figure.picture > svg.rl, li.hypothesis svg.rl.path, li.incident > div.strip > svg.rl.strip').length + document.querySelectorAll('svg.rl svg, svg.rl foreignObject, svg.rl image, svg.rl script, svg.rl iframe').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
+            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, img').length + document.querySelectorAll('svg').length - document.querySelectorAll('figure.picture > svg.rl, li.hypothesis > details > div.pathgraph > svg.rl.path, li.incident > div.strip > svg.rl.strip').length + document.querySelectorAll('svg.rl svg, svg.rl foreignObject, svg.rl image, svg.rl script, svg.rl iframe').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
             .await;
         assert_eq!(v["scripts"], 0, "{page}: a <script> element exists: {v}");
         assert_eq!(v["injected"], 0, "{page}: an injected element exists: {v}");
@@ -807,6 +807,26 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
                     .contains("RevokeSecurityGroupIngress"),
                 "{title}"
             );
+            // The causal path picture: cause, the path's resources, symptom, each a link.
+            let graph = b
+                .run(r#"const g = document.querySelector('li.hypothesis.selected div.pathgraph > svg.rl.path');
+                    return {nodes: Array.from(g.querySelectorAll('a.node')).map(a => a.getAttribute('class').replace('node ', '') + ' ' + a.getAttribute('href')),
+                            edges: Array.from(g.querySelectorAll('g.edge > text')).map(t => t.textContent)}"#)
+                .await;
+            assert_eq!(
+                graph["nodes"],
+                json!([
+                    format!("cause /events/{cause_seq}"),
+                    "resource /resources/sg/sg-0a2be608e2bc314fd",
+                    "resource /resources/lb/prod-auth-alb",
+                    format!(
+                        "symptom /events/{}",
+                        page["hypotheses"][0]["evidence"][2]["seq"]
+                    )
+                ]),
+                "{graph}"
+            );
+            assert_eq!(graph["edges"], json!(["on", "linked", "alarm"]), "{graph}");
             // Another hypothesis selected (h=2): the outline moves to its chain.
             b.go(&format!("{}/incidents/{id}?h=2", srv.base)).await;
             let v2 = b

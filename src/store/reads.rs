@@ -49,6 +49,21 @@ impl SqliteStore {
         Ok(Some(out))
     }
 
+    /// When the graph first and last saw `a` and `b` linked (event times), either way.
+    pub async fn graph_edge(&self, a: &str, b: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT first_time, last_time FROM graph_edges WHERE (a = ? AND b = ?) \
+             OR (a = ? AND b = ?) LIMIT 1",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(b)
+        .bind(a)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
     /// Log group nodes whose name tail is `tail`, sorted.
     pub async fn graph_nodes_with_tail(&self, tail: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(

@@ -26,6 +26,8 @@ const MAX_SPAN_MS: i64 = 14 * 24 * 3600 * 1000;
 /// window); with the picture this keeps a page under 300 KB however busy the window.
 const TIMELINE_LIMIT: i64 = 250;
 const PAGE_SIZE: usize = 25;
+/// Hypotheses whose causal path is drawn.
+const PATH_PICTURES: usize = 10;
 
 /// Renders a page as HTML, or its view model as JSON for JSON clients.
 fn render<T: Template, J: Serialize>(headers: &HeaderMap, page: &T, json: &J) -> PageResult {
@@ -428,8 +430,12 @@ async fn hypothesis_views(
 ) -> Result<Vec<HypothesisView>, WebError> {
     let verdicts = views::feedback(&st.store, id).await?;
     let mut hyps = Vec::new();
-    for h in &rec.recorded.hypotheses {
-        hyps.push(views::hypothesis_view(&st.store, h, &verdicts).await?);
+    for (i, h) in rec.recorded.hypotheses.iter().enumerate() {
+        let mut v = views::hypothesis_view(&st.store, h, &verdicts).await?;
+        if i < PATH_PICTURES {
+            v.path_svg = views::path_svg(&st.store, &v).await?;
+        }
+        hyps.push(v);
     }
     Ok(hyps)
 }

@@ -729,6 +729,64 @@ pub fn svg(p: &Picture, label: &str) -> String {
     out
 }
 
+/// A node of a causal path picture.
+pub struct PathNode {
+    /// What the node says (an event name or a resource key).
+    pub label: String,
+    /// cause, resource or symptom.
+    pub role: &'static str,
+    pub href: String,
+    pub title: String,
+}
+
+/// The causal path of a hypothesis as a small graph: its nodes in a row, joined by
+/// arrows labelled with the relation (`relations[i]` links node i and i + 1).
+pub fn path_graph(nodes: &[PathNode], relations: &[(String, String)]) -> String {
+    const BOX_W: i64 = 150;
+    const GAP: i64 = 40;
+    const H: i64 = 64;
+    let n = nodes.len().max(1) as i64;
+    let width = n * BOX_W + (n - 1) * GAP;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg class=\"rl path\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {H}\" width=\"100%\" role=\"img\" aria-label=\"causal path\" style=\"max-width: {}px\"><title>causal path</title>",
+        width
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        let x = i as i64 * (BOX_W + GAP);
+        let _ = write!(
+            out,
+            "<a href=\"{}\" class=\"node {}\"><title>{}</title><rect x=\"{x}\" y=\"14\" width=\"{BOX_W}\" height=\"34\" rx=\"6\"/><text x=\"{}\" y=\"10\" class=\"role\">{}</text><text x=\"{}\" y=\"36\">{}</text></a>",
+            esc(&node.href),
+            node.role,
+            esc(&node.title),
+            x + 4,
+            node.role,
+            x + 6,
+            esc(&crate::model::truncate(&node.label, 21))
+        );
+        if let Some((label, title)) = relations.get(i) {
+            if i + 1 < nodes.len() {
+                let x0 = x + BOX_W;
+                let x1 = x0 + GAP;
+                let _ = write!(
+                    out,
+                    "<g class=\"edge\"><title>{}</title><line x1=\"{x0}\" y1=\"31\" x2=\"{}\" y2=\"31\"/><path d=\"M{} 26 L{x1} 31 L{} 36 Z\"/><text x=\"{}\" y=\"60\">{}</text></g>",
+                    esc(title),
+                    x1 - 2,
+                    x1 - 7,
+                    x1 - 7,
+                    x0 + GAP / 2,
+                    esc(label)
+                );
+            }
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
 /// One alarm's transitions over a span, for [`strip`].
 pub struct StripAlarm {
     pub key: String,

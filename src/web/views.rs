@@ -55,6 +55,9 @@ pub struct HypothesisView {
     pub path: Vec<String>,
     /// accepted, discarded or none.
     pub verdict: String,
+    /// The causal path as a small picture (inline SVG), for the first hypotheses.
+    #[serde(skip)]
+    pub path_svg: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -278,7 +281,97 @@ pub async fn hypothesis_view(
             .get(&h.cause)
             .cloned()
             .unwrap_or_else(|| "none".into()),
+        path_svg: String::new(),
     })
+}
+
+/// The causal path of a hypothesis as a picture: the cause, the resources of its path
+/// with the relation the resource graph records between each two, the symptom.
+pub async fn path_svg(store: &SqliteStore, h: &HypothesisView) -> Result<String, StoreError> {
+    use super::picture::PathNode;
+    let event_href = |e: &EvidenceView| match e.seq {
+        Some(seq) => format!("/events/{seq}"),
+        None => format!(
+            "/search?q={}",
+            form_urlencoded::byte_serialize(e.id.as_bytes()).collect::<String>()
+        ),
+    };
+    let mut nodes = Vec::new();
+    let mut relations = Vec::new();
+    let cause = h.evidence.first();
+    let cause_label = cause
+        .map(|e| {
+            if e.name.is_empty() {
+                e.id.clone()
+            } else {
+                e.name.clone()
+            }
+        })
+        .unwrap_or_else(|| h.cause.id.clone());
+    nodes.push(PathNode {
+        label: cause_label.clone(),
+        role: "cause",
+        href: cause.map(event_href).unwrap_or_default(),
+        title: format!(
+            "cause: {cause_label} ({} {}){}",
+            h.cause.source,
+            h.cause.id,
+            cause.map(|e| format!(" at {}", e.time)).unwrap_or_default()
+        ),
+    });
+    for (i, r) in h.path.iter().enumerate() {
+        if i == 0 {
+            relations.push(("on".to_string(), format!("the cause acts on {r}")));
+        } else {
+            let prev = &h.path[i - 1];
+            let rel = match store.graph_edge(prev, r).await? {
+                Some((first, last)) => (
+                    "linked".to_string(),
+                    format!(
+                        "{prev} and {r} are linked in the resource graph: named together from {} to {}",
+                        fmt_time(first),
+                        fmt_time(last)
+                    ),
+                ),
+                None => (
+                    "related".to_string(),
+                    format!("{prev} and {r} are related by name (no graph edge recorded)"),
+                ),
+            };
+            relations.push(rel);
+        }
+        nodes.push(PathNode {
+            label: r.clone(),
+            role: "resource",
+            href: format!("/resources/{r}"),
+            title: format!("on the path: {r}"),
+        });
+    }
+    if let Some(symptom) = h.evidence.last().filter(|_| h.evidence.len() > 1) {
+        relations.push(if h.path.is_empty() {
+            (
+                "in time".to_string(),
+                "no resource path: linked by time and naming only".to_string(),
+            )
+        } else {
+            (
+                "alarm".to_string(),
+                "the symptom's alarm watches the last resource".to_string(),
+            )
+        });
+        let label = if symptom.name.is_empty() {
+            symptom.id.clone()
+        } else {
+            symptom.name.clone()
+        };
+        nodes.push(PathNode {
+            title: format!("symptom: {label} at {}", symptom.time),
+            label,
+            role: "symptom",
+            href: event_href(symptom),
+        });
+    }
+    Ok(super::picture::path_graph(&nodes, &relations))
 }
 
 /// A one-line description of what an event says, for timelines.
