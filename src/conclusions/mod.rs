@@ -498,18 +498,40 @@ pub async fn earlier_incidents<S: EventLog>(
         if shared.is_empty() {
             continue;
         }
-        let Some(rec) = load_one(store, id).await? else {
-            continue;
+        // The latest ranking alone (it holds the title and the hypotheses): an incident
+        // re-ranked many times is not read in full.
+        let latest = store
+            .query(&EventFilter {
+                sources: vec![Source::Rootline],
+                id_prefix: Some(rankings_prefix(id)),
+                order: crate::store::Order::Desc,
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        let ranked: HypothesesRanked = latest.first().map(decode).unwrap_or_default();
+        let title = if ranked.title.is_empty() {
+            store
+                .find(Source::Rootline, &incident_opened_id(id))
+                .await?
+                .map(|o| decode::<IncidentOpened>(&o).title)
+                .unwrap_or_default()
+        } else {
+            ranked.title.clone()
         };
+        let resolved = store
+            .find(Source::Rootline, &incident_resolved_id(id))
+            .await?
+            .map(|r| r.event_time);
         let (verdicts, _) = verdicts(store, id).await?;
-        let accepted: Vec<String> = rec
+        let accepted: Vec<String> = ranked
             .hypotheses
             .iter()
             .filter(|h| verdicts.get(&h.cause).map(String::as_str) == Some("accepted"))
             .map(|h| crate::model::display_names_in(&h.summary))
             .collect();
         let top = if accepted.is_empty() {
-            rec.hypotheses.first().map(|h| {
+            ranked.hypotheses.first().map(|h| {
                 (
                     confidence(h.score),
                     crate::model::display_names_in(&h.summary),
@@ -519,10 +541,14 @@ pub async fn earlier_incidents<S: EventLog>(
             None
         };
         out.push(PastIncident {
-            id: rec.id.clone(),
-            title: rec.opened.title.clone(),
-            opened_at: fmt_time(rec.opened_at),
-            resolved_at: rec.resolved_at.map(fmt_time),
+            id: id.to_string(),
+            title: if title.is_empty() {
+                id.to_string()
+            } else {
+                title
+            },
+            opened_at: fmt_time(e.event_time),
+            resolved_at: resolved.map(fmt_time),
             shared,
             accepted,
             top,
