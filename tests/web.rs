@@ -1069,6 +1069,25 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         assert_eq!(w, true, "{id}: the picture is wider than the phone");
         b.screenshot(&format!("picture-{i:02}-phone")).await;
     }
+    let first_id = incidents[0]["id"].as_str().unwrap();
+    for (name, path) in [
+        ("incidents-phone", "/incidents".to_string()),
+        ("report-phone", format!("/incidents/{first_id}/report")),
+        (
+            "resource-phone",
+            "/resources/lambda/prod-accounts-fn".to_string(),
+        ),
+    ] {
+        b.go(&format!("{}{path}", srv.base)).await;
+        let overflow = b
+            .run("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(999) <= 1,
+            "{path}: the page overflows horizontally at 390 px: {overflow}"
+        );
+        b.screenshot(name).await;
+    }
     drop(b);
 
     // With JavaScript off, the page and its picture are the same (served, not scripted).
