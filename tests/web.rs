@@ -478,6 +478,16 @@ async fn injected_markup_in_cloudtrail_alarms_and_logs_stays_inert_text() {
         titles.contains("RevokeSecurityGroupIngress<svg id=\"injected\""),
         "payload shown as text in the picture: {titles}"
     );
+    let labels = b
+        .run("return Array.from(document.querySelectorAll('svg.rl text.label')).map(t => t.textContent).join('\\n')")
+        .await;
+    assert!(
+        labels
+            .as_str()
+            .unwrap_or("")
+            .contains("web-5xx</title><script>window.__pwned"),
+        "a hostile alarm name is a lane label, as text: {labels}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
