@@ -590,6 +590,92 @@ fn plain_then_code(summary: &str) -> String {
 mod tests {
     use super::*;
 
+    fn hostile_event(role: &str) -> ReportEvent {
+        ReportEvent {
+            source: "cloudtrail".into(),
+            id: "x | y `z` <b>".into(),
+            seq: Some(7),
+            time: Some(1_000),
+            time_text: fmt_time(1_000),
+            offset: offset(-60_000),
+            name: "Evil|Name`<img src=x onerror=alert(1)>` @octocat #12".into(),
+            kind: "change".into(),
+            resource: "sg/a|b\n\n# heading".into(),
+            detail: "OK | ALARM".into(),
+            role: role.into(),
+        }
+    }
+
+    #[test]
+    fn hostile_fields_stay_in_code_and_tables_keep_their_cells() {
+        let r = Report {
+            id: "inc-1".into(),
+            title: "t <script>@here</script>".into(),
+            state: "open",
+            opened: fmt_time(0),
+            resolved: None,
+            duration: "ongoing".into(),
+            alarm_names: vec!["a|b".into()],
+            trigger: hostile_event("trigger"),
+            resources: vec!["lb/x`y".into()],
+            summary: "likely cause (score 0.90): by @octocat <img src=x> #3".into(),
+            key_events: vec![hostile_event("cause, ranked 1"), hostile_event("alarm")],
+            hypotheses: vec![ReportHypothesis {
+                rank: 1,
+                score: 0.9,
+                score_text: "0.90".into(),
+                confidence: "likely",
+                kind: "change".into(),
+                summary: "by @octocat <img src=x>".into(),
+                cause: hostile_event("cause"),
+                path: vec!["sg/a|b".into()],
+                evidence: vec![hostile_event("cause")],
+                evidence_more: 0,
+                verdict: "accepted".into(),
+            }],
+            hypotheses_more: 0,
+            verdicts: vec![ReportVerdict {
+                time: fmt_time(0),
+                verdict: "accepted".into(),
+                cause: EventRef {
+                    source: "cloudtrail".into(),
+                    id: "a|b".into(),
+                },
+                by: "<b>Ann</b> | @octocat".into(),
+            }],
+        };
+        let md = r.markdown("https://r.example/");
+        assert_eq!(md, r.markdown("https://r.example"), "deterministic");
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(
+            &mut html,
+            pulldown_cmark::Parser::new_ext(&md, pulldown_cmark::Options::ENABLE_TABLES),
+        );
+        let mut outside = String::new();
+        let mut rest = html.as_str();
+        while let Some(i) = rest.find("<code>") {
+            outside.push_str(&rest[..i]);
+            rest = &rest[i..];
+            let j = rest.find("</code>").unwrap_or(rest.len() - 7);
+            rest = &rest[j + 7..];
+        }
+        outside.push_str(rest);
+        for bad in [
+            "<img", "<script", "<b>", "@octocat", "@here", "<h1", "#12", "#3",
+        ] {
+            assert!(
+                !outside.contains(bad),
+                "{bad} outside code:\n{outside}\n---\n{md}"
+            );
+        }
+        for row in html.split("<tr>").skip(1) {
+            let row = row.split("</tr>").next().unwrap_or("");
+            let cells = row.matches("<td").count() + row.matches("<th").count();
+            assert!(cells == 6 || cells == 4, "{cells} cells: {row}");
+        }
+        assert!(md.contains("](https://r.example/events/7)"), "{md}");
+    }
+
     #[test]
     fn code_spans_and_cells_hold_any_text() {
         assert_eq!(code("plain"), "`plain`");
