@@ -417,6 +417,8 @@ impl TimelineQuery {
             limit: TIMELINE_LIMIT + 1,
             by_time: true,
             order: Order::Asc,
+            // The rows show normalized fields only: the payloads stay on disk.
+            without_payload: true,
             ..Default::default()
         }
     }
