@@ -316,21 +316,29 @@ pub fn display_name(name: &str) -> &str {
     }
 }
 
-/// [`display_name`] applied to every word of a text (words split at spaces and
-/// punctuation other than `_`), for summaries that quote event names.
+/// [`display_name`] applied to the words of a text that look like API names (ASCII
+/// letters and digits starting with a capital, split at anything else), for summaries
+/// that quote event names; ids and resource names (`backup20240101`) are left alone.
 pub fn display_names_in(text: &str) -> String {
+    let shown = |w: &str| -> String {
+        if w.starts_with(|c: char| c.is_ascii_uppercase()) {
+            display_name(w).to_string()
+        } else {
+            w.to_string()
+        }
+    };
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
             word.push(c);
         } else {
-            out.push_str(display_name(&word));
+            out.push_str(&shown(&word));
             word.clear();
             out.push(c);
         }
     }
-    out.push_str(display_name(&word));
+    out.push_str(&shown(&word));
     out
 }
 
@@ -359,8 +367,10 @@ mod tests {
             assert_eq!(display_name(same), same);
         }
         assert_eq!(
-            display_names_in("UpdateFunctionCode20150331v2 on lambda/fn-20150331v2, 4 min"),
-            "UpdateFunctionCode on lambda/fn-20150331v2, 4 min"
+            display_names_in(
+                "UpdateFunctionCode20150331v2 on lambda/fn-20150331v2 backup20240101, 4 min"
+            ),
+            "UpdateFunctionCode on lambda/fn-20150331v2 backup20240101, 4 min"
         );
     }
 
