@@ -176,7 +176,7 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(store.clone());
+    let mut state = AppState::new(store.clone());
     let push = Arc::new(PushConfig::from_env(opts.collect.as_ref()));
     push.register(&state.components);
     let listener = tokio::net::TcpListener::bind(&opts.addr)
@@ -185,6 +185,7 @@ pub async fn serve(
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "Listening");
     println!("rootline listening on http://{local}");
+    state.public_url = public_url(opts.notify.as_ref(), &format!("http://{local}"));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -242,6 +243,22 @@ pub async fn serve(
     }
     store.close().await;
     Ok(())
+}
+
+/// Where people reach the pages (the report's links): `ROOTLINE_PUBLIC_URL`, else
+/// `[notify] public_url`, else `fallback`; without a trailing slash.
+pub fn public_url(notify: Option<&toml::Table>, fallback: &str) -> String {
+    let url = std::env::var("ROOTLINE_PUBLIC_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            notify
+                .and_then(|t| t.get("public_url"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| fallback.to_string());
+    url.trim().trim_end_matches('/').to_string()
 }
 
 /// Starts the GitHub outbox worker when the `[notify]` section names a repository.

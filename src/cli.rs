@@ -44,6 +44,9 @@ pub enum Command {
     Incidents(IncidentsArgs),
     /// Show the ranked hypotheses of one incident.
     Hypotheses(HypothesesArgs),
+    /// Print an incident's post-incident draft as Markdown (the same as the web page's
+    /// /incidents/ID/report.md and a GitHub issue's body).
+    Report(ReportArgs),
     /// Serve the incident timeline (web pages with JSON twins, /healthz, /metrics).
     Serve(ServeArgs),
     /// Ingest the bundled demo recordings into the store and serve them.
@@ -123,6 +126,16 @@ pub struct HypothesesArgs {
     pub json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Incident id (as listed by `rootline incidents`).
+    pub incident: String,
+    /// Where people reach rootline's pages, for the report's links (else env
+    /// ROOTLINE_PUBLIC_URL, else `[notify] public_url`, else http://127.0.0.1:8080).
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -179,6 +192,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Replay(a) => replay_cmd(a).await,
         Command::Incidents(a) => incidents_cmd(&settings, a).await,
         Command::Hypotheses(a) => hypotheses_cmd(&settings, a).await,
+        Command::Report(a) => report_cmd(&settings, a).await,
         Command::Serve(a) => serve_cmd(&settings, a).await,
         Command::Demo(a) => demo_cmd(&settings, a).await,
         Command::Collect(a) => collect_cmd(&settings, a).await,
@@ -489,6 +503,34 @@ async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Resul
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_cmd(settings: &Settings, a: ReportArgs) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store().await?;
+    crate::conclusions::Analyser::default()
+        .run_to_end(&store)
+        .await?;
+    let Some(inc) = crate::conclusions::load_one(&store, &a.incident)
+        .await?
+        .and_then(|r| r.incident())
+    else {
+        bail!(
+            "no incident {:?}; `rootline incidents` lists them",
+            a.incident
+        );
+    };
+    let url = match a.public_url {
+        Some(u) => u.trim().trim_end_matches('/').to_string(),
+        None => app::public_url(
+            settings.file.notify.as_ref(),
+            crate::web::DEFAULT_PUBLIC_URL,
+        ),
+    };
+    let report = crate::conclusions::report::gather(&store, &inc).await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    out.write_all(report.markdown(&url).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -287,9 +287,92 @@ pub fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// An API name without the version suffix some AWS services append to it
+/// (`UpdateFunctionConfiguration20150331v2` → `UpdateFunctionConfiguration`,
+/// `ListFunctions20150331` → `ListFunctions`): a date (`19xx`/`20xx` followed by four
+/// digits), optionally `v` and digits, after a letter. Anything else is returned as is.
+/// Pages and reports show this; the event page keeps the raw name.
+pub fn display_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    let mut end = b.len();
+    // Optional `v` + digits.
+    let mut i = end;
+    while i > 0 && b[i - 1].is_ascii_digit() {
+        i -= 1;
+    }
+    if i < end && i > 0 && b[i - 1] == b'v' {
+        end = i - 1;
+    }
+    if end < 9 {
+        return name;
+    }
+    let date = &b[end - 8..end];
+    let is_date =
+        date.iter().all(u8::is_ascii_digit) && (date[..2] == *b"19" || date[..2] == *b"20");
+    if is_date && b[end - 9].is_ascii_alphabetic() {
+        &name[..end - 8]
+    } else {
+        name
+    }
+}
+
+/// [`display_name`] applied to the words of a text that look like API names (ASCII
+/// letters and digits starting with a capital, split at anything else), for summaries
+/// that quote event names; ids and resource names (`backup20240101`) are left alone.
+pub fn display_names_in(text: &str) -> String {
+    let shown = |w: &str| -> String {
+        if w.starts_with(|c: char| c.is_ascii_uppercase()) {
+            display_name(w).to_string()
+        } else {
+            w.to_string()
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        } else {
+            out.push_str(&shown(&word));
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&shown(&word));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_version_suffixes_are_left_out_of_display_names() {
+        assert_eq!(
+            display_name("UpdateFunctionConfiguration20150331v2"),
+            "UpdateFunctionConfiguration"
+        );
+        assert_eq!(display_name("TagResource20170331v2"), "TagResource");
+        assert_eq!(display_name("ListFunctions20150331"), "ListFunctions");
+        for same in [
+            "RevokeSecurityGroupIngress",
+            "v2",
+            "20150331v2",
+            "Foo12345678",
+            "x-20150331",
+            "AWS::EC2::SecurityGroup",
+            "",
+            "é20150331v2",
+        ] {
+            assert_eq!(display_name(same), same);
+        }
+        assert_eq!(
+            display_names_in(
+                "UpdateFunctionCode20150331v2 on lambda/fn-20150331v2 backup20240101, 4 min"
+            ),
+            "UpdateFunctionCode on lambda/fn-20150331v2 backup20240101, 4 min"
+        );
+    }
 
     #[test]
     fn parses_aws_time_shapes() {

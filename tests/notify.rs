@@ -189,6 +189,25 @@ impl Env {
         a
     }
 
+    /// `rootline report ID --public-url PUBLIC`: the incident's post-incident draft.
+    async fn report(&self, incident: &str) -> String {
+        let out = rootline(
+            strings(&[
+                "--database",
+                &self.db,
+                "report",
+                incident,
+                "--public-url",
+                PUBLIC,
+            ]),
+            vec![],
+        )
+        .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout.starts_with("## Post-incident draft"), "{out:?}");
+        out.stdout
+    }
+
     async fn notify(&self, extra: &[&str]) -> Out {
         rootline(self.args(extra), token_env(TOKEN)).await
     }
@@ -442,6 +461,14 @@ async fn opens_one_issue_for_the_top_hypothesis_and_records_it() {
         issue.body
     );
     assert!(issue.body.contains("DeregisterTargets"), "{}", issue.body);
+    // The body is the incident's post-incident draft, as `rootline report` prints it.
+    let report = env.report(env.first()).await;
+    assert!(
+        issue.body.contains(&report),
+        "--- report:\n{report}\n--- body:\n{}",
+        issue.body
+    );
+    assert!(report.contains("### Timeline of key events"), "{report}");
     // It looked for the marker (issues list, not search), then created.
     let log = env.fake.log();
     let routes: Vec<Route> = log.iter().filter_map(|l| l.route).collect();
@@ -1105,6 +1132,27 @@ async fn hostile_upstream_text_cannot_inject_markdown_mentions_or_html() {
         "{}",
         issue.title
     );
+    // The body holds the report, whose Markdown is checked below with the rest.
+    let report = env.report(env.first()).await;
+    assert!(
+        issue.body.contains(&report),
+        "--- report:\n{report}\n--- body:\n{}",
+        issue.body
+    );
+    assert!(report.contains("<img src=x onerror=alert(1)>"), "{report}");
+    // As a GitHub table too: every row keeps its cells (a `|` in a cell is escaped).
+    let mut tables = String::new();
+    pulldown_cmark::html::push_html(
+        &mut tables,
+        pulldown_cmark::Parser::new_ext(&report, pulldown_cmark::Options::ENABLE_TABLES),
+    );
+    let rows: Vec<&str> = tables.split("<tr>").skip(1).collect();
+    assert!(rows.len() > 2, "{tables}");
+    for row in rows {
+        let row = row.split("</tr>").next().unwrap();
+        let cells = row.matches("<td").count() + row.matches("<th").count();
+        assert!(cells == 6 || cells == 4, "{cells} cells in {row}");
+    }
     // The marker is one line, one comment.
     let first = issue.body.lines().next().unwrap();
     assert_eq!(first.matches("-->").count(), 1, "{first}");

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The public URL the servers are started with (the report's links).
+const PUBLIC: &str = "http://rootline.test";
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rootline")
 }
@@ -62,6 +65,7 @@ fn start(files: &[PathBuf]) -> Server {
     );
     let mut child = Command::new(bin())
         .args(["--database", &db, "serve", "--addr", "127.0.0.1:0"])
+        .env("ROOTLINE_PUBLIC_URL", PUBLIC)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -137,6 +141,12 @@ impl Drop for Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_with(true).await
+    }
+
+    /// A browser with JavaScript on or off (Chromium's content setting: pages run no
+    /// script at all; WebDriver's own commands still work).
+    async fn start_with(javascript: bool) -> Browser {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .into_iter()
             .find(|p| Path::new(p).exists());
@@ -177,7 +187,8 @@ impl Browser {
             "binary": chromium,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--window-size=1280,1400",
-                     format!("--user-data-dir={}", profile.path().display())]}}}});
+                     format!("--user-data-dir={}", profile.path().display())],
+            "prefs": {"profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }}}}}});
         let r: Value = c
             .post(format!("{url}/session"))
             .json(&caps)
@@ -274,9 +285,11 @@ impl Browser {
     }
 
     /// Fails if anything injected by the hostile fixture made it into the DOM as markup.
+    /// The only SVG allowed is rootline's own pictures, where the server writes them (the
+    /// timeline figure, a hypothesis's path), with nothing foreign inside.
     async fn assert_inert(&self, page: &str) {
         let v = self
-            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, svg, img').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
+            .run("return {scripts: document.querySelectorAll('script').length, injected: document.querySelectorAll('#injected, iframe, img').length + document.querySelectorAll('svg').length - document.querySelectorAll('figure.picture > svg.rl, li.hypothesis > details > div.pathgraph > svg.rl.path, li.incident > div.strip > svg.rl.strip').length + document.querySelectorAll('svg.rl svg, svg.rl foreignObject, svg.rl image, svg.rl script, svg.rl iframe').length, pwned: (typeof window.__pwned === 'undefined') ? null : String(window.__pwned), title: document.title}")
             .await;
         assert_eq!(v["scripts"], 0, "{page}: a <script> element exists: {v}");
         assert_eq!(v["injected"], 0, "{page}: an injected element exists: {v}");
@@ -456,6 +469,25 @@ async fn injected_markup_in_cloudtrail_alarms_and_logs_stays_inert_text() {
         "shown as text: {text}"
     );
     assert!(text.contains("<svg id=\"injected\""), "{text}");
+    // In the picture too: the titles and labels hold the payloads as text.
+    let titles = b
+        .run("return Array.from(document.querySelectorAll('svg.rl title')).map(t => t.textContent).join('\\n')")
+        .await;
+    let titles = titles.as_str().unwrap_or("");
+    assert!(
+        titles.contains("RevokeSecurityGroupIngress<svg id=\"injected\""),
+        "payload shown as text in the picture: {titles}"
+    );
+    let labels = b
+        .run("return Array.from(document.querySelectorAll('svg.rl text.label')).map(t => t.textContent).join('\\n')")
+        .await;
+    assert!(
+        labels
+            .as_str()
+            .unwrap_or("")
+            .contains("web-5xx</title><script>window.__pwned"),
+        "a hostile alarm name is a lane label, as text: {labels}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -692,4 +724,518 @@ async fn every_page_has_a_json_twin_and_feedback_is_recorded() {
     assert!(m.contains("rootline_incidents_open 1"), "{m}");
     assert!(m.contains("rootline_ingest_events_per_second"), "{m}");
     assert!(m.contains("rootline_http_request_duration_seconds_count{route=\"/incidents/{id}\",status=\"2xx\"}"), "{m}");
+}
+
+/// The incident page's picture on every demo incident: well-formed inline SVG, every
+/// mark a link with a title, the selected hypothesis's cause, effects and symptom
+/// outlined, no JavaScript needed, nothing overflowing at 390 px. Screenshots at desktop
+/// and phone width are kept (printed path); with ROOTLINE_DOCS_SCREENSHOT=FILE the
+/// security-group incident at desktop width is also written to FILE (docs/timeline.png).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
+    let srv = start(&[
+        fixture("demo/security-group.jsonl"),
+        fixture("demo/capacity-saturation.jsonl"),
+        fixture("demo/bad-deployment.jsonl"),
+    ]);
+    let list = get_json(&srv.base, "/incidents").await;
+    let incidents: Vec<Value> = list["incidents"].as_array().unwrap().clone();
+    assert!(incidents.len() >= 10, "{list}");
+    let b = Browser::start().await;
+    println!("screenshots in {}", b.shots.display());
+    let check = r#"
+        const fig = document.querySelector('figure.picture > svg.rl');
+        if (!fig) return {error: 'no svg'};
+        const doc = new DOMParser().parseFromString(fig.outerHTML, 'image/svg+xml');
+        const parseError = doc.getElementsByTagName('parsererror').length;
+        const links = Array.from(fig.querySelectorAll('a'));
+        const bad = links.filter(a => !a.getAttribute('href') || !a.querySelector(':scope > title') || !a.querySelector(':scope > title').textContent.trim()).length;
+        const marks = fig.querySelectorAll('g.marks > a.mark');
+        const unlinked = fig.querySelectorAll('g.marks > :not(a), g.bands > :not(a)').length;
+        const roles = Array.from(fig.querySelectorAll('a.mark.hl')).map(a => a.getAttribute('data-role'));
+        const dimmed = fig.classList.contains('has-selection');
+        const hlOpacity = roles.length ? getComputedStyle(fig.querySelector('a.mark.hl')).opacity : null;
+        const other = fig.querySelector('a.mark:not(.hl)');
+        const dimOpacity = other ? getComputedStyle(other).opacity : null;
+        return {parseError, links: links.length, bad, marks: marks.length, unlinked, roles, dimmed, hlOpacity, dimOpacity,
+                hrefs: Array.from(marks).every(a => /^\/(events|resources)\//.test(a.getAttribute('href'))),
+                width: fig.getBoundingClientRect().width, page: document.documentElement.clientWidth};
+    "#;
+    let mut sg_seen = false;
+    for (i, inc) in incidents.iter().enumerate() {
+        let id = inc["id"].as_str().unwrap();
+        b.go(&format!("{}/incidents/{id}", srv.base)).await;
+        let v = b.run(check).await;
+        assert_eq!(v["error"], Value::Null, "{id}: {v}");
+        assert_eq!(v["parseError"], 0, "{id}: the SVG is not well-formed: {v}");
+        assert!(v["marks"].as_u64().unwrap() > 0, "{id}: no marks: {v}");
+        assert_eq!(v["bad"], 0, "{id}: a link without href or title: {v}");
+        assert_eq!(v["unlinked"], 0, "{id}: a mark or band outside a link: {v}");
+        assert_eq!(v["hrefs"], true, "{id}: {v}");
+        let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
+        let roles: Vec<&str> = v["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if !page["hypotheses"].as_array().unwrap().is_empty() {
+            assert!(v["dimmed"] == true, "{id}: {v}");
+            assert!(roles.contains(&"cause"), "{id}: cause not outlined: {v}");
+            assert!(
+                roles.contains(&"symptom"),
+                "{id}: symptom not outlined: {v}"
+            );
+            assert_eq!(v["hlOpacity"], "1", "{id}: {v}");
+            if v["dimOpacity"] != Value::Null {
+                assert!(
+                    v["dimOpacity"].as_str().unwrap().parse::<f64>().unwrap() < 1.0,
+                    "{id}: the rest is not dimmed: {v}"
+                );
+            }
+        }
+        if inc["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("prod-auth-requests-low")
+        {
+            sg_seen = true;
+            assert_eq!(roles, vec!["cause", "effect", "symptom"], "{id}: {v}");
+            // The cause's mark is the hypothesis's cause event.
+            let cause_seq = page["hypotheses"][0]["cause_seq"].as_i64().unwrap();
+            let href = b
+                .run("return document.querySelector('svg.rl a.mark.hl[data-role=cause]').getAttribute('href')")
+                .await;
+            assert_eq!(href, format!("/events/{cause_seq}"));
+            let title = b
+                .run("return document.querySelector('svg.rl a.mark.hl[data-role=cause] > title').textContent")
+                .await;
+            assert!(
+                title
+                    .as_str()
+                    .unwrap()
+                    .contains("RevokeSecurityGroupIngress"),
+                "{title}"
+            );
+            // The causal path picture: cause, the path's resources, symptom, each a link.
+            let graph = b
+                .run(r#"const g = document.querySelector('li.hypothesis.selected div.pathgraph > svg.rl.path');
+                    return {nodes: Array.from(g.querySelectorAll('a.node')).map(a => a.getAttribute('class').replace('node ', '') + ' ' + a.getAttribute('href')),
+                            edges: Array.from(g.querySelectorAll('g.edge > text')).map(t => t.textContent)}"#)
+                .await;
+            assert_eq!(
+                graph["nodes"],
+                json!([
+                    format!("cause /events/{cause_seq}"),
+                    "resource /resources/sg/sg-0a2be608e2bc314fd",
+                    "resource /resources/lb/prod-auth-alb",
+                    format!(
+                        "symptom /events/{}",
+                        page["hypotheses"][0]["evidence"][2]["seq"]
+                    )
+                ]),
+                "{graph}"
+            );
+            assert_eq!(graph["edges"], json!(["on", "linked", "alarm"]), "{graph}");
+            // Another hypothesis selected (h=2): the outline moves to its chain.
+            b.go(&format!("{}/incidents/{id}?h=2", srv.base)).await;
+            let v2 = b
+                .run("return document.querySelector('svg.rl a.mark.hl[data-role=cause]').getAttribute('href')")
+                .await;
+            assert_eq!(
+                v2,
+                format!("/events/{}", page["hypotheses"][1]["cause_seq"]),
+                "h=2 outlines the second hypothesis's cause"
+            );
+            b.go(&format!("{}/incidents/{id}", srv.base)).await;
+            if let Ok(path) = std::env::var("ROOTLINE_DOCS_SCREENSHOT") {
+                b.screenshot(&format!("picture-{i:02}-desktop")).await;
+                std::fs::copy(b.shots.join(format!("picture-{i:02}-desktop.png")), &path).unwrap();
+                println!("wrote {path}");
+            }
+        }
+        b.screenshot(&format!("picture-{i:02}-desktop")).await;
+    }
+    assert!(sg_seen, "the security-group incident is in the demo");
+
+    // Confidence in words, names without API version suffixes (raw on the event page).
+    b.go(&format!("{}/incidents", srv.base)).await;
+    let text = b.text().await;
+    assert!(text.contains("Top hypothesis — likely"), "{text}");
+    assert!(text.contains("Top hypothesis — possible"), "{text}");
+    assert!(text.contains("No convincing cause found"), "{text}");
+    for inc in &incidents {
+        let words = inc["top_confidence"].as_str().unwrap_or("none");
+        let score = inc["top_score"].as_f64().unwrap_or(0.0);
+        let expected = if score >= 0.5 {
+            "likely"
+        } else if score >= 0.2 {
+            "possible"
+        } else {
+            "weak"
+        };
+        assert!(inc["top_score"].is_null() || words == expected, "{inc}");
+    }
+    assert!(!text.contains("20150331v2"), "{text}");
+    // Each incident's alarm-state strip: bands, each a link with a title; the open
+    // incidents' strips show ALARM.
+    let strips = b
+        .run(r#"return Array.from(document.querySelectorAll('li.incident')).map(li => {
+            const s = li.querySelector('div.strip > svg.rl.strip');
+            if (!s) return null;
+            const bands = Array.from(s.querySelectorAll('a.band'));
+            return {bands: bands.length, titled: bands.every(a => a.getAttribute('href') && a.querySelector(':scope > title')),
+                    alarm: s.querySelectorAll('a.band.alarm').length, right: s.getBoundingClientRect().right <= document.documentElement.clientWidth};
+        })"#)
+        .await;
+    let strips = strips.as_array().unwrap();
+    assert_eq!(strips.len(), incidents.len().min(25), "{strips:?}");
+    for st in strips {
+        assert!(st["bands"].as_u64().unwrap_or(0) >= 1, "{strips:?}");
+        assert_eq!(st["titled"], true, "{strips:?}");
+        assert_eq!(st["right"], true, "{strips:?}");
+    }
+    assert!(
+        strips.iter().all(|s| s["alarm"].as_u64().unwrap() >= 1),
+        "every incident had an alarm in ALARM: {strips:?}"
+    );
+    b.screenshot("incidents-strips").await;
+    let lambda = incidents
+        .iter()
+        .find(|i| {
+            i["top_hypothesis"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("UpdateFunctionConfiguration on "))
+        })
+        .unwrap_or_else(|| panic!("a lambda configuration incident: {list}"));
+    let id = lambda["id"].as_str().unwrap();
+    b.go(&format!("{}/incidents/{id}", srv.base)).await;
+    let text = b.text().await;
+    assert!(!text.contains("20150331v2"), "{text}");
+    assert!(text.contains("UpdateFunctionConfiguration"), "{text}");
+    let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
+    let seq = page["hypotheses"][0]["cause_seq"].as_i64().unwrap();
+    b.go(&format!("{}/events/{seq}", srv.base)).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("UpdateFunctionConfiguration20150331v2"),
+        "the raw name on the event page: {text}"
+    );
+
+    // The post-incident draft: a verdict with a hostile name, the Markdown download equal
+    // to `rootline report`, the HTML page showing everything as text.
+    let sg = incidents
+        .iter()
+        .find(|i| {
+            i["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("prod-auth-requests-low")
+        })
+        .unwrap();
+    let sg_id = sg["id"].as_str().unwrap();
+    let sg_page = get_json(&srv.base, &format!("/incidents/{sg_id}")).await;
+    let cause = &sg_page["hypotheses"][0]["cause"];
+    let r = client()
+        .post(format!("{}/incidents/{sg_id}/feedback", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_urlencoded_pairs(&[
+            ("source", cause["source"].as_str().unwrap()),
+            ("cause", cause["id"].as_str().unwrap()),
+            ("verdict", "accept"),
+            ("by", "<b>Ann</b> | @octocat"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = client()
+        .get(format!("{}/incidents/{sg_id}/report.md", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/markdown; charset=utf-8");
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let md = r.text().await.unwrap();
+    let out = Command::new(bin())
+        .args([
+            "--database",
+            &srv.db,
+            "report",
+            sg_id,
+            "--public-url",
+            PUBLIC,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        md,
+        "the CLI prints the download"
+    );
+    assert!(md.contains("likely cause (score 0.62)"), "{md}");
+    assert!(md.contains("| accepted |"), "{md}");
+    assert!(md.contains("`<b>Ann</b> \\| @octocat`"), "{md}");
+    assert!(md.contains(&format!("({PUBLIC}/events/")), "{md}");
+    b.go(&format!("{}/incidents/{sg_id}/report", srv.base))
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("Post-incident draft"), "{text}");
+    assert!(text.contains("Timeline of key events"), "{text}");
+    assert!(text.contains("<b>Ann</b> | @octocat"), "{text}");
+    b.assert_inert("report").await;
+    let bold = b
+        .run("return document.querySelectorAll('main b').length")
+        .await;
+    assert_eq!(bold, 0, "the name is text, not markup");
+    b.screenshot("report").await;
+
+    // Past incidents: the three prod-accounts-duration-high incidents share their alarm
+    // and function; a verdict on the first shows on the last.
+    let mut same: Vec<&Value> = incidents
+        .iter()
+        .filter(|i| i["trigger_alarm"] == "prod-accounts-duration-high")
+        .collect();
+    same.sort_by_key(|i| i["opened_ms"].as_i64().unwrap());
+    assert_eq!(same.len(), 3, "{list}");
+    let (first, last) = (
+        same[0]["id"].as_str().unwrap(),
+        same[2]["id"].as_str().unwrap(),
+    );
+    let first_page = get_json(&srv.base, &format!("/incidents/{first}")).await;
+    assert_eq!(
+        first_page["past"].as_array().unwrap().len(),
+        0,
+        "nothing before the first"
+    );
+    let cause = &first_page["hypotheses"][0]["cause"];
+    let r = client()
+        .post(format!("{}/incidents/{first}/feedback", srv.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_urlencoded_pairs(&[
+            ("source", cause["source"].as_str().unwrap()),
+            ("cause", cause["id"].as_str().unwrap()),
+            ("verdict", "accept"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let last_page = get_json(&srv.base, &format!("/incidents/{last}")).await;
+    let past: Vec<&str> = last_page["past"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        past,
+        vec![same[1]["id"].as_str().unwrap(), first],
+        "newest first"
+    );
+    b.go(&format!("{}/incidents/{last}", srv.base)).await;
+    let text = b.text().await;
+    assert!(text.contains("Earlier incidents like this one"), "{text}");
+    assert!(
+        text.contains("Accepted cause: UpdateFunctionCode on lambda/prod-accounts-fn"),
+        "{text}"
+    );
+    b.go(&format!("{}/resources/lambda/prod-accounts-fn", srv.base))
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("Incident history"), "{text}");
+    let res = get_json(&srv.base, "/resources/lambda/prod-accounts-fn").await;
+    assert_eq!(res["incidents"].as_array().unwrap().len(), 3, "{res}");
+
+    // Phone width: the picture scales, nothing overflows.
+    b.cmd(
+        reqwest::Method::POST,
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    )
+    .await;
+    for (i, inc) in incidents.iter().enumerate() {
+        let id = inc["id"].as_str().unwrap();
+        b.go(&format!("{}/incidents/{id}", srv.base)).await;
+        let overflow = b
+            .run("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(999) <= 1,
+            "{id}: the page overflows horizontally at 390 px: {overflow}"
+        );
+        let w = b
+            .run("return document.querySelector('figure.picture > svg.rl').getBoundingClientRect().right <= document.documentElement.clientWidth")
+            .await;
+        assert_eq!(w, true, "{id}: the picture is wider than the phone");
+        b.screenshot(&format!("picture-{i:02}-phone")).await;
+    }
+    let first_id = incidents[0]["id"].as_str().unwrap();
+    for (name, path) in [
+        ("incidents-phone", "/incidents".to_string()),
+        ("report-phone", format!("/incidents/{first_id}/report")),
+        (
+            "resource-phone",
+            "/resources/lambda/prod-accounts-fn".to_string(),
+        ),
+    ] {
+        b.go(&format!("{}{path}", srv.base)).await;
+        let overflow = b
+            .run("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(999) <= 1,
+            "{path}: the page overflows horizontally at 390 px: {overflow}"
+        );
+        b.screenshot(name).await;
+    }
+    drop(b);
+
+    // With JavaScript off, the page and its picture are the same (served, not scripted).
+    let html = client()
+        .get(format!(
+            "{}/incidents/{}",
+            srv.base,
+            incidents[0]["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<script"), "the page carries no script");
+    assert!(
+        !html.to_lowercase().contains(" onclick="),
+        "no inline handlers"
+    );
+    let nojs = Browser::start_with(false).await;
+    nojs.go(&format!(
+        "{}/incidents/{}",
+        srv.base,
+        incidents[0]["id"].as_str().unwrap()
+    ))
+    .await;
+    let el = nojs
+        .cmd(
+            reqwest::Method::POST,
+            "/elements",
+            Some(json!({"using": "css selector", "value": "figure.picture > svg.rl g.marks > a.mark"})),
+        )
+        .await;
+    assert!(
+        el.as_array().is_some_and(|a| !a.is_empty()),
+        "marks drawn with JavaScript off: {el}"
+    );
+    // A mark is followed to its event page by a click, no script involved.
+    nojs.click("figure.picture > svg.rl g.marks > a.mark").await;
+    let url = nojs.current().await;
+    assert!(url.contains("/events/"), "{url}");
+    nojs.screenshot("picture-nojs-event").await;
+}
+
+/// `k=v&...`, values percent-encoded.
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let enc = |v: &str| {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An incident whose window holds 5,000 changes: the picture counts them in a bounded
+/// number of marks and the page stays under 300 KB (bursts aggregated, tables capped).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_of_5000_events_is_a_bounded_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = std::fs::read_to_string(fixture("engine/one-incident.jsonl")).unwrap();
+    // 11:05 to 12:25 around the web-5xx incident opened at 12:00, on 60 resources.
+    for i in 0..5000u32 {
+        let secs = 11 * 3600 + 5 * 60 + (i as u64 * 4800 / 5000);
+        let time = format!(
+            "2025-06-01T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        );
+        let payload = json!({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::111122223333:assumed-role/deployer/busy-bot-{}", i % 7)},
+            "eventTime": time,
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "AuthorizeSecurityGroupIngress",
+            "awsRegion": "us-east-1",
+            "requestParameters": {"groupId": format!("sg-0busy{:012}", i % 60)},
+            "responseElements": null,
+            "eventID": format!("busy-{i}"),
+            "readOnly": false,
+            "eventType": "AwsApiCall"
+        });
+        text.push_str(&format!(
+            "{}\n",
+            json!({"source": "cloudtrail", "recorded_at": "2025-06-01T13:00:00Z", "payload": payload})
+        ));
+    }
+    let path = dir.path().join("busy.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let srv = start(&[path]);
+    let list = get_json(&srv.base, "/incidents").await;
+    let inc = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["trigger_alarm"] == "web-5xx")
+        .unwrap()
+        .clone();
+    let id = inc["id"].as_str().unwrap();
+    let html = client()
+        .get(format!("{}/incidents/{id}", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let attr = |name: &str| -> u64 {
+        let k = format!("{name}=\"");
+        let i = html.find(&k).unwrap_or_else(|| panic!("no {name}")) + k.len();
+        html[i..].split('"').next().unwrap().parse().unwrap()
+    };
+    println!(
+        "5,000-event window: page {} bytes, {} marks for {} events",
+        html.len(),
+        attr("data-marks"),
+        attr("data-events")
+    );
+    assert!(
+        attr("data-events") >= 5000,
+        "every event counted: {}",
+        attr("data-events")
+    );
+    assert!(attr("data-marks") <= 450, "marks: {}", attr("data-marks"));
+    assert!(html.len() < 300_000, "the page is {} bytes", html.len());
+    assert!(
+        html.contains("zoom in or narrow the window"),
+        "the tables say they are cut"
+    );
 }

@@ -1,4 +1,5 @@
-//! `rootline bench page`: server-side latency of the incident page over a large store.
+//! `rootline bench page`: server-side latency of the incident page (with its picture)
+//! over a large store.
 
 use super::gen::{FleetSize, Generator};
 use crate::model::{fmt_time, Source};
@@ -116,6 +117,9 @@ async fn incident_pages(store: &SqliteStore, requests: usize) -> anyhow::Result<
     let mut times = Vec::with_capacity(requests);
     let mut bytes = 0usize;
     let mut rows = 0usize;
+    let mut max_bytes = 0usize;
+    let mut marks = 0usize;
+    let mut pictured = 0usize;
     for i in 0..requests + 10 {
         let inc = &incidents[i % incidents.len()];
         let req = Request::get(format!("/incidents/{}", inc.row.id)).body(Body::empty())?;
@@ -131,6 +135,19 @@ async fn incident_pages(store: &SqliteStore, requests: usize) -> anyhow::Result<
             times.push(el);
             bytes += body.len();
             rows += body.windows(4).filter(|w| w == b"<tr ").count();
+            max_bytes = max_bytes.max(body.len());
+            let text = String::from_utf8_lossy(&body);
+            let attr = |name: &str| -> usize {
+                text.split_once(&format!("{name}=\""))
+                    .and_then(|(_, rest)| rest.split('"').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            if !text.contains("<figure class=\"picture\"") {
+                anyhow::bail!("the incident page has no picture");
+            }
+            marks += attr("data-marks");
+            pictured += attr("data-events");
         }
     }
     times.sort_by(f64::total_cmp);
@@ -152,6 +169,12 @@ async fn incident_pages(store: &SqliteStore, requests: usize) -> anyhow::Result<
         bytes / times.len().max(1) / 1024,
         rows / times.len().max(1),
         fmt_time(incidents[0].row.opened_ms)
+    );
+    println!(
+        "  picture: mean {} marks for {} events of the window; largest page {} KB (target < 300 KB)",
+        marks / times.len().max(1),
+        pictured / times.len().max(1),
+        max_bytes / 1024
     );
     Ok(())
 }

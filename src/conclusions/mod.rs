@@ -17,6 +17,7 @@
 
 mod analyser;
 pub mod outbox;
+pub mod report;
 
 pub use analyser::{Analyser, StoreKnowledge, ANALYSER};
 
@@ -47,6 +48,23 @@ pub enum ConclusionError {
     /// The engine's task failed (it panicked); nothing was appended.
     #[error("the analysis failed: {0}")]
     Engine(String),
+}
+
+/// A hypothesis's score at or above this is called likely.
+pub const LIKELY: f64 = 0.5;
+/// A score at or above this (and below [`LIKELY`]) is called possible; below, weak.
+pub const POSSIBLE: f64 = 0.2;
+
+/// A hypothesis's score in words: `likely` (>= [`LIKELY`]), `possible` (>= [`POSSIBLE`])
+/// or `weak`. The pages, the report and the incidents list say these, not bare numbers.
+pub fn confidence(score: f64) -> &'static str {
+    if score >= LIKELY {
+        "likely"
+    } else if score >= POSSIBLE {
+        "possible"
+    } else {
+        "weak"
+    }
 }
 
 /// Natural-id prefix of "incident opened" events.
@@ -142,6 +160,9 @@ pub struct Feedback {
     /// The cause of the hypothesis judged.
     pub hypothesis: Option<EventRef>,
     pub resources: Vec<String>,
+    /// Who gave the verdict, as they typed it (the web form's optional name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn lenient_hypotheses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Hypothesis>, D::Error> {
@@ -383,6 +404,7 @@ pub fn feedback_event(
     verdict: &str,
     cause: &EventRef,
     resources: &[String],
+    by: Option<&str>,
     now_ms: i64,
     n: usize,
 ) -> Result<NewEvent, ConclusionError> {
@@ -396,6 +418,7 @@ pub fn feedback_event(
             verdict: verdict.to_string(),
             hypothesis: Some(cause.clone()),
             resources: resources.to_vec(),
+            by: by.map(str::to_string),
         },
         now_ms,
     )
@@ -416,4 +439,126 @@ pub async fn verdicts<S: EventLog>(
         }
     }
     Ok((out, events.len()))
+}
+
+/// Incident-opened events examined, at most, by [`earlier_incidents`] (newest first).
+const EARLIER_INCIDENTS_SCAN: i64 = 2_000;
+
+/// An earlier incident that shared alarms or resources with another.
+#[derive(Debug, Clone, Serialize)]
+pub struct PastIncident {
+    pub id: String,
+    pub title: String,
+    pub opened_at: String,
+    pub resolved_at: Option<String>,
+    /// The alarms (`alarm/NAME`) and resources both incidents name.
+    pub shared: Vec<String>,
+    /// Summaries of the hypotheses people accepted, by rank.
+    pub accepted: Vec<String>,
+    /// The top hypothesis's confidence word and summary, when nothing was accepted.
+    pub top: Option<(&'static str, String)>,
+}
+
+/// Up to `at_most` incidents opened before `before` (other than `except`) that name one
+/// of `keys` (alarms as `alarm/NAME`, resources), newest first, with their accepted
+/// causes. Reads the "incident opened" conclusions through their natural-id index
+/// (newest first, at most a few thousand, without payloads), then each match's own
+/// conclusions: never the upstream events.
+pub async fn earlier_incidents<S: EventLog>(
+    store: &S,
+    keys: &[String],
+    before: i64,
+    except: &str,
+    at_most: usize,
+) -> Result<Vec<PastIncident>, StoreError> {
+    if keys.is_empty() || at_most == 0 {
+        return Ok(Vec::new());
+    }
+    let opened = store
+        .query(&EventFilter {
+            sources: vec![Source::Rootline],
+            id_prefix: Some(INCIDENT_OPENED.to_string()),
+            to: Some(before),
+            by_time: true,
+            order: crate::store::Order::Desc,
+            limit: EARLIER_INCIDENTS_SCAN,
+            without_payload: true,
+            ..Default::default()
+        })
+        .await?;
+    let mut out = Vec::new();
+    for e in &opened {
+        let id = e.natural_id.trim_start_matches(INCIDENT_OPENED);
+        if id == except {
+            continue;
+        }
+        let shared: Vec<String> = e
+            .resources
+            .iter()
+            .filter(|r| keys.contains(r))
+            .cloned()
+            .collect();
+        if shared.is_empty() {
+            continue;
+        }
+        // The latest ranking alone (it holds the title and the hypotheses): an incident
+        // re-ranked many times is not read in full.
+        let latest = store
+            .query(&EventFilter {
+                sources: vec![Source::Rootline],
+                id_prefix: Some(rankings_prefix(id)),
+                order: crate::store::Order::Desc,
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        let ranked: HypothesesRanked = latest.first().map(decode).unwrap_or_default();
+        let title = if ranked.title.is_empty() {
+            store
+                .find(Source::Rootline, &incident_opened_id(id))
+                .await?
+                .map(|o| decode::<IncidentOpened>(&o).title)
+                .unwrap_or_default()
+        } else {
+            ranked.title.clone()
+        };
+        let resolved = store
+            .find(Source::Rootline, &incident_resolved_id(id))
+            .await?
+            .map(|r| r.event_time);
+        let (verdicts, _) = verdicts(store, id).await?;
+        let accepted: Vec<String> = ranked
+            .hypotheses
+            .iter()
+            .filter(|h| verdicts.get(&h.cause).map(String::as_str) == Some("accepted"))
+            .map(|h| crate::model::display_names_in(&h.summary))
+            .collect();
+        let top = if accepted.is_empty() {
+            ranked.hypotheses.first().map(|h| {
+                (
+                    confidence(h.score),
+                    crate::model::display_names_in(&h.summary),
+                )
+            })
+        } else {
+            None
+        };
+        out.push(PastIncident {
+            id: id.to_string(),
+            title: if title.is_empty() {
+                id.to_string()
+            } else {
+                title
+            },
+            opened_at: fmt_time(e.event_time),
+            resolved_at: resolved.map(fmt_time),
+            shared,
+            accepted,
+            top,
+        });
+        if out.len() >= at_most {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -8,88 +8,16 @@
 //! cleared of control and bidirectional-override characters.
 
 use crate::correlate::{Hypothesis, Incident};
-use crate::model::{fmt_time, EventRef};
+use crate::model::EventRef;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Longest untrusted text shown in one code span, in characters.
-const MAX_SPAN: usize = 300;
-/// Evidence items listed per hypothesis, and other hypotheses listed.
+pub use crate::conclusions::report::{code, encode, one_line, MAX_SPAN};
+
+/// Evidence items listed per hypothesis (in comments).
 const MAX_EVIDENCE: usize = 12;
-const MAX_OTHERS: usize = 9;
-/// GitHub refuses bodies over 65,536 characters; stay well below.
-const MAX_BODY: usize = 60_000;
 /// GitHub titles are limited to 256 characters.
 const MAX_TITLE: usize = 200;
-
-/// Characters that must never reach GitHub from untrusted text: controls (line breaks
-/// included) and the invisible ones that reorder or hide text.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
-
-/// Untrusted text as one line of plain characters, at most `max` of them.
-fn one_line(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut n = 0;
-    let mut last_space = false;
-    for c in s.chars() {
-        let c = if is_unsafe(c) { ' ' } else { c };
-        if c == ' ' && last_space {
-            continue;
-        }
-        last_space = c == ' ';
-        if n == max {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-        n += 1;
-    }
-    out.trim().to_string()
-}
-
-/// Untrusted text as an inline code span: nothing inside is interpreted by GitHub.
-pub fn code(s: &str) -> String {
-    let text = one_line(s, MAX_SPAN);
-    if text.trim().is_empty() {
-        return "(empty)".to_string();
-    }
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    let fence = "`".repeat(longest + 1);
-    // CommonMark strips one space on each side when both are there, so padding keeps a
-    // leading or trailing backtick (or space) from touching the fence.
-    if text.starts_with('`') || text.ends_with('`') || text.starts_with(' ') || text.ends_with(' ')
-    {
-        format!("{fence} {text} {fence}")
-    } else {
-        format!("{fence}{text}{fence}")
-    }
-}
-
-/// Percent-encodes a value for the marker and URL path segments: only unreserved
-/// characters stay as they are, so the result can close no HTML comment and break no URL.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
 
 /// The hidden marker identifying the incident and hypothesis of an issue or comment.
 pub fn marker(incident: &str, cause: &EventRef) -> String {
@@ -173,89 +101,26 @@ fn hypothesis_block(out: &mut String, h: &Hypothesis, links: &Links<'_>) {
     }
 }
 
-fn incident_block(out: &mut String, incident: &Incident, links: &Links<'_>) {
-    let _ = writeln!(
-        out,
-        "- **Incident:** [{}]({})",
-        code(&incident.id),
-        links.incident(&incident.id)
-    );
-    let _ = writeln!(out, "- **Title:** {}", code(&incident.title));
-    let _ = writeln!(out, "- **Opened:** {}", fmt_time(incident.opened_at));
-    match incident.resolved_at {
-        Some(r) => {
-            let _ = writeln!(out, "- **State:** resolved at {}", fmt_time(r));
-        }
-        None => {
-            let _ = writeln!(out, "- **State:** open");
-        }
-    }
-    if !incident.alarm_names.is_empty() {
-        let _ = writeln!(
-            out,
-            "- **Alarms:** {}",
-            code_list(&incident.alarm_names, ", ")
-        );
-    }
-    let _ = writeln!(out, "- **Trigger:** {}", links.event(&incident.trigger));
-    if !incident.resources.is_empty() {
-        let _ = writeln!(
-            out,
-            "- **Resources:** {}",
-            code_list(&incident.resources, ", ")
-        );
-    }
-}
-
-/// The body of a new issue: marker first, the incident, the hypothesis the issue is
-/// for, the other ranked hypotheses, links back to rootline.
-pub fn issue_body(incident: &Incident, h: &Hypothesis, links: &Links<'_>) -> String {
+/// The body of a new issue: marker first, the hypothesis the issue is for in one line,
+/// then the incident's post-incident draft (`report`: [`crate::conclusions::report`]'s
+/// Markdown, the same as `/incidents/ID/report.md` and `rootline report`), links back to
+/// rootline.
+pub fn issue_body(incident: &Incident, h: &Hypothesis, links: &Links<'_>, report: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", marker(&incident.id, &h.cause));
     let _ = writeln!(
         out,
-        "rootline ranked a likely root cause for incident [{}]({}).",
+        "rootline ranked a {} root cause for incident [{}]({}): ranked {}, score {:.2} ({}), cause {}.",
+        crate::conclusions::confidence(h.score),
         code(&incident.id),
-        links.incident(&incident.id)
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(out, "### Incident");
-    let _ = writeln!(out);
-    incident_block(&mut out, incident, links);
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "### Hypothesis ranked {} — score {:.2} ({})",
+        links.incident(&incident.id),
         h.rank,
         h.score,
-        code(&h.kind)
+        code(&h.kind),
+        links.event(&h.cause)
     );
     let _ = writeln!(out);
-    hypothesis_block(&mut out, h, links);
-    let others: Vec<&Hypothesis> = incident
-        .hypotheses
-        .iter()
-        .filter(|x| x.cause != h.cause)
-        .collect();
-    if !others.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "### Other ranked hypotheses");
-        let _ = writeln!(out);
-        for o in others.iter().take(MAX_OTHERS) {
-            let line = format!(
-                "- ranked {} — score {:.2} ({}) {} — cause {}\n",
-                o.rank,
-                o.score,
-                code(&o.kind),
-                code(&o.summary),
-                links.event(&o.cause)
-            );
-            if out.len() + line.len() > MAX_BODY {
-                break;
-            }
-            out.push_str(&line);
-        }
-    }
+    out.push_str(report);
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -360,6 +360,10 @@ impl Worker {
             });
         let comment_on = if d.is_auto() { existing } else { None };
         let marker = markdown::marker(&inc.id, &h.cause);
+        // The issue body is the incident's post-incident draft, as the report page has it.
+        let report = crate::conclusions::report::gather(&self.store, &inc)
+            .await?
+            .markdown(&self.config.public_url);
         let cause_text = format!("{}/{}", h.cause.source, h.cause.id);
 
         if self.config.dry_run {
@@ -383,7 +387,7 @@ impl Worker {
                         &self.config.repo,
                         &self.config.labels,
                         &markdown::title(&inc, &h),
-                        &markdown::issue_body(&inc, &h, &links),
+                        &markdown::issue_body(&inc, &h, &links, &report),
                     );
                     github::describe_request("POST", &url, &body, &self.config.user_agent)
                 }
@@ -423,7 +427,7 @@ impl Worker {
                     Ok(Some(i)) => Ok((i.number, i.html_url, true)),
                     Ok(None) => {
                         let title = markdown::title(&inc, &h);
-                        let body = markdown::issue_body(&inc, &h, &links);
+                        let body = markdown::issue_body(&inc, &h, &links, &report);
                         gh.create_issue(&title, &body)
                             .await
                             .map(|i| (i.number, i.html_url, false))

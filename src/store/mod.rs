@@ -6,6 +6,7 @@
 
 mod projections;
 mod reads;
+pub use reads::{WindowMark, MAX_MARK_GROUPS};
 mod search;
 mod sqlite;
 

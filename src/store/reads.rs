@@ -4,7 +4,7 @@
 //! transitions. Each is an index seek or a bounded range.
 
 use super::projections::AlarmMetric;
-use super::sqlite::{row_to_event, SELECT_COLUMNS};
+use super::sqlite::{row_to_event, SELECT_COLUMNS, SELECT_COLUMNS_NO_PAYLOAD};
 use super::{Result, SqliteStore};
 use crate::model::Event;
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -47,6 +47,21 @@ impl SqliteStore {
         }
         out.sort();
         Ok(Some(out))
+    }
+
+    /// When the graph first and last saw `a` and `b` linked (event times), either way.
+    pub async fn graph_edge(&self, a: &str, b: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT first_time, last_time FROM graph_edges WHERE (a = ? AND b = ?) \
+             OR (a = ? AND b = ?) LIMIT 1",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(b)
+        .bind(a)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// Log group nodes whose name tail is `tail`, sorted.
@@ -196,6 +211,140 @@ impl SqliteStore {
         .fetch_optional(&self.reader)
         .await?
         .is_some())
+    }
+}
+
+/// Events of one lane, kind and time bucket of a window, counted: what the incident
+/// page's picture draws as one mark ([`SqliteStore::window_marks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowMark {
+    /// The events' primary (first) resource; empty when they name none.
+    pub resource: String,
+    /// Kind tag.
+    pub kind: String,
+    /// Bucket number: (event time - from) / bucket width.
+    pub bucket: i64,
+    pub count: i64,
+    /// The first event of the group (lowest seq), for the mark's link and name.
+    pub seq: i64,
+    pub name: String,
+    pub event_time: i64,
+    /// How many of them failed (an error code).
+    pub failed: i64,
+}
+
+/// Groups of a window read at most: [`SqliteStore::window_marks`] stops there.
+pub const MAX_MARK_GROUPS: i64 = 5_000;
+
+impl SqliteStore {
+    /// The window's events that can be a cause or a symptom (the `events_window` index:
+    /// no read-only calls, no log lines, no conclusions), except alarms and the seqs in
+    /// `except`, counted by (primary resource, kind, bucket of `bucket_ms` from `from`):
+    /// one index range, at most [`MAX_MARK_GROUPS`] groups, in (resource, kind, bucket)
+    /// order. `kinds` and `sources`, when not empty, keep only those.
+    pub async fn window_marks(
+        &self,
+        from: i64,
+        to: i64,
+        bucket_ms: i64,
+        kinds: &[String],
+        sources: &[String],
+        except: &[i64],
+    ) -> Result<Vec<WindowMark>> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT COALESCE(json_extract(resources, '$[0]'), '') AS lane, kind, \
+             (event_time - ",
+        );
+        qb.push_bind(from)
+            .push(") / ")
+            .push_bind(bucket_ms.max(1))
+            .push(
+                " AS bucket, COUNT(*), MIN(seq), name, event_time, \
+                 SUM(error_code IS NOT NULL) FROM events INDEXED BY events_window \
+                 WHERE source <> 'rootline' AND kind <> 'log' \
+                 AND NOT (kind = 'change' AND read_only = 1) AND kind <> 'alarm' \
+                 AND event_time >= ",
+            )
+            .push_bind(from)
+            .push(" AND event_time <= ")
+            .push_bind(to);
+        if !kinds.is_empty() {
+            qb.push(" AND kind IN (");
+            let mut sep = qb.separated(", ");
+            for k in kinds {
+                sep.push_bind(k.clone());
+            }
+            qb.push(")");
+        }
+        if !sources.is_empty() {
+            qb.push(" AND source IN (");
+            let mut sep = qb.separated(", ");
+            for k in sources {
+                sep.push_bind(k.clone());
+            }
+            qb.push(")");
+        }
+        if !except.is_empty() {
+            qb.push(" AND seq NOT IN (");
+            let mut sep = qb.separated(", ");
+            for s in except.iter().take(SEQS_PER_READ) {
+                sep.push_bind(*s);
+            }
+            qb.push(")");
+        }
+        // With one MIN() aggregate, SQLite takes the bare columns (name, event_time) from
+        // the row holding the minimum: the group's first event.
+        qb.push(" GROUP BY lane, kind, bucket ORDER BY lane, kind, bucket LIMIT ")
+            .push_bind(MAX_MARK_GROUPS);
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WindowMark {
+                    resource: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    bucket: r.try_get(2)?,
+                    count: r.try_get(3)?,
+                    seq: r.try_get(4)?,
+                    name: r.try_get(5)?,
+                    event_time: r.try_get(6)?,
+                    failed: r.try_get::<Option<i64>, _>(7)?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` alarm transitions with event time in [from, to], in (event time,
+    /// seq) order, without payloads (the `events_window` index).
+    pub async fn window_alarms(&self, from: i64, to: i64, limit: i64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events INDEXED BY events_window \
+             WHERE source <> 'rootline' AND kind <> 'log' \
+             AND NOT (kind = 'change' AND read_only = 1) AND kind = 'alarm' \
+             AND event_time >= ? AND event_time <= ? ORDER BY event_time, seq LIMIT ?"
+        )))
+        .bind(from)
+        .bind(to)
+        .bind(limit.max(1))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// The latest transition of an alarm (resource key `alarm/NAME`) before `before`: its
+    /// state when a window opens. One bounded read of the alarm's newest postings.
+    pub async fn alarm_state_before(&self, alarm_key: &str, before: i64) -> Result<Option<Event>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events WHERE kind = 'alarm' AND event_time < ? \
+             AND seq IN (SELECT j.value FROM (SELECT seqs FROM resource_postings \
+             WHERE resource = ? AND min_time < ? ORDER BY first_seq DESC LIMIT 50) AS p, \
+             json_each(p.seqs) AS j) ORDER BY event_time DESC, seq DESC LIMIT 1"
+        )))
+        .bind(before)
+        .bind(alarm_key)
+        .bind(before)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(row_to_event).transpose()
     }
 }
 

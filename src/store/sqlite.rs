@@ -35,7 +35,7 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 
 pub(super) const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
 /// The same columns with an empty payload (`EventFilter::without_payload`).
-const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, '' AS payload";
+pub(super) const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, '' AS payload";
 
 /// Process-wide SQLite setting for the `rootline` binary; call once, first thing, before
 /// any thread or connection exists (SQLite only accepts it before it initializes): no

@@ -7,6 +7,7 @@
 
 mod metrics;
 mod pages;
+pub mod picture;
 pub mod views;
 
 use crate::store::SqliteStore;
@@ -22,6 +23,9 @@ use std::time::Instant;
 
 pub use metrics::Metrics;
 
+/// [`AppState::public_url`] until told otherwise.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 /// Shared state of the server.
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +35,10 @@ pub struct AppState {
     pub ingest_rate: Arc<AtomicU64>,
     /// Collector and worker states for /metrics and the status page: name -> state.
     pub components: crate::telemetry::Components,
+    /// The address people reach the pages at (no trailing slash): the links of the
+    /// Markdown report. `app::serve` sets it from `ROOTLINE_PUBLIC_URL`, else
+    /// `[notify] public_url`, else the address it listens on.
+    pub public_url: String,
 }
 
 impl AppState {
@@ -40,6 +48,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             ingest_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
             components: Default::default(),
+            public_url: DEFAULT_PUBLIC_URL.to_string(),
         }
     }
 
@@ -159,6 +168,8 @@ pub fn router(state: AppState, ingest: Router<AppState>) -> Router {
         .route("/incidents/{id}", get(pages::incident))
         .route("/incidents/{id}/feedback", post(pages::feedback))
         .route("/incidents/{id}/issue", post(pages::request_issue))
+        .route("/incidents/{id}/report", get(pages::report))
+        .route("/incidents/{id}/report.md", get(pages::report_markdown))
         .route("/events/{seq}", get(pages::event))
         .route("/resources/{*key}", get(pages::resource))
         .route("/search", get(pages::search))

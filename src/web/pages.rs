@@ -22,8 +22,12 @@ const BEFORE_MS: i64 = 60 * 60 * 1000;
 const AFTER_MS: i64 = 30 * 60 * 1000;
 const MIN_SPAN_MS: i64 = 60 * 1000;
 const MAX_SPAN_MS: i64 = 14 * 24 * 3600 * 1000;
-const TIMELINE_LIMIT: i64 = 1000;
+/// Rows of the detail tables at most (the picture above counts every event of the
+/// window); with the picture this keeps a page under 300 KB however busy the window.
+const TIMELINE_LIMIT: i64 = 250;
 const PAGE_SIZE: usize = 25;
+/// Hypotheses whose causal path is drawn.
+const PATH_PICTURES: usize = 10;
 
 /// Renders a page as HTML, or its view model as JSON for JSON clients.
 fn render<T: Template, J: Serialize>(headers: &HeaderMap, page: &T, json: &J) -> PageResult {
@@ -150,11 +154,16 @@ pub(super) async fn incidents(
         .collect();
     let total = rows.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let rows: Vec<IncidentRow> = rows
+    let mut rows: Vec<IncidentRow> = rows
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
         .collect();
+    if !wants_json(&headers) {
+        for r in &mut rows {
+            r.strip = views::strip(&st.store, r).await?;
+        }
+    }
     let link = |n: usize| {
         format!(
             "/incidents?{}",
@@ -208,6 +217,10 @@ struct IncidentPage {
     alarms: Vec<EventRef>,
     deliveries: Vec<crate::conclusions::outbox::Delivery>,
     event_count: usize,
+    /// The window's picture: inline SVG written by `picture::svg` (every text escaped).
+    picture: String,
+    /// Earlier incidents that shared its alarms or resources.
+    past: Vec<crate::conclusions::PastIncident>,
 }
 
 #[derive(Serialize)]
@@ -221,6 +234,7 @@ struct IncidentJson<'a> {
     rankings: usize,
     engine_version: &'a str,
     deliveries: &'a [crate::conclusions::outbox::Delivery],
+    past: &'a [crate::conclusions::PastIncident],
 }
 
 /// The timeline's query string, parsed once by [`TimelineQuery::parse`]: the window, the
@@ -403,6 +417,8 @@ impl TimelineQuery {
             limit: TIMELINE_LIMIT + 1,
             by_time: true,
             order: Order::Asc,
+            // The rows show normalized fields only: the payloads stay on disk.
+            without_payload: true,
             ..Default::default()
         }
     }
@@ -416,8 +432,12 @@ async fn hypothesis_views(
 ) -> Result<Vec<HypothesisView>, WebError> {
     let verdicts = views::feedback(&st.store, id).await?;
     let mut hyps = Vec::new();
-    for h in &rec.recorded.hypotheses {
-        hyps.push(views::hypothesis_view(&st.store, h, &verdicts).await?);
+    for (i, h) in rec.recorded.hypotheses.iter().enumerate() {
+        let mut v = views::hypothesis_view(&st.store, h, &verdicts).await?;
+        if i < PATH_PICTURES {
+            v.path_svg = views::path_svg(&st.store, &v).await?;
+        }
+        hyps.push(v);
     }
     Ok(hyps)
 }
@@ -459,6 +479,119 @@ async fn timeline(
         truncated,
         event_count: events.len(),
     })
+}
+
+/// The picture of the query's window: counted marks of the window's events (one
+/// bounded aggregate read), the alarms' transitions and states, the selected
+/// hypothesis's evidence drawn on its own, as inline SVG.
+async fn picture(
+    st: &AppState,
+    rec: &views::IncidentRecord,
+    q: &TimelineQuery,
+    hyps: &[HypothesisView],
+) -> Result<String, WebError> {
+    use super::picture::{self, ChainEvent, Role};
+    let bucket_ms = (q.span() / picture::BUCKETS).max(1000);
+    let selected = hyps.iter().find(|h| h.rank == q.h);
+    let mut chain: Vec<ChainEvent> = Vec::new();
+    if let Some(h) = selected {
+        let mut cause: Option<(String, String)> = None;
+        let last = h.evidence.len().saturating_sub(1);
+        for (i, e) in h.evidence.iter().enumerate().take(24) {
+            let Some(seq) = e.seq else { continue };
+            let Some(mut ev) = st.store.get(seq).await? else {
+                continue;
+            };
+            ev.payload.clear();
+            let key = (
+                ev.name.clone(),
+                ev.resources.first().cloned().unwrap_or_default(),
+            );
+            let role = if i == 0 || cause.as_ref() == Some(&key) {
+                Role::Cause
+            } else if i == last || matches!(ev.kind, Kind::Alarm { .. }) {
+                Role::Symptom
+            } else {
+                Role::Effect
+            };
+            if i == 0 {
+                cause = Some(key);
+            }
+            if (q.from..=q.to).contains(&ev.event_time) && !chain.iter().any(|c| c.event.seq == seq)
+            {
+                chain.push(ChainEvent { event: ev, role });
+            }
+        }
+    }
+    let except: Vec<i64> = chain.iter().map(|c| c.event.seq).collect();
+    let sources: Vec<String> = q.sources.iter().map(|s| s.as_str().to_string()).collect();
+    let marks = st
+        .store
+        .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except)
+        .await?;
+    let mut alarms = if q.kinds.is_empty() || q.kinds.iter().any(|k| k == "alarm") {
+        st.store.window_alarms(q.from, q.to, 2000).await?
+    } else {
+        Vec::new()
+    };
+    alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
+    let mut alarm_lanes: Vec<String> = rec
+        .recorded
+        .opened
+        .resources
+        .iter()
+        .filter(|k| k.starts_with("alarm/"))
+        .cloned()
+        .collect();
+    for n in &rec.recorded.opened.alarm_names {
+        let k = format!("alarm/{n}");
+        if !alarm_lanes.contains(&k) {
+            alarm_lanes.push(k);
+        }
+    }
+    alarm_lanes.truncate(6);
+    let mut before = BTreeMap::new();
+    for k in &alarm_lanes {
+        if let Some(e) = st.store.alarm_state_before(k, q.from).await? {
+            before.insert(k.clone(), e);
+        }
+    }
+    let mut preferred: Vec<String> = Vec::new();
+    preferred.extend(q.resource.iter().cloned());
+    preferred.extend(rec.row.resources.iter().cloned());
+    if let Some(h) = selected {
+        preferred.extend(h.path.iter().cloned());
+    }
+    for h in hyps.iter().take(5) {
+        preferred.extend(h.path.first().cloned());
+    }
+    let p = picture::layout(&picture::Input {
+        from: q.from,
+        to: q.to,
+        opened: rec.row.opened_ms,
+        resolved: rec.recorded.resolved_at,
+        alarm_lanes,
+        preferred,
+        marks: &marks,
+        bucket_ms,
+        alarms: &alarms,
+        before: &before,
+        chain: &chain,
+        selected: selected.is_some(),
+    });
+    let label = format!(
+        "Timeline of {} from {} to {} UTC: {} lanes, {} events{}",
+        rec.row.title,
+        fmt_time(q.from),
+        fmt_time(q.to),
+        p.lanes.len(),
+        p.events,
+        match selected {
+            Some(h) => format!("; hypothesis ranked {} drawn", h.rank),
+            None => String::new(),
+        }
+    );
+    Ok(picture::svg(&p, &label))
 }
 
 /// Earlier, zoom in, zoom out, later (each half a window) and reset.
@@ -553,6 +686,13 @@ pub(super) async fn incident(
     let q = TimelineQuery::parse(p, rec.row.opened_ms)?;
     let hyps = hypothesis_views(&st, &id, &rec).await?;
     let timeline = timeline(&st, &rec, &q).await?;
+    let picture = picture(&st, &rec, &q, &hyps).await?;
+    let mut keys = rec.recorded.opened.resources.clone();
+    for n in &rec.recorded.opened.alarm_names {
+        keys.push(format!("alarm/{n}"));
+    }
+    let past =
+        crate::conclusions::earlier_incidents(&st.store, &keys, rec.row.opened_ms, &id, 5).await?;
     let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
         .await
         .unwrap_or_default();
@@ -568,6 +708,7 @@ pub(super) async fn incident(
         rankings: rec.recorded.rankings,
         engine_version: &rec.recorded.engine_version,
         deliveries: &deliveries,
+        past: &past,
     };
     let page = IncidentPage {
         inc: rec.row.clone(),
@@ -587,6 +728,8 @@ pub(super) async fn incident(
         alarms: rec.recorded.opened.alarms.clone(),
         deliveries: deliveries.clone(),
         event_count: timeline.event_count,
+        picture,
+        past: past.clone(),
     };
     render(&headers, &page, &json)
 }
@@ -606,6 +749,9 @@ pub(super) struct FeedbackForm {
     source: String,
     cause: String,
     verdict: String,
+    /// Who gives the verdict (optional, free text, shown in the report).
+    #[serde(default)]
+    by: String,
 }
 
 pub(super) async fn feedback(
@@ -635,8 +781,14 @@ pub(super) async fn feedback(
     }
     let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let ev = crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, now, n)
-        .map_err(|e| WebError::Other(e.into()))?;
+    let by = f.by.trim();
+    if by.chars().count() > 100 {
+        return Err(bad("by must be at most 100 characters".into()));
+    }
+    let by = (!by.is_empty()).then_some(by);
+    let ev =
+        crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, by, now, n)
+            .map_err(|e| WebError::Other(e.into()))?;
     st.store.append(&[ev], None).await?;
     tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
     if wants_json(&headers) {
@@ -682,6 +834,69 @@ pub(super) async fn request_issue(
     Ok(Redirect::to(&format!("/incidents/{id}#issues")).into_response())
 }
 
+// ------------------------------------------------------------------ report
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage {
+    r: crate::conclusions::report::Report,
+    markdown: String,
+}
+
+/// The incident's post-incident draft, gathered from the log.
+async fn incident_report(
+    st: &AppState,
+    id: &str,
+) -> Result<crate::conclusions::report::Report, WebError> {
+    let rec = load_incident(st, id).await?;
+    let Some(inc) = rec.recorded.incident() else {
+        return Err(WebError::NotFound(format!(
+            "incident {id} names no trigger"
+        )));
+    };
+    Ok(crate::conclusions::report::gather(&st.store, &inc).await?)
+}
+
+/// `/incidents/ID/report`: the post-incident draft as a page (JSON: its data).
+pub(super) async fn report(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> PageResult {
+    let id = path_param(path)?;
+    let r = incident_report(&st, &id).await?;
+    let markdown = r.markdown(&st.public_url);
+    if wants_json(&headers) {
+        return Ok(Json(serde_json::json!({"report": r, "markdown": markdown})).into_response());
+    }
+    render(&headers, &ReportPage { r, markdown }, &())
+}
+
+/// `/incidents/ID/report.md`: the same draft as a Markdown download, byte for byte what
+/// `rootline report ID` prints and what a GitHub issue's body holds.
+pub(super) async fn report_markdown(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> PageResult {
+    let id = path_param(path)?;
+    let r = incident_report(&st, &id).await?;
+    let file = format!("rootline-{}.md", r.id);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        r.markdown(&st.public_url),
+    )
+        .into_response())
+}
+
 // ------------------------------------------------------------------ event
 
 #[derive(Template)]
@@ -699,7 +914,10 @@ struct EventView {
     time: String,
     received_at: Option<String>,
     kind: String,
+    /// The name as recorded (with any API version suffix).
     name: String,
+    /// The name as the other pages show it ([`crate::model::display_name`]).
+    display_name: String,
     actor: String,
     read_only: bool,
     error_code: Option<String>,
@@ -731,6 +949,7 @@ pub(super) async fn event(
         received_at: e.received_at.map(fmt_time),
         kind: e.kind.tag().to_string(),
         name: e.name.clone(),
+        display_name: crate::model::display_name(&e.name).to_string(),
         actor: e.actor.clone().unwrap_or_default(),
         read_only: e.read_only,
         error_code: e.error_code.clone(),
@@ -754,6 +973,7 @@ struct ResourcePage {
     key: String,
     neighbours: Vec<(String, usize)>,
     rows: Vec<views::TimelineRow>,
+    history: Vec<crate::conclusions::PastIncident>,
 }
 
 pub(super) async fn resource(
@@ -782,9 +1002,17 @@ pub(super) async fn resource(
     .await?;
     let now = changes.first().map(|e| e.event_time).unwrap_or(0);
     let rows: Vec<_> = changes.iter().map(|e| views::row(e, now, &[])).collect();
+    let history = crate::conclusions::earlier_incidents(
+        &st.store,
+        std::slice::from_ref(&key),
+        i64::MAX,
+        "",
+        20,
+    )
+    .await?;
     if wants_json(&headers) {
         return Ok(Json(
-            serde_json::json!({"resource": key, "neighbours": neighbours, "recent": rows}),
+            serde_json::json!({"resource": key, "neighbours": neighbours, "recent": rows, "incidents": history}),
         )
         .into_response());
     }
@@ -794,6 +1022,7 @@ pub(super) async fn resource(
             key,
             neighbours,
             rows,
+            history,
         },
         &(),
     )

@@ -26,6 +26,17 @@ pub struct IncidentRow {
     pub resources: Vec<String>,
     pub top_hypothesis: Option<String>,
     pub top_score: Option<f64>,
+    /// The top hypothesis's confidence in words (likely, possible, weak).
+    pub top_confidence: Option<&'static str>,
+    /// Resolved time, ms.
+    #[serde(skip)]
+    pub resolved_ms: Option<i64>,
+    /// The incident's alarms (`alarm/NAME`).
+    #[serde(skip)]
+    pub alarm_keys: Vec<String>,
+    /// Its alarm-state strip (inline SVG), filled for the rows a list page shows.
+    #[serde(skip)]
+    pub strip: String,
 }
 
 /// A hypothesis as shown, with feedback and resolved evidence.
@@ -34,6 +45,8 @@ pub struct HypothesisView {
     pub rank: usize,
     pub score: f64,
     pub score_text: String,
+    /// likely, possible or weak ([`conclusions::confidence`]).
+    pub confidence: &'static str,
     pub kind: String,
     pub summary: String,
     pub cause: EventRef,
@@ -42,6 +55,9 @@ pub struct HypothesisView {
     pub path: Vec<String>,
     /// accepted, discarded or none.
     pub verdict: String,
+    /// The causal path as a small picture (inline SVG), for the first hypotheses.
+    #[serde(skip)]
+    pub path_svg: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,8 +170,34 @@ fn record(r: Recorded) -> IncidentRecord {
             .filter(|k| !k.starts_with("alarm/"))
             .cloned()
             .collect(),
-        top_hypothesis: r.hypotheses.first().map(|h| h.summary.clone()),
+        top_hypothesis: r
+            .hypotheses
+            .first()
+            .map(|h| crate::model::display_names_in(&h.summary)),
         top_score: r.hypotheses.first().map(|h| h.score),
+        top_confidence: r
+            .hypotheses
+            .first()
+            .map(|h| conclusions::confidence(h.score)),
+        resolved_ms: res_at,
+        alarm_keys: {
+            let mut keys: Vec<String> = r
+                .opened
+                .resources
+                .iter()
+                .filter(|k| k.starts_with("alarm/"))
+                .cloned()
+                .collect();
+            for n in &r.opened.alarm_names {
+                let k = format!("alarm/{n}");
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            keys.truncate(4);
+            keys
+        },
+        strip: String::new(),
     };
     IncidentRecord { row, recorded: r }
 }
@@ -210,7 +252,10 @@ pub async fn hypothesis_view(
             source: r.source.clone(),
             id: r.id.clone(),
             seq: ev.as_ref().map(|e| e.seq),
-            name: ev.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
+            name: ev
+                .as_ref()
+                .map(|e| crate::model::display_name(&e.name).to_string())
+                .unwrap_or_default(),
             time: ev
                 .as_ref()
                 .map(|e| fmt_time(e.event_time))
@@ -225,8 +270,9 @@ pub async fn hypothesis_view(
         rank: h.rank,
         score: h.score,
         score_text: format!("{:.2}", h.score),
+        confidence: conclusions::confidence(h.score),
         kind: h.kind.clone(),
-        summary: h.summary.clone(),
+        summary: crate::model::display_names_in(&h.summary),
         cause: h.cause.clone(),
         cause_seq,
         evidence,
@@ -235,7 +281,97 @@ pub async fn hypothesis_view(
             .get(&h.cause)
             .cloned()
             .unwrap_or_else(|| "none".into()),
+        path_svg: String::new(),
     })
+}
+
+/// The causal path of a hypothesis as a picture: the cause, the resources of its path
+/// with the relation the resource graph records between each two, the symptom.
+pub async fn path_svg(store: &SqliteStore, h: &HypothesisView) -> Result<String, StoreError> {
+    use super::picture::PathNode;
+    let event_href = |e: &EvidenceView| match e.seq {
+        Some(seq) => format!("/events/{seq}"),
+        None => format!(
+            "/search?q={}",
+            form_urlencoded::byte_serialize(e.id.as_bytes()).collect::<String>()
+        ),
+    };
+    let mut nodes = Vec::new();
+    let mut relations = Vec::new();
+    let cause = h.evidence.first();
+    let cause_label = cause
+        .map(|e| {
+            if e.name.is_empty() {
+                e.id.clone()
+            } else {
+                e.name.clone()
+            }
+        })
+        .unwrap_or_else(|| h.cause.id.clone());
+    nodes.push(PathNode {
+        label: cause_label.clone(),
+        role: "cause",
+        href: cause.map(event_href).unwrap_or_default(),
+        title: format!(
+            "cause: {cause_label} ({} {}){}",
+            h.cause.source,
+            h.cause.id,
+            cause.map(|e| format!(" at {}", e.time)).unwrap_or_default()
+        ),
+    });
+    for (i, r) in h.path.iter().enumerate() {
+        if i == 0 {
+            relations.push(("on".to_string(), format!("the cause acts on {r}")));
+        } else {
+            let prev = &h.path[i - 1];
+            let rel = match store.graph_edge(prev, r).await? {
+                Some((first, last)) => (
+                    "linked".to_string(),
+                    format!(
+                        "{prev} and {r} are linked in the resource graph: named together from {} to {}",
+                        fmt_time(first),
+                        fmt_time(last)
+                    ),
+                ),
+                None => (
+                    "related".to_string(),
+                    format!("{prev} and {r} are related by name (no graph edge recorded)"),
+                ),
+            };
+            relations.push(rel);
+        }
+        nodes.push(PathNode {
+            label: r.clone(),
+            role: "resource",
+            href: format!("/resources/{r}"),
+            title: format!("on the path: {r}"),
+        });
+    }
+    if let Some(symptom) = h.evidence.last().filter(|_| h.evidence.len() > 1) {
+        relations.push(if h.path.is_empty() {
+            (
+                "in time".to_string(),
+                "no resource path: linked by time and naming only".to_string(),
+            )
+        } else {
+            (
+                "alarm".to_string(),
+                "the symptom's alarm watches the last resource".to_string(),
+            )
+        });
+        let label = if symptom.name.is_empty() {
+            symptom.id.clone()
+        } else {
+            symptom.name.clone()
+        };
+        nodes.push(PathNode {
+            title: format!("symptom: {label} at {}", symptom.time),
+            label,
+            role: "symptom",
+            href: event_href(symptom),
+        });
+    }
+    Ok(super::picture::path_graph(&nodes, &relations))
 }
 
 /// A one-line description of what an event says, for timelines.
@@ -280,7 +416,7 @@ pub fn row(e: &Event, anchor: i64, chain: &[EventRef]) -> TimelineRow {
         offset: offset(e.event_time - anchor),
         source: e.source.as_str().to_string(),
         kind: e.kind.tag().to_string(),
-        name: e.name.clone(),
+        name: crate::model::display_name(&e.name).to_string(),
         actor: e.actor.clone().unwrap_or_default(),
         resource: e.resources.first().cloned().unwrap_or_default(),
         read_only: e.read_only,
@@ -315,6 +451,48 @@ pub fn lanes(rows: Vec<TimelineRow>, by_kind: bool) -> Vec<Lane> {
             key: k,
         })
         .collect()
+}
+
+/// The alarm-state strip of an incident as listed: its alarms' transitions from its
+/// start to its end (or an hour on, when open), one bounded read per alarm.
+pub async fn strip(store: &SqliteStore, row: &IncidentRow) -> Result<String, StoreError> {
+    let from = row.opened_ms - 5 * 60_000;
+    let to = row
+        .resolved_ms
+        .unwrap_or(row.opened_ms + 3_600_000)
+        .max(row.opened_ms + 60_000)
+        + 5 * 60_000;
+    let mut alarms = Vec::new();
+    for key in &row.alarm_keys {
+        let transitions: Vec<Event> = store
+            .query(&EventFilter {
+                resource: Some(key.clone()),
+                kinds: vec!["alarm".into()],
+                from: Some(from),
+                to: Some(to),
+                limit: 50,
+                by_time: true,
+                without_payload: true,
+                ..Default::default()
+            })
+            .await?;
+        let initial = match store.alarm_state_before(key, from).await? {
+            Some(Event {
+                kind: Kind::Alarm { new_state, .. },
+                ..
+            }) => new_state,
+            _ => match transitions.first().map(|e| &e.kind) {
+                Some(Kind::Alarm { old_state, .. }) => old_state.clone(),
+                _ => "unknown".into(),
+            },
+        };
+        alarms.push(super::picture::StripAlarm {
+            key: key.clone(),
+            initial,
+            transitions,
+        });
+    }
+    Ok(super::picture::strip(&alarms, from, to, row.opened_ms))
 }
 
 /// Events touching a resource, newest first.
