@@ -200,11 +200,11 @@ async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCo
     for r in &summary.rejections {
         let _ = writeln!(err, "rejected: {r}");
     }
-    if summary.rejected_total() > summary.rejections.len() as u64 {
+    if summary.rejections_dropped() > 0 {
         let _ = writeln!(
             err,
-            "rejected: ... and {} more",
-            summary.rejected_total() - summary.rejections.len() as u64
+            "rejected: ... and {} more (not listed: the report keeps the first 10,000 or 4 MiB)",
+            summary.rejections_dropped()
         );
     }
     drop(err);
@@ -232,6 +232,7 @@ pub fn summary_json(s: &IngestSummary) -> serde_json::Value {
         "rejected_by_reason": s.rejected,
         "rejections": s.rejections.iter().map(|r| serde_json::json!({
             "file": r.file, "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
+        "rejections_not_listed": s.rejections_dropped(),
     })
 }
 

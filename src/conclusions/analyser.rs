@@ -251,7 +251,10 @@ impl Analyser {
             let (from, to) = found.window(&self.config);
             let t0 = std::time::Instant::now();
             let window = store
-                .window_events(from - WINDOW_MARGIN_MS, to + WINDOW_MARGIN_MS)
+                .window_events(
+                    from.saturating_sub(WINDOW_MARGIN_MS),
+                    to.saturating_add(WINDOW_MARGIN_MS),
+                )
                 .await?;
             let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());
             let config = self.config.clone();

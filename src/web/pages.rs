@@ -253,15 +253,19 @@ impl TimelineQuery {
         let time = |k: &str| -> Result<Option<i64>, WebError> {
             match one(&p, k) {
                 None => Ok(None),
-                Some(v) => parse_time(v).map(Some).ok_or_else(|| {
-                    bad(format!(
-                        "{k} must be an RFC 3339 time such as 2025-10-07T14:00:00Z, not {v:?}"
-                    ))
-                }),
+                Some(v) => parse_time(v)
+                    .filter(|t| crate::model::time_in_range(*t))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{k} must be an RFC 3339 time of the years 1970 to 9999 such as 2025-10-07T14:00:00Z, not {}",
+                            crate::model::quote_prefix(v)
+                        ))
+                    }),
             }
         };
-        let from = time("from")?.unwrap_or(anchor - BEFORE_MS);
-        let to = time("to")?.unwrap_or(anchor + AFTER_MS);
+        let from = time("from")?.unwrap_or(anchor.saturating_sub(BEFORE_MS));
+        let to = time("to")?.unwrap_or(anchor.saturating_add(AFTER_MS));
         let span = to.saturating_sub(from);
         if !(MIN_SPAN_MS..=MAX_SPAN_MS).contains(&span) {
             return Err(bad(
@@ -464,21 +468,35 @@ async fn timeline(
 /// Earlier, zoom in, zoom out, later (each half a window) and reset.
 fn nav_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
     let (from, to, span) = (q.from, q.to, q.span());
-    let center = from + span / 2;
+    // Stored times are within the years 1970 to 9999 and a span is at most 14 days, but
+    // saturating arithmetic keeps even an older store's wild times from overflowing.
+    let center = from.saturating_add(span / 2);
     let link = |label: &str, from: i64, to: i64| Link {
         label: label.into(),
         href: q.with_window(from, to).href(id),
         active: false,
     };
     vec![
-        link("← earlier", from - span / 2, to - span / 2),
-        link("zoom in", center - span / 4, center + span / 4),
+        link(
+            "← earlier",
+            from.saturating_sub(span / 2),
+            to.saturating_sub(span / 2),
+        ),
+        link(
+            "zoom in",
+            center.saturating_sub(span / 4),
+            center.saturating_add(span / 4),
+        ),
         link(
             "zoom out",
-            (center - span).max(i64::MIN / 4),
-            (center + span).min(i64::MAX / 4),
+            center.saturating_sub(span),
+            center.saturating_add(span),
         ),
-        link("later →", from + span / 2, to + span / 2),
+        link(
+            "later →",
+            from.saturating_add(span / 2),
+            to.saturating_add(span / 2),
+        ),
         Link {
             label: "reset".into(),
             href: format!("/incidents/{id}"),
@@ -601,6 +619,9 @@ async fn load_incident(st: &AppState, id: &str) -> Result<views::IncidentRecord,
         .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")))
 }
 
+/// Ids tried for one verdict before giving up (each attempt is one append).
+const FEEDBACK_ID_ATTEMPTS: usize = 1000;
+
 #[derive(serde::Deserialize)]
 pub(super) struct FeedbackForm {
     source: String,
@@ -635,9 +656,30 @@ pub(super) async fn feedback(
     }
     let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let ev = crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, now, n)
+    // Two verdicts posted within one millisecond read the same count and would get the
+    // same id, and the log keeps only the first event of an id: the append reports the
+    // duplicate and the next number is tried, so no verdict is silently lost.
+    let mut stored = false;
+    for k in 0..FEEDBACK_ID_ATTEMPTS {
+        let ev = crate::conclusions::feedback_event(
+            &id,
+            verdict,
+            &cause,
+            &rec.row.resources,
+            now,
+            n.saturating_add(k),
+        )
         .map_err(|e| WebError::Other(e.into()))?;
-    st.store.append(&[ev], None).await?;
+        if st.store.append(&[ev], None).await?.appended == 1 {
+            stored = true;
+            break;
+        }
+    }
+    if !stored {
+        return Err(WebError::Other(anyhow::anyhow!(
+            "no free feedback id for incident {id} after {FEEDBACK_ID_ATTEMPTS} attempts"
+        )));
+    }
     tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "verdict": verdict})).into_response());
