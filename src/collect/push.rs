@@ -107,6 +107,12 @@ impl PushConfig {
         }
     }
 
+    /// The largest body any push endpoint accepts (the listener's body limit must allow
+    /// it).
+    pub fn max_body(&self) -> usize {
+        self.eventbridge_max_body.max(self.github_max_body)
+    }
+
     pub fn eventbridge_enabled(&self) -> bool {
         self.eventbridge.is_some()
     }
@@ -137,6 +143,8 @@ impl PushConfig {
         Sink {
             store: state.store.clone(),
             recorder: self.record.as_deref().map(Recorder::for_path),
+            // A 200 tells the sender it may forget the event: only after a synced commit.
+            durable: true,
         }
     }
 }

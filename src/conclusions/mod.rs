@@ -139,6 +139,10 @@ pub struct Feedback {
     /// The cause of the hypothesis judged.
     pub hypothesis: Option<EventRef>,
     pub resources: Vec<String>,
+    /// Who gave the verdict (the signed-in user; `local` without authentication).
+    /// Absent in verdicts recorded before issue 19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn lenient_hypotheses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Hypothesis>, D::Error> {
@@ -382,7 +386,9 @@ pub fn feedback_event(
     resources: &[String],
     now_ms: i64,
     n: usize,
+    by: &str,
 ) -> Result<NewEvent, ConclusionError> {
+    let by: String = by.chars().filter(|c| !c.is_control()).take(256).collect();
     event(
         "feedback",
         &Feedback {
@@ -393,6 +399,7 @@ pub fn feedback_event(
             verdict: verdict.to_string(),
             hypothesis: Some(cause.clone()),
             resources: resources.to_vec(),
+            by: Some(by),
         },
         now_ms,
     )

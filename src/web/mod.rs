@@ -5,8 +5,10 @@
 //! everything they print: CloudTrail fields, alarm reasons and log lines are attacker
 //! controlled.
 
+pub mod http;
 mod metrics;
 mod pages;
+pub mod security;
 pub mod views;
 
 use crate::store::SqliteStore;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub ingest_rate: Arc<AtomicU64>,
     /// Collector and worker states for /metrics and the status page: name -> state.
     pub components: crate::telemetry::Components,
+    /// Who may see and change what ([`security`]); mode `none` unless set.
+    pub auth: Arc<security::AuthConfig>,
 }
 
 impl AppState {
@@ -40,7 +44,14 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             ingest_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
             components: Default::default(),
+            auth: Arc::default(),
         }
+    }
+
+    /// The same state with an authentication config.
+    pub fn with_auth(mut self, auth: security::AuthConfig) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 
     pub fn ingest_rate(&self) -> f64 {
@@ -163,11 +174,34 @@ pub fn router(state: AppState, ingest: Router<AppState>) -> Router {
         .route("/resources/{*key}", get(pages::resource))
         .route("/search", get(pages::search))
         .route("/status", get(pages::status))
+        .route("/login", get(security::login_page).post(security::login))
+        .route("/logout", post(security::logout))
         .merge(ingest)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(error_pages))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(security::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// The push endpoints alone (the ingest listener of `--ingest-addr`): `ingest` and a
+/// 404 for everything else, measured like the pages, with the security headers.
+pub fn ingest_router(state: AppState, ingest: Router<AppState>) -> Router {
+    Router::new()
+        .merge(ingest)
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": "not found", "status": 404})),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(security::security_headers))
         .with_state(state)
 }
 

@@ -619,6 +619,14 @@ async fn load_incident(st: &AppState, id: &str) -> Result<views::IncidentRecord,
         .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")))
 }
 
+/// Who is acting: the signed-in principal (the guard always sets one on a post; `web`
+/// when the router runs without it, as in tests of the bare router).
+fn by(who: &Option<axum::Extension<super::security::Principal>>) -> String {
+    who.as_ref()
+        .map(|p| p.0.name.clone())
+        .unwrap_or_else(|| "web".to_string())
+}
+
 /// Ids tried for one verdict before giving up (each attempt is one append).
 const FEEDBACK_ID_ATTEMPTS: usize = 1000;
 
@@ -633,6 +641,7 @@ pub(super) async fn feedback(
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    who: Option<axum::Extension<super::security::Principal>>,
     Form(f): Form<FeedbackForm>,
 ) -> PageResult {
     let id = path_param(path)?;
@@ -668,9 +677,10 @@ pub(super) async fn feedback(
             &rec.row.resources,
             now,
             n.saturating_add(k),
+            &by(&who),
         )
         .map_err(|e| WebError::Other(e.into()))?;
-        if st.store.append(&[ev], None).await?.appended == 1 {
+        if st.store.append_durable(&[ev]).await?.appended == 1 {
             stored = true;
             break;
         }
@@ -680,7 +690,7 @@ pub(super) async fn feedback(
             "no free feedback id for incident {id} after {FEEDBACK_ID_ATTEMPTS} attempts"
         )));
     }
-    tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
+    tracing::info!(incident = %id, verdict, by = %by(&who), "Hypothesis feedback recorded");
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "verdict": verdict})).into_response());
     }
@@ -697,6 +707,7 @@ pub(super) async fn request_issue(
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    who: Option<axum::Extension<super::security::Principal>>,
     Form(f): Form<IssueForm>,
 ) -> PageResult {
     let id = path_param(path)?;
@@ -715,7 +726,7 @@ pub(super) async fn request_issue(
             "incident {id} names no trigger"
         )));
     };
-    let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, "web")
+    let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, &by(&who))
         .await
         .map_err(|e| WebError::BadRequest(format!("cannot request an issue: {e}")))?;
     if wants_json(&headers) {
