@@ -1386,16 +1386,17 @@ async fn a_slow_client_is_cut_off_while_others_are_served() {
     }
     let (sent, after) = slow.join().unwrap();
     assert_ne!(sent, usize::MAX, "the slow client got an answer");
+    // Cut off after about 2 s (2 or 3 bytes); the bounds are generous for a loaded
+    // machine yet below rootline's 10 s default and far below the ~60 s the head takes.
     assert!(
-        sent < 30,
+        sent < 8,
         "the slow client sent {sent} bytes before being cut off"
     );
-    // Generous bound: cut off at 2 s, far from the ~60 s the whole head would take.
-    assert!(after < Duration::from_secs(20), "cut off after {after:?}");
+    assert!(after < Duration::from_secs(8), "cut off after {after:?}");
 
     // An idle kept-alive connection is closed after the same time.
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
     write!(s, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -1409,7 +1410,7 @@ async fn a_slow_client_is_cut_off_while_others_are_served() {
     }
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(closed, "the idle connection was not closed within 20 s");
+    assert!(closed, "the idle connection was not closed within 8 s");
 }
 
 #[test]
