@@ -529,6 +529,8 @@ fn the_database_comes_from_the_option_or_the_environment() {
 fn ingest_measured(db: &std::path::Path, file: &std::path::Path) -> (Run, u64) {
     use std::io::Read;
     use std::process::{Command, Stdio};
+    // Waited for with wait4 below (std's wait would not give the peak memory).
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(BIN)
         .arg("--database")
         .arg(db_url(db))
