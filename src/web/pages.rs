@@ -627,6 +627,47 @@ fn by(who: &Option<axum::Extension<super::security::Principal>>) -> String {
         .unwrap_or_else(|| "web".to_string())
 }
 
+/// One verdict to record.
+struct VerdictOf<'a> {
+    incident: &'a str,
+    verdict: &'a str,
+    cause: &'a EventRef,
+    resources: &'a [String],
+    by: &'a str,
+}
+
+/// Appends a verdict (durably) with the first free id from number `n` on; returns the
+/// number used. Two verdicts posted within one millisecond read the same count and would
+/// get the same id, and the log keeps only the first event of an id: the append reports
+/// the duplicate and the next number is tried, so no verdict is silently lost.
+async fn store_verdict(
+    store: &crate::store::SqliteStore,
+    v: &VerdictOf<'_>,
+    now: i64,
+    n: usize,
+) -> Result<usize, WebError> {
+    for k in 0..FEEDBACK_ID_ATTEMPTS {
+        let number = n.saturating_add(k);
+        let ev = crate::conclusions::feedback_event(
+            v.incident,
+            v.verdict,
+            v.cause,
+            v.resources,
+            now,
+            number,
+            v.by,
+        )
+        .map_err(|e| WebError::Other(e.into()))?;
+        if store.append_durable(&[ev]).await?.appended == 1 {
+            return Ok(number);
+        }
+    }
+    Err(WebError::Other(anyhow::anyhow!(
+        "no free feedback id for incident {} after {FEEDBACK_ID_ATTEMPTS} attempts",
+        v.incident
+    )))
+}
+
 /// Ids tried for one verdict before giving up (each attempt is one append).
 const FEEDBACK_ID_ATTEMPTS: usize = 1000;
 
@@ -665,31 +706,14 @@ pub(super) async fn feedback(
     }
     let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    // Two verdicts posted within one millisecond read the same count and would get the
-    // same id, and the log keeps only the first event of an id: the append reports the
-    // duplicate and the next number is tried, so no verdict is silently lost.
-    let mut stored = false;
-    for k in 0..FEEDBACK_ID_ATTEMPTS {
-        let ev = crate::conclusions::feedback_event(
-            &id,
-            verdict,
-            &cause,
-            &rec.row.resources,
-            now,
-            n.saturating_add(k),
-            &by(&who),
-        )
-        .map_err(|e| WebError::Other(e.into()))?;
-        if st.store.append_durable(&[ev]).await?.appended == 1 {
-            stored = true;
-            break;
-        }
-    }
-    if !stored {
-        return Err(WebError::Other(anyhow::anyhow!(
-            "no free feedback id for incident {id} after {FEEDBACK_ID_ATTEMPTS} attempts"
-        )));
-    }
+    let verdict_of = VerdictOf {
+        incident: &id,
+        verdict,
+        cause: &cause,
+        resources: &rec.row.resources,
+        by: &by(&who),
+    };
+    store_verdict(&st.store, &verdict_of, now, n).await?;
     tracing::info!(incident = %id, verdict, by = %by(&who), "Hypothesis feedback recorded");
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "verdict": verdict})).into_response());
@@ -979,6 +1003,42 @@ mod tests {
 
     fn query(q: &str) -> Result<TimelineQuery, WebError> {
         TimelineQuery::parse(params(&Some(q.to_string()))?, OPENED)
+    }
+
+    #[tokio::test]
+    async fn two_verdicts_in_one_millisecond_are_both_stored() {
+        use crate::store::EventLog;
+        let store = crate::store::SqliteStore::open("sqlite::memory:")
+            .await
+            .unwrap();
+        let cause = EventRef {
+            source: "cloudtrail".into(),
+            id: "cause".into(),
+        };
+        let v = |verdict| VerdictOf {
+            incident: "inc-1",
+            verdict,
+            cause: &cause,
+            resources: &[],
+            by: "ana",
+        };
+        // Both posts read the same count (0) at the same millisecond.
+        assert_eq!(
+            store_verdict(&store, &v("accepted"), OPENED, 0)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store_verdict(&store, &v("discarded"), OPENED, 0)
+                .await
+                .unwrap(),
+            1
+        );
+        let (latest, total) = crate::conclusions::verdicts(&store, "inc-1").await.unwrap();
+        assert_eq!(total, 2, "both verdicts are in the log");
+        assert_eq!(latest.get(&cause).map(String::as_str), Some("discarded"));
+        assert_eq!(store.count().await.unwrap(), 2);
     }
 
     fn message(q: &str) -> String {
