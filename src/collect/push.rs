@@ -273,6 +273,21 @@ fn deliveries(source: &'static str, body: &[u8]) -> Result<Vec<Delivery>, String
     }
 }
 
+/// What a push endpoint makes of a body: its deliveries of `source` (`eventbridge`,
+/// `github.deployment_status`), normalized; `Err` names why the body is refused. The
+/// endpoints' parsing without the HTTP around it (the fuzz targets call it).
+pub fn parse_push_body(
+    source: &'static str,
+    body: &[u8],
+) -> Result<Vec<crate::model::NewEvent>, String> {
+    let items = deliveries(source, body)?;
+    let (events, rejected) = Sink::normalize(&items, 0);
+    if rejected > 0 || events.len() != items.len() {
+        return Err(format!("{rejected} of {} deliveries rejected", items.len()));
+    }
+    Ok(events)
+}
+
 /// Validates every delivery, then stores them all (or nothing).
 async fn store_all(state: &PushState, items: Vec<Delivery>) -> Response {
     if items.is_empty() {

@@ -258,7 +258,7 @@ pub fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> 
 }
 
 /// Parses and normalizes one CloudTrail record from a log file.
-fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
+pub fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             "not UTF-8",

@@ -380,6 +380,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn viewers_see_component_states_without_their_error_text() {
+        let store = crate::store::SqliteStore::open("sqlite::memory:")
+            .await
+            .unwrap();
+        let section: security::AuthSection = toml::from_str(
+            "mode = \"proxy\"\n[proxy]\naddresses = [\"127.0.0.1\"]\nresponders = [\"ana\"]\n",
+        )
+        .unwrap();
+        let auth = security::AuthConfig::from_section(Some(&section)).unwrap();
+        let state = AppState::new(store).with_auth(auth);
+        crate::telemetry::set_component(
+            &state.components,
+            "collectors",
+            "failing: AccessDenied for arn:aws:iam::123456789012:role/x".into(),
+        );
+        let app = router(state, Router::new());
+        let status_as = |user: &'static str| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::builder()
+                    .uri("/status")
+                    .header(header::ACCEPT, "application/json")
+                    .header(header::HOST, "127.0.0.1:8080")
+                    .header("x-forwarded-email", user)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let peer: std::net::SocketAddr = "127.0.0.1:5555".parse().unwrap();
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let resp = app.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                v["components"].clone()
+            }
+        };
+        assert_eq!(
+            status_as("vic").await,
+            serde_json::json!([["collectors", "failing"]])
+        );
+        let full = status_as("ana").await.to_string();
+        assert!(full.contains("123456789012"), "{full}");
+    }
+
+    #[tokio::test]
     async fn other_responses_pass_through() {
         let (status, ctype, body) = get_page("/fine", Some("application/json")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);

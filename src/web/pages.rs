@@ -965,12 +965,32 @@ struct StatusPage {
     rate: String,
 }
 
-pub(super) async fn status(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+pub(super) async fn status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    who: Option<axum::Extension<super::security::Principal>>,
+) -> PageResult {
     let events = st.store.max_seq().await?;
+    // Component states can carry raw AWS error text (account ids, role names): viewers
+    // see only whether a component is ok or failing, responders the whole text.
+    let full = who
+        .as_ref()
+        .is_none_or(|p| p.0.role == super::security::Role::Responder);
     let components: Vec<(String, String)> = st
         .components
         .lock()
-        .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|c| {
+            c.iter()
+                .map(|(k, v)| {
+                    let shown = if full {
+                        v.clone()
+                    } else {
+                        v.split(':').next().unwrap_or("").to_string()
+                    };
+                    (k.clone(), shown)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let rate = format!("{:.1}", st.ingest_rate());
     let json: BTreeMap<&str, serde_json::Value> = [
