@@ -1,4 +1,4 @@
-//! Built-in accounts and sessions (migration 0008): users with an argon2id password
+//! Built-in accounts and sessions (migration 0009): users with an argon2id password
 //! hash and a role, and login sessions stored by the SHA-256 of their token. Hashing
 //! and token generation happen in the web layer; this is storage only.
 
