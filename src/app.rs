@@ -10,6 +10,7 @@
 use crate::collect::push::{PushConfig, PushState};
 use crate::store::{EventLog, SqliteStore};
 use crate::telemetry::set_component;
+use crate::web::http::HttpLimits;
 use crate::web::AppState;
 use anyhow::Context;
 use std::collections::VecDeque;
@@ -30,6 +31,12 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub addr: Option<String>,
+    /// A second listener for the push endpoints alone (`--ingest-addr`).
+    pub ingest_addr: Option<String>,
+    /// Timeouts and limits of the listeners.
+    pub http: Option<HttpSection>,
+    /// Who may see and change what (modes `none`, `accounts`, `proxy`).
+    pub auth: Option<crate::web::security::AuthSection>,
     pub database: Option<String>,
     pub analyze_every_secs: Option<u64>,
     /// The GitHub outbox (`rootline notify`, and `serve` when it names a repository).
@@ -48,6 +55,43 @@ impl FileConfig {
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
+
+/// The `[http]` section: timeouts and limits of the listeners (defaults in
+/// [`HttpLimits::default`]; the UI's body limit is 64 KiB, the push endpoints' their own).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Seconds for a request head; also how long an idle keep-alive connection stays open.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds for a request's body and answer.
+    pub request_timeout_secs: Option<u64>,
+    /// Connections open at once, per listener.
+    pub max_connections: Option<usize>,
+    /// Requests handled at once, per listener.
+    pub max_concurrent_requests: Option<usize>,
+}
+
+impl HttpSection {
+    /// The limits, with the body limit given.
+    pub fn limits(&self, max_body_bytes: usize) -> HttpLimits {
+        let d = HttpLimits::default();
+        let secs =
+            |v: Option<u64>, d: Duration| v.map(|s| Duration::from_secs(s.max(1))).unwrap_or(d);
+        HttpLimits {
+            header_timeout: secs(self.header_timeout_secs, d.header_timeout),
+            request_timeout: secs(self.request_timeout_secs, d.request_timeout),
+            max_connections: self.max_connections.unwrap_or(d.max_connections).max(1),
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .unwrap_or(d.max_concurrent_requests)
+                .max(1),
+            max_body_bytes,
+        }
+    }
+}
+
+/// Body limit of the UI's own requests (forms).
+pub const UI_MAX_BODY: usize = 64 * 1024;
 
 /// What every command starts from.
 #[derive(Debug, Clone)]
@@ -78,13 +122,30 @@ impl Settings {
         open_store(&self.database).await
     }
 
-    /// Server options: `addr` from the flag, else the file, else [`DEFAULT_ADDR`].
+    /// Server options: `addr` from the flag, else the file, else [`DEFAULT_ADDR`];
+    /// `ingest_addr` from the flag, else the file, else none (one listener).
     pub fn serve_options(&self, addr: Option<&str>, analyze: bool) -> ServeOptions {
+        self.serve_options_with(addr, None, analyze)
+    }
+
+    /// [`Settings::serve_options`] with `--ingest-addr`.
+    pub fn serve_options_with(
+        &self,
+        addr: Option<&str>,
+        ingest_addr: Option<&str>,
+        analyze: bool,
+    ) -> ServeOptions {
         ServeOptions {
             addr: addr
                 .map(str::to_string)
                 .or_else(|| self.file.addr.clone())
                 .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
+            ingest_addr: ingest_addr
+                .map(str::to_string)
+                .or_else(|| self.file.ingest_addr.clone())
+                .filter(|a| !a.trim().is_empty()),
+            http: self.file.http.clone().unwrap_or_default(),
+            auth: self.file.auth.clone(),
             analyze_every: Duration::from_secs(self.file.analyze_every_secs.unwrap_or(2).max(1)),
             analyze,
             collect: self.file.collect.clone(),
@@ -142,6 +203,12 @@ pub async fn shutdown_signal() {
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub addr: String,
+    /// The push endpoints' own listener; none: they share `addr` with the pages.
+    pub ingest_addr: Option<String>,
+    /// Timeouts and limits.
+    pub http: HttpSection,
+    /// The `[auth]` section.
+    pub auth: Option<crate::web::security::AuthSection>,
     /// How often the analyzer looks for new events.
     pub analyze_every: Duration,
     pub analyze: bool,
@@ -176,16 +243,38 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
-    let mut state = AppState::new(store.clone());
+    let auth = crate::web::security::AuthConfig::from_section(opts.auth.as_ref())?;
+    let mut state = AppState::new(store.clone()).with_auth(auth.clone());
     let push = Arc::new(PushConfig::from_env(opts.collect.as_ref()));
     push.register(&state.components);
     let listener = tokio::net::TcpListener::bind(&opts.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.addr))?;
     let local = listener.local_addr()?;
+    // Mode `none` only on loopback; say at start who may do what.
+    let says = auth.check_listener(local)?;
+    let ingest_listener = match &opts.ingest_addr {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {a} (--ingest-addr): {e}"))?;
+            Some(l)
+        }
+        None => None,
+    };
     tracing::info!(addr = %local, "Listening");
     println!("rootline listening on http://{local}");
     state.public_url = public_url(opts.notify.as_ref(), &format!("http://{local}"));
+    if let Some(l) = &ingest_listener {
+        let a = l.local_addr()?;
+        tracing::info!(addr = %a, "Push endpoints listening (ingest listener)");
+        println!("rootline ingest listening on http://{a}");
+    }
+    if auth.mode == crate::web::security::AuthMode::None {
+        tracing::warn!("{says}");
+    } else {
+        tracing::info!("{says}");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -234,9 +323,50 @@ pub async fn serve(
         }
         tracing::info!("Shutting down");
     };
-    axum::serve(listener, http_router(state, push, appended))
-        .with_graceful_shutdown(signal)
-        .await?;
+    let (serve_stop_tx, serve_stop) = watch::channel(false);
+    let ingest = crate::collect::push::routes(PushState {
+        store: state.store.clone(),
+        push: push.clone(),
+        components: state.components.clone(),
+        appended,
+    });
+    let mut servers = Vec::new();
+    match ingest_listener {
+        Some(il) => {
+            // The UI listener serves no /ingest/*, the ingest listener nothing else.
+            let ui = crate::web::router(state.clone(), axum::Router::new());
+            let limits = opts.http.limits(UI_MAX_BODY);
+            servers.push(tokio::spawn(crate::web::http::serve(
+                listener,
+                crate::web::http::limited(ui, limits),
+                limits,
+                serve_stop.clone(),
+            )));
+            let only = crate::web::ingest_router(state.clone(), ingest);
+            let limits = opts.http.limits(push.max_body());
+            servers.push(tokio::spawn(crate::web::http::serve(
+                il,
+                crate::web::http::limited(only, limits),
+                limits,
+                serve_stop.clone(),
+            )));
+        }
+        None => {
+            let all = crate::web::router(state.clone(), ingest);
+            let limits = opts.http.limits(UI_MAX_BODY.max(push.max_body()));
+            servers.push(tokio::spawn(crate::web::http::serve(
+                listener,
+                crate::web::http::limited(all, limits),
+                limits,
+                serve_stop.clone(),
+            )));
+        }
+    }
+    signal.await;
+    let _ = serve_stop_tx.send(true);
+    for s in servers {
+        let _ = s.await;
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

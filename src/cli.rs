@@ -20,8 +20,9 @@ pub struct Args {
     /// or `database` in the config file].
     #[arg(long, global = true, env = "ROOTLINE_DATABASE")]
     pub database: Option<String>,
-    /// A TOML configuration file (keys: addr, database, analyze_every_secs, and the
-    /// [collect] and [notify] sections); flags and environment variables win over it.
+    /// A TOML configuration file (keys: addr, ingest_addr, database, analyze_every_secs,
+    /// and the [http], [auth], [collect] and [notify] sections); flags and environment
+    /// variables win over it.
     #[arg(long, global = true, env = "ROOTLINE_CONFIG")]
     pub config: Option<PathBuf>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -59,6 +60,9 @@ pub enum Command {
     /// rebuild them from the log.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Manage the built-in accounts (`[auth] mode = "accounts"`).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Set up AWS to push events to rootline (EventBridge connection, API destination, rules).
     #[command(subcommand)]
     Aws(crate::collect::setup::AwsCommand),
@@ -66,6 +70,23 @@ pub enum Command {
     #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from stdin (one line), never from the command line.
+    Add {
+        name: String,
+        /// viewer (read only) or responder (may accept, discard, request issues).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// List the users and their roles.
+    List,
+    /// Remove a user and end their sessions.
+    Remove { name: String },
+    /// Set a user's password (read from stdin) and end their sessions.
+    Passwd { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +117,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080, or `addr` in the config file].
     #[arg(long, env = "ROOTLINE_ADDR")]
     pub addr: Option<String>,
+    /// Serve the push endpoints (/ingest/*) on this address only, and nothing else
+    /// there; the pages' listener then serves no /ingest/* [default: `ingest_addr` in
+    /// the config file, else one listener for both].
+    #[arg(long, env = "ROOTLINE_INGEST_ADDR")]
+    pub ingest_addr: Option<String>,
     /// Do not analyse the log in the background (pages show conclusions already stored).
     #[arg(long)]
     pub no_analyze: bool,
@@ -198,6 +224,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Collect(a) => collect_cmd(&settings, a).await,
         Command::Notify(a) => notify_cmd(&settings, a).await,
         Command::Projections(c) => projections_cmd(&settings, c).await,
+        Command::User(c) => user_cmd(&settings, c).await,
         Command::Aws(c) => crate::collect::setup::run(c, settings.file.collect.as_ref()).await,
         #[cfg(feature = "bench")]
         Command::Bench(b) => crate::bench::run(b).await,
@@ -214,11 +241,11 @@ async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCo
     for r in &summary.rejections {
         let _ = writeln!(err, "rejected: {r}");
     }
-    if summary.rejected_total() > summary.rejections.len() as u64 {
+    if summary.rejections_dropped() > 0 {
         let _ = writeln!(
             err,
-            "rejected: ... and {} more",
-            summary.rejected_total() - summary.rejections.len() as u64
+            "rejected: ... and {} more (not listed: the report keeps the first 10,000 or 4 MiB)",
+            summary.rejections_dropped()
         );
     }
     drop(err);
@@ -246,6 +273,7 @@ pub fn summary_json(s: &IngestSummary) -> serde_json::Value {
         "rejected_by_reason": s.rejected,
         "rejections": s.rejections.iter().map(|r| serde_json::json!({
             "file": r.file, "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
+        "rejections_not_listed": s.rejections_dropped(),
     })
 }
 
@@ -538,11 +566,85 @@ async fn serve_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode
     let store = settings.open_store().await?;
     app::serve(
         store,
-        settings.serve_options(a.addr.as_deref(), !a.no_analyze),
+        settings.serve_options_with(a.addr.as_deref(), a.ingest_addr.as_deref(), !a.no_analyze),
         None,
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a password from stdin: one line, without its line end; refuses an empty one.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("password (input is shown; pipe it in to avoid that): ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_string();
+    if pw.chars().count() < 8 {
+        anyhow::bail!("the password must have at least 8 characters");
+    }
+    Ok(pw)
+}
+
+async fn user_cmd(settings: &Settings, c: UserCommand) -> anyhow::Result<ExitCode> {
+    use crate::web::security::{hash_password, Role};
+    let store = settings.open_store().await?;
+    let valid_name = |n: &str| {
+        let n = n.trim();
+        if n.is_empty() || n.len() > 256 || n.chars().any(char::is_control) {
+            anyhow::bail!("a user name has 1 to 256 characters and no control characters");
+        }
+        Ok(n.to_string())
+    };
+    let code = match c {
+        UserCommand::Add { name, role } => {
+            let name = valid_name(&name)?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("role must be viewer or responder, not {role:?}"))?;
+            let hash = hash_password(&read_password()?)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            if store.add_user(&name, role.as_str(), &hash, now).await? {
+                println!("added {name} ({})", role.as_str());
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("rootline: a user named {name} exists (use `rootline user passwd`)");
+                ExitCode::from(1)
+            }
+        }
+        UserCommand::List => {
+            for u in store.users().await? {
+                println!("{}\t{}\t{}", clean(&u.name), u.role, fmt_time(u.created_at));
+            }
+            ExitCode::SUCCESS
+        }
+        UserCommand::Remove { name } => {
+            if store.remove_user(name.trim()).await? {
+                println!("removed {}", clean(name.trim()));
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("rootline: no user named {}", clean(name.trim()));
+                ExitCode::from(1)
+            }
+        }
+        UserCommand::Passwd { name } => {
+            let hash = hash_password(&read_password()?)?;
+            if store.set_password(name.trim(), &hash).await? {
+                println!(
+                    "password of {} changed; their sessions ended",
+                    clean(name.trim())
+                );
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("rootline: no user named {}", clean(name.trim()));
+                ExitCode::from(1)
+            }
+        }
+    };
+    store.close().await;
+    Ok(code)
 }
 
 async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -238,6 +238,18 @@ pub struct EventRef {
     pub id: String,
 }
 
+/// The earliest event time accepted: 1970-01-01T00:00:00Z.
+pub const MIN_TIME_MS: i64 = 0;
+/// The latest event time accepted: 9999-12-31T23:59:59.999Z. Times outside these bounds
+/// are rejected by every normalizer, so arithmetic on stored times (windows of hours or
+/// days around them) stays far from `i64`'s limits.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// True when `ms` lies within the years 1970 to 9999.
+pub fn time_in_range(ms: i64) -> bool {
+    (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms)
+}
+
 /// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
 pub fn fmt_time(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {
@@ -264,6 +276,20 @@ pub fn parse_time(s: &str) -> Option<i64> {
         }
     }
     None
+}
+
+/// Characters of an offending value quoted in an error message.
+pub const QUOTED_PREFIX_CHARS: usize = 64;
+
+/// An offending value as quoted in an error message: at most its first
+/// [`QUOTED_PREFIX_CHARS`] characters, debug-quoted (control characters escaped), and
+/// its length in bytes when it was cut. Input can be megabytes; messages stay short.
+pub fn quote_prefix(s: &str) -> String {
+    let mut chars = s.char_indices();
+    match chars.nth(QUOTED_PREFIX_CHARS) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
 }
 
 /// Text safe for a terminal: control characters (escape sequences in attacker-controlled
@@ -384,7 +410,24 @@ mod tests {
         );
         assert_eq!(parse_time("2025-05-17T02:28:15.450"), Some(1747448895450));
         assert_eq!(parse_time("yesterday"), None);
+        assert!(time_in_range(parse_time("1970-01-01T00:00:00Z").unwrap()));
+        assert!(time_in_range(
+            parse_time("9999-12-31T23:59:59.999Z").unwrap()
+        ));
+        assert!(!time_in_range(
+            parse_time("1969-12-31T23:59:59.999Z").unwrap()
+        ));
+        assert_eq!(fmt_time(MAX_TIME_MS), "9999-12-31T23:59:59.999Z");
         assert_eq!(fmt_time(1747448895450), "2025-05-17T02:28:15.450Z");
+    }
+
+    #[test]
+    fn quoted_values_are_short() {
+        assert_eq!(quote_prefix("abc"), "\"abc\"");
+        let long = "é".repeat(1 << 20);
+        let q = quote_prefix(&long);
+        assert!(q.len() < 200, "{q}");
+        assert!(q.ends_with(&format!("… ({} bytes)", long.len())), "{q}");
     }
 
     #[test]

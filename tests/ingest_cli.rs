@@ -522,3 +522,209 @@ fn the_database_comes_from_the_option_or_the_environment() {
     let from_env = events(&env_db, &[]);
     assert_eq!(ids(&from_env), ["log-7"]);
 }
+
+/// Runs `rootline ingest --json --no-progress FILE` and returns the run with the
+/// process's peak resident set size in KiB (`ru_maxrss` from `wait4` on that very
+/// process).
+fn ingest_measured(db: &std::path::Path, file: &std::path::Path) -> (Run, u64) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // Waited for with wait4 below (std's wait would not give the peak memory).
+    #[allow(clippy::zombie_processes)]
+    let mut child = Command::new(BIN)
+        .arg("--database")
+        .arg(db_url(db))
+        .args(["ingest", "--json", "--no-progress"])
+        .arg(file)
+        .env_remove("ROOTLINE_DATABASE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        err.read_to_end(&mut s).unwrap();
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 writes both out-parameters for the
+    // child we spawned and have not waited for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let run = Run {
+        code,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    };
+    (run, usage.ru_maxrss as u64)
+}
+
+/// Issue 19: a gzip recording whose lines carry 4 MiB values in every field that gets
+/// them rejected (source, every source's time, invalid JSON, bad UTF-8, an over-long
+/// line, times outside 1970..9999) is ingested under 300 MB peak, and every rejection is
+/// listed with file, line and a short reason quoting only a prefix of the value.
+#[test]
+fn a_hostile_gzip_recording_is_rejected_line_by_line_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let path = dir.path().join("hostile.jsonl.gz");
+    let big = "A".repeat(4 * 1024 * 1024 - 512);
+    let huge = "B".repeat(5 * 1024 * 1024);
+    let t = "2025-10-07T14:00:00Z";
+    let shapes: Vec<(String, &str)> = vec![
+        (format!("{{\"source\":\"{big}\",\"payload\":{{}}}}"), "unknown source"),
+        (
+            line("cloudtrail", &format!("{{\"eventID\":\"e\",\"eventTime\":\"{big}\"}}")),
+            "invalid time",
+        ),
+        (
+            line("cloudtrail", &format!("{{\"eventID\":{{\"x\":\"{big}\"}},\"eventTime\":\"{t}\"}}")),
+            "wrong type",
+        ),
+        (
+            line("cloudwatch.alarm_history", &format!("{{\"AlarmName\":\"a\",\"Timestamp\":\"{big}\"}}")),
+            "invalid time",
+        ),
+        (
+            line("cloudwatch.alarm", &format!("{{\"AlarmName\":\"a\",\"AlarmArn\":\"x\",\"AlarmConfigurationUpdatedTimestamp\":\"{big}\"}}")),
+            "invalid time",
+        ),
+        (
+            line("eventbridge", &format!("{{\"id\":\"i\",\"time\":\"{big}\",\"detail-type\":\"x\"}}")),
+            "invalid time",
+        ),
+        (
+            line("github.deployment_status", &format!("{{\"deployment_status\":{{\"id\":1,\"created_at\":\"{big}\"}}}}")),
+            "invalid time",
+        ),
+        (
+            line("logs", &format!("{{\"eventId\":\"l\",\"timestamp\":\"{big}\",\"message\":\"m\"}}")),
+            "invalid time",
+        ),
+        (
+            line("logs", &format!("{{\"eventId\":\"l\",\"timestamp\":99999999999999999,\"message\":\"{big}\"}}")),
+            "time out of range",
+        ),
+        (
+            line("logs.anomaly", &format!("{{\"anomalyId\":\"a\",\"firstSeen\":\"{big}\"}}")),
+            "invalid time",
+        ),
+        (
+            line("logs.anomaly", &format!("{{\"anomalyId\":\"a\",\"firstSeen\":-1,\"description\":\"{big}\"}}")),
+            "time out of range",
+        ),
+        (
+            line("config", &format!("{{\"resourceType\":\"AWS::EC2::Instance\",\"resourceId\":\"i-1\",\"configurationStateId\":1,\"configurationItemCaptureTime\":\"{big}\"}}")),
+            "invalid time",
+        ),
+        (
+            line("config", &format!("{{\"resourceType\":\"AWS::EC2::Instance\",\"resourceId\":\"{big}\",\"configurationStateId\":1,\"configurationItemCaptureTime\":1e300}}")),
+            "time out of range",
+        ),
+        (format!("{{\"source\":\"{big}"), "invalid JSON"),
+        (format!("{{\"source\":\"logs\",\"payload\":\"{big}\u{ff}\"}}"), "not UTF-8"),
+        (format!("{{\"source\":\"{huge}\"}}"), "too large"),
+    ];
+    let rounds = 3;
+    let mut expected: Vec<(u64, &str)> = Vec::new();
+    {
+        let f = std::fs::File::create(&path).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let mut n = 0u64;
+        for _ in 0..rounds {
+            for (text, category) in &shapes {
+                // Bytes as given (the not-UTF-8 line carries a raw 0xff).
+                let bytes: Vec<u8> = text
+                    .chars()
+                    .map(|c| if c == '\u{ff}' { 0xff } else { c as u8 })
+                    .collect();
+                gz.write_all(&bytes).unwrap();
+                gz.write_all(b"\n").unwrap();
+                n += 1;
+                expected.push((n, category));
+            }
+        }
+        gz.finish().unwrap();
+    }
+    let (run, peak_kib) = ingest_measured(&db, &path);
+    run.assert_no_panic();
+    assert_eq!(
+        run.code,
+        3,
+        "exit 3: input rejected\n{}",
+        &run.stderr[..run.stderr.len().min(4000)]
+    );
+    let s = run.json();
+    assert_eq!(s["read"], expected.len() as u64);
+    assert_eq!(s["appended"], 0);
+    assert_eq!(s["rejected"], expected.len() as u64);
+    assert_eq!(s["rejections_not_listed"], 0);
+    let listed = s["rejections"].as_array().unwrap();
+    assert_eq!(listed.len(), expected.len());
+    let name = path.display().to_string();
+    for (r, (line_no, category)) in listed.iter().zip(&expected) {
+        assert_eq!(r["file"], name.as_str());
+        assert_eq!(r["line"], *line_no);
+        let reason = r["reason"].as_str().unwrap();
+        assert!(
+            reason.len() <= 300,
+            "line {line_no}: a reason of {} bytes",
+            reason.len()
+        );
+        assert!(
+            !reason.contains(&"A".repeat(100)),
+            "line {line_no}: {reason}"
+        );
+        // The category shows in the reason's wording or the summary's grouping.
+        assert!(
+            s["rejected_by_reason"][*category].as_u64().unwrap_or(0) >= rounds,
+            "no {category:?} rejections: {}",
+            s["rejected_by_reason"]
+        );
+        // And on stderr, as file:line: reason.
+        assert!(
+            run.stderr
+                .contains(&format!("rejected: {name}:{line_no}: ")),
+            "line {line_no} not reported on stderr"
+        );
+    }
+    for (category, reason_part) in [
+        ("invalid time", "is not a valid time: \"AAAA"),
+        ("time out of range", "outside the years 1970 to 9999"),
+        ("unknown source", "unknown source \"AAAA"),
+    ] {
+        assert!(
+            listed
+                .iter()
+                .any(|r| r["reason"].as_str().unwrap().contains(reason_part)),
+            "{category}: no reason containing {reason_part:?}"
+        );
+    }
+    assert!(
+        run.stderr.len() < 64 * 1024,
+        "stderr holds {} bytes",
+        run.stderr.len()
+    );
+    assert!(
+        peak_kib < 300 * 1024,
+        "peak memory {} MiB, over 300 MB",
+        peak_kib / 1024
+    );
+    eprintln!("hostile ingest peak: {} MiB", peak_kib / 1024);
+}

@@ -107,6 +107,12 @@ impl PushConfig {
         }
     }
 
+    /// The largest body any push endpoint accepts (the listener's body limit must allow
+    /// it).
+    pub fn max_body(&self) -> usize {
+        self.eventbridge_max_body.max(self.github_max_body)
+    }
+
     pub fn eventbridge_enabled(&self) -> bool {
         self.eventbridge.is_some()
     }
@@ -137,6 +143,8 @@ impl PushConfig {
         Sink {
             store: state.store.clone(),
             recorder: self.record.as_deref().map(Recorder::for_path),
+            // A 200 tells the sender it may forget the event: only after a synced commit.
+            durable: true,
         }
     }
 }
@@ -263,6 +271,21 @@ fn deliveries(source: &'static str, body: &[u8]) -> Result<Vec<Delivery>, String
             serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(vec![Delivery::new(source, text.trim().to_string())])
     }
+}
+
+/// What a push endpoint makes of a body: its deliveries of `source` (`eventbridge`,
+/// `github.deployment_status`), normalized; `Err` names why the body is refused. The
+/// endpoints' parsing without the HTTP around it (the fuzz targets call it).
+pub fn parse_push_body(
+    source: &'static str,
+    body: &[u8],
+) -> Result<Vec<crate::model::NewEvent>, String> {
+    let items = deliveries(source, body)?;
+    let (events, rejected) = Sink::normalize(&items, 0);
+    if rejected > 0 || events.len() != items.len() {
+        return Err(format!("{rejected} of {} deliveries rejected", items.len()));
+    }
+    Ok(events)
 }
 
 /// Validates every delivery, then stores them all (or nothing).

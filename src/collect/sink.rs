@@ -140,6 +140,9 @@ impl Recorder {
 pub struct Sink {
     pub store: SqliteStore,
     pub recorder: Option<Arc<Recorder>>,
+    /// Commit with a synced WAL ([`SqliteStore::append_durable`]): for deliveries
+    /// acknowledged to their sender (the push endpoints), never with a checkpoint.
+    pub durable: bool,
 }
 
 /// Current time, epoch milliseconds.
@@ -152,6 +155,7 @@ impl Sink {
         Sink {
             store,
             recorder: record.map(Recorder::for_path),
+            durable: false,
         }
     }
 
@@ -203,11 +207,11 @@ impl Sink {
                 ..Default::default()
             });
         }
-        let out = self
-            .store
-            .append(&events, checkpoint)
-            .await
-            .map_err(|e| super::CollectError::transient(format!("store: {e}")))?;
+        let out = match (self.durable, checkpoint) {
+            (true, None) => self.store.append_durable(&events).await,
+            _ => self.store.append(&events, checkpoint).await,
+        }
+        .map_err(|e| super::CollectError::transient(format!("store: {e}")))?;
         Ok(DeliverReport {
             received: items.len() as u64,
             appended: out.appended,

@@ -160,8 +160,9 @@ pub struct Feedback {
     /// The cause of the hypothesis judged.
     pub hypothesis: Option<EventRef>,
     pub resources: Vec<String>,
-    /// Who gave the verdict, as they typed it (the web form's optional name).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Who gave the verdict: the signed-in user, or without authentication the name
+    /// typed in the form (else `local`). Absent in verdicts recorded before issue 19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
 }
 
@@ -408,6 +409,7 @@ pub fn feedback_event(
     now_ms: i64,
     n: usize,
 ) -> Result<NewEvent, ConclusionError> {
+    let by: Option<String> = by.map(|b| b.chars().filter(|c| !c.is_control()).take(256).collect());
     event(
         "feedback",
         &Feedback {
@@ -418,7 +420,7 @@ pub fn feedback_event(
             verdict: verdict.to_string(),
             hypothesis: Some(cause.clone()),
             resources: resources.to_vec(),
-            by: by.map(str::to_string),
+            by,
         },
         now_ms,
     )

@@ -73,7 +73,9 @@ pub struct Transition {
 impl Transition {
     fn same_as(&self, alarm: &str, state: &str, time: i64, exact: bool) -> bool {
         let tol = if exact { EXACT_MS } else { LOOSE_MS };
-        self.alarm == alarm && self.new_state == state && (self.time - time).abs() <= tol
+        self.alarm == alarm
+            && self.new_state == state
+            && self.time.saturating_sub(time).saturating_abs() <= tol
     }
 
     /// Takes `other`'s deliveries (a later delivery of this transition).
@@ -146,8 +148,14 @@ impl Found {
     pub fn window(&self, config: &Config) -> (i64, i64) {
         let times = || self.transitions.iter().map(|t| t.time);
         (
-            times().min().unwrap_or(self.opened_at) - config.lookback_ms,
-            times().max().unwrap_or(self.opened_at) + config.slack_ms,
+            times()
+                .min()
+                .unwrap_or(self.opened_at)
+                .saturating_sub(config.lookback_ms),
+            times()
+                .max()
+                .unwrap_or(self.opened_at)
+                .saturating_add(config.slack_ms),
         )
     }
 
@@ -343,7 +351,7 @@ impl Detector {
         }
         if let Some(newest) = self.recent.iter().map(|r| r.transition.time).max() {
             self.recent
-                .retain(|r| r.transition.time >= newest - REMEMBER_MS);
+                .retain(|r| r.transition.time >= newest.saturating_sub(REMEMBER_MS));
         }
         let mut out: Vec<Found> = self
             .open
@@ -402,7 +410,7 @@ impl Detector {
         let tokens = vocab.alarm_tokens(&t.alarm);
         let mut best: Option<(u32, usize)> = None;
         for (ii, inc) in self.open.iter().enumerate() {
-            if t.time - inc.last_alarm > config.join_window_ms {
+            if t.time.saturating_sub(inc.last_alarm) > config.join_window_ms {
                 continue;
             }
             let topo = inc
@@ -426,7 +434,8 @@ impl Detector {
                         .iter()
                         .map(|x| vocab.affinity(&tokens, &vocab.alarm_tokens(&x.alarm)))
                         .fold(0.0, f64::max);
-                    (aff >= threshold && t.time - inc.last_alarm <= AFFINITY_WINDOW_MS)
+                    (aff >= threshold
+                        && t.time.saturating_sub(inc.last_alarm) <= AFFINITY_WINDOW_MS)
                         .then_some(RELATED_COST + 1)
                 }
             };

@@ -998,7 +998,7 @@ fn symptom_edge(
     grp: &Group,
     tokens: &BTreeSet<String>,
 ) -> Option<(f64, Vec<String>)> {
-    if grp.time > s.t.time + cx.config.slack_ms
+    if grp.time > s.t.time.saturating_add(cx.config.slack_ms)
         || (grp.kind == GroupKind::Saturation
             && grp.members.iter().any(|m| s.deliveries.contains(m)))
     {
@@ -1015,7 +1015,7 @@ fn symptom_edge(
             Vec::new(),
         ),
     };
-    let w = grp.prior * time_weight(s.t.time - grp.time) * topo;
+    let w = grp.prior * time_weight(s.t.time.saturating_sub(grp.time)) * topo;
     if w <= 0.0 {
         return None;
     }
@@ -1039,7 +1039,8 @@ fn effect_edge(
     tokens: &BTreeSet<String>,
 ) -> Option<f64> {
     let time = eff.group.time;
-    if c.time > time + cx.config.slack_ms || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other)
+    if c.time > time.saturating_add(cx.config.slack_ms)
+        || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other)
     {
         return None;
     }
@@ -1050,7 +1051,7 @@ fn effect_edge(
         Some((cost, _)) => topo_weight(cost),
         None => (0.4 * cx.vocab.affinity(tokens, eff.tokens)).max(0.01),
     };
-    Some(c.prior * time_weight(time - c.time) * topo)
+    Some(c.prior * time_weight(time.saturating_sub(c.time)) * topo)
 }
 
 /// What the walk left at each group, and at the groups and the sink together.
@@ -1137,7 +1138,7 @@ fn explain(
 
 /// "4.3 min", "2 h 05 min", "30 s".
 pub(crate) fn fmt_gap(ms: i64) -> String {
-    let a = ms.abs();
+    let a = ms.saturating_abs();
     let s = if a < 60_000 {
         format!("{} s", a / 1000)
     } else if a < 3_600_000 {
@@ -1175,7 +1176,7 @@ fn summary(
     path: &[String],
 ) -> String {
     let e = corpus.events[grp.rep()];
-    let gap = fmt_gap(symptom.time - grp.time);
+    let gap = fmt_gap(symptom.time.saturating_sub(grp.time));
     let target = e
         .resources
         .first()

@@ -31,6 +31,27 @@ pub const BATCH: usize = 20_000;
 const BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// Rejections kept in full for the report; beyond this they are only counted.
 const MAX_KEPT_REJECTIONS: usize = 10_000;
+/// Bytes of rejections (file names and reasons) kept for the report; beyond this they
+/// are only counted. With reasons cut to [`MAX_REASON_BYTES`] this is reached only by
+/// very long file names; either bound keeps a hostile input from filling memory.
+const MAX_KEPT_REJECTION_BYTES: usize = 4 * 1024 * 1024;
+/// A rejection's reason is cut to this many bytes (offending values are quoted by
+/// their first characters only; this is the backstop for messages built elsewhere,
+/// e.g. by the JSON parser).
+pub const MAX_REASON_BYTES: usize = 300;
+
+/// `reason` cut to [`MAX_REASON_BYTES`] on a character boundary.
+fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut cut = MAX_REASON_BYTES - 3;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    reason
+}
 
 /// One input line or record that was not stored, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +80,11 @@ pub struct IngestSummary {
     pub duplicates: u64,
     /// Rejections per category.
     pub rejected: BTreeMap<&'static str, u64>,
-    /// The first rejections, in input order.
+    /// The first rejections, in input order (at most 10,000 and 4 MiB of text; the rest
+    /// are counted in `rejected` only).
     pub rejections: Vec<Rejection>,
+    /// Bytes of text held by `rejections`.
+    kept_bytes: usize,
 }
 
 impl IngestSummary {
@@ -68,11 +92,23 @@ impl IngestSummary {
         self.rejected.values().sum()
     }
 
-    /// Counts a rejection, keeping the first ones in full.
-    fn reject(&mut self, r: Rejection) {
+    /// Rejections counted but not kept in `rejections`.
+    pub fn rejections_dropped(&self) -> u64 {
+        self.rejected_total()
+            .saturating_sub(self.rejections.len() as u64)
+    }
+
+    /// Counts a rejection, keeping the first ones in full (within the count and byte
+    /// bounds); its reason is cut to [`MAX_REASON_BYTES`].
+    fn reject(&mut self, mut r: Rejection) {
+        r.reason = bounded_reason(std::mem::take(&mut r.reason));
         tracing::debug!(file = %r.file, line = r.line, reason = %r.reason, "Rejected input");
         *self.rejected.entry(r.category).or_default() += 1;
-        if self.rejections.len() < MAX_KEPT_REJECTIONS {
+        let size = r.file.len() + r.reason.len() + std::mem::size_of::<Rejection>();
+        if self.rejections.len() < MAX_KEPT_REJECTIONS
+            && self.kept_bytes + size <= MAX_KEPT_REJECTION_BYTES
+        {
+            self.kept_bytes += size;
             self.rejections.push(r);
         }
     }
@@ -200,7 +236,15 @@ pub fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> 
     })?;
     let source = Source::parse(&source_name)
         .filter(|s| *s != Source::Rootline)
-        .ok_or_else(|| ("unknown source", format!("unknown source {source_name:?}")))?;
+        .ok_or_else(|| {
+            (
+                "unknown source",
+                format!(
+                    "unknown source {}",
+                    crate::model::quote_prefix(&source_name)
+                ),
+            )
+        })?;
     let payload = env.payload.ok_or((
         "missing source or payload",
         "missing field `payload`".to_string(),
@@ -214,7 +258,7 @@ pub fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> 
 }
 
 /// Parses and normalizes one CloudTrail record from a log file.
-fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
+pub fn cloudtrail_record(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             "not UTF-8",
@@ -303,7 +347,7 @@ fn parse_unit(unit: Unit, names: &[String]) -> Done {
                             file: names[file].clone(),
                             line,
                             category: reader_error_category(&reason),
-                            reason,
+                            reason: bounded_reason(reason),
                         });
                     }
                     Item::Data { line, bytes } => {
@@ -319,7 +363,7 @@ fn parse_unit(unit: Unit, names: &[String]) -> Done {
                                 file: names[file].clone(),
                                 line,
                                 category,
-                                reason,
+                                reason: bounded_reason(reason),
                             }),
                         }
                     }

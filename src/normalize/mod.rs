@@ -11,7 +11,7 @@ mod eventbridge;
 pub mod facts;
 pub mod resource;
 
-use crate::model::{parse_time, Kind, NewEvent, Source};
+use crate::model::{fmt_time, parse_time, quote_prefix, time_in_range, Kind, NewEvent, Source};
 use serde_json::Value;
 
 /// The entries of a JSON object in key order, whatever map serde_json was built with: its
@@ -38,8 +38,13 @@ pub enum NormalizeError {
         field: &'static str,
         expected: &'static str,
     },
-    #[error("field `{field}` is not a valid time: {value:?}")]
+    /// `value` is already quoted and cut ([`quote_prefix`]).
+    #[error("field `{field}` is not a valid time: {value}")]
     BadTime { field: &'static str, value: String },
+    /// The event time parsed but lies outside the years 1970 to 9999 (`value` as
+    /// given, quoted and cut).
+    #[error("event time {value} is outside the years 1970 to 9999")]
+    TimeOutOfRange { value: String },
 }
 
 impl NormalizeError {
@@ -50,6 +55,7 @@ impl NormalizeError {
             NormalizeError::Missing(_) => "missing id or time",
             NormalizeError::WrongType { .. } => "wrong type",
             NormalizeError::BadTime { .. } => "invalid time",
+            NormalizeError::TimeOutOfRange { .. } => "time out of range",
         }
     }
 }
@@ -83,8 +89,15 @@ pub fn normalize_value(
         Source::Config => config(payload)?,
         Source::Rootline => rootline(payload)?,
     };
+    // One check for every source: later arithmetic on times (windows around them) can
+    // then never overflow.
+    if !time_in_range(ev.event_time) {
+        return Err(NormalizeError::TimeOutOfRange {
+            value: quote_prefix(&fmt_time(ev.event_time)),
+        });
+    }
     ev.source = source;
-    ev.received_at = received_at;
+    ev.received_at = received_at.filter(|t| time_in_range(*t));
     ev.payload = raw.to_string();
     dedupe(&mut ev.resources);
     Ok(ev)
@@ -152,7 +165,7 @@ fn required_time(v: &Value, path: &[&str], field: &'static str) -> Result<i64> {
         None => Err(NormalizeError::Missing(field)),
         Some(Value::String(s)) => parse_time(s).ok_or_else(|| NormalizeError::BadTime {
             field,
-            value: s.chars().take(64).collect(),
+            value: quote_prefix(s),
         }),
         Some(_) => Err(NormalizeError::WrongType {
             field,
@@ -196,7 +209,7 @@ fn required_epoch_ms(v: &Value, path: &[&str], field: &'static str) -> Result<i6
             .or_else(|| parse_time(s))
             .ok_or_else(|| NormalizeError::BadTime {
                 field,
-                value: s.chars().take(64).collect(),
+                value: quote_prefix(s),
             }),
         Some(_) => Err(NormalizeError::WrongType {
             field,
@@ -671,6 +684,97 @@ mod tests {
         assert!(alarm_rule_refs("").is_empty());
         assert!(alarm_rule_refs("TRUE").is_empty());
         assert!(alarm_rule_refs("MYALARM(x) ÄLARM(").is_empty());
+    }
+
+    #[test]
+    fn times_outside_1970_to_9999_are_rejected_by_every_normalizer() {
+        let early = "1969-12-31T23:59:59Z";
+        let late = "+10000-01-01T00:00:00Z";
+        for time in [early, "0001-01-01T00:00:00Z"] {
+            for (source, payload) in [
+                (
+                    Source::CloudTrail,
+                    format!(r#"{{"eventID":"e","eventTime":"{time}"}}"#),
+                ),
+                (
+                    Source::EventBridge,
+                    format!(r#"{{"id":"i","time":"{time}","detail-type":"x"}}"#),
+                ),
+                (
+                    Source::AlarmHistory,
+                    format!(r#"{{"AlarmName":"a","Timestamp":"{time}"}}"#),
+                ),
+                (
+                    Source::AlarmDefinition,
+                    format!(
+                        r#"{{"AlarmName":"a","AlarmArn":"x","AlarmConfigurationUpdatedTimestamp":"{time}"}}"#
+                    ),
+                ),
+                (
+                    Source::GithubDeploymentStatus,
+                    format!(r#"{{"deployment_status":{{"id":1,"created_at":"{time}"}}}}"#),
+                ),
+                (
+                    Source::Logs,
+                    format!(r#"{{"eventId":"l","timestamp":"{time}"}}"#),
+                ),
+                (
+                    Source::LogsAnomaly,
+                    format!(r#"{{"anomalyId":"a","firstSeen":"{time}"}}"#),
+                ),
+                (
+                    Source::Config,
+                    format!(
+                        r#"{{"resourceType":"T","resourceId":"r","configurationStateId":1,"configurationItemCaptureTime":"{time}"}}"#
+                    ),
+                ),
+                (Source::Rootline, format!(r#"{{"id":"x","time":"{time}"}}"#)),
+            ] {
+                let e = normalize(source, &payload, None).unwrap_err();
+                assert_eq!(e.reason(), "time out of range", "{source} {payload}: {e}");
+                assert!(
+                    e.to_string().contains("outside the years 1970 to 9999"),
+                    "{e}"
+                );
+            }
+        }
+        // Epoch numbers far outside, including ones that do not fit in i64 milliseconds.
+        for ts in ["-1", "1e300", "-1e300", "9223372036854775807"] {
+            let p = format!(r#"{{"eventId":"l","timestamp":{ts}}}"#);
+            let e = normalize(Source::Logs, &p, None).unwrap_err();
+            assert_eq!(e.reason(), "time out of range", "{p}");
+            let p = format!(
+                r#"{{"AlarmName":"a","AlarmArn":"x","AlarmConfigurationUpdatedTimestamp":{ts}}}"#
+            );
+            let e = normalize(Source::AlarmDefinition, &p, None).unwrap_err();
+            assert_eq!(e.reason(), "time out of range", "{p}");
+        }
+        // The bounds themselves are accepted; a later year does not even parse.
+        for time in ["1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"] {
+            let p = format!(r#"{{"eventID":"e","eventTime":"{time}"}}"#);
+            assert!(normalize(Source::CloudTrail, &p, None).is_ok(), "{time}");
+        }
+        let p = format!(r#"{{"eventID":"e","eventTime":"{late}"}}"#);
+        assert!(normalize(Source::CloudTrail, &p, None).is_err());
+        // An out-of-range received time is dropped, not stored.
+        let p = r#"{"eventID":"e","eventTime":"2025-01-01T00:00:00Z"}"#;
+        assert_eq!(
+            normalize(Source::CloudTrail, p, Some(i64::MAX))
+                .unwrap()
+                .received_at,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_time_quotes_only_a_prefix_of_the_value() {
+        let big = "9".repeat(1 << 20);
+        let p = format!(r#"{{"eventID":"e","eventTime":"{big}"}}"#);
+        let e = normalize(Source::CloudTrail, &p, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 200, "{} bytes", e.len());
+        assert!(e.contains(&format!("({} bytes)", big.len())), "{e}");
     }
 
     #[test]

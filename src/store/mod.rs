@@ -4,12 +4,14 @@
 //! `EventLog` is the interface; `SqliteStore` is the embedded default. All SQL lives
 //! under this module; callers use typed functions.
 
+mod accounts;
 mod projections;
 mod reads;
 pub use reads::{WindowMark, MAX_MARK_GROUPS};
 mod search;
 mod sqlite;
 
+pub use accounts::{SessionRow, User};
 pub use projections::{
     AlarmMetric, AlarmState, Latest, Names, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
 };

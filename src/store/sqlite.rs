@@ -478,6 +478,125 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
     }
 }
 
+/// Appends events in one transaction on `conn` (the writer), skipping those already
+/// stored, with the checkpoint in the same transaction.
+async fn append_on(
+    conn: &mut sqlx::pool::PoolConnection<Sqlite>,
+    events: &[NewEvent],
+    checkpoint: Option<&Checkpoint>,
+) -> Result<AppendOutcome> {
+    let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
+    // IMMEDIATE: a deferred transaction that reads first gets 'database is locked' at
+    // once (no busy wait) when a checkpoint holds the lock as it upgrades to write.
+    let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
+    let mut appended = 0u64;
+    let mut postings = Postings::default();
+    for chunk in statement_chunks(&prepared) {
+        let done = insert_query(chunk).execute(&mut *tx).await?;
+        let inserted = done.rows_affected();
+        appended += inserted;
+        if inserted == 0 {
+            continue;
+        }
+        // This connection is the only writer inside the transaction and the database
+        // assigns max(seq)+1 to each row, so the rows just appended hold the seqs
+        // (last - inserted, last].
+        let last = done.last_insert_rowid();
+        let first = last - inserted as i64 + 1;
+        if inserted == chunk.len() as u64 {
+            // No row was skipped: SQLite inserts a VALUES list in its order, so the
+            // n-th row of the chunk has seq first + n.
+            for (p, seq) in chunk.iter().zip(first..) {
+                postings.add(p.ev, seq);
+            }
+            continue;
+        }
+        // Some rows were already stored: read back which ones went in, and match
+        // them by key. Within a chunk the first event with a key is the one appended.
+        let rows = sqlx::query(
+            "SELECT seq, source, natural_id, event_time FROM events WHERE seq >= ? AND seq <= ?",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_key: std::collections::HashMap<(&str, &str, i64), &NewEvent> =
+            std::collections::HashMap::with_capacity(chunk.len());
+        for p in chunk {
+            by_key
+                .entry((
+                    p.ev.source.as_str(),
+                    p.ev.natural_id.as_str(),
+                    p.ev.event_time,
+                ))
+                .or_insert(p.ev);
+        }
+        for row in &rows {
+            let seq: i64 = row.try_get(0)?;
+            let source: &str = row.try_get(1)?;
+            let natural_id: &str = row.try_get(2)?;
+            let event_time: i64 = row.try_get(3)?;
+            if let Some(ev) = by_key.get(&(source, natural_id, event_time)) {
+                postings.add(ev, seq);
+            }
+        }
+    }
+    for chunk in postings.rows().chunks(POSTINGS_PER_STATEMENT) {
+        let mut q = sqlx::query(AssertSqlSafe(values_sql(
+            "INSERT INTO resource_postings (resource, first_seq, min_time, max_time, seqs)",
+            5,
+            chunk.len(),
+        )));
+        for p in chunk {
+            q = q
+                .bind(p.resource)
+                .bind(p.first_seq)
+                .bind(p.min_time)
+                .bind(p.max_time)
+                .bind(p.seqs.as_str());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    if let Some(cp) = checkpoint {
+        sqlx::query(
+            "INSERT INTO checkpoints (name, value, last_seq) \
+             VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) FROM events)) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, last_seq = excluded.last_seq",
+        )
+        .bind(&cp.name)
+        .bind(&cp.value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(AppendOutcome {
+        appended,
+        duplicates: events.len() as u64 - appended,
+    })
+}
+
+impl SqliteStore {
+    /// [`EventLog::append`], durable: the transaction commits with `synchronous=FULL`, so
+    /// the WAL is synced to disk before this returns and a power loss cannot drop what
+    /// it stored. Appends that acknowledge to a sender (the push endpoints' 200) use it;
+    /// bulk ingest keeps `NORMAL` (its checkpoints make a re-run after a crash resume).
+    pub async fn append_durable(&self, events: &[NewEvent]) -> Result<AppendOutcome> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        let out = append_on(&mut conn, events, None).await;
+        // Back to the store's setting for the next user of the one writer connection,
+        // whatever the append did (a connection left at FULL would only be slower).
+        let reset = sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await;
+        let out = out?;
+        reset?;
+        Ok(out)
+    }
+}
+
 impl EventLog for SqliteStore {
     #[tracing::instrument(skip_all, fields(events = events.len()))]
     async fn append(
@@ -485,87 +604,8 @@ impl EventLog for SqliteStore {
         events: &[NewEvent],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<AppendOutcome> {
-        let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
-        let mut tx = self.write().await?;
-        let mut appended = 0u64;
-        let mut postings = Postings::default();
-        for chunk in statement_chunks(&prepared) {
-            let done = insert_query(chunk).execute(&mut *tx).await?;
-            let inserted = done.rows_affected();
-            appended += inserted;
-            if inserted == 0 {
-                continue;
-            }
-            // This connection is the only writer inside the transaction and the database
-            // assigns max(seq)+1 to each row, so the rows just appended hold the seqs
-            // (last - inserted, last].
-            let last = done.last_insert_rowid();
-            let first = last - inserted as i64 + 1;
-            if inserted == chunk.len() as u64 {
-                // No row was skipped: SQLite inserts a VALUES list in its order, so the
-                // n-th row of the chunk has seq first + n.
-                for (p, seq) in chunk.iter().zip(first..) {
-                    postings.add(p.ev, seq);
-                }
-                continue;
-            }
-            // Some rows were already stored: read back which ones went in, and match
-            // them by key. Within a chunk the first event with a key is the one appended.
-            let rows = sqlx::query(
-                "SELECT seq, source, natural_id FROM events WHERE seq >= ? AND seq <= ?",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut by_key: std::collections::HashMap<(&str, &str), &NewEvent> =
-                std::collections::HashMap::with_capacity(chunk.len());
-            for p in chunk {
-                by_key
-                    .entry((p.ev.source.as_str(), p.ev.natural_id.as_str()))
-                    .or_insert(p.ev);
-            }
-            for row in &rows {
-                let seq: i64 = row.try_get(0)?;
-                let source: &str = row.try_get(1)?;
-                let natural_id: &str = row.try_get(2)?;
-                if let Some(ev) = by_key.get(&(source, natural_id)) {
-                    postings.add(ev, seq);
-                }
-            }
-        }
-        for chunk in postings.rows().chunks(POSTINGS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(values_sql(
-                "INSERT INTO resource_postings (resource, first_seq, min_time, max_time, seqs)",
-                5,
-                chunk.len(),
-            )));
-            for p in chunk {
-                q = q
-                    .bind(p.resource)
-                    .bind(p.first_seq)
-                    .bind(p.min_time)
-                    .bind(p.max_time)
-                    .bind(p.seqs.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        if let Some(cp) = checkpoint {
-            sqlx::query(
-                "INSERT INTO checkpoints (name, value, last_seq) \
-                 VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) FROM events)) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, last_seq = excluded.last_seq",
-            )
-            .bind(&cp.name)
-            .bind(&cp.value)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(AppendOutcome {
-            appended,
-            duplicates: events.len() as u64 - appended,
-        })
+        let mut conn = self.writer.acquire().await?;
+        append_on(&mut conn, events, checkpoint).await
     }
 
     async fn query(&self, f: &EventFilter) -> Result<Vec<Event>> {

@@ -5,9 +5,11 @@
 //! everything they print: CloudTrail fields, alarm reasons and log lines are attacker
 //! controlled.
 
+pub mod http;
 mod metrics;
 mod pages;
 pub mod picture;
+pub mod security;
 pub mod views;
 
 use crate::store::SqliteStore;
@@ -39,6 +41,8 @@ pub struct AppState {
     /// Markdown report. `app::serve` sets it from `ROOTLINE_PUBLIC_URL`, else
     /// `[notify] public_url`, else the address it listens on.
     pub public_url: String,
+    /// Who may see and change what ([`security`]); mode `none` unless set.
+    pub auth: Arc<security::AuthConfig>,
 }
 
 impl AppState {
@@ -49,7 +53,14 @@ impl AppState {
             ingest_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
             components: Default::default(),
             public_url: DEFAULT_PUBLIC_URL.to_string(),
+            auth: Arc::default(),
         }
+    }
+
+    /// The same state with an authentication config.
+    pub fn with_auth(mut self, auth: security::AuthConfig) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 
     pub fn ingest_rate(&self) -> f64 {
@@ -174,11 +185,34 @@ pub fn router(state: AppState, ingest: Router<AppState>) -> Router {
         .route("/resources/{*key}", get(pages::resource))
         .route("/search", get(pages::search))
         .route("/status", get(pages::status))
+        .route("/login", get(security::login_page).post(security::login))
+        .route("/logout", post(security::logout))
         .merge(ingest)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(error_pages))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(security::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// The push endpoints alone (the ingest listener of `--ingest-addr`): `ingest` and a
+/// 404 for everything else, measured like the pages, with the security headers.
+pub fn ingest_router(state: AppState, ingest: Router<AppState>) -> Router {
+    Router::new()
+        .merge(ingest)
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": "not found", "status": 404})),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(security::security_headers))
         .with_state(state)
 }
 
@@ -354,6 +388,53 @@ mod tests {
         );
         let (_, _, body) = get_page("/broken", None).await;
         assert!(!body.contains("disk on fire"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn viewers_see_component_states_without_their_error_text() {
+        let store = crate::store::SqliteStore::open("sqlite::memory:")
+            .await
+            .unwrap();
+        let section: security::AuthSection = toml::from_str(
+            "mode = \"proxy\"\n[proxy]\naddresses = [\"127.0.0.1\"]\nresponders = [\"ana\"]\n",
+        )
+        .unwrap();
+        let auth = security::AuthConfig::from_section(Some(&section)).unwrap();
+        let state = AppState::new(store).with_auth(auth);
+        crate::telemetry::set_component(
+            &state.components,
+            "collectors",
+            "failing: AccessDenied for arn:aws:iam::123456789012:role/x".into(),
+        );
+        let app = router(state, Router::new());
+        let status_as = |user: &'static str| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::builder()
+                    .uri("/status")
+                    .header(header::ACCEPT, "application/json")
+                    .header(header::HOST, "127.0.0.1:8080")
+                    .header("x-forwarded-email", user)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let peer: std::net::SocketAddr = "127.0.0.1:5555".parse().unwrap();
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let resp = app.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                v["components"].clone()
+            }
+        };
+        assert_eq!(
+            status_as("vic").await,
+            serde_json::json!([["collectors", "failing"]])
+        );
+        let full = status_as("ana").await.to_string();
+        assert!(full.contains("123456789012"), "{full}");
     }
 
     #[tokio::test]

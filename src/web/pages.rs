@@ -267,15 +267,19 @@ impl TimelineQuery {
         let time = |k: &str| -> Result<Option<i64>, WebError> {
             match one(&p, k) {
                 None => Ok(None),
-                Some(v) => parse_time(v).map(Some).ok_or_else(|| {
-                    bad(format!(
-                        "{k} must be an RFC 3339 time such as 2025-10-07T14:00:00Z, not {v:?}"
-                    ))
-                }),
+                Some(v) => parse_time(v)
+                    .filter(|t| crate::model::time_in_range(*t))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{k} must be an RFC 3339 time of the years 1970 to 9999 such as 2025-10-07T14:00:00Z, not {}",
+                            crate::model::quote_prefix(v)
+                        ))
+                    }),
             }
         };
-        let from = time("from")?.unwrap_or(anchor - BEFORE_MS);
-        let to = time("to")?.unwrap_or(anchor + AFTER_MS);
+        let from = time("from")?.unwrap_or(anchor.saturating_sub(BEFORE_MS));
+        let to = time("to")?.unwrap_or(anchor.saturating_add(AFTER_MS));
         let span = to.saturating_sub(from);
         if !(MIN_SPAN_MS..=MAX_SPAN_MS).contains(&span) {
             return Err(bad(
@@ -597,21 +601,35 @@ async fn picture(
 /// Earlier, zoom in, zoom out, later (each half a window) and reset.
 fn nav_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
     let (from, to, span) = (q.from, q.to, q.span());
-    let center = from + span / 2;
+    // Stored times are within the years 1970 to 9999 and a span is at most 14 days, but
+    // saturating arithmetic keeps even an older store's wild times from overflowing.
+    let center = from.saturating_add(span / 2);
     let link = |label: &str, from: i64, to: i64| Link {
         label: label.into(),
         href: q.with_window(from, to).href(id),
         active: false,
     };
     vec![
-        link("← earlier", from - span / 2, to - span / 2),
-        link("zoom in", center - span / 4, center + span / 4),
+        link(
+            "← earlier",
+            from.saturating_sub(span / 2),
+            to.saturating_sub(span / 2),
+        ),
+        link(
+            "zoom in",
+            center.saturating_sub(span / 4),
+            center.saturating_add(span / 4),
+        ),
         link(
             "zoom out",
-            (center - span).max(i64::MIN / 4),
-            (center + span).min(i64::MAX / 4),
+            center.saturating_sub(span),
+            center.saturating_add(span),
         ),
-        link("later →", from + span / 2, to + span / 2),
+        link(
+            "later →",
+            from.saturating_add(span / 2),
+            to.saturating_add(span / 2),
+        ),
         Link {
             label: "reset".into(),
             href: format!("/incidents/{id}"),
@@ -744,6 +762,58 @@ async fn load_incident(st: &AppState, id: &str) -> Result<views::IncidentRecord,
         .ok_or_else(|| WebError::NotFound(format!("No incident {id}.")))
 }
 
+/// Who is acting: the signed-in principal (the guard always sets one on a post; `web`
+/// when the router runs without it, as in tests of the bare router).
+fn by(who: &Option<axum::Extension<super::security::Principal>>) -> String {
+    who.as_ref()
+        .map(|p| p.0.name.clone())
+        .unwrap_or_else(|| "web".to_string())
+}
+
+/// One verdict to record.
+struct VerdictOf<'a> {
+    incident: &'a str,
+    verdict: &'a str,
+    cause: &'a EventRef,
+    resources: &'a [String],
+    by: &'a str,
+}
+
+/// Appends a verdict (durably) with the first free id from number `n` on; returns the
+/// number used. Two verdicts posted within one millisecond read the same count and would
+/// get the same id, and the log keeps only the first event of an id: the append reports
+/// the duplicate and the next number is tried, so no verdict is silently lost.
+async fn store_verdict(
+    store: &crate::store::SqliteStore,
+    v: &VerdictOf<'_>,
+    now: i64,
+    n: usize,
+) -> Result<usize, WebError> {
+    for k in 0..FEEDBACK_ID_ATTEMPTS {
+        let number = n.saturating_add(k);
+        let ev = crate::conclusions::feedback_event(
+            v.incident,
+            v.verdict,
+            v.cause,
+            v.resources,
+            Some(v.by),
+            now,
+            number,
+        )
+        .map_err(|e| WebError::Other(e.into()))?;
+        if store.append_durable(&[ev]).await?.appended == 1 {
+            return Ok(number);
+        }
+    }
+    Err(WebError::Other(anyhow::anyhow!(
+        "no free feedback id for incident {} after {FEEDBACK_ID_ATTEMPTS} attempts",
+        v.incident
+    )))
+}
+
+/// Ids tried for one verdict before giving up (each attempt is one append).
+const FEEDBACK_ID_ATTEMPTS: usize = 1000;
+
 #[derive(serde::Deserialize)]
 pub(super) struct FeedbackForm {
     source: String,
@@ -758,6 +828,7 @@ pub(super) async fn feedback(
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    who: Option<axum::Extension<super::security::Principal>>,
     Form(f): Form<FeedbackForm>,
 ) -> PageResult {
     let id = path_param(path)?;
@@ -781,16 +852,25 @@ pub(super) async fn feedback(
     }
     let n = views::feedback_count(&st.store, &id).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let by = f.by.trim();
-    if by.chars().count() > 100 {
+    let typed = f.by.trim();
+    if typed.chars().count() > 100 {
         return Err(bad("by must be at most 100 characters".into()));
     }
-    let by = (!by.is_empty()).then_some(by);
-    let ev =
-        crate::conclusions::feedback_event(&id, verdict, &cause, &rec.row.resources, by, now, n)
-            .map_err(|e| WebError::Other(e.into()))?;
-    st.store.append(&[ev], None).await?;
-    tracing::info!(incident = %id, verdict, "Hypothesis feedback recorded");
+    // Signed in, the verdict is the user's; without authentication, the name typed in
+    // the form (if any) says who gave it.
+    let by = match (&st.auth.mode, typed.is_empty()) {
+        (super::security::AuthMode::None, false) => typed.to_string(),
+        _ => by(&who),
+    };
+    let verdict_of = VerdictOf {
+        incident: &id,
+        verdict,
+        cause: &cause,
+        resources: &rec.row.resources,
+        by: &by,
+    };
+    store_verdict(&st.store, &verdict_of, now, n).await?;
+    tracing::info!(incident = %id, verdict, by = %by, "Hypothesis feedback recorded");
     if wants_json(&headers) {
         return Ok(Json(serde_json::json!({"ok": true, "verdict": verdict})).into_response());
     }
@@ -807,6 +887,7 @@ pub(super) async fn request_issue(
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    who: Option<axum::Extension<super::security::Principal>>,
     Form(f): Form<IssueForm>,
 ) -> PageResult {
     let id = path_param(path)?;
@@ -825,7 +906,7 @@ pub(super) async fn request_issue(
             "incident {id} names no trigger"
         )));
     };
-    let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, "web")
+    let created = crate::conclusions::outbox::request_issue(&st.store, &incident, h, &by(&who))
         .await
         .map_err(|e| WebError::BadRequest(format!("cannot request an issue: {e}")))?;
     if wants_json(&headers) {
@@ -1117,12 +1198,32 @@ struct StatusPage {
     rate: String,
 }
 
-pub(super) async fn status(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+pub(super) async fn status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    who: Option<axum::Extension<super::security::Principal>>,
+) -> PageResult {
     let events = st.store.max_seq().await?;
+    // Component states can carry raw AWS error text (account ids, role names): viewers
+    // see only whether a component is ok or failing, responders the whole text.
+    let full = who
+        .as_ref()
+        .is_none_or(|p| p.0.role == super::security::Role::Responder);
     let components: Vec<(String, String)> = st
         .components
         .lock()
-        .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|c| {
+            c.iter()
+                .map(|(k, v)| {
+                    let shown = if full {
+                        v.clone()
+                    } else {
+                        v.split(':').next().unwrap_or("").to_string()
+                    };
+                    (k.clone(), shown)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let rate = format!("{:.1}", st.ingest_rate());
     let json: BTreeMap<&str, serde_json::Value> = [
@@ -1155,6 +1256,42 @@ mod tests {
 
     fn query(q: &str) -> Result<TimelineQuery, WebError> {
         TimelineQuery::parse(params(&Some(q.to_string()))?, OPENED)
+    }
+
+    #[tokio::test]
+    async fn two_verdicts_in_one_millisecond_are_both_stored() {
+        use crate::store::EventLog;
+        let store = crate::store::SqliteStore::open("sqlite::memory:")
+            .await
+            .unwrap();
+        let cause = EventRef {
+            source: "cloudtrail".into(),
+            id: "cause".into(),
+        };
+        let v = |verdict| VerdictOf {
+            incident: "inc-1",
+            verdict,
+            cause: &cause,
+            resources: &[],
+            by: "ana",
+        };
+        // Both posts read the same count (0) at the same millisecond.
+        assert_eq!(
+            store_verdict(&store, &v("accepted"), OPENED, 0)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store_verdict(&store, &v("discarded"), OPENED, 0)
+                .await
+                .unwrap(),
+            1
+        );
+        let (latest, total) = crate::conclusions::verdicts(&store, "inc-1").await.unwrap();
+        assert_eq!(total, 2, "both verdicts are in the log");
+        assert_eq!(latest.get(&cause).map(String::as_str), Some("discarded"));
+        assert_eq!(store.count().await.unwrap(), 2);
     }
 
     fn message(q: &str) -> String {

@@ -103,7 +103,7 @@ pub struct IncidentRecord {
 /// "-14 min", "+3.5 min", "-1 h 05 min", "+40 s".
 pub fn offset(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "+" };
-    let a = ms.abs();
+    let a = ms.saturating_abs();
     if a < 60_000 {
         format!("{sign}{} s", a / 1000)
     } else if a < 3_600_000 {
@@ -413,7 +413,7 @@ pub fn row(e: &Event, anchor: i64, chain: &[EventRef]) -> TimelineRow {
     TimelineRow {
         seq: e.seq,
         time: fmt_time(e.event_time),
-        offset: offset(e.event_time - anchor),
+        offset: offset(e.event_time.saturating_sub(anchor)),
         source: e.source.as_str().to_string(),
         kind: e.kind.tag().to_string(),
         name: crate::model::display_name(&e.name).to_string(),
