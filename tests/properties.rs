@@ -133,7 +133,11 @@ fn fuzz_findings_of_the_resource_key_parsers() {
         ] {
             if let Some(k) = k {
                 let (_, name) = k.split_once('/').unwrap();
-                assert!(name.len() <= 512 && k.len() <= 600, "{name}: {what} made a key of {} bytes: {k:?}", k.len());
+                assert!(
+                    name.len() <= 512 && k.len() <= 600,
+                    "{name}: {what} made a key of {} bytes: {k:?}",
+                    k.len()
+                );
             }
         }
         let once = from_input(&text);

@@ -1940,6 +1940,58 @@ async fn a_slow_client_is_cut_off_while_others_are_served() {
     assert!(closed, "the idle connection was not closed within 8 s");
 }
 
+/// DNS rebinding: a page on another site whose name was re-resolved to 127.0.0.1 sends
+/// its own name as the Host. Mode `none` without an allow-list answers only loopback
+/// names, so such a page can neither read nor post.
+#[test]
+fn mode_none_answers_only_loopback_host_names() {
+    use std::io::{Read, Write};
+    let srv = start(&[fixture("engine/one-incident.jsonl")]);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let port = addr.rsplit_once(':').unwrap().1.to_string();
+    let status = |request: String| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got).to_string();
+        text.lines().next().unwrap_or("").to_string()
+    };
+    let get = |host: &str| {
+        status(format!(
+            "GET /incidents HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    for host in [
+        format!("evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        assert!(
+            get(&host).starts_with("HTTP/1.1 421"),
+            "{host}: {}",
+            get(&host)
+        );
+    }
+    let body = "source=cloudtrail&cause=c&verdict=accept";
+    let post = status(format!(
+        "POST /incidents/x/feedback HTTP/1.1\r\nHost: evil.example:{port}\r\nOrigin: http://evil.example:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(post.starts_with("HTTP/1.1 421"), "{post}");
+    for host in [
+        addr.clone(),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert!(
+            get(&host).starts_with("HTTP/1.1 200"),
+            "{host}: {}",
+            get(&host)
+        );
+    }
+}
+
 #[test]
 fn mode_none_refuses_to_listen_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();

@@ -379,7 +379,10 @@ impl Analyser {
         let t0 = std::time::Instant::now();
         let id = found.id.clone();
         let window = store
-            .window_events(from.saturating_sub(WINDOW_MARGIN_MS), to.saturating_add(WINDOW_MARGIN_MS))
+            .window_events(
+                from.saturating_sub(WINDOW_MARGIN_MS),
+                to.saturating_add(WINDOW_MARGIN_MS),
+            )
             .await
             .during(|| format!("read the window of {id}"))?;
         let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());

@@ -172,7 +172,7 @@ pub struct Report {
 /// "-14 min", "+3.5 min", "-1 h 05 min", "+40 s".
 pub fn offset(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "+" };
-    let a = ms.abs();
+    let a = ms.saturating_abs();
     if a < 60_000 {
         format!("{sign}{} s", a / 1000)
     } else if a < 3_600_000 {
@@ -215,7 +215,7 @@ impl<S: EventLog> Lookup<'_, S> {
             time: ev.map(|e| e.event_time),
             time_text: ev.map(|e| fmt_time(e.event_time)).unwrap_or_default(),
             offset: ev
-                .map(|e| offset(e.event_time - self.opened))
+                .map(|e| offset(e.event_time.saturating_sub(self.opened)))
                 .unwrap_or_default(),
             name: ev
                 .map(|e| display_name(&e.name).to_string())
@@ -368,7 +368,7 @@ pub async fn gather<S: EventLog>(store: &S, incident: &Incident) -> Result<Repor
         duration: incident
             .resolved_at
             .map(|r| {
-                offset(r - incident.opened_at)
+                offset(r.saturating_sub(incident.opened_at))
                     .trim_start_matches(['+', '-'])
                     .to_string()
             })

@@ -90,7 +90,7 @@ impl SqliteStore {
     pub async fn user_credentials(&self, name: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT role, password_hash FROM users WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
@@ -132,7 +132,7 @@ impl SqliteStore {
         )
         .bind(token_sha256)
         .bind(now)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|r| {
             Ok(SessionRow {

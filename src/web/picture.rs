@@ -152,8 +152,8 @@ pub struct Picture {
 }
 
 fn x_of(t: i64, from: i64, to: i64) -> i64 {
-    let span = (to - from).max(1) as f64;
-    let f = ((t - from) as f64 / span).clamp(0.0, 1.0);
+    let span = to.saturating_sub(from).max(1) as f64;
+    let f = (t.saturating_sub(from) as f64 / span).clamp(0.0, 1.0);
     LEFT + (f * (RIGHT - LEFT) as f64).round() as i64
 }
 
@@ -163,7 +163,7 @@ fn clock(t: i64) -> String {
 }
 
 fn when(t: i64, opened: i64) -> String {
-    format!("{} UTC ({})", clock(t), offset(t - opened))
+    format!("{} UTC ({})", clock(t), offset(t.saturating_sub(opened)))
 }
 
 /// Alarm transitions of one alarm within a minute with the same new state are one
@@ -424,7 +424,7 @@ pub fn layout(inp: &Input<'_>) -> Picture {
                     "{name}: {state} from {} to {} ({})",
                     when(since, inp.opened),
                     when(until, inp.opened),
-                    duration(until - since)
+                    duration(until.saturating_sub(since))
                 ),
             })
         };

@@ -398,6 +398,8 @@ enum Unauthenticated {
     Missing,
     /// Not from the configured proxy: 403.
     NotFromProxy,
+    /// The store could not be asked: 503 (not "logged out").
+    Unavailable,
 }
 
 /// The principal of a request, by the mode.
@@ -425,7 +427,7 @@ async fn principal(
                 Ok(None) => Err(Unauthenticated::Missing),
                 Err(e) => {
                     tracing::error!(error = %e, "Session lookup failed");
-                    Err(Unauthenticated::Missing)
+                    Err(Unauthenticated::Unavailable)
                 }
             }
         }
@@ -476,12 +478,31 @@ fn path_and_query(req: &Request) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// A return address that stays on this site (`/...`, not `//host`).
+/// A return address that stays on this site (`/...`, not `//host`). Control and
+/// whitespace characters are refused too: browsers drop tabs and newlines from a URL,
+/// so `/<TAB>/evil.example` would become `//evil.example`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_string()
+        }
         _ => "/incidents".into(),
     }
+}
+
+/// Whether a `Host` name is this machine's loopback: `localhost` (and `*.localhost`),
+/// 127.0.0.0/8 or `::1`. Without an allow-list, mode `none` answers only these, so a
+/// page on another site cannot reach the UI through DNS rebinding (its name re-resolved
+/// to 127.0.0.1: the browser still sends that name as the Host).
+fn loopback_host(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Authenticates every UI request, checks the Host allow-list, the role, the origin
@@ -494,9 +515,16 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let json = super::wants_json(req.headers());
-    if !cfg.allowed_hosts.is_empty()
-        && !host_name(req.headers()).is_some_and(|h| cfg.allowed_hosts.contains(&h))
-    {
+    let host = host_name(req.headers());
+    let known_host = if !cfg.allowed_hosts.is_empty() {
+        host.is_some_and(|h| cfg.allowed_hosts.contains(&h))
+    } else if cfg.mode == AuthMode::None {
+        // A request without Host is no browser's (they always send it).
+        host.is_none_or(|h| loopback_host(&h))
+    } else {
+        true
+    };
+    if !known_host {
         return refuse(json, StatusCode::MISDIRECTED_REQUEST, "unknown host");
     }
     let state_changing = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -521,6 +549,13 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
                 json,
                 StatusCode::FORBIDDEN,
                 "requests must come through the configured proxy",
+            );
+        }
+        Err(Unauthenticated::Unavailable) => {
+            return refuse(
+                json,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the session store is unavailable; try again",
             );
         }
         Err(Unauthenticated::Missing) => {
@@ -668,6 +703,9 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 }
 
 /// True when `password` matches the PHC string `hash`.
+/// Password verifications running at once (argon2id is deliberately expensive).
+static VERIFICATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 pub fn verify_password(password: &str, hash: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     match PasswordHash::new(hash) {
@@ -750,6 +788,15 @@ pub async fn login(
         .map(|(_, h)| h.clone())
         .unwrap_or_else(|| dummy_hash().to_string());
     let password = f.password;
+    // Each verification costs about 19 MiB and a core for a moment: at most two run at
+    // once, so a flood of login posts queues instead of exhausting the machine.
+    let Ok(_permit) = VERIFICATIONS.acquire().await else {
+        return login_form(
+            StatusCode::SERVICE_UNAVAILABLE,
+            next,
+            "Too busy; try again.".into(),
+        );
+    };
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false)
@@ -861,6 +908,28 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/incidents");
         assert_eq!(safe_next(Some("/\\evil.example")), "/incidents");
         assert_eq!(safe_next(None), "/incidents");
+        // Browsers drop tabs and newlines: `/\t/evil.example` would be `//evil.example`.
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/incidents");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/incidents");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/incidents");
+        assert_eq!(safe_next(Some("/incidents?h=2")), "/incidents?h=2");
+    }
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for h in ["localhost", "ui.localhost", "127.0.0.1", "127.3.2.1", "::1"] {
+            assert!(loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1",
+            "0.0.0.0",
+            "::",
+            "",
+        ] {
+            assert!(!loopback_host(h), "{h}");
+        }
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn record(r: Recorded) -> IncidentRecord {
         opened_ms,
         resolved_at: res_at.map(fmt_time),
         duration: res_at
-            .map(|t| duration(t - opened_ms))
+            .map(|t| duration(t.saturating_sub(opened_ms)))
             .unwrap_or_else(|| "ongoing".into()),
         state: if res_at.is_some() { "resolved" } else { "open" },
         trigger_alarm: trigger_alarm(&r),
@@ -456,12 +456,12 @@ pub fn lanes(rows: Vec<TimelineRow>, by_kind: bool) -> Vec<Lane> {
 /// The alarm-state strip of an incident as listed: its alarms' transitions from its
 /// start to its end (or an hour on, when open), one bounded read per alarm.
 pub async fn strip(store: &SqliteStore, row: &IncidentRow) -> Result<String, StoreError> {
-    let from = row.opened_ms - 5 * 60_000;
+    let from = row.opened_ms.saturating_sub(5 * 60_000);
     let to = row
         .resolved_ms
-        .unwrap_or(row.opened_ms + 3_600_000)
-        .max(row.opened_ms + 60_000)
-        + 5 * 60_000;
+        .unwrap_or(row.opened_ms.saturating_add(3_600_000))
+        .max(row.opened_ms.saturating_add(60_000))
+        .saturating_add(5 * 60_000);
     let mut alarms = Vec::new();
     for key in &row.alarm_keys {
         let transitions: Vec<Event> = store
