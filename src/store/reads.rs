@@ -251,16 +251,20 @@ impl SqliteStore {
         sources: &[String],
         except: &[i64],
     ) -> Result<Vec<WindowMark>> {
+        // The groups come back as one JSON document that SQLite builds: handing thousands
+        // of rows over one at a time through sqlx's worker thread cost more than the query
+        // (30 ms of a 45 ms picture at 10M events).
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT COALESCE(json_extract(resources, '$[0]'), '') AS lane, kind, \
+            "SELECT json_group_array(json_array(lane, kind, bucket, n, first, name, event_time, \
+             failed)) FROM (SELECT COALESCE(json_extract(resources, '$[0]'), '') AS lane, kind, \
              (event_time - ",
         );
         qb.push_bind(from)
             .push(") / ")
             .push_bind(bucket_ms.max(1))
             .push(
-                " AS bucket, COUNT(*), MIN(seq), name, event_time, \
-                 SUM(error_code IS NOT NULL) FROM events INDEXED BY events_window \
+                " AS bucket, COUNT(*) AS n, MIN(seq) AS first, name, event_time, \
+                 SUM(error_code IS NOT NULL) AS failed FROM events INDEXED BY events_window \
                  WHERE source <> 'rootline' AND kind <> 'log' \
                  AND NOT (kind = 'change' AND read_only = 1) AND kind <> 'alarm' \
                  AND event_time >= ",
@@ -295,22 +299,30 @@ impl SqliteStore {
         // With one MIN() aggregate, SQLite takes the bare columns (name, event_time) from
         // the row holding the minimum: the group's first event.
         qb.push(" GROUP BY lane, kind, bucket ORDER BY lane, kind, bucket LIMIT ")
-            .push_bind(MAX_MARK_GROUPS);
-        let rows = qb.build().fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WindowMark {
-                    resource: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    bucket: r.try_get(2)?,
-                    count: r.try_get(3)?,
-                    seq: r.try_get(4)?,
-                    name: r.try_get(5)?,
-                    event_time: r.try_get(6)?,
-                    failed: r.try_get::<Option<i64>, _>(7)?.unwrap_or(0),
-                })
-            })
-            .collect()
+            .push_bind(MAX_MARK_GROUPS)
+            // json_group_array keeps the subquery's order.
+            .push(")");
+        let doc: Option<String> = qb.build_query_scalar().fetch_one(&self.reader).await?;
+        type MarkRow = (String, String, i64, i64, i64, String, i64, Option<i64>);
+        let rows: Vec<MarkRow> = match doc.as_deref() {
+            Some(d) => serde_json::from_str(d).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            None => Vec::new(),
+        };
+        Ok(rows
+            .into_iter()
+            .map(
+                |(resource, kind, bucket, count, seq, name, event_time, failed)| WindowMark {
+                    resource,
+                    kind,
+                    bucket,
+                    count,
+                    seq,
+                    name,
+                    event_time,
+                    failed: failed.unwrap_or(0),
+                },
+            )
+            .collect())
     }
 
     /// Up to `limit` alarm transitions with event time in [from, to], in (event time,

@@ -529,15 +529,18 @@ async fn picture(
     }
     let except: Vec<i64> = chain.iter().map(|c| c.event.seq).collect();
     let sources: Vec<String> = q.sources.iter().map(|s| s.as_str().to_string()).collect();
-    let marks = st
-        .store
-        .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except)
-        .await?;
-    let mut alarms = if q.kinds.is_empty() || q.kinds.iter().any(|k| k == "alarm") {
-        st.store.window_alarms(q.from, q.to, 2000).await?
-    } else {
-        Vec::new()
-    };
+    let want_alarms = q.kinds.is_empty() || q.kinds.iter().any(|k| k == "alarm");
+    let (marks, alarms) = tokio::join!(
+        st.store
+            .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except),
+        async {
+            match want_alarms {
+                true => st.store.window_alarms(q.from, q.to, 2000).await,
+                false => Ok(Vec::new()),
+            }
+        }
+    );
+    let (marks, mut alarms) = (marks?, alarms?);
     alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
     let mut alarm_lanes: Vec<String> = rec
         .recorded
@@ -700,20 +703,54 @@ pub(super) async fn incident(
 ) -> PageResult {
     let id = path_param(path)?;
     let p = params(&raw)?;
+    let t0 = std::time::Instant::now();
+    let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
     let rec = load_incident(&st, &id).await?;
     let q = TimelineQuery::parse(p, rec.row.opened_ms)?;
+    let t_load = ms(t0);
+    let t = std::time::Instant::now();
     let hyps = hypothesis_views(&st, &id, &rec).await?;
-    let timeline = timeline(&st, &rec, &q).await?;
-    let picture = picture(&st, &rec, &q, &hyps).await?;
+    let t_hyps = ms(t);
     let mut keys = rec.recorded.opened.resources.clone();
     for n in &rec.recorded.opened.alarm_names {
         keys.push(format!("alarm/{n}"));
     }
-    let past =
-        crate::conclusions::earlier_incidents(&st.store, &keys, rec.row.opened_ms, &id, 5).await?;
-    let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
-        .await
-        .unwrap_or_default();
+    // The tables, the picture and the past incidents read independently: on the pool's
+    // read connections at once (a page is otherwise the sum of their reads).
+    let timed = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let (timeline, picture, past) = tokio::join!(
+        async {
+            let t = std::time::Instant::now();
+            timeline(&st, &rec, &q).await.map(|v| (v, timed(t)))
+        },
+        async {
+            let t = std::time::Instant::now();
+            picture(&st, &rec, &q, &hyps).await.map(|v| (v, timed(t)))
+        },
+        async {
+            let t = std::time::Instant::now();
+            let past =
+                crate::conclusions::earlier_incidents(&st.store, &keys, rec.row.opened_ms, &id, 5)
+                    .await?;
+            let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
+                .await
+                .unwrap_or_default();
+            Ok::<_, WebError>(((past, deliveries), timed(t)))
+        },
+    );
+    let (timeline, t_tables) = timeline?;
+    let (picture, t_picture) = picture?;
+    let ((past, deliveries), t_past) = past?;
+    tracing::debug!(
+        incident = %id,
+        load_ms = t_load,
+        hypotheses_ms = t_hyps,
+        tables_ms = t_tables,
+        picture_ms = t_picture,
+        past_ms = t_past,
+        total_ms = ms(t0),
+        "Incident page read"
+    );
     let window_from = fmt_time(q.from);
     let window_to = fmt_time(q.to);
     let json = IncidentJson {
