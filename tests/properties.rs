@@ -126,19 +126,36 @@ fn fuzz_findings_of_the_resource_key_parsers() {
         }
         n += 1;
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        // Split in two as the fuzz target does (fuzz/fuzz_targets/resource_key.rs).
+        let half = text
+            .char_indices()
+            .nth(text.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        let (a, b) = text.split_at(half);
         for (what, k) in [
             ("from_arn", from_arn(&text)),
             ("from_id", from_id(&text)),
             ("from_host", from_host(&text)),
+            ("from_dimension", from_dimension(a, b)),
+            ("from_config", from_config(a, b, Some(b))),
         ] {
             if let Some(k) = k {
                 let (_, name) = k.split_once('/').unwrap();
                 assert!(
-                    name.len() <= 512 && k.len() <= 600,
+                    !name.is_empty() && name.len() <= 512,
                     "{name}: {what} made a key of {} bytes: {k:?}",
                     k.len()
                 );
             }
+        }
+        let mut hosts = Vec::new();
+        hosts_in_text(&text, &mut hosts);
+        for k in &hosts {
+            let (_, name) = k.split_once('/').unwrap();
+            assert!(
+                !name.is_empty() && name.len() <= 512,
+                "hosts_in_text: {k:?}"
+            );
         }
         let once = from_input(&text);
         assert_eq!(from_input(&once), once, "{name}");

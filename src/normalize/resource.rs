@@ -15,6 +15,17 @@ fn key(kind: &str, name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 512 {
         return None;
     }
+    // The type comes from upstream text too (an ARN's resource type, a Config item's
+    // type): a `/`, a control character or a space in it would make the key read back
+    // as another type and name (found by fuzzing: fixtures/fuzz/resource_key-1).
+    if kind.is_empty()
+        || kind.len() > 128
+        || kind
+            .chars()
+            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
     Some(format!("{kind}/{name}"))
 }
 
