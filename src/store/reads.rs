@@ -342,6 +342,24 @@ impl SqliteStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// The events of these seqs (at most [`SEQS_PER_READ`]), without their payloads, in
+    /// seq order: one read for what a page cites.
+    pub async fn events_bare(&self, seqs: &[i64]) -> Result<Vec<Event>> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events WHERE seq IN ("
+        ));
+        let mut sep = qb.separated(", ");
+        for s in seqs.iter().take(SEQS_PER_READ) {
+            sep.push_bind(*s);
+        }
+        qb.push(") ORDER BY seq");
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     /// The latest transition of an alarm (resource key `alarm/NAME`) before `before`: its
     /// state when a window opens. One bounded read of the alarm's newest postings.
     pub async fn alarm_state_before(&self, alarm_key: &str, before: i64) -> Result<Option<Event>> {

@@ -501,12 +501,19 @@ async fn picture(
     if let Some(h) = selected {
         let mut cause: Option<(String, String)> = None;
         let last = h.evidence.len().saturating_sub(1);
+        let cited: Vec<i64> = h.evidence.iter().take(24).filter_map(|e| e.seq).collect();
+        let by_seq: BTreeMap<i64, crate::model::Event> = st
+            .store
+            .events_bare(&cited)
+            .await?
+            .into_iter()
+            .map(|e| (e.seq, e))
+            .collect();
         for (i, e) in h.evidence.iter().enumerate().take(24) {
             let Some(seq) = e.seq else { continue };
-            let Some(mut ev) = st.store.get(seq).await? else {
+            let Some(ev) = by_seq.get(&seq).cloned() else {
                 continue;
             };
-            ev.payload.clear();
             let key = (
                 ev.name.clone(),
                 ev.resources.first().cloned().unwrap_or_default(),
