@@ -162,3 +162,38 @@ fn fuzz_findings_of_the_resource_key_parsers() {
     }
     assert!(n >= 1, "no findings under {}", dir.display());
 }
+
+/// Recordings the recording_reader fuzz target found (fixtures/fuzz/recording_reader-N):
+/// every line's rejection reason stays within the bound, as the target asserts.
+#[test]
+fn fuzz_findings_of_the_recording_reader() {
+    use rootline::ingest::reader::{Item, LineReader};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz");
+    let mut files = 0;
+    let mut rejected = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("recording_reader-") {
+            continue;
+        }
+        files += 1;
+        let data = std::fs::read(&path).unwrap();
+        for item in LineReader::new(std::io::BufReader::new(&data[..])) {
+            if let Item::Data { bytes, .. } = item {
+                if let Err((_, reason)) = rootline::ingest::recording_line(&bytes) {
+                    rejected += 1;
+                    assert!(
+                        reason.len() <= rootline::ingest::MAX_REASON_BYTES,
+                        "{name}: a reason of {} bytes: {reason}",
+                        reason.len()
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        files >= 1 && rejected >= 1,
+        "{files} files, {rejected} rejections"
+    );
+}

@@ -211,8 +211,13 @@ struct Envelope<'a> {
 }
 
 /// Parses and normalizes one recording line; on failure, a short category (used to group
-/// the summary) and the full reason.
+/// the summary) and the reason, cut to [`MAX_REASON_BYTES`] (serde's messages quote a
+/// whole offending string value: found by fuzzing, fixtures/fuzz/recording_reader-1).
 pub fn recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
+    parse_recording_line(bytes).map_err(|(kind, reason)| (kind, bounded_reason(reason)))
+}
+
+fn parse_recording_line(bytes: &[u8]) -> Result<NewEvent, (&'static str, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             "not UTF-8",
