@@ -505,20 +505,26 @@ async fn incidents_cmd(settings: &Settings, a: IncidentsArgs) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Result<ExitCode> {
+/// The store, brought up to date by the analyser, and incident `id` in it.
+async fn analysed_incident(
+    settings: &Settings,
+    id: &str,
+) -> anyhow::Result<(SqliteStore, crate::correlate::Incident)> {
     let store = settings.open_store().await?;
     crate::conclusions::Analyser::default()
         .run_to_end(&store)
         .await?;
-    let Some(inc) = crate::conclusions::load_one(&store, &a.incident)
+    let Some(inc) = crate::conclusions::load_one(&store, id)
         .await?
         .and_then(|r| r.incident())
     else {
-        bail!(
-            "no incident {:?}; `rootline incidents` lists them",
-            a.incident
-        );
+        bail!("no incident {id:?}; `rootline incidents` lists them");
     };
+    Ok((store, inc))
+}
+
+async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Result<ExitCode> {
+    let (_store, inc) = analysed_incident(settings, &a.incident).await?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&inc)?)?;
@@ -535,19 +541,7 @@ async fn hypotheses_cmd(settings: &Settings, a: HypothesesArgs) -> anyhow::Resul
 }
 
 async fn report_cmd(settings: &Settings, a: ReportArgs) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store().await?;
-    crate::conclusions::Analyser::default()
-        .run_to_end(&store)
-        .await?;
-    let Some(inc) = crate::conclusions::load_one(&store, &a.incident)
-        .await?
-        .and_then(|r| r.incident())
-    else {
-        bail!(
-            "no incident {:?}; `rootline incidents` lists them",
-            a.incident
-        );
-    };
+    let (store, inc) = analysed_incident(settings, &a.incident).await?;
     let url = match a.public_url {
         Some(u) => u.trim().trim_end_matches('/').to_string(),
         None => app::public_url(

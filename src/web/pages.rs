@@ -549,20 +549,7 @@ async fn picture(
     );
     let (marks, mut alarms) = (marks?, alarms?);
     alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
-    let mut alarm_lanes: Vec<String> = rec
-        .recorded
-        .opened
-        .resources
-        .iter()
-        .filter(|k| k.starts_with("alarm/"))
-        .cloned()
-        .collect();
-    for n in &rec.recorded.opened.alarm_names {
-        let k = format!("alarm/{n}");
-        if !alarm_lanes.contains(&k) {
-            alarm_lanes.push(k);
-        }
-    }
+    let mut alarm_lanes = views::alarm_keys(&rec.recorded.opened);
     alarm_lanes.truncate(6);
     let mut before = BTreeMap::new();
     for k in &alarm_lanes {

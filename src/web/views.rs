@@ -100,26 +100,24 @@ pub struct IncidentRecord {
     pub recorded: Recorded,
 }
 
-/// "-14 min", "+3.5 min", "-1 h 05 min", "+40 s".
-pub fn offset(ms: i64) -> String {
-    let sign = if ms < 0 { "-" } else { "+" };
-    let a = ms.saturating_abs();
-    if a < 60_000 {
-        format!("{sign}{} s", a / 1000)
-    } else if a < 3_600_000 {
-        let m = a as f64 / 60_000.0;
-        if m.fract() < 0.05 || m >= 10.0 {
-            format!("{sign}{} min", m.round() as i64)
-        } else {
-            format!("{sign}{m:.1} min")
+pub use crate::conclusions::report::offset;
+
+/// An incident's alarms as resource keys (`alarm/NAME`): those among its resources, then
+/// its alarm names not already there.
+pub fn alarm_keys(opened: &crate::conclusions::IncidentOpened) -> Vec<String> {
+    let mut keys: Vec<String> = opened
+        .resources
+        .iter()
+        .filter(|k| k.starts_with("alarm/"))
+        .cloned()
+        .collect();
+    for n in &opened.alarm_names {
+        let k = format!("alarm/{n}");
+        if !keys.contains(&k) {
+            keys.push(k);
         }
-    } else {
-        format!(
-            "{sign}{} h {:02} min",
-            a / 3_600_000,
-            (a % 3_600_000) / 60_000
-        )
     }
+    keys
 }
 
 /// "1 h 05 min", "12 min", "40 s".
@@ -181,19 +179,7 @@ fn record(r: Recorded) -> IncidentRecord {
             .map(|h| conclusions::confidence(h.score)),
         resolved_ms: res_at,
         alarm_keys: {
-            let mut keys: Vec<String> = r
-                .opened
-                .resources
-                .iter()
-                .filter(|k| k.starts_with("alarm/"))
-                .cloned()
-                .collect();
-            for n in &r.opened.alarm_names {
-                let k = format!("alarm/{n}");
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
+            let mut keys = alarm_keys(&r.opened);
             keys.truncate(4);
             keys
         },
