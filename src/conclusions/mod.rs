@@ -50,10 +50,7 @@ pub enum ConclusionError {
     Engine(String),
 }
 
-/// A hypothesis's score at or above this is called likely.
-pub const LIKELY: f64 = 0.5;
-/// A score at or above this (and below [`LIKELY`]) is called possible; below, weak.
-pub const POSSIBLE: f64 = 0.2;
+pub use crate::correlate::{LIKELY, POSSIBLE};
 
 /// A hypothesis's score in words: `likely` (>= [`LIKELY`]), `possible` (>= [`POSSIBLE`])
 /// or `weak`. The pages, the report and the incidents list say these, not bare numbers.
@@ -144,6 +141,9 @@ pub struct HypothesesRanked {
     pub alarm_names: Vec<String>,
     #[serde(deserialize_with = "lenient_hypotheses")]
     pub hypotheses: Vec<Hypothesis>,
+    /// The engine's share of blame left on no candidate, when nothing convinced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexplained: Option<f64>,
 }
 
 /// Payload of a verdict given on a hypothesis.
@@ -250,6 +250,7 @@ pub fn to_events(a: &Analysis) -> Vec<NewEvent> {
                 alarms: inc.alarms.clone(),
                 alarm_names: inc.alarm_names.clone(),
                 hypotheses: inc.hypotheses.clone(),
+                unexplained: inc.unexplained,
             },
             inc.opened_at,
         ));
@@ -281,6 +282,8 @@ pub struct Recorded {
     pub hypotheses: Vec<Hypothesis>,
     /// How many rankings were recorded.
     pub rankings: usize,
+    /// The latest ranking's unexplained share, when nothing convinced the engine.
+    pub unexplained: Option<f64>,
     /// Engine version of the latest ranking.
     pub engine_version: String,
 }
@@ -298,6 +301,7 @@ impl Recorded {
             alarm_names: self.opened.alarm_names.clone(),
             resources: self.opened.resources.clone(),
             hypotheses: self.hypotheses.clone(),
+            unexplained: self.unexplained,
         })
     }
 }
@@ -340,6 +344,7 @@ fn recorded(opened: &Event, resolved_at: Option<i64>, ranked: &[Event]) -> Optio
         resolved_at,
         opened: o,
         hypotheses: latest.hypotheses,
+        unexplained: latest.unexplained,
         rankings: ranked.len(),
         engine_version: latest.engine_version,
     })
@@ -488,7 +493,8 @@ pub async fn earlier_incidents<S: EventLog>(
             ..Default::default()
         })
         .await?;
-    let mut out = Vec::new();
+    tracing::debug!(opened = opened.len(), "Earlier incidents scanned");
+    let mut matches = Vec::new();
     for e in &opened {
         let id = e.natural_id.trim_start_matches(INCIDENT_OPENED);
         if id == except {
@@ -503,64 +509,81 @@ pub async fn earlier_incidents<S: EventLog>(
         if shared.is_empty() {
             continue;
         }
-        // The latest ranking alone (it holds the title and the hypotheses): an incident
-        // re-ranked many times is not read in full.
-        let latest = store
-            .query(&EventFilter {
-                sources: vec![Source::Rootline],
-                id_prefix: Some(rankings_prefix(id)),
-                order: crate::store::Order::Desc,
-                limit: 1,
-                ..Default::default()
-            })
-            .await?;
-        let ranked: HypothesesRanked = latest.first().map(decode).unwrap_or_default();
-        let title = if ranked.title.is_empty() {
-            store
-                .find(Source::Rootline, &incident_opened_id(id))
-                .await?
-                .map(|o| decode::<IncidentOpened>(&o).title)
-                .unwrap_or_default()
-        } else {
-            ranked.title.clone()
-        };
-        let resolved = store
-            .find(Source::Rootline, &incident_resolved_id(id))
-            .await?
-            .map(|r| r.event_time);
-        let (verdicts, _) = verdicts(store, id).await?;
-        let accepted: Vec<String> = ranked
-            .hypotheses
-            .iter()
-            .filter(|h| verdicts.get(&h.cause).map(String::as_str) == Some("accepted"))
-            .map(|h| crate::model::display_names_in(&h.summary))
-            .collect();
-        let top = if accepted.is_empty() {
-            ranked.hypotheses.first().map(|h| {
-                (
-                    confidence(h.score),
-                    crate::model::display_names_in(&h.summary),
-                )
-            })
-        } else {
-            None
-        };
-        out.push(PastIncident {
-            id: id.to_string(),
-            title: if title.is_empty() {
-                id.to_string()
-            } else {
-                title
-            },
-            opened_at: fmt_time(e.event_time),
-            resolved_at: resolved.map(fmt_time),
-            shared,
-            accepted,
-            top,
-        });
-        if out.len() >= at_most {
+        matches.push((id, e.event_time, shared));
+        if matches.len() >= at_most {
             break;
         }
     }
-    Ok(out)
+    // Each match's conclusions are a handful of indexed reads: read them all at once on
+    // the read pool rather than one after another.
+    futures_util::future::try_join_all(
+        matches
+            .into_iter()
+            .map(|(id, opened_ms, shared)| past_incident(store, id, opened_ms, shared)),
+    )
+    .await
+}
+
+/// One earlier incident's title, resolution and causes (accepted, else the top one).
+async fn past_incident<S: EventLog>(
+    store: &S,
+    id: &str,
+    opened_ms: i64,
+    shared: Vec<String>,
+) -> Result<PastIncident, StoreError> {
+    // The latest ranking alone (it holds the title and the hypotheses): an incident
+    // re-ranked many times is not read in full.
+    let latest_filter = EventFilter {
+        sources: vec![Source::Rootline],
+        id_prefix: Some(rankings_prefix(id)),
+        order: crate::store::Order::Desc,
+        limit: 1,
+        ..Default::default()
+    };
+    let opened_id = incident_opened_id(id);
+    let resolved_id = incident_resolved_id(id);
+    let (latest, opened, resolved, verdicts) = tokio::try_join!(
+        store.query(&latest_filter),
+        store.find(Source::Rootline, &opened_id),
+        store.find(Source::Rootline, &resolved_id),
+        verdicts(store, id),
+    )?;
+    let ranked: HypothesesRanked = latest.first().map(decode).unwrap_or_default();
+    let title = if ranked.title.is_empty() {
+        opened
+            .map(|o| decode::<IncidentOpened>(&o).title)
+            .unwrap_or_default()
+    } else {
+        ranked.title.clone()
+    };
+    let (verdicts, _) = verdicts;
+    let accepted: Vec<String> = ranked
+        .hypotheses
+        .iter()
+        .filter(|h| verdicts.get(&h.cause).map(String::as_str) == Some("accepted"))
+        .map(|h| crate::model::display_names_in(&h.summary))
+        .collect();
+    let top = if accepted.is_empty() {
+        ranked.hypotheses.first().map(|h| {
+            (
+                confidence(h.score),
+                crate::model::display_names_in(&h.summary),
+            )
+        })
+    } else {
+        None
+    };
+    Ok(PastIncident {
+        id: id.to_string(),
+        title: if title.is_empty() {
+            id.to_string()
+        } else {
+            title
+        },
+        opened_at: fmt_time(opened_ms),
+        resolved_at: resolved.map(|r| fmt_time(r.event_time)),
+        shared,
+        accepted,
+        top,
+    })
 }

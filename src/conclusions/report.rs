@@ -349,10 +349,18 @@ pub async fn gather<S: EventLog>(store: &S, incident: &Incident) -> Result<Repor
                 h.confidence, h.score_text, h.summary
             )
         }
-        Some(h) => format!(
-            "no convincing cause found (the top hypothesis is weak, score {})",
-            h.score_text
-        ),
+        Some(h) => match incident.unexplained {
+            Some(u) => format!(
+                "no convincing cause found ({:.0} % of the blame stays unexplained; the top \
+                 hypothesis is weak, score {})",
+                u * 100.0,
+                h.score_text
+            ),
+            None => format!(
+                "no convincing cause found (the top hypothesis is weak, score {})",
+                h.score_text
+            ),
+        },
         None => "no convincing cause found (no candidate in the look-back window)".into(),
     };
     Ok(Report {

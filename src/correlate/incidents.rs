@@ -167,7 +167,11 @@ impl Found {
             .collect()
     }
 
-    pub(crate) fn into_incident(self, hypotheses: Vec<Hypothesis>) -> Incident {
+    pub(crate) fn into_incident(
+        self,
+        hypotheses: Vec<Hypothesis>,
+        unexplained: Option<f64>,
+    ) -> Incident {
         let mut names: Vec<String> = Vec::new();
         let mut alarms: Vec<EventRef> = Vec::new();
         for t in &self.transitions {
@@ -198,6 +202,7 @@ impl Found {
             alarm_names: names,
             resources: self.resources.into_iter().collect(),
             hypotheses,
+            unexplained,
         }
     }
 }

@@ -30,9 +30,19 @@ pub use rank::AlarmDef;
 use crate::model::{fmt_time, Event, EventRef, Source};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Identifies the engine in the conclusions it appends.
+/// A hypothesis's score at or above this is called likely.
+pub const LIKELY: f64 = 0.5;
+/// A score at or above this (and below [`LIKELY`]) is called possible; below, weak. When
+/// no hypothesis reaches it the incident is unexplained ([`Incident::unexplained`]).
+pub const POSSIBLE: f64 = 0.2;
+
+/// How far before its look-back an incident's failing workloads are searched for the
+/// rollout they began to degrade with.
+pub const REACH_BACK_MS: i64 = 24 * 3600 * 1000;
+
 pub const ENGINE_VERSION: &str = concat!("rootline-correlate/", env!("CARGO_PKG_VERSION"));
 
 /// Tuning knobs. The defaults suit the look-back of typical AWS incidents: causes up to
@@ -93,6 +103,11 @@ pub struct Incident {
     /// Resources the alarms watch.
     pub resources: Vec<String>,
     pub hypotheses: Vec<Hypothesis>,
+    /// Set when no hypothesis is convincing (none of the first three scores
+    /// [`POSSIBLE`] or is a real change or reported failure before the alarm):
+    /// the share of the blame the engine could not place on any candidate, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexplained: Option<f64>,
 }
 
 /// The result of analysing a log.
@@ -190,11 +205,47 @@ pub fn rank_incident(
     found: Found,
     config: &Config,
 ) -> Incident {
-    let corpus = Corpus::new(window);
+    // A workload failing by itself (tasks killed for want of memory, failed launches)
+    // may be degrading since a rollout older than the look-back: its rollouts of the
+    // day before are candidates too, read by resource, never by time.
+    let (from, _) = found.window(config);
+    let mut failing: BTreeSet<&str> = BTreeSet::new();
+    for e in window {
+        if e.event_time >= from && rank::reports_failure(e) {
+            failing.extend(e.resources.iter().map(String::as_str));
+        }
+    }
+    let mut extra: Vec<Event> = Vec::new();
+    let mut have: BTreeSet<i64> = BTreeSet::new();
+    if !failing.is_empty() {
+        have.extend(window.iter().map(|e| e.seq));
+    }
+    let reach = from.saturating_sub(REACH_BACK_MS);
+    for r in failing.iter().take(16) {
+        for e in k.earlier_changes(r, from, 20) {
+            if e.event_time >= reach && rank::is_rollout(&e) && have.insert(e.seq) {
+                extra.push(e);
+            }
+        }
+    }
+    let combined: Vec<Event>;
+    let events = if extra.is_empty() {
+        window
+    } else {
+        combined = window
+            .iter()
+            .cloned()
+            .chain(extra.iter().cloned())
+            .collect();
+        &combined[..]
+    };
+    let corpus = Corpus::new(events);
     let graph = topology::Neighbourhood::new(k);
     let vocab = rank::Vocabulary::new(k, found.window(config).1.saturating_add(1));
-    let hypotheses = rank::rank(&corpus, &graph, &vocab, &found, config);
-    found.into_incident(hypotheses)
+    let reach_from = extra.iter().map(|e| e.event_time).min();
+    let (hypotheses, left) = rank::rank(&corpus, &graph, &vocab, &found, config, reach_from);
+    let unexplained = left.map(|u| (u.clamp(0.0, 1.0) * 1e4).round() / 1e4);
+    found.into_incident(hypotheses, unexplained)
 }
 
 /// The `replay --json` report (RECORDINGS.md section 3) as one line of JSON, exactly

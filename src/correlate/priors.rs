@@ -7,6 +7,7 @@
 //! topology and time order the candidates within a tier.
 
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Strips API version suffixes: `PutFunctionConcurrency20171031` ->
 /// `PutFunctionConcurrency`, `UpdateFunctionConfiguration20150331v2` -> `UpdateFunctionConfiguration`.
@@ -216,68 +217,414 @@ fn size_rank(class: &str) -> Option<i32> {
     Some(r)
 }
 
-/// Whether a change reduces capacity (`Some(true)`), increases it (`Some(false)`), or
-/// neither can be told (`None`). `before` holds earlier values of the same fields on the
-/// same resource (latest last); the call's own response, when it echoes old values
-/// (ModifyDBInstance does), counts as before too.
-pub fn reduction(req: &Value, resp: Option<&Value>, before: &[&Value]) -> Option<bool> {
-    let Value::Object(fields) = req else {
-        return None;
-    };
-    let mut reduced = false;
-    let mut increased = false;
-    for (k, v) in fields {
-        let lk = k.to_ascii_lowercase();
-        let capacity_like = [
-            "capacity",
-            "size",
-            "concurren",
-            "count",
-            "memory",
-            "throughput",
-            "iops",
-            "limit",
-            "timeout",
-        ]
+/// Why a call was refused, by its error code: a limit (throttling, quotas, capacity)
+/// or a denial (permissions, a disabled key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    Limit,
+    Denied,
+}
+
+/// The kind of refusal an error code names, if it names one.
+pub fn refusal(code: &str) -> Option<Refusal> {
+    let c = code.to_ascii_lowercase();
+    const LIMIT: &[&str] = &[
+        "throttl",
+        "limitexceeded",
+        "toomany",
+        "quota",
+        "insufficient",
+        "requestlimit",
+        "slowdown",
+        "capacityexceeded",
+        "throughputexceeded",
+        "ratelimit",
+    ];
+    const DENIED: &[&str] = &[
+        "accessdenied",
+        "unauthorized",
+        "forbidden",
+        "notauthorized",
+        "invalidstate",
+        "disabled",
+        "kmsaccess",
+        "expiredtoken",
+        "invalidclienttoken",
+    ];
+    if LIMIT.iter().any(|w| c.contains(w)) {
+        Some(Refusal::Limit)
+    } else if DENIED.iter().any(|w| c.contains(w)) {
+        Some(Refusal::Denied)
+    } else {
+        None
+    }
+}
+
+/// What a change did, read from its request, its response and earlier requests on the
+/// same resource: the engine scores that, not only the call's verb.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Did {
+    /// Capacity cut (`Some(true)`) or raised (`Some(false)`), at any depth of the request
+    /// (a table's provisioned throughput, a parameter in a parameter group, a queue
+    /// attribute), against the old value the response or an earlier request gives.
+    pub capacity: Option<bool>,
+    /// A Deny statement or deny rule added, or Allow statements taken away.
+    pub denies: bool,
+    /// Where traffic goes: listener actions, DNS records and alias targets, routes,
+    /// target groups.
+    pub routing: bool,
+    /// Environment variables or configuration the workload reads at start.
+    pub environment: bool,
+    /// Only bookkeeping settings (backups, retention, windows, tags, descriptions,
+    /// monitoring) beside the identifiers.
+    pub bookkeeping: bool,
+    /// The version it rolls out was the one running before the previous rollout: a
+    /// rollback, to this version.
+    pub rollback_to: Option<String>,
+    /// Only capacity settings (counts, sizes, limits) beside the identifiers: a scaling,
+    /// not a rollout, whatever the call.
+    pub only_capacity: bool,
+    /// What changed, in words: `readCapacityUnits 200 -> 5`, `adds Deny dynamodb:*`.
+    pub detail: Vec<String>,
+}
+
+/// Keys whose numbers measure capacity (lower case, substrings).
+const CAPACITY_WORDS: &[&str] = &[
+    "capacity",
+    "size",
+    "concurren",
+    "count",
+    "memory",
+    "throughput",
+    "iops",
+    "limit",
+    "timeout",
+    "units",
+    "connections",
+    "max",
+];
+/// Settings that do not change how anything serves traffic (lower case, substrings).
+const BOOKKEEPING_WORDS: &[&str] = &[
+    "backup",
+    "retention",
+    "window",
+    "tag",
+    "description",
+    "monitoring",
+    "insights",
+    "deletionprotection",
+    "minorversion",
+    "log",
+    "comment",
+    "notification",
+    "maintenance",
+    "tracing",
+];
+/// Keys that say where traffic goes (lower case, substrings).
+const ROUTING_WORDS: &[&str] = &[
+    "actions",
+    "aliastarget",
+    "resourcerecord",
+    "dnsname",
+    "destinationcidr",
+    "gatewayid",
+    "forwardconfig",
+    "weight",
+    "origin",
+];
+/// Keys that name the version a rollout runs (lower case, whole last segment).
+const VERSION_KEYS: &[&str] = &[
+    "taskdefinition",
+    "functionversion",
+    "imageuri",
+    "image",
+    "revision",
+    "commitid",
+    "sha",
+    "codesha256",
+    "s3objectversion",
+    "launchtemplateversion",
+    "version",
+];
+
+/// Keys that identify rather than configure (lower case, suffixes or whole keys).
+fn identifying(key: &str) -> bool {
+    ["identifier", "name", "arn", "id", "url", "token"]
         .iter()
-        .any(|w| lk.contains(w));
-        let old = resp
-            .and_then(|r| r.get(k))
-            .filter(|o| *o != v)
-            .or_else(|| before.iter().rev().find_map(|b| b.get(k)));
-        if let Some(new) = v.as_f64() {
-            if capacity_like && new <= 1.0 && (lk.contains("concurren") || lk.contains("capacity"))
-            {
-                reduced = true;
-                continue;
+        .any(|s| key.ends_with(s))
+        || ["applyimmediately", "dryrun", "force", "cluster", "service"].contains(&key)
+}
+
+/// A request flattened to its leaves: `provisionedThroughput.readCapacityUnits` -> 5. A
+/// list of {name, value} pairs (parameters, attributes, variables) is keyed by name.
+fn leaves(v: &Value, prefix: &str, out: &mut BTreeMap<String, Value>, depth: usize) {
+    if depth > 8 || out.len() > 512 {
+        return;
+    }
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        // An empty object or list is still a setting: `"environment": {}` is how
+        // CloudTrail shows environment variables it does not log.
+        Value::Object(m) if m.is_empty() && !prefix.is_empty() => {
+            out.insert(prefix.to_string(), v.clone());
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                leaves(x, &join(k), out, depth + 1);
             }
-            if let Some(old) = old.and_then(Value::as_f64) {
-                if capacity_like && new < old {
-                    reduced = true;
-                } else if capacity_like && new > old {
-                    increased = true;
+        }
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                let named = [
+                    "parameterName",
+                    "ParameterName",
+                    "name",
+                    "Name",
+                    "key",
+                    "Key",
+                ]
+                .iter()
+                .find_map(|k| x.get(*k).and_then(Value::as_str));
+                let value = ["parameterValue", "ParameterValue", "value", "Value"]
+                    .iter()
+                    .find_map(|k| x.get(*k));
+                match (named, value) {
+                    (Some(n), Some(val)) => {
+                        out.insert(join(n), val.clone());
+                    }
+                    _ => leaves(x, &join(&i.to_string()), out, depth + 1),
                 }
             }
-        } else if let Some(new) = v.as_str() {
-            if lk.ends_with("class") || lk.ends_with("instancetype") {
-                let old_rank = old.and_then(Value::as_str).and_then(size_rank);
-                if let (Some(n), Some(o)) = (size_rank(new), old_rank) {
-                    if n < o {
+        }
+        _ => {
+            out.insert(prefix.to_string(), v.clone());
+        }
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
+}
+
+fn last_segment(path: &str) -> String {
+    path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase()
+}
+
+/// The statements of every policy document a request holds (as a JSON string, as
+/// CloudTrail logs `policyDocument`, or as an object).
+fn statements(v: &Value, out: &mut Vec<Value>, depth: usize) {
+    if depth > 6 || out.len() > 64 {
+        return;
+    }
+    match v {
+        Value::String(s) if s.trim_start().starts_with('{') && s.contains("Statement") => {
+            if let Ok(doc) = serde_json::from_str::<Value>(s) {
+                statements(&doc, out, depth + 1);
+            }
+        }
+        Value::Object(m) => match m.get("Statement") {
+            Some(Value::Array(st)) => out.extend(st.iter().cloned()),
+            Some(st @ Value::Object(_)) => out.push(st.clone()),
+            _ => m.values().for_each(|x| statements(x, out, depth + 1)),
+        },
+        Value::Array(items) => items.iter().for_each(|x| statements(x, out, depth + 1)),
+        _ => {}
+    }
+}
+
+/// The actions a set of statements allows, as "action on resource" strings.
+fn allowed(st: &[Value]) -> BTreeSet<String> {
+    let list = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out = BTreeSet::new();
+    for s in st {
+        if s.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        for a in list(s.get("Action")) {
+            for r in list(s.get("Resource"))
+                .into_iter()
+                .chain(s.get("Resource").is_none().then(|| "*".to_string()))
+            {
+                out.insert(format!("{a} on {r}"));
+            }
+        }
+    }
+    out
+}
+
+/// What a change did: `req` its request, `resp` its response (when it echoes old values,
+/// as ModifyDBInstance does), `before` earlier requests on the same resource, latest
+/// first.
+pub fn what_it_did(req: &Value, resp: Option<&Value>, before: &[&Value]) -> Did {
+    let mut did = Did::default();
+    let mut new = BTreeMap::new();
+    leaves(req, "", &mut new, 0);
+    let mut echoed = BTreeMap::new();
+    if let Some(r) = resp {
+        leaves(r, "", &mut echoed, 0);
+    }
+    let olds: Vec<BTreeMap<String, Value>> = before
+        .iter()
+        .map(|b| {
+            let mut m = BTreeMap::new();
+            leaves(b, "", &mut m, 0);
+            m
+        })
+        .collect();
+    let old_of = |path: &str, v: &Value| -> Option<Value> {
+        echoed
+            .get(path)
+            .filter(|o| *o != v)
+            .cloned()
+            .or_else(|| olds.iter().find_map(|m| m.get(path).cloned()))
+    };
+    let (mut reduced, mut increased) = (false, false);
+    let mut settings = 0usize;
+    let mut harmless = 0usize;
+    let mut sizing = 0usize;
+    for (path, v) in &new {
+        let key = last_segment(path);
+        let lpath = path.to_ascii_lowercase();
+        if !identifying(&key) {
+            settings += 1;
+            if BOOKKEEPING_WORDS.iter().any(|w| lpath.contains(w)) {
+                harmless += 1;
+            }
+        }
+        if ROUTING_WORDS.iter().any(|w| lpath.contains(w)) && !lpath.contains("alarmactions") {
+            did.routing = true;
+        }
+        if lpath.contains("environment") || lpath.contains("variables") {
+            did.environment = true;
+        }
+        if (key == "ruleaction" || key == "action" || key == "effect")
+            && v.as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("deny") || s.eq_ignore_ascii_case("block"))
+        {
+            did.denies = true;
+            did.detail
+                .push(format!("{path} {}", v.as_str().unwrap_or("deny")));
+        }
+        let capacity_like = CAPACITY_WORDS.iter().any(|w| key.contains(w));
+        if capacity_like && !identifying(&key) {
+            sizing += 1;
+        }
+        let old = old_of(path, v);
+        if let Some(n) = number(v) {
+            if capacity_like && n <= 1.0 && (key.contains("concurren") || key.contains("capacity"))
+            {
+                reduced = true;
+                did.detail.push(format!("{path} to {n}"));
+                continue;
+            }
+            if let Some(o) = old.as_ref().and_then(number) {
+                if capacity_like && n < o {
+                    reduced = true;
+                    did.detail.push(format!("{path} {o} -> {n}"));
+                } else if capacity_like && n > o {
+                    increased = true;
+                    did.detail.push(format!("{path} {o} -> {n}"));
+                }
+            }
+        } else if let Some(n) = v.as_str() {
+            if key.ends_with("class") || key.ends_with("instancetype") {
+                let old_rank = old.as_ref().and_then(Value::as_str).and_then(size_rank);
+                if let (Some(a), Some(b)) = (size_rank(n), old_rank) {
+                    if a < b {
                         reduced = true;
-                    } else if n > o {
+                    } else if a > b {
                         increased = true;
+                    }
+                    did.detail.push(format!(
+                        "{path} {} -> {n}",
+                        old.as_ref().and_then(Value::as_str).unwrap_or("")
+                    ));
+                }
+            }
+            if VERSION_KEYS.contains(&key.as_str()) && did.rollback_to.is_none() {
+                // The previous rollout's version differs, an older one's is this one.
+                let mut history = olds
+                    .iter()
+                    .filter_map(|m| m.get(path).and_then(Value::as_str));
+                if let Some(prev) = history.next() {
+                    if prev != n && history.any(|h| h == n) {
+                        did.rollback_to = Some(n.to_string());
                     }
                 }
             }
         }
     }
-    if reduced {
+    did.capacity = if reduced {
         Some(true)
     } else if increased {
         Some(false)
     } else {
         None
+    };
+    did.bookkeeping = settings > 0 && harmless == settings && !did.denies;
+    did.only_capacity = settings > 0 && sizing == settings;
+    let mut st = Vec::new();
+    statements(req, &mut st, 0);
+    for s in &st {
+        if s.get("Effect").and_then(Value::as_str) == Some("Deny") {
+            did.denies = true;
+            let action = match s.get("Action") {
+                Some(Value::String(a)) => a.clone(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => "actions".into(),
+            };
+            did.detail.push(format!("adds Deny {action}"));
+        }
     }
+    if !st.is_empty() && !did.denies {
+        // Allow statements only: does it take away any that the same policy allowed?
+        let now = allowed(&st);
+        let name = req.get("policyName").or_else(|| req.get("policyArn"));
+        let earlier = before
+            .iter()
+            .find(|b| name.is_some() && b.get("policyName").or_else(|| b.get("policyArn")) == name);
+        if let Some(b) = earlier {
+            let mut old = Vec::new();
+            statements(b, &mut old, 0);
+            let gone: Vec<String> = allowed(&old).difference(&now).cloned().collect();
+            if !gone.is_empty() {
+                did.denies = true;
+                did.detail
+                    .push(format!("removes Allow {}", gone.join(", ")));
+            }
+        }
+    }
+    did
+}
+
+/// Whether a change reduces capacity (`Some(true)`), increases it (`Some(false)`), or
+/// neither can be told (`None`); see [`what_it_did`].
+pub fn reduction(req: &Value, resp: Option<&Value>, before: &[&Value]) -> Option<bool> {
+    if !req.is_object() {
+        return None;
+    }
+    what_it_did(req, resp, before).capacity
 }
 
 #[cfg(test)]

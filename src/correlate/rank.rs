@@ -279,6 +279,10 @@ enum GroupKind {
     Saturation,
     Config,
     Other,
+    /// Calls refused by a limit (throttling, a quota): a cause that is not a change.
+    Quota,
+    /// Calls refused for want of permission: evidence of a cause, never one.
+    Refused,
 }
 
 impl GroupKind {
@@ -290,6 +294,8 @@ impl GroupKind {
             GroupKind::Saturation => "saturation",
             GroupKind::Config => "config",
             GroupKind::Other => "other",
+            GroupKind::Quota => "quota",
+            GroupKind::Refused => "refused-calls",
         }
     }
 
@@ -297,7 +303,11 @@ impl GroupKind {
     fn effect_like(self) -> bool {
         matches!(
             self,
-            GroupKind::Anomaly | GroupKind::Saturation | GroupKind::Other
+            GroupKind::Anomaly
+                | GroupKind::Saturation
+                | GroupKind::Other
+                | GroupKind::Quota
+                | GroupKind::Refused
         )
     }
 
@@ -310,6 +320,8 @@ impl GroupKind {
             GroupKind::Anomaly => 3,
             GroupKind::Config => 4,
             GroupKind::Other => 5,
+            GroupKind::Quota => 2,
+            GroupKind::Refused => 6,
         }
     }
 }
@@ -423,8 +435,42 @@ fn event_prior(cx: &Context<'_, '_>, i: usize, detailed: bool) -> Prior {
         Kind::Other if e.name.contains("Health") || e.name.starts_with("AWS_") => {
             Prior::new(GroupKind::Other, 0.6, "AWS Health event")
         }
+        Kind::Other if failure_words(&e.name) => {
+            Prior::new(GroupKind::Other, 0.3, "service reports a failure")
+        }
         _ => Prior::new(GroupKind::Other, 0.08, "service event"),
     }
+}
+
+/// True for a service event that reports a failure ([`failure_words`]).
+pub(crate) fn reports_failure(e: &Event) -> bool {
+    matches!(e.kind, Kind::Other) && failure_words(&e.name)
+}
+
+/// True for a deployment or a change that rolls out code or configuration wholesale.
+pub(crate) fn is_rollout(e: &Event) -> bool {
+    match e.kind {
+        Kind::Deployment { .. } => true,
+        Kind::Change => priors::change_prior(&e.name).1 == "rollout",
+        _ => false,
+    }
+}
+
+/// Names of service events that report a failure (a launch that did not happen, a
+/// task that stopped for want of memory, a failed health check).
+fn failure_words(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "unsuccessful",
+        "failed",
+        "failure",
+        "outofmemory",
+        "unhealthy",
+        "error",
+        "expir",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// A change's prior by its name; when `detailed`, lowered for a call AWS made on
@@ -440,19 +486,61 @@ fn change_prior(cx: &Context<'_, '_>, i: usize, detailed: bool) -> (f64, String)
         p *= 0.3;
         why.push_str(", made by an AWS service");
     }
+    let Some(did) = what_it_did(cx, i) else {
+        return (p, why);
+    };
+    let words = |d: &priors::Did| {
+        let mut v = d.detail.clone();
+        v.truncate(3);
+        v.join(", ")
+    };
+    if did.denies {
+        // A Deny statement or rule blocks whatever relied on the access, whatever the
+        // call that added it (PutResourcePolicy is otherwise bookkeeping).
+        p = p.max(1.0);
+        why.push_str(&format!(", denies access ({})", words(&did)));
+        return (p, why);
+    }
+    if p <= 0.05 {
+        return (p, why);
+    }
+    if did.bookkeeping {
+        p = p.min(0.1);
+        why.push_str(", only bookkeeping settings");
+        return (p, why);
+    }
+    if why == "rollout" && did.only_capacity && did.capacity != Some(true) {
+        // UpdateService with a desired count alone scales; it rolls nothing out.
+        p = p.min(0.3);
+        why.push_str(", scaling only");
+    }
+    if let Some(v) = &did.rollback_to {
+        p *= 0.1;
+        why.push_str(&format!(", rolls back to {v}"));
+        return (p, why);
+    }
+    if did.routing {
+        p = p.max(0.85);
+        why.push_str(", changes where traffic goes");
+    }
+    if did.environment {
+        p = p.max(0.7);
+        why.push_str(", changes the environment");
+    }
     let n = priors::base_name(&e.name);
     if ["Update", "Modify", "Set", "Put"]
         .iter()
         .any(|v| n.starts_with(v))
         && p > 0.1
     {
-        match capacity_change(cx, i) {
+        match did.capacity {
             Some(true) => {
                 p *= 1.6;
-                why.push_str(", reduces capacity");
+                why.push_str(&format!(", reduces capacity ({})", words(&did)));
             }
             Some(false) => {
-                p *= 0.8;
+                // More room rarely breaks anything.
+                p *= 0.5;
                 why.push_str(", adds capacity");
             }
             None => {}
@@ -461,13 +549,15 @@ fn change_prior(cx: &Context<'_, '_>, i: usize, detailed: bool) -> (f64, String)
     (p, why)
 }
 
-/// Whether change `i` cuts capacity (`Some(true)`) or adds some (`Some(false)`), judged
-/// by its request against its own response and up to 20 earlier changes of its primary
-/// resource.
-fn capacity_change(cx: &Context<'_, '_>, i: usize) -> Option<bool> {
+/// What change `i` did, judged by its request against its own response and up to 20
+/// earlier changes of its primary resource (None without a request).
+fn what_it_did(cx: &Context<'_, '_>, i: usize) -> Option<priors::Did> {
     let e = cx.corpus.events[i];
     let payload = cx.corpus.payload(i);
     let req = payload.get("requestParameters")?;
+    if !req.is_object() {
+        return None;
+    }
     let before: Vec<Rc<Value>> = e
         .resources
         .first()
@@ -483,10 +573,13 @@ fn capacity_change(cx: &Context<'_, '_>, i: usize) -> Option<bool> {
         .unwrap_or_default();
     let befores: Vec<&Value> = before
         .iter()
-        .rev()
         .filter_map(|b| b.get("requestParameters"))
         .collect();
-    priors::reduction(req, payload.get("responseElements"), &befores)
+    Some(priors::what_it_did(
+        req,
+        payload.get("responseElements"),
+        &befores,
+    ))
 }
 
 /// Marks changes undone within the window: an inverse call with the same parameters
@@ -596,31 +689,46 @@ pub(crate) fn rank(
     vocab: &Vocabulary<'_>,
     inc: &Found,
     config: &Config,
-) -> Vec<Hypothesis> {
+    reach_from: Option<i64>,
+) -> (Vec<Hypothesis>, Option<f64>) {
     let cx = Context {
         corpus,
         graph,
         vocab,
         config,
     };
-    let window = Window::of(inc, config);
+    let mut window = Window::of(inc, config);
+    if let Some(t) = reach_from {
+        window.from = window.from.min(t);
+    }
     let symptoms = symptoms(&cx, inc);
     let candidates = gather_candidates(corpus, &window, &symptoms);
     let deliveries = group_deliveries(corpus, &candidates);
     let mut groups = score_groups(&cx, deliveries, &symptoms);
     discount_reverts(&cx, &mut groups, &candidates, &symptoms);
     groups.extend(saturation_groups(&cx, &window));
+    groups.extend(refused_groups(&cx, &window, &symptoms));
     if groups.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Some(1.0));
     }
     let mut causal = CausalGraph::from_symptoms(&cx, &symptoms, &groups);
     causal.add_effect_edges(&cx, &groups);
-    let blamed = rank_groups(&causal.walk(), &groups, config.max_hypotheses);
-    blamed
+    let walked = causal.walk();
+    let blamed = rank_groups(&walked, &groups, config.max_hypotheses);
+    let hyps = blamed
         .iter()
         .enumerate()
         .map(|(i, b)| explain(&cx, &causal, &groups, &symptoms, b, i + 1))
-        .collect()
+        .collect();
+    // Convincing: a hypothesis with a possible score, or a strong cause (the prior of a
+    // real change or a reported failure, not bookkeeping or a passing service event)
+    // that precedes the incident. Else the incident is unexplained.
+    let onset = symptoms.iter().map(|s| s.t.time).min().unwrap_or(i64::MAX);
+    let convincing = blamed.iter().take(3).any(|b| {
+        let g = &groups[b.group];
+        b.score >= super::POSSIBLE || (g.prior >= 0.3 && g.time <= onset)
+    });
+    (hyps, (!convincing).then(|| walked.unexplained()))
 }
 
 /// Where candidate causes are gathered: corpus times in [from, to].
@@ -817,16 +925,40 @@ fn discount_reverts(
         })
         .collect();
     let reverted = reverts(cx.corpus, cx.vocab, &changes);
+    // A change undone before the incident began did nothing in the end; one undone
+    // after it began was rolled back because of it: the rollback is the fix, the change
+    // it undid stays a suspect.
+    let onset = symptoms.iter().map(|s| s.t.time).min().unwrap_or(i64::MAX);
     for grp in groups {
-        if let Some(&other) = reverted.get(&grp.rep()) {
-            let o = cx.corpus.events[other];
-            grp.prior *= 0.1;
-            grp.why = format!(
-                "{}, reverted ({} at {})",
-                grp.why,
-                o.name,
-                fmt_time(o.event_time)
-            );
+        let rep = grp.rep();
+        if let Some(&other) = reverted.get(&rep) {
+            let (e, o) = (cx.corpus.events[rep], cx.corpus.events[other]);
+            let later = (e.event_time, rep) > (o.event_time, other);
+            let undone_at = e.event_time.max(o.event_time);
+            if undone_at <= onset {
+                grp.prior *= 0.1;
+                grp.why = format!(
+                    "{}, reverted ({} at {})",
+                    grp.why,
+                    o.name,
+                    fmt_time(o.event_time)
+                );
+            } else if later {
+                grp.prior *= 0.1;
+                grp.why = format!(
+                    "{}, rolls back {} of {}",
+                    grp.why,
+                    o.name,
+                    fmt_time(o.event_time)
+                );
+            } else {
+                grp.why = format!(
+                    "{}, rolled back after the alarm ({} at {})",
+                    grp.why,
+                    o.name,
+                    fmt_time(o.event_time)
+                );
+            }
         }
     }
 }
@@ -870,6 +1002,61 @@ fn saturation_groups(cx: &Context<'_, '_>, window: &Window) -> Vec<Group> {
             grp
         })
         .collect()
+}
+
+/// Stage 6b: calls refused in the window, one group per (refusal, caller): refused by a
+/// limit, a cause that is not a change; refused for want of permission, evidence that
+/// leads to the change that took the permission away.
+fn refused_groups(cx: &Context<'_, '_>, window: &Window, symptoms: &[Symptom<'_>]) -> Vec<Group> {
+    let symptom_deliveries: BTreeSet<usize> = symptoms
+        .iter()
+        .flat_map(|s| s.deliveries.iter().copied())
+        .collect();
+    let mut by_key: BTreeMap<(priors::Refusal, String), Group> = BTreeMap::new();
+    for i in cx.corpus.range(window.from, window.to) {
+        let e = cx.corpus.events[i];
+        if !matches!(e.kind, Kind::Change) || symptom_deliveries.contains(&i) {
+            continue;
+        }
+        let Some(code) = e.error_code.as_deref() else {
+            continue;
+        };
+        let Some(r) = priors::refusal(code) else {
+            continue;
+        };
+        let caller = e
+            .actor
+            .as_deref()
+            .filter(|a| a.contains(":assumed-role/") || a.contains(":role/"))
+            .and_then(crate::normalize::resource::from_arn);
+        // A refusal by a limit concerns everything the refused call named (the launch
+        // template and group of a scale-out); a denial, the caller and its target.
+        let mut resources: BTreeSet<String> = match r {
+            priors::Refusal::Limit => e.resources.iter().cloned().collect(),
+            priors::Refusal::Denied => e.resources.iter().take(1).cloned().collect(),
+        };
+        resources.extend(caller.clone());
+        let key = caller
+            .or_else(|| e.resources.first().cloned())
+            .unwrap_or_else(|| e.name.clone());
+        let (kind, prior, what) = match r {
+            priors::Refusal::Limit => (GroupKind::Quota, 0.6, "refused by a limit"),
+            priors::Refusal::Denied => (GroupKind::Refused, 0.3, "refused"),
+        };
+        let grp = by_key.entry((r, key)).or_insert_with(|| Group {
+            members: Vec::new(),
+            kind,
+            time: e.event_time,
+            prior,
+            why: String::new(),
+            resources: BTreeSet::new(),
+        });
+        grp.members.push(i);
+        grp.time = grp.time.min(e.event_time);
+        grp.resources.extend(resources);
+        grp.why = format!("{what} ({code}, {} calls)", grp.members.len());
+    }
+    by_key.into_values().collect()
 }
 
 /// A group's strongest direct link to a symptom.
@@ -985,6 +1172,7 @@ impl CausalGraph {
         Walked {
             at: self.groups.iter().map(|v| x[v.index()]).collect(),
             total,
+            sink: x[self.sink.index()],
         }
     }
 }
@@ -1040,7 +1228,10 @@ fn effect_edge(
 ) -> Option<f64> {
     let time = eff.group.time;
     if c.time > time.saturating_add(cx.config.slack_ms)
-        || matches!(c.kind, GroupKind::Anomaly | GroupKind::Other)
+        || matches!(
+            c.kind,
+            GroupKind::Anomaly | GroupKind::Other | GroupKind::Refused
+        )
     {
         return None;
     }
@@ -1058,6 +1249,19 @@ fn effect_edge(
 struct Walked {
     at: Vec<f64>,
     total: f64,
+    sink: f64,
+}
+
+impl Walked {
+    /// The share of the blame that stayed on no candidate (the sink, and the refused
+    /// calls that are evidence rather than causes).
+    fn unexplained(&self) -> f64 {
+        if self.total > 0.0 {
+            self.sink / self.total
+        } else {
+            1.0
+        }
+    }
 }
 
 /// A group and its share of the blame.
@@ -1070,7 +1274,9 @@ struct Blamed {
 /// in the corpus), at most `max`, with their shares of the blame.
 fn rank_groups(walked: &Walked, groups: &[Group], max: usize) -> Vec<Blamed> {
     let at = &walked.at;
-    let mut order: Vec<usize> = (0..groups.len()).filter(|&i| at[i] > 0.0).collect();
+    let mut order: Vec<usize> = (0..groups.len())
+        .filter(|&i| at[i] > 0.0 && groups[i].kind != GroupKind::Refused)
+        .collect();
     order.sort_by(|&a, &b| {
         at[b]
             .total_cmp(&at[a])
@@ -1116,6 +1322,18 @@ fn explain(
         }
         None => direct,
     };
+    // Refused calls that lead to this cause (a detached policy, then AccessDenied) are
+    // its evidence too.
+    for (ei, e) in groups.iter().enumerate() {
+        if e.kind == GroupKind::Refused
+            && causal
+                .g
+                .find_edge(causal.groups[ei], causal.groups[gi])
+                .is_some()
+        {
+            evidence.extend(e.members.iter().take(10).copied());
+        }
+    }
     let st = symptoms[link.symptom].t;
     evidence.extend(symptoms[link.symptom].deliveries.iter().copied());
     let mut refs = Vec::new();

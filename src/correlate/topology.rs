@@ -27,13 +27,9 @@ pub const MAX_COST: u32 = 7;
 /// Resource types that group many unrelated things; never an edge endpoint.
 const IGNORED_TYPES: &[&str] = &[
     "vpc",
-    "subnet",
-    "route-table",
     "igw",
     "nat",
-    "nacl",
     "ami",
-    "kms",
     "eip",
     "volume",
     "snapshot",
@@ -43,6 +39,12 @@ const IGNORED_TYPES: &[&str] = &[
 /// through them.
 const CONTAINER_TYPES: &[&str] = &["ecs-cluster", "s3", "dynamodb", "sns", "sqs", "secret"];
 const CONTAINER_COST: u32 = 3;
+/// Infrastructure a resource depends on: the subnets it runs in and their route tables
+/// and network ACLs, the keys that encrypt its data. A path may go from a resource to
+/// its infrastructure and on to further infrastructure, never back down to another
+/// resource: two services in one subnet, or two secrets under one key, are not thereby
+/// related, but a deny rule in the ACL of a service's subnet is within its reach.
+const INFRA_TYPES: &[&str] = &["subnet", "route-table", "nacl", "kms"];
 
 /// Calls by which a workload uses a resource under its own identity (writing its logs,
 /// reading its secrets, using its tables and queues). Control-plane calls are left out:
@@ -263,10 +265,10 @@ impl<'k> Neighbourhood<'k> {
             // Hubs and shared containers are reachable but never walked through:
             // two services in one cluster, or two apps writing one table, are not
             // thereby related.
+            let shared =
+                CONTAINER_TYPES.contains(&key_type(&u)) || INFRA_TYPES.contains(&key_type(&u));
             let adj = if source_keys.contains(&u) {
                 self.neighbours(&u)
-            } else if CONTAINER_TYPES.contains(&key_type(&u)) {
-                continue;
             } else {
                 match self.unless_hub(&u) {
                     Some(v) => v,
@@ -274,6 +276,10 @@ impl<'k> Neighbourhood<'k> {
                 }
             };
             for v in adj.iter() {
+                // From shared containers and infrastructure, only on to infrastructure.
+                if shared && !source_keys.contains(&u) && !INFRA_TYPES.contains(&key_type(v)) {
+                    continue;
+                }
                 let c = d + edge_cost(&u, v);
                 if c > MAX_COST {
                     continue;

@@ -130,6 +130,24 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
                 .or_else(|| str_at(&detail, &["lastStatus"]))
                 .map(|s| format!("{detail_type}: {s}"))
                 .unwrap_or_else(|| detail_type.clone());
+            // A task killed for want of memory says so in a container's reason: the
+            // name carries it, so slow leaks can be told from routine stops.
+            let oom = str_at(&detail, &["stoppedReason"])
+                .into_iter()
+                .chain(match get(&detail, &["containers"]) {
+                    Some(Value::Array(cs)) => cs
+                        .iter()
+                        .take(32)
+                        .filter_map(|c| str_at(c, &["reason"]))
+                        .collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                })
+                .any(|r| r.contains("OutOfMemory"));
+            let name = if oom {
+                format!("{name} (OutOfMemoryError)")
+            } else {
+                name
+            };
             let mut e = skeleton(id, time, Kind::Other, name);
             for path in [
                 &["clusterArn"][..],
@@ -156,11 +174,24 @@ pub(super) fn normalize(p: &Value) -> Result<NewEvent> {
         "AWS Health Event" => {
             let code = str_at(&detail, &["eventTypeCode"]).unwrap_or("AWS Health Event");
             let mut e = skeleton(id, time, Kind::Other, code.to_string());
+            // An entity is an ARN, an id with a known prefix, or a bare name of the
+            // event's service (an RDS instance identifier, a function name).
+            let typed = match str_at(&detail, &["service"]).unwrap_or("") {
+                "RDS" => Some("rds"),
+                "LAMBDA" => Some("lambda"),
+                "DYNAMODB" => Some("dynamodb"),
+                "ELASTICLOADBALANCING" => Some("lb"),
+                "SQS" => Some("sqs"),
+                "ECS" => Some("ecs-service"),
+                _ => None,
+            };
             if let Some(Value::Array(ents)) = get(&detail, &["affectedEntities"]) {
-                for ent in ents {
+                for ent in ents.iter().take(64) {
                     if let Some(v) = str_at(ent, &["entityValue"]) {
-                        e.resources
-                            .extend(from_arn(v).or_else(|| super::resource::from_id(v)));
+                        let key = from_arn(v)
+                            .or_else(|| super::resource::from_id(v))
+                            .or_else(|| typed.and_then(|t| super::resource::key(t, v)));
+                        e.resources.extend(key);
                     }
                 }
             }

@@ -10,7 +10,7 @@
 //! bare name in a request parameter resolves to the same key as the ARN in a response.
 
 /// Builds a key from a type and a name, or `None` when the name is empty.
-fn key(kind: &str, name: &str) -> Option<String> {
+pub fn key(kind: &str, name: &str) -> Option<String> {
     let name = name.trim();
     if name.is_empty() || name.len() > 512 {
         return None;

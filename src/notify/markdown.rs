@@ -202,6 +202,7 @@ mod tests {
             alarm_names: vec![],
             resources: vec![],
             hypotheses: vec![],
+            unexplained: None,
         };
         let h = Hypothesis {
             rank: 1,

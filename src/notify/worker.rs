@@ -189,6 +189,7 @@ fn incident_from_request(r: &OutboxEvent) -> Incident {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default(),
         hypotheses: vec![h],
+        unexplained: None,
     }
 }
 

@@ -167,7 +167,7 @@ impl SqliteStore {
             .json_events(
                 "SELECT * FROM events INDEXED BY events_window WHERE event_time >= ? \
                  AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' \
-                 AND NOT (kind = 'change' AND read_only = 1)",
+                 AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)",
                 [from, to],
                 true,
             )
@@ -202,7 +202,7 @@ impl SqliteStore {
         Ok(sqlx::query(
             "SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND event_time >= ? \
              AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' \
-             AND NOT (kind = 'change' AND read_only = 1) LIMIT 1",
+             AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) LIMIT 1",
         )
         .bind(after)
         .bind(upto)
@@ -266,7 +266,7 @@ impl SqliteStore {
                 " AS bucket, COUNT(*) AS n, MIN(seq) AS first, name, event_time, \
                  SUM(error_code IS NOT NULL) AS failed FROM events INDEXED BY events_window \
                  WHERE source <> 'rootline' AND kind <> 'log' \
-                 AND NOT (kind = 'change' AND read_only = 1) AND kind <> 'alarm' \
+                 AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) AND kind <> 'alarm' \
                  AND event_time >= ",
             )
             .push_bind(from)
@@ -331,7 +331,7 @@ impl SqliteStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events INDEXED BY events_window \
              WHERE source <> 'rootline' AND kind <> 'log' \
-             AND NOT (kind = 'change' AND read_only = 1) AND kind = 'alarm' \
+             AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) AND kind = 'alarm' \
              AND event_time >= ? AND event_time <= ? ORDER BY event_time, seq LIMIT ?"
         )))
         .bind(from)

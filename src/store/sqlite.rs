@@ -656,7 +656,7 @@ impl EventLog for SqliteStore {
                 "SELECT {SELECT_COLUMNS} FROM events INDEXED BY events_cited_ids \
                  WHERE substr(natural_id, -16) = substr(?1, -16) AND natural_id = ?1 \
                  AND source = ?2 AND source <> 'rootline' AND kind <> 'log' \
-                 AND NOT (kind = 'change' AND read_only = 1)"
+                 AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)"
             )
         };
         let row = sqlx::query(AssertSqlSafe(sql))

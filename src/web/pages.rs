@@ -537,26 +537,42 @@ async fn picture(
     let except: Vec<i64> = chain.iter().map(|c| c.event.seq).collect();
     let sources: Vec<String> = q.sources.iter().map(|s| s.as_str().to_string()).collect();
     let want_alarms = q.kinds.is_empty() || q.kinds.iter().any(|k| k == "alarm");
-    let (marks, alarms) = tokio::join!(
-        st.store
-            .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except),
+    let mut alarm_lanes = views::alarm_keys(&rec.recorded.opened);
+    alarm_lanes.truncate(6);
+    let (marks, alarms, states) = tokio::join!(
+        async {
+            let t = std::time::Instant::now();
+            let r = st
+                .store
+                .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except)
+                .await;
+            tracing::debug!(
+                ms = t.elapsed().as_secs_f64() * 1000.0,
+                "Incident picture marks read"
+            );
+            r
+        },
         async {
             match want_alarms {
                 true => st.store.window_alarms(q.from, q.to, 2000).await,
                 false => Ok(Vec::new()),
             }
-        }
+        },
+        futures_util::future::try_join_all(
+            alarm_lanes
+                .iter()
+                .map(|k| st.store.alarm_state_before(k, q.from))
+        )
     );
-    let (marks, mut alarms) = (marks?, alarms?);
+    let (marks, mut alarms, states) = (marks?, alarms?, states?);
+    let t_reads = std::time::Instant::now();
     alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
-    let mut alarm_lanes = views::alarm_keys(&rec.recorded.opened);
-    alarm_lanes.truncate(6);
-    let mut before = BTreeMap::new();
-    for k in &alarm_lanes {
-        if let Some(e) = st.store.alarm_state_before(k, q.from).await? {
-            before.insert(k.clone(), e);
-        }
-    }
+    let before: BTreeMap<String, crate::model::Event> = alarm_lanes
+        .iter()
+        .cloned()
+        .zip(states)
+        .filter_map(|(k, e)| e.map(|e| (k, e)))
+        .collect();
     let mut preferred: Vec<String> = Vec::new();
     preferred.extend(q.resource.iter().cloned());
     preferred.extend(rec.row.resources.iter().cloned());
@@ -592,7 +608,13 @@ async fn picture(
             None => String::new(),
         }
     );
-    Ok(picture::svg(&p, &label))
+    let svg = picture::svg(&p, &label);
+    tracing::debug!(
+        marks = marks.len(),
+        draw_ms = t_reads.elapsed().as_secs_f64() * 1000.0,
+        "Incident picture drawn"
+    );
+    Ok(svg)
 }
 
 /// Earlier, zoom in, zoom out, later (each half a window) and reset.
