@@ -663,6 +663,103 @@ mod tests {
     }
 
     #[test]
+    fn what_changes_did() {
+        // A cut nested in the request, against the earlier request's value.
+        let create = json!({"tableName": "t", "provisionedThroughput": {"readCapacityUnits": 200}});
+        let cut = json!({"tableName": "t", "provisionedThroughput": {"readCapacityUnits": 5}});
+        let d = what_it_did(&cut, None, &[&create]);
+        assert_eq!(d.capacity, Some(true));
+        assert!(d.detail[0].contains("200 -> 5"), "{:?}", d.detail);
+        // A parameter in a list of name/value pairs.
+        let before =
+            json!({"parameters": [{"parameterName": "max_connections", "parameterValue": "500"}]});
+        let after =
+            json!({"parameters": [{"parameterName": "max_connections", "parameterValue": "20"}]});
+        assert_eq!(what_it_did(&after, None, &[&before]).capacity, Some(true));
+        // A Deny statement inside a policy document logged as a JSON string.
+        let deny = json!({"roleName": "r", "policyName": "p", "policyDocument":
+            "{\"Statement\":[{\"Effect\":\"Deny\",\"Action\":\"dynamodb:*\",\"Resource\":\"*\"}]}"});
+        assert!(what_it_did(&deny, None, &[]).denies);
+        // Allow statements taken away from the same policy.
+        let wide = json!({"roleName": "r", "policyName": "p", "policyDocument":
+            "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"s3:GetObject\",\"s3:PutObject\"],\"Resource\":\"*\"}]}"});
+        let narrow = json!({"roleName": "r", "policyName": "p", "policyDocument":
+            "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:PutObject\",\"Resource\":\"*\"}]}"});
+        assert!(what_it_did(&narrow, None, &[&wide]).denies);
+        assert!(!what_it_did(&wide, None, &[&narrow]).denies);
+        // A deny rule in a network ACL.
+        assert!(
+            what_it_did(
+                &json!({"networkAclId": "acl-1", "ruleAction": "deny"}),
+                None,
+                &[]
+            )
+            .denies
+        );
+        assert!(
+            !what_it_did(
+                &json!({"networkAclId": "acl-1", "ruleAction": "allow"}),
+                None,
+                &[]
+            )
+            .denies
+        );
+        // Bookkeeping through a strong verb; a real setting is not.
+        let backup = json!({"dBInstanceIdentifier": "db", "backupRetentionPeriod": 14, "applyImmediately": true});
+        assert!(what_it_did(&backup, None, &[]).bookkeeping);
+        let class = json!({"dBInstanceIdentifier": "db", "dBInstanceClass": "db.t4g.small"});
+        assert!(!what_it_did(&class, None, &[]).bookkeeping);
+        // Routing and environment.
+        assert!(
+            what_it_did(
+                &json!({"listenerArn": "a", "defaultActions": [{"type": "forward"}]}),
+                None,
+                &[]
+            )
+            .routing
+        );
+        assert!(
+            what_it_did(&json!({"functionName": "f", "environment": {}}), None, &[]).environment
+        );
+        // Scaling only.
+        assert!(
+            what_it_did(
+                &json!({"cluster": "c", "service": "s", "desiredCount": 8}),
+                None,
+                &[]
+            )
+            .only_capacity
+        );
+        assert!(
+            !what_it_did(
+                &json!({"cluster": "c", "service": "s", "taskDefinition": "s:2"}),
+                None,
+                &[]
+            )
+            .only_capacity
+        );
+        // A rollback: back to the version before the previous rollout.
+        let v41 = json!({"service": "s", "taskDefinition": "web:41"});
+        let v42 = json!({"service": "s", "taskDefinition": "web:42"});
+        assert_eq!(
+            what_it_did(&v41, None, &[&v42, &v41])
+                .rollback_to
+                .as_deref(),
+            Some("web:41")
+        );
+        assert_eq!(what_it_did(&v42, None, &[&v41]).rollback_to, None);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(refusal("ThrottlingException"), Some(Refusal::Limit));
+        assert_eq!(refusal("Client.VcpuLimitExceeded"), Some(Refusal::Limit));
+        assert_eq!(refusal("AccessDenied"), Some(Refusal::Denied));
+        assert_eq!(refusal("KMSInvalidStateException"), Some(Refusal::Denied));
+        assert_eq!(refusal("ValidationException"), None);
+    }
+
+    #[test]
     fn reductions() {
         let create = json!({"autoScalingGroupName": "a", "desiredCapacity": 4, "maxSize": 6});
         let update = json!({"autoScalingGroupName": "a", "desiredCapacity": 2, "maxSize": 2});
