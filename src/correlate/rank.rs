@@ -45,6 +45,9 @@ const ALPHA: f64 = 0.85;
 const SYMPTOM_SINK: f64 = 0.15;
 /// Weight of an intermediate effect's "unexplained" edge.
 const EFFECT_SINK: f64 = 0.3;
+/// Groups of refused calls kept per incident (those linked to a symptom first, then the
+/// most repeated).
+const MAX_REFUSED: usize = 6;
 /// Intermediate effects given their own upstream edges (the most relevant ones).
 const MAX_EFFECTS: usize = 48;
 
@@ -1056,7 +1059,22 @@ fn refused_groups(cx: &Context<'_, '_>, window: &Window, symptoms: &[Symptom<'_>
         grp.resources.extend(resources);
         grp.why = format!("{what} ({code}, {} calls)", grp.members.len());
     }
-    by_key.into_values().collect()
+    // A busy estate refuses calls all the time: at most a few groups, those topology
+    // links to a symptom first, then the most repeated; each is an effect the graph is
+    // walked from.
+    let linked = |g: &Group| {
+        g.resources
+            .iter()
+            .any(|r| symptoms.iter().any(|s| s.dist.contains_key(r)))
+    };
+    let mut out: Vec<(bool, Group)> = by_key.into_values().map(|g| (linked(&g), g)).collect();
+    out.sort_by(|(la, a), (lb, b)| {
+        lb.cmp(la)
+            .then(b.members.len().cmp(&a.members.len()))
+            .then(a.time.cmp(&b.time))
+            .then(a.rep().cmp(&b.rep()))
+    });
+    out.into_iter().take(MAX_REFUSED).map(|(_, g)| g).collect()
 }
 
 /// A group's strongest direct link to a symptom.
