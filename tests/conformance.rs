@@ -802,7 +802,8 @@ async fn eventbridge_envelopes_from_docs_sdks_and_our_own_samples() {
         "c567a80f-fcd4-4c83-8ebe-b3f689a09eb0",
     )
     .await;
-    assert_eq!(oom.name, "ECS Task State Change: STOPPED");
+    // The name says why it stopped, so the engine can tell a leak from a routine stop.
+    assert_eq!(oom.name, "ECS Task State Change: STOPPED (OutOfMemoryError)");
     assert!(
         oom.resources
             .contains(&"ecs-task/96df5bb7fab849145c9f7e1603cea855".to_string()),
