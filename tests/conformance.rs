@@ -803,7 +803,10 @@ async fn eventbridge_envelopes_from_docs_sdks_and_our_own_samples() {
     )
     .await;
     // The name says why it stopped, so the engine can tell a leak from a routine stop.
-    assert_eq!(oom.name, "ECS Task State Change: STOPPED (OutOfMemoryError)");
+    assert_eq!(
+        oom.name,
+        "ECS Task State Change: STOPPED (OutOfMemoryError)"
+    );
     assert!(
         oom.resources
             .contains(&"ecs-task/96df5bb7fab849145c9f7e1603cea855".to_string()),
