@@ -937,25 +937,28 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         "every incident had an alarm in ALARM: {strips:?}"
     );
     b.screenshot("incidents-strips").await;
-    let lambda = incidents
+    // An incident blamed on a Lambda call, whose API name carries a version suffix.
+    let (lambda, call) = incidents
         .iter()
-        .find(|i| {
-            i["top_hypothesis"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("UpdateFunctionConfiguration on "))
+        .find_map(|i| {
+            let t = i["top_hypothesis"].as_str()?;
+            ["UpdateFunctionConfiguration", "UpdateFunctionCode"]
+                .into_iter()
+                .find(|c| t.starts_with(&format!("{c} on ")))
+                .map(|c| (i, c))
         })
-        .unwrap_or_else(|| panic!("a lambda configuration incident: {list}"));
+        .unwrap_or_else(|| panic!("a lambda incident: {list}"));
     let id = lambda["id"].as_str().unwrap();
     b.go(&format!("{}/incidents/{id}", srv.base)).await;
     let text = b.text().await;
     assert!(!text.contains("20150331v2"), "{text}");
-    assert!(text.contains("UpdateFunctionConfiguration"), "{text}");
+    assert!(text.contains(call), "{text}");
     let page = get_json(&srv.base, &format!("/incidents/{id}")).await;
     let seq = page["hypotheses"][0]["cause_seq"].as_i64().unwrap();
     b.go(&format!("{}/events/{seq}", srv.base)).await;
     let text = b.text().await;
     assert!(
-        text.contains("UpdateFunctionConfiguration20150331v2"),
+        text.contains(&format!("{call}20150331v2")),
         "the raw name on the event page: {text}"
     );
 
@@ -1019,7 +1022,7 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         md,
         "the CLI prints the download"
     );
-    assert!(md.contains("likely cause (score 0.62)"), "{md}");
+    assert!(md.contains("likely cause (score 0.61)"), "{md}");
     assert!(md.contains("| accepted |"), "{md}");
     assert!(md.contains("`<b>Ann</b> \\| @octocat`"), "{md}");
     assert!(md.contains(&format!("({PUBLIC}/events/")), "{md}");
@@ -1043,10 +1046,12 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         .filter(|i| i["trigger_alarm"] == "prod-accounts-duration-high")
         .collect();
     same.sort_by_key(|i| i["opened_ms"].as_i64().unwrap());
-    assert_eq!(same.len(), 3, "{list}");
+    // Since the engine's reach (issue 18) the third transition joins the
+    // prod-reports-cpu-high incident; two are enough for a first and a last.
+    assert!(same.len() >= 2, "{list}");
     let (first, last) = (
         same[0]["id"].as_str().unwrap(),
-        same[2]["id"].as_str().unwrap(),
+        same[same.len() - 1]["id"].as_str().unwrap(),
     );
     let first_page = get_json(&srv.base, &format!("/incidents/{first}")).await;
     assert_eq!(
@@ -1074,11 +1079,12 @@ async fn the_picture_draws_every_demo_incident_with_its_causal_chain() {
         .iter()
         .map(|p| p["id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        past,
-        vec![same[1]["id"].as_str().unwrap(), first],
-        "newest first"
-    );
+    let earlier: Vec<&str> = same[..same.len() - 1]
+        .iter()
+        .rev()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(past, earlier, "newest first");
     b.go(&format!("{}/incidents/{last}", srv.base)).await;
     let text = b.text().await;
     assert!(text.contains("Earlier incidents like this one"), "{text}");

@@ -938,30 +938,20 @@ fn discount_reverts(
             let (e, o) = (cx.corpus.events[rep], cx.corpus.events[other]);
             let later = (e.event_time, rep) > (o.event_time, other);
             let undone_at = e.event_time.max(o.event_time);
-            if undone_at <= onset {
-                grp.prior *= 0.1;
-                grp.why = format!(
-                    "{}, reverted ({} at {})",
-                    grp.why,
-                    o.name,
-                    fmt_time(o.event_time)
-                );
+            let (factor, what) = if undone_at <= onset {
+                (0.1, "reverted")
             } else if later {
-                grp.prior *= 0.1;
-                grp.why = format!(
-                    "{}, rolls back {} of {}",
-                    grp.why,
-                    o.name,
-                    fmt_time(o.event_time)
-                );
+                (0.1, "rolls back")
             } else {
-                grp.why = format!(
-                    "{}, rolled back after the alarm ({} at {})",
-                    grp.why,
-                    o.name,
-                    fmt_time(o.event_time)
-                );
-            }
+                (1.0, "rolled back after the alarm")
+            };
+            grp.prior *= factor;
+            grp.why = format!(
+                "{}, {what} ({} at {})",
+                grp.why,
+                o.name,
+                fmt_time(o.event_time)
+            );
         }
     }
 }
