@@ -540,17 +540,18 @@ async fn past_incident<S: EventLog>(
         limit: 1,
         ..Default::default()
     };
-    let opened_id = incident_opened_id(id);
     let resolved_id = incident_resolved_id(id);
-    let (latest, opened, resolved, verdicts) = tokio::try_join!(
+    let (latest, resolved, verdicts) = tokio::try_join!(
         store.query(&latest_filter),
-        store.find(Source::Rootline, &opened_id),
         store.find(Source::Rootline, &resolved_id),
         verdicts(store, id),
     )?;
     let ranked: HypothesesRanked = latest.first().map(decode).unwrap_or_default();
+    // Only rankings recorded before titles were kept lack one: then the opening has it.
     let title = if ranked.title.is_empty() {
-        opened
+        store
+            .find(Source::Rootline, &incident_opened_id(id))
+            .await?
             .map(|o| decode::<IncidentOpened>(&o).title)
             .unwrap_or_default()
     } else {
