@@ -90,6 +90,8 @@ pub struct StoreKnowledge {
     store: SqliteStore,
     handle: tokio::runtime::Handle,
     failed: RefCell<Option<StoreError>>,
+    /// Store reads made (for the debug log).
+    reads: std::cell::Cell<u64>,
 }
 
 impl StoreKnowledge {
@@ -98,10 +100,12 @@ impl StoreKnowledge {
             store,
             handle,
             failed: RefCell::new(None),
+            reads: std::cell::Cell::new(0),
         }
     }
 
     fn read<T: Default>(&self, f: impl std::future::Future<Output = Result<T, StoreError>>) -> T {
+        self.reads.set(self.reads.get() + 1);
         match self.handle.block_on(f) {
             Ok(v) => v,
             Err(e) => {
@@ -140,6 +144,24 @@ impl Knowledge for StoreKnowledge {
         (all.len() <= at_most).then(|| all.into_iter().collect())
     }
 
+    fn linked(&self, a: &str, b: &str) -> bool {
+        // Relations by name (`ResourceGraph::link_by_name`), then the edges.
+        let named = |g: &str, w: &str| {
+            correlate::topology::log_group_tail(g).is_some_and(|tail| {
+                w.split_once('/').is_some_and(|(t, name)| {
+                    name == tail && correlate::topology::NAMED_WORKLOADS.contains(&t)
+                })
+            })
+        };
+        if (named(a, b) || named(b, a))
+            && self.read(self.store.graph_has(b))
+            && self.read(self.store.graph_has(a))
+        {
+            return true;
+        }
+        self.read(self.store.graph_edge(a, b)).is_some()
+    }
+
     fn token_df(&self, token: &str) -> u32 {
         u32::try_from(self.read(self.store.name_token_df(token))).unwrap_or(u32::MAX)
     }
@@ -170,9 +192,16 @@ async fn with_knowledge<T: Send + 'static>(
 ) -> Result<T, ConclusionError> {
     let store = store.clone();
     let handle = tokio::runtime::Handle::current();
+    let what_done = what.to_string();
     let (out, failed) = tokio::task::spawn_blocking(move || {
         let k = StoreKnowledge::new(store, handle);
+        let t0 = std::time::Instant::now();
         let out = f(&k);
+        tracing::debug!(
+            reads = k.reads.get(),
+            ms = t0.elapsed().as_millis() as u64,
+            "Engine read the store to {what_done}"
+        );
         (out, k.failed.into_inner())
     })
     .await

@@ -421,7 +421,7 @@ impl Detector {
             let topo = inc
                 .resources
                 .iter()
-                .filter_map(|r| dist.get(r).map(|d| d.0))
+                .filter_map(|r| graph.cost(&dist, r))
                 .min();
             // Alarms on custom metrics often have no dimensions: for them (on either
             // side) naming and time are all there is to go on.
@@ -457,7 +457,7 @@ impl Detector {
                     let path = inc
                         .resources
                         .iter()
-                        .filter_map(|r| dist.get(r).map(|d| (d.0, r)))
+                        .filter_map(|r| graph.cost(&dist, r).map(|c| (c, r)))
                         .min()
                         .map(|(_, r)| graph.path(&dist, r).join(" -> "))
                         .unwrap_or_else(|| "naming".into());

@@ -22,6 +22,9 @@ pub trait Knowledge {
     /// The neighbours of a key in the resource graph, sorted; `None` when it has more
     /// than `at_most` of them (a hub), empty when the key is unknown.
     fn neighbours(&self, key: &str, at_most: usize) -> Option<Vec<String>>;
+    /// True when the resource graph joins `a` and `b` (either way), however many
+    /// neighbours either has.
+    fn linked(&self, a: &str, b: &str) -> bool;
     /// In how many names (graph node names and alarm names) a naming token appears.
     fn token_df(&self, token: &str) -> u32;
     /// How many names there are (graph nodes and alarms).
@@ -106,6 +109,10 @@ impl Knowledge for Memory {
             v.sort();
             v
         })
+    }
+
+    fn linked(&self, a: &str, b: &str) -> bool {
+        self.graph.neighbours(a).contains(&b)
     }
 
     fn token_df(&self, token: &str) -> u32 {

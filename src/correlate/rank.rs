@@ -662,9 +662,13 @@ struct Symptom<'t> {
 }
 
 /// The cheapest of `res` to reach, with its cost (ties broken by key).
-fn best_cost<'r>(dist: &Distances, res: &'r BTreeSet<String>) -> Option<(u32, &'r str)> {
+fn best_cost<'r>(
+    graph: &Neighbourhood<'_>,
+    dist: &Distances,
+    res: &'r BTreeSet<String>,
+) -> Option<(u32, &'r str)> {
     res.iter()
-        .filter_map(|r| dist.get(r).map(|d| (d.0, r.as_str())))
+        .filter_map(|r| graph.cost(dist, r).map(|c| (c, r.as_str())))
         .min()
 }
 
@@ -855,7 +859,7 @@ fn group_deliveries(corpus: &Corpus<'_>, cand: &[usize]) -> Vec<Vec<usize>> {
 fn related(cx: &Context<'_, '_>, symptoms: &[Symptom<'_>], i: usize) -> bool {
     focus(cx.corpus.events[i])
         .iter()
-        .any(|r| symptoms.iter().any(|s| s.dist.contains_key(r)))
+        .any(|r| symptoms.iter().any(|s| cx.graph.cost(&s.dist, r).is_some()))
 }
 
 /// Stage 4: one group per set of deliveries, with the kind, reason and representative of
@@ -1055,7 +1059,7 @@ fn refused_groups(cx: &Context<'_, '_>, window: &Window, symptoms: &[Symptom<'_>
     let linked = |g: &Group| {
         g.resources
             .iter()
-            .any(|r| symptoms.iter().any(|s| s.dist.contains_key(r)))
+            .any(|r| symptoms.iter().any(|s| cx.graph.cost(&s.dist, r).is_some()))
     };
     let mut out: Vec<(bool, Group)> = by_key.into_values().map(|g| (linked(&g), g)).collect();
     out.sort_by(|(la, a), (lb, b)| {
@@ -1204,7 +1208,7 @@ fn symptom_edge(
     if grp.kind == GroupKind::Saturation && grp.time >= s.t.time {
         return None;
     }
-    let (topo, path) = match best_cost(&s.dist, &grp.resources) {
+    let (topo, path) = match best_cost(cx.graph, &s.dist, &grp.resources) {
         Some((c, key)) => (topo_weight(c), cx.graph.path(&s.dist, key)),
         None => (
             (0.4 * cx.vocab.affinity(tokens, &s.tokens)).max(0.01),
@@ -1246,7 +1250,7 @@ fn effect_edge(
     if c.kind == GroupKind::Saturation && c.time >= time {
         return None;
     }
-    let topo = match best_cost(eff.dist, &c.resources) {
+    let topo = match best_cost(cx.graph, eff.dist, &c.resources) {
         Some((cost, _)) => topo_weight(cost),
         None => (0.4 * cx.vocab.affinity(tokens, eff.tokens)).max(0.01),
     };

@@ -23,6 +23,10 @@ use std::rc::Rc;
 pub const HUB_DEGREE: usize = 40;
 /// Paths longer than this (in cost units) are not considered related.
 pub const MAX_COST: u32 = 7;
+/// Nodes walked on from, at most, by one [`Neighbourhood::distances`] (nearest first):
+/// each is one read of the store, and a well-connected estate would otherwise be read
+/// far beyond what relates to an incident.
+pub const MAX_EXPANDED: usize = 2_000;
 
 /// Resource types that group many unrelated things; never an edge endpoint.
 const IGNORED_TYPES: &[&str] = &[
@@ -189,8 +193,16 @@ impl ResourceGraph {
     }
 }
 
-/// Weighted shortest distances from a set of sources: key -> (cost, predecessor).
-pub type Distances = BTreeMap<String, (u32, Option<String>)>;
+/// Weighted shortest distances from a set of sources, read through
+/// [`Neighbourhood::cost`] and [`Neighbourhood::path`].
+#[derive(Debug, Default)]
+pub struct Distances {
+    /// Key -> (cost, predecessor) of every node reached by walking.
+    near: BTreeMap<String, (u32, Option<String>)>,
+    /// Sources that are hubs: each of their neighbours is near them, but they are too
+    /// many to read; a key is looked up among them when asked about.
+    hubs: Vec<String>,
+}
 
 /// The resource graph as the engine walks it: read through [`Knowledge`] around the keys
 /// it is asked about, each node's neighbours fetched once. Everything it computes
@@ -246,10 +258,15 @@ impl<'k> Neighbourhood<'k> {
     }
 
     /// Weighted shortest distances from a set of source keys, up to `MAX_COST`, never
-    /// expanding hubs or shared containers (other than the sources themselves). Ties
-    /// are broken by key.
+    /// expanding hubs or shared containers (other than the sources themselves). A source
+    /// that is itself a hub is near each of its neighbours, which are neither read nor
+    /// walked on from: an alarm on a function that used sixty thousand keys is near each
+    /// key, not near everything each key touches. At most `MAX_EXPANDED` nodes are
+    /// walked on from, nearest first. Ties are broken by key, so the result never
+    /// depends on what was read before.
     pub fn distances(&self, sources: &[String]) -> Distances {
-        let mut dist: Distances = BTreeMap::new();
+        let mut out = Distances::default();
+        let dist = &mut out.near;
         let mut heap = BinaryHeap::new();
         for s in sources {
             if !dist.contains_key(s) && self.known(s) {
@@ -258,26 +275,30 @@ impl<'k> Neighbourhood<'k> {
             }
         }
         let source_keys: BTreeSet<String> = dist.keys().cloned().collect();
+        let mut expanded = 0usize;
         while let Some(Reverse((d, u))) = heap.pop() {
             if dist.get(&u).map(|x| x.0) != Some(d) {
                 continue;
             }
+            let is_source = source_keys.contains(&u);
+            if !is_source && expanded >= MAX_EXPANDED {
+                break;
+            }
+            let Some(adj) = self.unless_hub(&u) else {
+                if is_source {
+                    out.hubs.push(u);
+                }
+                continue;
+            };
+            expanded += 1;
             // Hubs and shared containers are reachable but never walked through:
             // two services in one cluster, or two apps writing one table, are not
             // thereby related.
             let shared =
                 CONTAINER_TYPES.contains(&key_type(&u)) || INFRA_TYPES.contains(&key_type(&u));
-            let adj = if source_keys.contains(&u) {
-                self.neighbours(&u)
-            } else {
-                match self.unless_hub(&u) {
-                    Some(v) => v,
-                    None => continue,
-                }
-            };
             for v in adj.iter() {
                 // From shared containers and infrastructure, only on to infrastructure.
-                if shared && !source_keys.contains(&u) && !INFRA_TYPES.contains(&key_type(v)) {
+                if shared && !is_source && !INFRA_TYPES.contains(&key_type(v)) {
                     continue;
                 }
                 let c = d + edge_cost(&u, v);
@@ -294,14 +315,56 @@ impl<'k> Neighbourhood<'k> {
                 }
             }
         }
-        dist
+        out
     }
 
-    /// The path (keys) from `to` back to a source, using predecessors from `distances`.
+    /// The cost of `key` in `dist`, if it was reached, and the hub source it is a
+    /// neighbour of when that is nearer than the walk.
+    fn lookup<'d>(&self, dist: &'d Distances, key: &str) -> Option<(u32, Option<&'d str>)> {
+        let walked = dist.near.get(key).map(|x| x.0);
+        let by_hub = dist
+            .hubs
+            .iter()
+            .filter(|h| walked.is_none_or(|w| edge_cost(h, key) < w) && self.adjacent(h, key))
+            .map(|h| (edge_cost(h, key), h.as_str()))
+            .min();
+        match (walked, by_hub) {
+            (_, Some((c, h))) => Some((c, Some(h))),
+            (Some(w), None) => Some((w, None)),
+            (None, None) => None,
+        }
+    }
+
+    /// The cost of `key` from the sources of `dist`; `None` when it is not related.
+    pub fn cost(&self, dist: &Distances, key: &str) -> Option<u32> {
+        self.lookup(dist, key).map(|x| x.0)
+    }
+
+    /// True when `key` is a neighbour of the hub `hub`, read from `key`'s side (a
+    /// short list) unless it is a hub too.
+    fn adjacent(&self, hub: &str, key: &str) -> bool {
+        if hub == key {
+            return false;
+        }
+        match self.unless_hub(key) {
+            Some(v) => v.binary_search_by(|n| n.as_str().cmp(hub)).is_ok(),
+            None => self.k.linked(hub, key),
+        }
+    }
+
+    /// The path (keys) from `to` back to a source.
     pub fn path(&self, dist: &Distances, to: &str) -> Vec<String> {
         let mut out = vec![to.to_string()];
+        match self.lookup(dist, to) {
+            None => return out,
+            Some((_, Some(hub))) => {
+                out.push(hub.to_string());
+                return out;
+            }
+            Some((_, None)) => {}
+        }
         let mut cur = to;
-        while let Some((_, Some(p))) = dist.get(cur) {
+        while let Some((_, Some(p))) = dist.near.get(cur) {
             out.push(p.clone());
             cur = p;
             if out.len() > 64 {
