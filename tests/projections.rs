@@ -311,3 +311,41 @@ fn checkpoint_reader(db: &Path) -> impl Fn() -> i64 {
         })
     }
 }
+
+/// The engine reads the graph's neighbours a batch of keys at a time: what one batched
+/// read answers for each key equals the graph built from every event, a hub (more
+/// neighbours than asked for) is `None` and an unknown key has none.
+#[tokio::test]
+async fn batched_neighbour_reads_equal_the_engine_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (1..=30_000).map(generated_line).collect();
+    let (_, _, store) = incremental_and_rebuilt(dir.path(), &lines, 2).await;
+    let events = store.query(&EventFilter::default()).await.unwrap();
+    let mut g = ResourceGraph::new();
+    for e in &events {
+        g.apply(e);
+    }
+    let mut keys: Vec<String> = (0..g.len() as u32).map(|i| g.name(i).to_string()).collect();
+    keys.push("sg/sg-unknown".to_string());
+    keys.reverse();
+    let mut hubs = 0;
+    for at_most in [3usize, 40, usize::MAX] {
+        let got = store.graph_edges_of_many(&keys, at_most).await.unwrap();
+        assert_eq!(got.len(), keys.len());
+        for (k, v) in keys.iter().zip(&got) {
+            let mut want: Vec<String> = g.neighbours(k).into_iter().map(str::to_string).collect();
+            want.sort();
+            if want.len() > at_most {
+                hubs += 1;
+                assert_eq!(v, &None, "{k} at most {at_most}");
+            } else {
+                assert_eq!(v.as_ref(), Some(&want), "{k} at most {at_most}");
+            }
+        }
+    }
+    assert!(
+        hubs > 40,
+        "the generated graph has hubs at both caps: {hubs}"
+    );
+    store.close().await;
+}

@@ -23,7 +23,7 @@ use crate::model::Event;
 use crate::store::{Checkpoint, EventLog, SqliteStore, StoreError};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Names what the analyser was doing when a store operation failed.
 trait During<T> {
@@ -90,8 +90,8 @@ pub struct StoreKnowledge {
     store: SqliteStore,
     handle: tokio::runtime::Handle,
     failed: RefCell<Option<StoreError>>,
-    /// Store reads made (for the debug log).
-    reads: std::cell::Cell<u64>,
+    /// Store reads made, by what they read (for the debug log).
+    reads: RefCell<BTreeMap<&'static str, u64>>,
 }
 
 impl StoreKnowledge {
@@ -100,12 +100,16 @@ impl StoreKnowledge {
             store,
             handle,
             failed: RefCell::new(None),
-            reads: std::cell::Cell::new(0),
+            reads: RefCell::new(BTreeMap::new()),
         }
     }
 
-    fn read<T: Default>(&self, f: impl std::future::Future<Output = Result<T, StoreError>>) -> T {
-        self.reads.set(self.reads.get() + 1);
+    fn read<T: Default>(
+        &self,
+        what: &'static str,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> T {
+        *self.reads.borrow_mut().entry(what).or_default() += 1;
         match self.handle.block_on(f) {
             Ok(v) => v,
             Err(e) => {
@@ -118,52 +122,82 @@ impl StoreKnowledge {
 
 impl Knowledge for StoreKnowledge {
     fn known(&self, key: &str) -> bool {
-        self.read(self.store.graph_has(key))
+        self.read("graph_has", self.store.graph_has(key))
     }
 
     fn neighbours(&self, key: &str, at_most: usize) -> Option<Vec<String>> {
-        let mut all: BTreeSet<String> = self
-            .read(self.store.graph_edges_of(key, at_most))?
-            .into_iter()
-            .collect();
+        self.neighbours_many(&[key.to_string()], at_most)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn neighbours_many(&self, keys: &[String], at_most: usize) -> Vec<Option<Vec<String>>> {
+        use correlate::topology::{named_workloads, workload_name};
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let edges = self.read(
+            "graph_edges_of",
+            self.store.graph_edges_of_many(keys, at_most),
+        );
         // Relations by name (`ResourceGraph::link_by_name`), read from the nodes.
-        if let Some(tail) = correlate::topology::log_group_tail(key) {
-            for t in correlate::topology::NAMED_WORKLOADS {
-                let k = format!("{t}/{tail}");
-                if self.read(self.store.graph_has(&k)) {
-                    all.insert(k);
+        let named: Vec<String> = keys.iter().flat_map(|k| named_workloads(k)).collect();
+        let present = if named.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.read("graph_has", self.store.graph_has_many(&named))
+        };
+        let names: BTreeSet<&str> = keys.iter().filter_map(|k| workload_name(k)).collect();
+        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if !names.is_empty() {
+            let names: Vec<String> = names.into_iter().map(str::to_string).collect();
+            for (name, node) in self.read(
+                "graph_nodes_with_tail",
+                self.store.graph_nodes_with_tails(&names),
+            ) {
+                by_name.entry(name).or_default().push(node);
+            }
+        }
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| {
+                // `None` from the edges: a hub (a failed read is remembered and fails
+                // the step).
+                let mut all: BTreeSet<String> = edges
+                    .get(i)
+                    .cloned()
+                    .unwrap_or(Some(Vec::new()))?
+                    .into_iter()
+                    .collect();
+                all.extend(
+                    named_workloads(key)
+                        .into_iter()
+                        .filter(|k| present.contains(k)),
+                );
+                if let Some(nodes) = workload_name(key).and_then(|n| by_name.get(n)) {
+                    all.extend(nodes.iter().cloned());
                 }
-            }
-        }
-        if let Some((t, name)) = key.split_once('/') {
-            if correlate::topology::NAMED_WORKLOADS.contains(&t) {
-                all.extend(self.read(self.store.graph_nodes_with_tail(name)));
-            }
-        }
-        all.remove(key);
-        (all.len() <= at_most).then(|| all.into_iter().collect())
+                all.remove(key);
+                (all.len() <= at_most).then(|| all.into_iter().collect())
+            })
+            .collect()
     }
 
     fn linked(&self, a: &str, b: &str) -> bool {
         // Relations by name (`ResourceGraph::link_by_name`), then the edges.
-        let named = |g: &str, w: &str| {
-            correlate::topology::log_group_tail(g).is_some_and(|tail| {
-                w.split_once('/').is_some_and(|(t, name)| {
-                    name == tail && correlate::topology::NAMED_WORKLOADS.contains(&t)
-                })
-            })
-        };
-        if (named(a, b) || named(b, a))
-            && self.read(self.store.graph_has(b))
-            && self.read(self.store.graph_has(a))
+        if correlate::topology::named_pair(a, b)
+            && self.read("graph_has", self.store.graph_has(b))
+            && self.read("graph_has", self.store.graph_has(a))
         {
             return true;
         }
-        self.read(self.store.graph_edge(a, b)).is_some()
+        self.read("graph_edge", self.store.graph_edge(a, b))
+            .is_some()
     }
 
     fn token_df(&self, token: &str) -> u32 {
-        u32::try_from(self.read(self.store.name_token_df(token))).unwrap_or(u32::MAX)
+        u32::try_from(self.read("name_token_df", self.store.name_token_df(token)))
+            .unwrap_or(u32::MAX)
     }
 
     fn names(&self) -> u32 {
@@ -171,7 +205,7 @@ impl Knowledge for StoreKnowledge {
     }
 
     fn alarm_definition(&self, alarm: &str) -> Option<correlate::AlarmDef> {
-        self.read(self.store.alarm_definition(alarm))
+        self.read("alarm_definition", self.store.alarm_definition(alarm))
             .map(|m| correlate::AlarmDef {
                 namespace: m.namespace,
                 metric: m.metric,
@@ -179,7 +213,10 @@ impl Knowledge for StoreKnowledge {
     }
 
     fn earlier_changes(&self, resource: &str, before: i64, limit: usize) -> Vec<Event> {
-        self.read(self.store.earlier_changes(resource, before, limit))
+        self.read(
+            "earlier_changes",
+            self.store.earlier_changes(resource, before, limit),
+        )
     }
 }
 
@@ -198,7 +235,8 @@ async fn with_knowledge<T: Send + 'static>(
         let t0 = std::time::Instant::now();
         let out = f(&k);
         tracing::debug!(
-            reads = k.reads.get(),
+            reads = k.reads.borrow().values().sum::<u64>(),
+            by = ?k.reads.borrow(),
             ms = t0.elapsed().as_millis() as u64,
             "Engine read the store to {what_done}"
         );

@@ -22,6 +22,11 @@ pub trait Knowledge {
     /// The neighbours of a key in the resource graph, sorted; `None` when it has more
     /// than `at_most` of them (a hub), empty when the key is unknown.
     fn neighbours(&self, key: &str, at_most: usize) -> Option<Vec<String>>;
+    /// [`Knowledge::neighbours`] of each of `keys`, in their order: one read for all
+    /// where the knowledge is stored.
+    fn neighbours_many(&self, keys: &[String], at_most: usize) -> Vec<Option<Vec<String>>> {
+        keys.iter().map(|k| self.neighbours(k, at_most)).collect()
+    }
     /// True when the resource graph joins `a` and `b` (either way), however many
     /// neighbours either has.
     fn linked(&self, a: &str, b: &str) -> bool;

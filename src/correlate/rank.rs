@@ -709,6 +709,14 @@ pub(crate) fn rank(
         window.from = window.from.min(t);
     }
     let symptoms = symptoms(&cx, inc);
+    if symptoms.iter().any(|s| s.dist.has_hubs()) {
+        // A key is then looked up from its own side: the window's keys read together.
+        graph.prefetch(
+            corpus
+                .range(window.from, window.to)
+                .flat_map(|i| corpus.events[i].resources.iter().map(String::as_str)),
+        );
+    }
     let candidates = gather_candidates(corpus, &window, &symptoms);
     let deliveries = group_deliveries(corpus, &candidates);
     let mut groups = score_groups(&cx, deliveries, &symptoms);
@@ -1152,9 +1160,17 @@ impl CausalGraph {
         for ei in effects {
             self.g.add_edge(self.groups[ei], self.sink, EFFECT_SINK);
             let sources: Vec<String> = groups[ei].resources.iter().cloned().collect();
+            let dist = cx.graph.distances(&sources);
+            if dist.has_hubs() {
+                cx.graph.prefetch(
+                    groups
+                        .iter()
+                        .flat_map(|g| g.resources.iter().map(String::as_str)),
+                );
+            }
             let effect = Effect {
                 group: &groups[ei],
-                dist: &cx.graph.distances(&sources),
+                dist: &dist,
                 tokens: &self.tokens[ei],
             };
             for (ci, c) in groups.iter().enumerate() {

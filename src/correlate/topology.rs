@@ -24,9 +24,11 @@ pub const HUB_DEGREE: usize = 40;
 /// Paths longer than this (in cost units) are not considered related.
 pub const MAX_COST: u32 = 7;
 /// Nodes walked on from, at most, by one [`Neighbourhood::distances`] (nearest first):
-/// each is one read of the store, and a well-connected estate would otherwise be read
-/// far beyond what relates to an incident.
+/// a well-connected estate would otherwise be read far beyond what relates to an
+/// incident.
 pub const MAX_EXPANDED: usize = 2_000;
+/// Keys whose neighbours are read together ([`Neighbourhood::prefetch`]).
+const PREFETCH_BATCH: usize = 500;
 
 /// Resource types that group many unrelated things; never an edge endpoint.
 const IGNORED_TYPES: &[&str] = &[
@@ -117,11 +119,7 @@ impl ResourceGraph {
             .cloned()
             .collect();
         for g in groups {
-            let Some(last) = log_group_tail(&g) else {
-                continue;
-            };
-            for t in NAMED_WORKLOADS {
-                let k = format!("{t}/{last}");
+            for k in named_workloads(&g) {
                 if self.ids.contains_key(&k) {
                     self.link(&g, &k);
                 }
@@ -204,6 +202,13 @@ pub struct Distances {
     hubs: Vec<String>,
 }
 
+impl Distances {
+    /// True when a source is a hub: then a key's cost is read from its own side.
+    pub fn has_hubs(&self) -> bool {
+        !self.hubs.is_empty()
+    }
+}
+
 /// The resource graph as the engine walks it: read through [`Knowledge`] around the keys
 /// it is asked about, each node's neighbours fetched once. Everything it computes
 /// depends on keys, never on the order nodes were read in.
@@ -244,6 +249,25 @@ impl<'k> Neighbourhood<'k> {
         v
     }
 
+    /// Reads, in batches, the neighbours (unless hubs) of those of `keys` not read yet,
+    /// so that the walk and the lookups that follow find them without a read each.
+    pub fn prefetch<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let missing: BTreeSet<&str> = {
+            let read = self.read.borrow();
+            keys.into_iter()
+                .filter(|k| !read.contains_key(*k))
+                .collect()
+        };
+        let missing: Vec<String> = missing.into_iter().map(str::to_string).collect();
+        for chunk in missing.chunks(PREFETCH_BATCH) {
+            let got = self.k.neighbours_many(chunk, HUB_DEGREE);
+            let mut read = self.read.borrow_mut();
+            for (k, v) in chunk.iter().zip(got) {
+                read.insert(k.clone(), v.map(Rc::new));
+            }
+        }
+    }
+
     /// The neighbours of a key unless it is a hub (more than `HUB_DEGREE`).
     fn unless_hub(&self, key: &str) -> Option<Rc<Vec<String>>> {
         if let Some(entry) = self.read.borrow().get(key) {
@@ -276,9 +300,25 @@ impl<'k> Neighbourhood<'k> {
         }
         let source_keys: BTreeSet<String> = dist.keys().cloned().collect();
         let mut expanded = 0usize;
+        // The cost whose nodes were last read together: every node at a cost is on the
+        // heap before the first of them is walked from (edges cost at least 1).
+        let mut level = None;
         while let Some(Reverse((d, u))) = heap.pop() {
             if dist.get(&u).map(|x| x.0) != Some(d) {
                 continue;
+            }
+            if level != Some(d) {
+                level = Some(d);
+                let mut at_d: Vec<&str> = heap
+                    .iter()
+                    .filter(|Reverse((c, v))| *c == d && dist.get(v).map(|x| x.0) == Some(d))
+                    .map(|Reverse((_, v))| v.as_str())
+                    .chain([u.as_str()])
+                    .collect();
+                at_d.sort_unstable();
+                // Walked in key order: those past the budget would not be walked from.
+                at_d.truncate(MAX_EXPANDED.saturating_sub(expanded).max(source_keys.len()));
+                self.prefetch(at_d);
             }
             let is_source = source_keys.contains(&u);
             if !is_source && expanded >= MAX_EXPANDED {
@@ -449,6 +489,34 @@ pub fn log_group_tail(key: &str) -> Option<&str> {
         .rsplit('/')
         .next()
         .filter(|t| !t.is_empty())
+}
+
+/// The workload keys a log group is related to by name, whether the graph has them or
+/// not (`loggroup//ecs/orders-api` -> `ecs-service/orders-api`, ...); none for other keys.
+pub fn named_workloads(key: &str) -> Vec<String> {
+    log_group_tail(key)
+        .map(|tail| {
+            NAMED_WORKLOADS
+                .iter()
+                .map(|t| format!("{t}/{tail}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The name a workload's log groups end with (`ecs-service/orders-api` -> `orders-api`),
+/// for a key of one of the [`NAMED_WORKLOADS`] types.
+pub fn workload_name(key: &str) -> Option<&str> {
+    key.split_once('/')
+        .filter(|(t, _)| NAMED_WORKLOADS.contains(t))
+        .map(|(_, name)| name)
+}
+
+/// True when `a` and `b` are related by name: one a log group, the other a workload
+/// named like it (either way round).
+pub fn named_pair(a: &str, b: &str) -> bool {
+    let one_way = |g: &str, w: &str| log_group_tail(g).is_some_and(|t| workload_name(w) == Some(t));
+    one_way(a, b) || one_way(b, a)
 }
 
 fn ignored(key: &str) -> bool {

@@ -1,5 +1,5 @@
 //! The engine's indexed reads: what an analysis reads instead of the whole log. An
-//! incident's window by time, the resource graph one node at a time, naming statistics,
+//! incident's window by time, the resource graph a batch of nodes at a time, naming statistics,
 //! alarm definitions, a resource's earlier changes, and the analyser's new alarm
 //! transitions. Each is an index seek or a bounded range.
 
@@ -14,6 +14,12 @@ const EARLIER_SCAN: usize = 2_000;
 /// Seqs per `IN (...)` read.
 const SEQS_PER_READ: usize = 500;
 
+/// A list of keys as the JSON array `json_each` reads (infallible, unlike
+/// `serde_json::to_string`'s signature suggests).
+fn json_list(keys: &[String]) -> String {
+    serde_json::Value::from(keys.to_vec()).to_string()
+}
+
 impl SqliteStore {
     /// True when the resource graph has `key` as a node.
     pub async fn graph_has(&self, key: &str) -> Result<bool> {
@@ -24,29 +30,92 @@ impl SqliteStore {
             .is_some())
     }
 
-    /// The nodes an edge of the graph joins to `key`, sorted; `None` when there are more
-    /// than `at_most`.
-    pub async fn graph_edges_of(&self, key: &str, at_most: usize) -> Result<Option<Vec<String>>> {
+    /// The nodes an edge of the graph joins to each of `keys`, in one read: for each key,
+    /// in the order given, its neighbours (sorted), or `None` when it has more than
+    /// `at_most`. Each key's edges are counted only up to the cap, so a hub costs no more
+    /// than a small node.
+    pub async fn graph_edges_of_many(
+        &self,
+        keys: &[String],
+        at_most: usize,
+    ) -> Result<Vec<Option<Vec<String>>>> {
         let cap = i64::try_from(at_most).unwrap_or(i64::MAX).saturating_add(1);
-        let mut out: Vec<String> = Vec::new();
-        for sql in [
-            "SELECT b FROM graph_edges WHERE a = ? ORDER BY b LIMIT ?",
-            "SELECT a FROM graph_edges INDEXED BY graph_edges_b WHERE b = ? ORDER BY a LIMIT ?",
-        ] {
-            for r in sqlx::query(sql)
-                .bind(key)
-                .bind(cap)
-                .fetch_all(&self.reader)
-                .await?
-            {
-                out.push(r.try_get(0)?);
-            }
-            if out.len() > at_most {
-                return Ok(None);
+        let list = json_list(keys);
+        let rows = sqlx::query(
+            "WITH k(key) AS (SELECT DISTINCT value FROM json_each(?1)), \
+             degree(key, n) AS (SELECT key, \
+               (SELECT count(*) FROM (SELECT 1 FROM graph_edges WHERE a = k.key LIMIT ?2)) + \
+               (SELECT count(*) FROM (SELECT 1 FROM graph_edges INDEXED BY graph_edges_b \
+                WHERE b = k.key LIMIT ?2)) FROM k), \
+             small(key) AS (SELECT key FROM degree WHERE n < ?2) \
+             SELECT key, b FROM small JOIN graph_edges ON a = key \
+             UNION ALL SELECT key, a FROM small JOIN graph_edges INDEXED BY graph_edges_b ON b = key \
+             UNION ALL SELECT key, NULL FROM degree WHERE n >= ?2",
+        )
+        .bind(list)
+        .bind(cap)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut found: std::collections::BTreeMap<String, Option<Vec<String>>> =
+            std::collections::BTreeMap::new();
+        for r in rows {
+            let key: String = r.try_get(0)?;
+            let other: Option<String> = r.try_get(1)?;
+            match other {
+                Some(o) => {
+                    if let Some(v) = found.entry(key).or_insert_with(|| Some(Vec::new())) {
+                        v.push(o);
+                    }
+                }
+                None => {
+                    found.insert(key, None);
+                }
             }
         }
-        out.sort();
-        Ok(Some(out))
+        Ok(keys
+            .iter()
+            .map(|k| match found.get(k) {
+                None => Some(Vec::new()),
+                Some(None) => None,
+                Some(Some(v)) => {
+                    let mut v = v.clone();
+                    v.sort();
+                    Some(v)
+                }
+            })
+            .collect())
+    }
+
+    /// Which of `keys` are nodes of the graph, in one read.
+    pub async fn graph_has_many(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let rows = sqlx::query(
+            "SELECT resource FROM graph_nodes WHERE resource IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_list(keys))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(Into::into))
+            .collect()
+    }
+
+    /// Log group nodes whose name tail is one of `tails`, in one read: (tail, node)
+    /// pairs, sorted.
+    pub async fn graph_nodes_with_tails(&self, tails: &[String]) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT name_tail, resource FROM graph_nodes \
+             WHERE name_tail IN (SELECT value FROM json_each(?)) AND name_tail IS NOT NULL \
+             ORDER BY name_tail, resource",
+        )
+        .bind(json_list(tails))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// When the graph first and last saw `a` and `b` linked (event times), either way.
@@ -62,20 +131,6 @@ impl SqliteStore {
         .fetch_optional(&self.reader)
         .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
-    }
-
-    /// Log group nodes whose name tail is `tail`, sorted.
-    pub async fn graph_nodes_with_tail(&self, tail: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT resource FROM graph_nodes WHERE name_tail = ? AND name_tail IS NOT NULL \
-             ORDER BY resource",
-        )
-        .bind(tail)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| r.try_get(0).map_err(Into::into))
-            .collect()
     }
 
     /// In how many names a word appears (the empty word: how many names there are).
