@@ -24,6 +24,8 @@ use tokio::sync::watch;
 pub const DEFAULT_DATABASE: &str = "sqlite://rootline.db";
 /// The default listening address (loopback only).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// `rerank_after_secs` when the configuration does not say.
+pub const DEFAULT_RERANK_AFTER_SECS: u64 = 30;
 
 /// The configuration file (TOML). Flags and environment variables win over it; it wins
 /// over the defaults.
@@ -39,6 +41,9 @@ pub struct FileConfig {
     pub auth: Option<crate::web::security::AuthSection>,
     pub database: Option<String>,
     pub analyze_every_secs: Option<u64>,
+    /// How often, at most, an open incident whose window keeps receiving events is
+    /// ranked again (seconds; 0: after every change).
+    pub rerank_after_secs: Option<u64>,
     /// The GitHub outbox (`rootline notify`, and `serve` when it names a repository).
     #[serde(default)]
     pub notify: Option<toml::Table>,
@@ -147,6 +152,11 @@ impl Settings {
             http: self.file.http.clone().unwrap_or_default(),
             auth: self.file.auth.clone(),
             analyze_every: Duration::from_secs(self.file.analyze_every_secs.unwrap_or(2).max(1)),
+            rerank_after: Duration::from_secs(
+                self.file
+                    .rerank_after_secs
+                    .unwrap_or(DEFAULT_RERANK_AFTER_SECS),
+            ),
             analyze,
             collect: self.file.collect.clone(),
             notify: self.file.notify.clone(),
@@ -211,6 +221,8 @@ pub struct ServeOptions {
     pub auth: Option<crate::web::security::AuthSection>,
     /// How often the analyzer looks for new events.
     pub analyze_every: Duration,
+    /// How often, at most, a stale open incident is ranked again.
+    pub rerank_after: Duration,
     pub analyze: bool,
     /// The config file's `[collect]` section: collectors run when present; the push
     /// endpoints are on when their secrets are set (here or in the environment).
@@ -283,6 +295,7 @@ pub async fn serve(
         tasks.push(tokio::spawn(analyzer(
             state.clone(),
             opts.analyze_every,
+            opts.rerank_after,
             appended.clone(),
             stop_rx.clone(),
         )));
@@ -425,10 +438,11 @@ fn spawn_outbox_worker(
 async fn analyzer(
     state: AppState,
     every: Duration,
+    rerank_after: Duration,
     wake: Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut analyser = crate::conclusions::Analyser::default();
+    let mut analyser = crate::conclusions::Analyser::default().rerank_after(rerank_after);
     loop {
         let mut ranked = 0usize;
         let mut failed = false;

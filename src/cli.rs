@@ -21,6 +21,7 @@ pub struct Args {
     #[arg(long, global = true, env = "ROOTLINE_DATABASE")]
     pub database: Option<String>,
     /// A TOML configuration file (keys: addr, ingest_addr, database, analyze_every_secs,
+    /// rerank_after_secs,
     /// and the [http], [auth], [collect] and [notify] sections); flags and environment
     /// variables win over it.
     #[arg(long, global = true, env = "ROOTLINE_CONFIG")]

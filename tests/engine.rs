@@ -389,3 +389,63 @@ async fn a_new_incident_is_ranked_before_stale_ones_one_per_step() {
     );
     assert!(analyser.step(&store).await.unwrap().is_none());
 }
+
+/// The server's analyser ranks a stale open incident again at most once per its
+/// interval: within it the incident waits (and a new incident does not), after it the
+/// incident is ranked. Replays and the CLI (no interval) rank it at once, as above.
+#[tokio::test]
+async fn a_stale_incident_waits_for_its_rerank_interval_in_the_server() {
+    let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
+    let late = |l: &&str| {
+        l.contains("\"AlarmName\":\"jobs-backlog\"") || l.contains("Alarm updated from ALARM")
+    };
+    let first: Vec<_> = lines
+        .iter()
+        .filter(|l| !late(l))
+        .map(|l| event(l))
+        .collect();
+    let queue: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("\"AlarmName\":\"jobs-backlog\""))
+        .map(|l| event(l))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("wait.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.append(&first, None).await.unwrap();
+    let mut analyser = rootline::conclusions::Analyser::default()
+        .rerank_after(std::time::Duration::from_secs(3600));
+    analyser.run_to_end(&store).await.unwrap();
+    let web_id = rootline::conclusions::load_analysis(&store)
+        .await
+        .unwrap()
+        .incidents[0]
+        .id
+        .clone();
+    // A new alarm inside the open incident's window: its own incident is ranked at once,
+    // the web incident (ranked moments ago) waits.
+    store.append(&queue, None).await.unwrap();
+    let a = analyser.step(&store).await.unwrap().expect("a step");
+    assert_eq!(a.incidents.len(), 1, "{a:#?}");
+    assert_ne!(a.incidents[0].id, web_id);
+    assert!(analyser.step(&store).await.unwrap().is_none());
+    // A new analyser (a restarted server) has ranked nothing yet: the stale incident is
+    // due, ranked once, and then waits again.
+    let mut restarted = rootline::conclusions::Analyser::default()
+        .rerank_after(std::time::Duration::from_secs(3600));
+    let b = restarted
+        .step(&store)
+        .await
+        .unwrap()
+        .expect("the stale incident");
+    assert_eq!(
+        b.incidents
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
+        [web_id.as_str()]
+    );
+    assert!(restarted.step(&store).await.unwrap().is_none());
+}

@@ -62,22 +62,21 @@ struct State {
 }
 
 impl State {
-    /// The stale incident to rank again (the earliest opened), removed from the set;
-    /// `None` when none is left open.
-    fn next_stale(&mut self) -> Option<Found> {
+    /// The stale incident to rank again (the earliest opened that `due` allows), removed
+    /// from the set; `None` when none is due. Stale incidents no longer open are
+    /// dropped: they were queued and ranked when they closed.
+    fn next_stale(&mut self, due: impl Fn(&str) -> bool) -> Option<Found> {
+        let open: BTreeSet<&str> = self.detector.open().iter().map(|f| f.id.as_str()).collect();
+        self.stale.retain(|id| open.contains(id.as_str()));
         let found = self
             .detector
             .open()
             .iter()
-            .filter(|f| self.stale.contains(&f.id))
+            .filter(|f| self.stale.contains(&f.id) && due(&f.id))
             .min_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)))
             .cloned();
-        match &found {
-            Some(f) => {
-                self.stale.remove(&f.id);
-            }
-            // Closed since: it was queued and ranked when it was.
-            None => self.stale.clear(),
+        if let Some(f) = &found {
+            self.stale.remove(&f.id);
         }
         found
     }
@@ -195,6 +194,22 @@ impl Knowledge for StoreKnowledge {
             .is_some()
     }
 
+    fn linked_among(&self, xs: &[String], ys: &[String]) -> BTreeSet<(String, String)> {
+        if xs.is_empty() || ys.is_empty() {
+            return BTreeSet::new();
+        }
+        let mut out = self.read("graph_edges_among", self.store.graph_edges_among(xs, ys));
+        // Relations by name: few pairs, each checked on its own.
+        for x in xs {
+            for y in ys {
+                if correlate::topology::named_pair(x, y) && self.linked(x, y) {
+                    out.insert((x.clone(), y.clone()));
+                }
+            }
+        }
+        out
+    }
+
     fn token_df(&self, token: &str) -> u32 {
         u32::try_from(self.read("name_token_df", self.store.name_token_df(token)))
             .unwrap_or(u32::MAX)
@@ -275,19 +290,44 @@ struct Dry {
 pub struct Analyser {
     config: Config,
     dry: Option<Dry>,
+    /// A stale incident ranked less than this long ago waits (`None`: never waits).
+    rerank_after: Option<std::time::Duration>,
+    /// When this analyser last ranked each incident (in this process only).
+    ranked_at: BTreeMap<String, std::time::Instant>,
 }
 
 impl Analyser {
     pub fn new(config: Config) -> Self {
-        Analyser { config, dry: None }
+        Analyser {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// The server's analyser: an open incident whose window keeps receiving events is
+    /// ranked again at most once per `every` (new incidents never wait), so a busy
+    /// estate's open incidents do not keep the engine busy back to back. Replays and
+    /// the CLI rank every stale incident at once (no wait: their results depend only on
+    /// the log).
+    pub fn rerank_after(mut self, every: std::time::Duration) -> Self {
+        self.rerank_after = (!every.is_zero()).then_some(every);
+        self
+    }
+
+    /// True when a stale incident may be ranked again now.
+    fn due(&self, id: &str) -> bool {
+        match (self.rerank_after, self.ranked_at.get(id)) {
+            (Some(every), Some(at)) => at.elapsed() >= every,
+            _ => true,
+        }
     }
 
     /// An analyser that records nothing: it starts from the recorded state and keeps
     /// its own in memory ([`Analyser::dry_incidents`]).
     pub fn dry_run() -> Self {
         Analyser {
-            config: Config::default(),
             dry: Some(Dry::default()),
+            ..Default::default()
         }
     }
 
@@ -327,21 +367,34 @@ impl Analyser {
             Some(s) => s,
             None => load_state(store).await?,
         };
-        if state.upto < latest {
+        let fed = state.upto < latest;
+        if fed {
             state = self.feed(store, state, latest).await?;
-        } else if state.pending.is_empty() && state.stale.is_empty() {
+        }
+        let next = match state.pending.is_empty() {
+            false => Some(state.pending.remove(0)),
+            true => state.next_stale(|id| self.due(id)),
+        };
+        if next.is_none() && !fed {
             if let Some(dry) = self.dry.as_mut() {
                 dry.state = Some(state);
             }
             return Ok(None);
         }
-        let next = match state.pending.is_empty() {
-            false => Some(state.pending.remove(0)),
-            true => state.next_stale(),
-        };
         let mut incidents = Vec::new();
         if let Some(found) = next {
+            let id = found.id.clone();
             incidents.push(self.rank(store, found).await?);
+            if self.rerank_after.is_some() {
+                self.ranked_at.insert(id, std::time::Instant::now());
+                let open: BTreeSet<&str> = state
+                    .detector
+                    .open()
+                    .iter()
+                    .map(|f| f.id.as_str())
+                    .collect();
+                self.ranked_at.retain(|id, _| open.contains(id.as_str()));
+            }
         }
         let analysis = Analysis { incidents };
         if let Some(dry) = self.dry.as_mut() {

@@ -709,9 +709,10 @@ pub(crate) fn rank(
         window.from = window.from.min(t);
     }
     let symptoms = symptoms(&cx, inc);
-    if symptoms.iter().any(|s| s.dist.has_hubs()) {
+    for s in symptoms.iter().filter(|s| s.dist.has_hubs()) {
         // A key is then looked up from its own side: the window's keys read together.
-        graph.prefetch(
+        graph.prefetch_for(
+            &s.dist,
             corpus
                 .range(window.from, window.to)
                 .flat_map(|i| corpus.events[i].resources.iter().map(String::as_str)),
@@ -1162,7 +1163,8 @@ impl CausalGraph {
             let sources: Vec<String> = groups[ei].resources.iter().cloned().collect();
             let dist = cx.graph.distances(&sources);
             if dist.has_hubs() {
-                cx.graph.prefetch(
+                cx.graph.prefetch_for(
+                    &dist,
                     groups
                         .iter()
                         .flat_map(|g| g.resources.iter().map(String::as_str)),

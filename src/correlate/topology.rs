@@ -217,6 +217,8 @@ pub struct Neighbourhood<'k> {
     /// Neighbours of each node read so far; `None` for a hub read as such.
     read: RefCell<BTreeMap<String, Option<Rc<Vec<String>>>>>,
     known: RefCell<BTreeMap<String, bool>>,
+    /// Whether two hubs are joined, by (hub source, key) as asked.
+    linked: RefCell<BTreeMap<(String, String), bool>>,
 }
 
 impl<'k> Neighbourhood<'k> {
@@ -225,6 +227,7 @@ impl<'k> Neighbourhood<'k> {
             k,
             read: RefCell::new(BTreeMap::new()),
             known: RefCell::new(BTreeMap::new()),
+            linked: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -264,6 +267,41 @@ impl<'k> Neighbourhood<'k> {
             let mut read = self.read.borrow_mut();
             for (k, v) in chunk.iter().zip(got) {
                 read.insert(k.clone(), v.map(Rc::new));
+            }
+        }
+    }
+
+    /// [`Neighbourhood::prefetch`], and for those of `keys` that are hubs, whether each
+    /// is joined to each hub source of `dist`, read together: what [`Neighbourhood::cost`]
+    /// then asks about them.
+    pub fn prefetch_for<'a>(&self, dist: &Distances, keys: impl IntoIterator<Item = &'a str>) {
+        let keys: BTreeSet<&str> = keys.into_iter().collect();
+        self.prefetch(keys.iter().copied());
+        if dist.hubs.is_empty() {
+            return;
+        }
+        let hub_keys: Vec<String> = {
+            let read = self.read.borrow();
+            let linked = self.linked.borrow();
+            keys.iter()
+                .filter(|k| matches!(read.get(**k), Some(None)))
+                .filter(|k| {
+                    dist.hubs
+                        .iter()
+                        .any(|h| !linked.contains_key(&(h.clone(), k.to_string())))
+                })
+                .map(|k| k.to_string())
+                .collect()
+        };
+        for chunk in hub_keys.chunks(PREFETCH_BATCH) {
+            let found = self.k.linked_among(&dist.hubs, chunk);
+            let mut linked = self.linked.borrow_mut();
+            for h in &dist.hubs {
+                for k in chunk {
+                    let pair = (h.clone(), k.clone());
+                    let b = found.contains(&pair);
+                    linked.insert(pair, b);
+                }
             }
         }
     }
@@ -388,7 +426,15 @@ impl<'k> Neighbourhood<'k> {
         }
         match self.unless_hub(key) {
             Some(v) => v.binary_search_by(|n| n.as_str().cmp(hub)).is_ok(),
-            None => self.k.linked(hub, key),
+            None => {
+                let pair = (hub.to_string(), key.to_string());
+                if let Some(&b) = self.linked.borrow().get(&pair) {
+                    return b;
+                }
+                let b = self.k.linked(hub, key);
+                self.linked.borrow_mut().insert(pair, b);
+                b
+            }
         }
     }
 

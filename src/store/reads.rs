@@ -118,6 +118,28 @@ impl SqliteStore {
             .collect()
     }
 
+    /// The pairs `(x, y)`, `x` of `xs` and `y` of `ys`, that an edge of the graph joins
+    /// (either way), in one read of point lookups.
+    pub async fn graph_edges_among(
+        &self,
+        xs: &[String],
+        ys: &[String],
+    ) -> Result<std::collections::BTreeSet<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT a, b FROM graph_edges WHERE a IN (SELECT value FROM json_each(?1)) \
+             AND b IN (SELECT value FROM json_each(?2)) \
+             UNION SELECT b, a FROM graph_edges WHERE b IN (SELECT value FROM json_each(?1)) \
+             AND a IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(json_list(xs))
+        .bind(json_list(ys))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// When the graph first and last saw `a` and `b` linked (event times), either way.
     pub async fn graph_edge(&self, a: &str, b: &str) -> Result<Option<(i64, i64)>> {
         let row = sqlx::query(
