@@ -692,6 +692,26 @@ async fn every_page_has_a_json_twin_and_feedback_is_recorded() {
     );
     let search = get_json(&srv.base, "/search?q=DeregisterTargets").await;
     assert_eq!(search["events"][0]["name"], "DeregisterTargets");
+    // Incidents are found by id, alarm name (any case) and resource, and only those.
+    let ids_of = |v: &Value| -> Vec<String> {
+        v["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for q in [id, "WEB-5xx", "web-5"] {
+        let found = get_json(&srv.base, &format!("/search?q={q}")).await;
+        assert_eq!(ids_of(&found), [id], "{q}: {found}");
+    }
+    let by_resource = get_json(&srv.base, "/search?q=alarm/web-5xx").await;
+    assert!(
+        ids_of(&by_resource).contains(&id.to_string()),
+        "{by_resource}"
+    );
+    let none = get_json(&srv.base, "/search?q=no-such-thing-anywhere").await;
+    assert!(ids_of(&none).is_empty(), "{none}");
     let status = get_json(&srv.base, "/status").await;
     assert!(status["events"].as_i64().unwrap() > 0);
 

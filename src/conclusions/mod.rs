@@ -375,6 +375,37 @@ pub async fn load_all<S: EventLog>(store: &S) -> Result<Vec<Recorded>, StoreErro
     Ok(out)
 }
 
+/// The incidents whose id is `text`, or whose title, alarms or resources contain it
+/// (case-insensitively), newest first, at most `limit`. Only the openings are read to
+/// match (one indexed prefix read), then the matches' own conclusions: a search does
+/// not read every ranking of every incident. Alarms and resources that joined an
+/// incident after it opened are matched through its latest ranking only when the
+/// opening already matched.
+pub async fn matching_incidents<S: EventLog>(
+    store: &S,
+    text: &str,
+    limit: usize,
+) -> Result<Vec<Recorded>, StoreError> {
+    let lq = text.to_lowercase();
+    let mut found: Vec<(i64, String)> = by_prefix(store, INCIDENT_OPENED)
+        .await?
+        .iter()
+        .filter_map(|e| {
+            let o: IncidentOpened = decode(e);
+            let hit = o.incident == text
+                || o.title.to_lowercase().contains(&lq)
+                || o.alarm_names.iter().any(|a| a.to_lowercase().contains(&lq))
+                || o.resources.iter().any(|r| r.to_lowercase().contains(&lq));
+            (hit && !o.incident.is_empty()).then_some((e.event_time, o.incident))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    found.truncate(limit);
+    let loaded =
+        futures_util::future::try_join_all(found.iter().map(|(_, id)| load_one(store, id))).await?;
+    Ok(loaded.into_iter().flatten().collect())
+}
+
 /// The recorded incidents with their latest hypotheses, as an analysis (ordered by
 /// opened time, then id).
 pub async fn load_analysis<S: EventLog>(store: &S) -> Result<Analysis, StoreError> {

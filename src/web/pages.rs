@@ -1201,17 +1201,10 @@ pub(super) async fn search(
         {
             resource = Some(key);
         }
-        let all = views::incidents(&st.store).await?;
-        let lq = q.to_lowercase();
-        incidents = all
+        incidents = views::matching_incidents(&st.store, &q, 50)
+            .await?
             .into_iter()
             .map(|r| r.row)
-            .filter(|r| {
-                r.id == q
-                    || r.title.to_lowercase().contains(&lq)
-                    || r.resources.iter().any(|x| x.to_lowercase().contains(&lq))
-            })
-            .take(50)
             .collect();
         let evs = st
             .store

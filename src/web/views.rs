@@ -204,6 +204,19 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
     Ok(out)
 }
 
+/// The incidents a search text names (`conclusions::matching_incidents`), newest first.
+pub async fn matching_incidents(
+    store: &SqliteStore,
+    text: &str,
+    limit: usize,
+) -> Result<Vec<IncidentRecord>, StoreError> {
+    Ok(conclusions::matching_incidents(store, text, limit)
+        .await?
+        .into_iter()
+        .map(record)
+        .collect())
+}
+
 /// One incident by id.
 pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRecord>, StoreError> {
     Ok(conclusions::load_one(store, id).await?.map(record))
