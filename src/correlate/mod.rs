@@ -221,10 +221,17 @@ pub fn rank_incident(
         have.extend(window.iter().map(|e| e.seq));
     }
     let reach = from.saturating_sub(REACH_BACK_MS);
+    // Where candidates are gathered from: the earliest such rollout, whether the caller
+    // passed it among the events (all events in memory) or it is read here (a window
+    // read from the store), so both give the same ranking.
+    let mut reach_from: Option<i64> = None;
     for r in failing.iter().take(16) {
         for e in k.earlier_changes(r, from, 20) {
-            if e.event_time >= reach && rank::is_rollout(&e) && have.insert(e.seq) {
-                extra.push(e);
+            if e.event_time >= reach && rank::is_rollout(&e) {
+                reach_from = Some(reach_from.map_or(e.event_time, |t| t.min(e.event_time)));
+                if have.insert(e.seq) {
+                    extra.push(e);
+                }
             }
         }
     }
@@ -242,7 +249,6 @@ pub fn rank_incident(
     let corpus = Corpus::new(events);
     let graph = topology::Neighbourhood::new(k);
     let vocab = rank::Vocabulary::new(k, found.window(config).1.saturating_add(1));
-    let reach_from = extra.iter().map(|e| e.event_time).min();
     let (hypotheses, left) = rank::rank(&corpus, &graph, &vocab, &found, config, reach_from);
     let unexplained = left.map(|u| (u.clamp(0.0, 1.0) * 1e4).round() / 1e4);
     found.into_incident(hypotheses, unexplained)
