@@ -97,7 +97,9 @@ pub fn from_arn(arn: &str) -> Option<String> {
             "volume" => key("volume", rest),
             "launch-template" => key("launch-template", rest),
             "image" => key("ami", rest),
-            _ => key(&format!("ec2-{rtype}"), rest),
+            // Other EC2 ids carry their type (`acl-`, `rtb-`, `igw-`): the same key as
+            // the bare id a CloudTrail call names.
+            _ => from_id(rest).or_else(|| key(&format!("ec2-{rtype}"), rest)),
         },
         "elasticloadbalancing" => match rtype {
             // loadbalancer/app/NAME/HASH, loadbalancer/NAME (classic)
@@ -365,6 +367,28 @@ pub fn key_type(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ec2_arn_keys_like_its_bare_id() {
+        for (arn, id) in [
+            (
+                "arn:aws:ec2:ap-south-1:918273645091:network-acl/acl-0c4e8a2d6f1b9e357",
+                "acl-0c4e8a2d6f1b9e357",
+            ),
+            (
+                "arn:aws:ec2:eu-west-1:123456789012:route-table/rtb-0a1b2c3d4e5f60718",
+                "rtb-0a1b2c3d4e5f60718",
+            ),
+        ] {
+            assert_eq!(from_arn(arn), from_id(id), "{arn}");
+            assert!(from_arn(arn).is_some());
+        }
+        assert_eq!(
+            from_arn("arn:aws:ec2:eu-west-1:123456789012:dedicated-host/h-0a1b2c3d4e5f60718")
+                .as_deref(),
+            Some("ec2-dedicated-host/h-0a1b2c3d4e5f60718")
+        );
+    }
 
     #[test]
     fn one_key_for_arn_id_name_and_dimension() {
