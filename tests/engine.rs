@@ -449,3 +449,46 @@ async fn a_stale_incident_waits_for_its_rerank_interval_in_the_server() {
     );
     assert!(restarted.step(&store).await.unwrap().is_none());
 }
+
+/// Only alarm transitions a ranking reads make an open incident stale: a saturation
+/// alarm going off in its window does (above), another alarm's transition does not.
+#[tokio::test]
+async fn another_alarm_in_the_window_leaves_an_open_incident_as_ranked() {
+    let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
+    let late = |l: &&str| {
+        l.contains("\"AlarmName\":\"jobs-backlog\"") || l.contains("Alarm updated from ALARM")
+    };
+    let first: Vec<_> = lines
+        .iter()
+        .filter(|l| !late(l))
+        .map(|l| event(l))
+        .collect();
+    // The queue alarm's transition, renamed: an error-rate alarm, not a saturation one.
+    let other: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("\"AlarmName\":\"jobs-backlog\""))
+        .map(|l| event(&l.replace("jobs-backlog", "billing-errors")))
+        .collect();
+    assert_eq!(other.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("other.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.append(&first, None).await.unwrap();
+    let mut analyser = rootline::conclusions::Analyser::default();
+    analyser.run_to_end(&store).await.unwrap();
+    let web_id = rootline::conclusions::load_analysis(&store)
+        .await
+        .unwrap()
+        .incidents[0]
+        .id
+        .clone();
+    store.append(&other, None).await.unwrap();
+    let a = analyser.step(&store).await.unwrap().expect("a step");
+    let ranked: Vec<&str> = a.incidents.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ranked.len(), 1, "{a:#?}");
+    assert_ne!(ranked[0], web_id);
+    assert!(a.incidents[0].title.contains("billing-errors"), "{a:#?}");
+    assert!(analyser.step(&store).await.unwrap().is_none());
+}

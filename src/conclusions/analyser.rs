@@ -449,11 +449,13 @@ impl Analyser {
         };
         let config = self.config.clone();
         let mut detector = state.detector;
-        let (detector, mut touched) = with_knowledge(store, "detect incidents", move |k| {
-            let touched = detector.feed(&alarms, k, &config);
-            (detector, touched)
-        })
-        .await?;
+        let (detector, mut touched, saturating) =
+            with_knowledge(store, "detect incidents", move |k| {
+                let touched = detector.feed(&alarms, k, &config);
+                let saturating = correlate::saturation_alarm_times(&alarms, k);
+                (detector, touched, saturating)
+            })
+            .await?;
         tracing::debug!(
             ms = started.elapsed().as_millis() as u64,
             changed = touched.len(),
@@ -472,10 +474,13 @@ impl Analyser {
                 continue;
             }
             let (from, to) = inc.window(&self.config);
-            if store
-                .upstream_between(before, upto, from, to)
-                .await
-                .during(|| format!("look for new events in the window of {}", inc.id))?
+            // New candidates in its window: events other than alarm transitions, and
+            // saturation alarms going off (other transitions change nothing there).
+            if saturating.iter().any(|t| (from..=to).contains(t))
+                || store
+                    .upstream_between(before, upto, from, to)
+                    .await
+                    .during(|| format!("look for new events in the window of {}", inc.id))?
             {
                 newly_stale.push(inc.id.clone());
             }

@@ -27,7 +27,7 @@ pub use incidents::{incident_id, Delivery, Detector, Found, Transition};
 pub use knowledge::{Knowledge, Memory};
 pub use rank::AlarmDef;
 
-use crate::model::{fmt_time, Event, EventRef, Source};
+use crate::model::{fmt_time, Event, EventRef, Kind, Source};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -181,6 +181,23 @@ pub fn alarm_definition(e: &Event) -> Option<(String, String, String)> {
 /// events need their payload read by [`alarm_definition`].
 pub fn may_define_alarm(e: &Event) -> bool {
     rank::may_define_alarm(e)
+}
+
+/// Times of the saturation alarms among `events` that went to ALARM: the only alarm
+/// transitions that are candidates in other incidents' rankings (an incident's own
+/// transitions reach it through the detector). Other transitions in an incident's
+/// window leave its ranking as it was.
+pub fn saturation_alarm_times(events: &[Event], k: &dyn Knowledge) -> Vec<i64> {
+    let vocab = rank::Vocabulary::new(k, i64::MAX);
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Kind::Alarm {
+                alarm, new_state, ..
+            } if new_state == "ALARM" && vocab.is_saturation(alarm) => Some(e.event_time),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Analyses a set of events held in memory: incidents, each with ranked hypotheses. The

@@ -265,7 +265,7 @@ impl<'k> Vocabulary<'k> {
         }
     }
 
-    fn is_saturation(&self, alarm: &str) -> bool {
+    pub(crate) fn is_saturation(&self, alarm: &str) -> bool {
         let mut t = name_tokens(alarm);
         if let Some(d) = self.alarm(alarm) {
             t.extend(name_tokens(&d.metric));

@@ -372,8 +372,8 @@ mod tests {
     fn an_ec2_arn_keys_like_its_bare_id() {
         for (arn, id) in [
             (
-                "arn:aws:ec2:ap-south-1:918273645091:network-acl/acl-0c4e8a2d6f1b9e357",
-                "acl-0c4e8a2d6f1b9e357",
+                "arn:aws:ec2:ap-south-1:111122223333:network-acl/acl-0123456789abcdef0",
+                "acl-0123456789abcdef0",
             ),
             (
                 "arn:aws:ec2:eu-west-1:123456789012:route-table/rtb-0a1b2c3d4e5f60718",

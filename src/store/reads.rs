@@ -268,7 +268,9 @@ impl SqliteStore {
     }
 
     /// True when an upstream event that a ranking reads (one of [`Self::window_events`]'s)
-    /// has its seq in (after, upto] and its event time in [from, to].
+    /// other than an alarm transition has its seq in (after, upto] and its event time in
+    /// [from, to]. (Alarm transitions are told apart by the analyser: only saturation
+    /// alarms going off are candidates in other incidents.)
     pub async fn upstream_between(
         &self,
         after: i64,
@@ -278,7 +280,7 @@ impl SqliteStore {
     ) -> Result<bool> {
         Ok(sqlx::query(
             "SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND event_time >= ? \
-             AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' \
+             AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' AND kind <> 'alarm' \
              AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) LIMIT 1",
         )
         .bind(after)
