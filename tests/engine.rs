@@ -332,15 +332,18 @@ async fn alarms_appended_while_analyses_run_are_all_analysed() {
     assert!(analyser.step(&store).await.unwrap().is_none());
 }
 
-/// A new alarm's incident is ranked first, before the open incidents whose window it
-/// falls into are ranked again, and a step ranks (and commits) one incident at a time:
-/// on a large store the incident of a new alarm never waits for re-analyses.
-#[tokio::test]
-async fn a_new_incident_is_ranked_before_stale_ones_one_per_step() {
+/// The one-incident recording on a fresh store with every line but the queue alarm's
+/// transition and the later transitions appended and analysed to the end: the store,
+/// the analyser (`analyser`), the open web incident's id, and the queue alarm's
+/// transition with its alarm renamed to `queue_alarm`, not yet appended.
+async fn web_incident_open(
+    dir: &std::path::Path,
+    analyser: &mut rootline::conclusions::Analyser,
+    queue_alarm: &str,
+) -> (SqliteStore, String, Vec<rootline::model::NewEvent>) {
     let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
-    // Every line but the queue's alarm and the later transitions.
     let late = |l: &&str| {
         l.contains("\"AlarmName\":\"jobs-backlog\"") || l.contains("Alarm updated from ALARM")
     };
@@ -352,18 +355,27 @@ async fn a_new_incident_is_ranked_before_stale_ones_one_per_step() {
     let queue: Vec<_> = lines
         .iter()
         .filter(|l| l.contains("\"AlarmName\":\"jobs-backlog\""))
-        .map(|l| event(l))
+        .map(|l| event(&l.replace("jobs-backlog", queue_alarm)))
         .collect();
     assert_eq!(queue.len(), 1);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("order.db").display());
+    let url = format!("sqlite://{}", dir.join("web.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
     store.append(&first, None).await.unwrap();
-    let mut analyser = rootline::conclusions::Analyser::default();
     analyser.run_to_end(&store).await.unwrap();
     let web = rootline::conclusions::load_analysis(&store).await.unwrap();
     assert_eq!(web.incidents.len(), 1, "{web:#?}");
     let web_id = web.incidents[0].id.clone();
+    (store, web_id, queue)
+}
+
+/// A new alarm's incident is ranked first, before the open incidents whose window it
+/// falls into are ranked again, and a step ranks (and commits) one incident at a time:
+/// on a large store the incident of a new alarm never waits for re-analyses.
+#[tokio::test]
+async fn a_new_incident_is_ranked_before_stale_ones_one_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut analyser = rootline::conclusions::Analyser::default();
+    let (store, web_id, queue) = web_incident_open(dir.path(), &mut analyser, "jobs-backlog").await;
 
     // The queue's alarm falls inside the open web incident's window.
     store.append(&queue, None).await.unwrap();
@@ -395,35 +407,10 @@ async fn a_new_incident_is_ranked_before_stale_ones_one_per_step() {
 /// incident is ranked. Replays and the CLI (no interval) rank it at once, as above.
 #[tokio::test]
 async fn a_stale_incident_waits_for_its_rerank_interval_in_the_server() {
-    let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
-    let late = |l: &&str| {
-        l.contains("\"AlarmName\":\"jobs-backlog\"") || l.contains("Alarm updated from ALARM")
-    };
-    let first: Vec<_> = lines
-        .iter()
-        .filter(|l| !late(l))
-        .map(|l| event(l))
-        .collect();
-    let queue: Vec<_> = lines
-        .iter()
-        .filter(|l| l.contains("\"AlarmName\":\"jobs-backlog\""))
-        .map(|l| event(l))
-        .collect();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("wait.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.append(&first, None).await.unwrap();
     let mut analyser = rootline::conclusions::Analyser::default()
         .rerank_after(std::time::Duration::from_secs(3600));
-    analyser.run_to_end(&store).await.unwrap();
-    let web_id = rootline::conclusions::load_analysis(&store)
-        .await
-        .unwrap()
-        .incidents[0]
-        .id
-        .clone();
+    let (store, web_id, queue) = web_incident_open(dir.path(), &mut analyser, "jobs-backlog").await;
     // A new alarm inside the open incident's window: its own incident is ranked at once,
     // the web incident (ranked moments ago) waits.
     store.append(&queue, None).await.unwrap();
@@ -454,36 +441,11 @@ async fn a_stale_incident_waits_for_its_rerank_interval_in_the_server() {
 /// alarm going off in its window does (above), another alarm's transition does not.
 #[tokio::test]
 async fn another_alarm_in_the_window_leaves_an_open_incident_as_ranked() {
-    let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
-    let late = |l: &&str| {
-        l.contains("\"AlarmName\":\"jobs-backlog\"") || l.contains("Alarm updated from ALARM")
-    };
-    let first: Vec<_> = lines
-        .iter()
-        .filter(|l| !late(l))
-        .map(|l| event(l))
-        .collect();
     // The queue alarm's transition, renamed: an error-rate alarm, not a saturation one.
-    let other: Vec<_> = lines
-        .iter()
-        .filter(|l| l.contains("\"AlarmName\":\"jobs-backlog\""))
-        .map(|l| event(&l.replace("jobs-backlog", "billing-errors")))
-        .collect();
-    assert_eq!(other.len(), 1);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("other.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.append(&first, None).await.unwrap();
     let mut analyser = rootline::conclusions::Analyser::default();
-    analyser.run_to_end(&store).await.unwrap();
-    let web_id = rootline::conclusions::load_analysis(&store)
-        .await
-        .unwrap()
-        .incidents[0]
-        .id
-        .clone();
+    let (store, web_id, other) =
+        web_incident_open(dir.path(), &mut analyser, "billing-errors").await;
     store.append(&other, None).await.unwrap();
     let a = analyser.step(&store).await.unwrap().expect("a step");
     let ranked: Vec<&str> = a.incidents.iter().map(|i| i.id.as_str()).collect();
