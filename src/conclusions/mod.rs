@@ -379,8 +379,7 @@ pub async fn load_all<S: EventLog>(store: &S) -> Result<Vec<Recorded>, StoreErro
 /// (case-insensitively), newest first, at most `limit`. Only the openings are read to
 /// match (one indexed prefix read), then the matches' own conclusions: a search does
 /// not read every ranking of every incident. Alarms and resources that joined an
-/// incident after it opened are matched through its latest ranking only when the
-/// opening already matched.
+/// incident after it opened are not matched.
 pub async fn matching_incidents<S: EventLog>(
     store: &S,
     text: &str,

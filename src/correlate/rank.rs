@@ -709,14 +709,15 @@ pub(crate) fn rank(
         window.from = window.from.min(t);
     }
     let symptoms = symptoms(&cx, inc);
-    for s in symptoms.iter().filter(|s| s.dist.has_hubs()) {
+    if symptoms.iter().any(|s| s.dist.has_hubs()) {
         // A key is then looked up from its own side: the window's keys read together.
-        graph.prefetch_for(
-            &s.dist,
-            corpus
-                .range(window.from, window.to)
-                .flat_map(|i| corpus.events[i].resources.iter().map(String::as_str)),
-        );
+        let keys: BTreeSet<&str> = corpus
+            .range(window.from, window.to)
+            .flat_map(|i| corpus.events[i].resources.iter().map(String::as_str))
+            .collect();
+        for s in symptoms.iter().filter(|s| s.dist.has_hubs()) {
+            graph.prefetch_for(&s.dist, keys.iter().copied());
+        }
     }
     let candidates = gather_candidates(corpus, &window, &symptoms);
     let deliveries = group_deliveries(corpus, &candidates);
