@@ -9,8 +9,11 @@
 
 use crate::correlate::knowledge::key_tail;
 use crate::correlate::topology::{links_of, log_group_tail, name_tokens};
+use crate::model::Source;
 use crate::model::{Event, Kind};
-use crate::store::{AlarmMetric, AlarmState, EventLog, ProjectionDelta, SqliteStore, StoreError};
+use crate::store::{
+    AlarmMetric, AlarmState, EventLog, MarkHit, ProjectionDelta, SqliteStore, StoreError, MINUTE_MS,
+};
 
 /// Events read per transaction.
 pub const BATCH: i64 = 20_000;
@@ -52,8 +55,28 @@ fn name(d: &mut ProjectionDelta) {
     }
 }
 
+/// Whether the incident picture counts `e`: what a ranking reads (the predicate of the
+/// store's `events_window` index) other than alarm transitions, which it draws as bands.
+pub fn in_picture(e: &Event) -> bool {
+    e.source != Source::Rootline
+        && !matches!(e.kind, Kind::Log { .. } | Kind::Alarm { .. })
+        && !(matches!(e.kind, Kind::Change) && e.read_only && e.error_code.is_none())
+}
+
 fn add(d: &mut ProjectionDelta, e: &Event) {
     let (seq, time) = (e.seq, e.event_time);
+    if in_picture(e) {
+        d.marks.push(MarkHit {
+            seq,
+            minute: time.div_euclid(MINUTE_MS),
+            lane: e.resources.first().cloned().unwrap_or_default(),
+            kind: e.kind.tag(),
+            source: e.source.as_str(),
+            failed: e.error_code.is_some(),
+            event_time: time,
+            name: e.name.clone(),
+        });
+    }
     let links = links_of(e);
     for n in &links.nodes {
         d.node(n, seq, time);

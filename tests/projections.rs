@@ -8,7 +8,9 @@
 use rootline::correlate::topology::ResourceGraph;
 use rootline::ingest::ingest_files;
 use rootline::project::{catch_up, rebuild};
-use rootline::store::{EventFilter, EventLog, ProjectionState, SqliteStore};
+use rootline::store::{
+    EventFilter, EventLog, MarkFilter, MarkGrid, ProjectionState, SqliteStore, WindowMark,
+};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -347,5 +349,129 @@ async fn batched_neighbour_reads_equal_the_engine_graph() {
         hubs > 40,
         "the generated graph has hubs at both caps: {hubs}"
     );
+    store.close().await;
+}
+
+/// What `window_marks` must answer, computed from every stored event: the window's
+/// counted events but `except`, grouped by (lane, kind, bucket), each of `lanes` its own
+/// lane and every other resource the empty one; the first event of a group by seq.
+fn marks_from_events(
+    events: &[rootline::model::Event],
+    g: &MarkGrid,
+    except: &[i64],
+    lanes: &[String],
+) -> (Vec<(String, i64)>, Vec<WindowMark>) {
+    let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut groups: std::collections::BTreeMap<(String, String, i64), WindowMark> =
+        Default::default();
+    for e in events.iter().filter(|e| {
+        rootline::project::in_picture(e)
+            && (g.from..=g.to).contains(&e.event_time)
+            && !except.contains(&e.seq)
+    }) {
+        let resource = e.resources.first().cloned().unwrap_or_default();
+        *totals.entry(resource.clone()).or_default() += 1;
+        let lane = if lanes.contains(&resource) {
+            resource.clone()
+        } else {
+            String::new()
+        };
+        let bucket = (e.event_time - g.origin) / g.bucket_ms;
+        let m = groups
+            .entry((lane.clone(), e.kind.tag().to_string(), bucket))
+            .or_insert_with(|| WindowMark {
+                lane,
+                resource: resource.clone(),
+                kind: e.kind.tag().to_string(),
+                bucket,
+                count: 0,
+                seq: e.seq,
+                name: e.name.clone(),
+                event_time: e.event_time,
+                failed: 0,
+            });
+        m.count += 1;
+        m.failed += i64::from(e.error_code.is_some());
+        if e.seq < m.seq {
+            (m.seq, m.name, m.event_time, m.resource) =
+                (e.seq, e.name.clone(), e.event_time, resource);
+        }
+    }
+    (totals.into_iter().collect(), groups.into_values().collect())
+}
+
+/// The picture's marks read from the projector's per-minute counts (with the window's
+/// partial minutes, the events past the checkpoint and the chain's events taken into
+/// account) equal the marks counted from the events themselves, whether the projector
+/// is behind or current, for windows with buckets under a minute and of whole minutes.
+#[tokio::test]
+async fn picture_marks_from_minute_counts_equal_those_counted_from_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (1..=6_000).map(generated_line).collect();
+    // The projector stops after the first part: the rest is past its checkpoint.
+    let (_, _, store) = incremental_and_rebuilt(dir.path(), &lines[..4_000], 2).await;
+    let rest = dir.path().join("rest.jsonl");
+    std::fs::write(&rest, lines[4_000..].join("\n")).unwrap();
+    ingest_files(&store, &[rest], false).await.unwrap();
+    let base = 1_760_000_000_000i64;
+    // (from, to): 40 minutes (buckets of 24 s), 3 hours and 20 hours (whole minutes),
+    // none on a minute boundary.
+    let windows = [
+        (base + 7_200_123, base + 9_600_123),
+        (base + 3_333_333, base + 14_133_333),
+        (base + 1_234, base + 72_001_234),
+    ];
+    for behind in [true, false] {
+        if !behind {
+            assert!(catch_up(&store, 1_000).await.unwrap().events > 0);
+        }
+        let events = store.query(&EventFilter::default()).await.unwrap();
+        for (from, to) in windows {
+            let g = MarkGrid::new(from, to, 100);
+            // The chain: a few events of the window, among them the first of a minute.
+            let in_window: Vec<&rootline::model::Event> = events
+                .iter()
+                .filter(|e| rootline::project::in_picture(e) && (from..=to).contains(&e.event_time))
+                .collect();
+            assert!(in_window.len() > 20, "{}", in_window.len());
+            let except: Vec<i64> = in_window
+                .iter()
+                .step_by(7)
+                .take(10)
+                .map(|e| e.seq)
+                .collect();
+            let f = MarkFilter {
+                except: &except,
+                ..Default::default()
+            };
+            let totals = store.window_lanes(&g, &f).await.unwrap();
+            let (want_totals, _) = marks_from_events(&events, &g, &except, &[]);
+            assert_eq!(totals, want_totals, "window {from}..{to}, behind {behind}");
+            // The five busiest lanes, and all others shared.
+            let mut busiest = totals.clone();
+            busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let lanes: Vec<String> = busiest.into_iter().take(5).map(|(l, _)| l).collect();
+            let marks = store.window_marks(&g, &f, &lanes).await.unwrap();
+            let (_, want) = marks_from_events(&events, &g, &except, &lanes);
+            assert_eq!(marks, want, "window {from}..{to}, behind {behind}");
+            assert!(marks.iter().any(|m| m.lane.is_empty()));
+            assert!(marks.iter().any(|m| m.failed > 0));
+            // A filter on kind or source applies to every part of the read.
+            let none = vec!["deployment".to_string()];
+            let f = MarkFilter {
+                kinds: &none,
+                except: &except,
+                ..Default::default()
+            };
+            assert!(store.window_marks(&g, &f, &lanes).await.unwrap().is_empty());
+            let trail = vec!["cloudtrail".to_string()];
+            let f = MarkFilter {
+                sources: &trail,
+                except: &except,
+                ..Default::default()
+            };
+            assert_eq!(store.window_marks(&g, &f, &lanes).await.unwrap(), want);
+        }
+    }
     store.close().await;
 }

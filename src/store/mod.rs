@@ -5,15 +5,17 @@
 //! under this module; callers use typed functions.
 
 mod accounts;
+mod marks;
 mod projections;
+pub use marks::{MarkFilter, MarkGrid, WindowMark, MAX_MARK_GROUPS};
 mod reads;
-pub use reads::{WindowMark, MAX_MARK_GROUPS};
 mod search;
 mod sqlite;
 
 pub use accounts::{SessionRow, User};
 pub use projections::{
-    AlarmMetric, AlarmState, Latest, Names, ProjectionDelta, ProjectionState, Span, PROJECTIONS,
+    AlarmMetric, AlarmState, Latest, MarkCell, MarkHit, MarkKey, Names, ProjectionDelta,
+    ProjectionState, Span, MARKS, MINUTE_MS, PROJECTIONS,
 };
 pub use search::{
     index_key, words as search_words, LastWord, SearchIndexSize, SearchQuery, MAX_EXPANSION,

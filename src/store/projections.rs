@@ -11,7 +11,38 @@ use std::collections::BTreeMap;
 const UPSERT_ROWS: usize = 1_000;
 
 /// The projections this store keeps, by checkpoint name.
-pub const PROJECTIONS: [&str; 4] = ["graph", "alarm_definitions", "alarm_states", "name_tokens"];
+pub const PROJECTIONS: [&str; 5] = [
+    "graph",
+    "alarm_definitions",
+    "alarm_states",
+    "name_tokens",
+    MARKS,
+];
+
+/// The checkpoint of the picture's counts (`mark_minutes`, migrations/0011).
+pub const MARKS: &str = "marks";
+
+/// A minute of event time (floored), the unit `mark_minutes` counts in.
+pub const MINUTE_MS: i64 = 60_000;
+
+/// One event the incident picture counts: its cell in `mark_minutes` and what it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkHit {
+    pub seq: i64,
+    pub minute: i64,
+    pub lane: String,
+    pub kind: &'static str,
+    pub source: &'static str,
+    pub failed: bool,
+    pub event_time: i64,
+    pub name: String,
+}
+
+/// A `mark_minutes` row: (count, failed, first seq, its event time, its name).
+pub type MarkCell = (i64, i64, i64, i64, String);
+
+/// A `mark_minutes` key: (minute, lane, kind, source).
+pub type MarkKey = (i64, String, String, String);
 
 /// Where and when something was first (and last) seen in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +116,9 @@ pub struct ProjectionDelta {
     /// `name_tokens` when the node or alarm is new), and each log group's name tail.
     /// Written, never read back.
     pub names: Names,
+    /// The events the incident picture counts, in seq order (applied only past the
+    /// marks checkpoint: counting is not idempotent as the other projections are).
+    pub marks: Vec<MarkHit>,
 }
 
 /// The naming side of a delta (see [`ProjectionDelta::names`]).
@@ -163,6 +197,8 @@ pub struct ProjectionState {
     pub tokens: BTreeMap<String, i64>,
     /// Checkpoint per projection name.
     pub checkpoints: BTreeMap<String, i64>,
+    /// The picture's counts.
+    pub marks: BTreeMap<MarkKey, MarkCell>,
 }
 
 impl SqliteStore {
@@ -304,6 +340,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        write_marks(&mut *tx, &delta.marks).await?;
         for name in PROJECTIONS {
             sqlx::query(
                 "INSERT INTO projection_checkpoints (name, seq) VALUES (?, ?) \
@@ -331,6 +368,7 @@ impl SqliteStore {
             "graph_edges",
             "alarm_definitions",
             "alarm_states",
+            "mark_minutes",
             "search_vocab",
             "projection_checkpoints",
         ] {
@@ -414,8 +452,83 @@ impl SqliteStore {
                 },
             );
         }
+        for r in sqlx::query(
+            "SELECT minute, lane, kind, source, n, failed, first_seq, first_time, first_name \
+             FROM mark_minutes",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        {
+            st.marks.insert(
+                (
+                    r.try_get("minute")?,
+                    r.try_get("lane")?,
+                    r.try_get("kind")?,
+                    r.try_get("source")?,
+                ),
+                (
+                    r.try_get("n")?,
+                    r.try_get("failed")?,
+                    r.try_get("first_seq")?,
+                    r.try_get("first_time")?,
+                    r.try_get("first_name")?,
+                ),
+            );
+        }
         Ok(st)
     }
+}
+
+/// Adds `hits` past the marks checkpoint to `mark_minutes` (the caller moves the
+/// checkpoint). Hits at or before it were counted already: a store whose search index
+/// is behind has the projector apply those events again.
+async fn write_marks(tx: &mut SqliteConnection, hits: &[MarkHit]) -> Result<()> {
+    let done: i64 = sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = ?")
+        .bind(MARKS)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(0);
+    let mut cells: BTreeMap<(i64, &str, &str, &str), MarkCell> = BTreeMap::new();
+    for h in hits.iter().filter(|h| h.seq > done) {
+        let c = cells
+            .entry((h.minute, h.lane.as_str(), h.kind, h.source))
+            .or_insert_with(|| (0, 0, h.seq, h.event_time, h.name.clone()));
+        c.0 += 1;
+        c.1 += i64::from(h.failed);
+        if h.seq < c.2 {
+            (c.2, c.3, c.4) = (h.seq, h.event_time, h.name.clone());
+        }
+    }
+    let cells: Vec<_> = cells.into_iter().collect();
+    for chunk in cells.chunks(UPSERT_ROWS) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO mark_minutes (minute, lane, kind, source, n, failed, first_seq, \
+             first_time, first_name) ",
+        );
+        qb.push_values(chunk, |mut b, ((minute, lane, kind, source), c)| {
+            b.push_bind(*minute)
+                .push_bind(*lane)
+                .push_bind(*kind)
+                .push_bind(*source)
+                .push_bind(c.0)
+                .push_bind(c.1)
+                .push_bind(c.2)
+                .push_bind(c.3)
+                .push_bind(c.4.as_str());
+        });
+        // The first by seq keeps its place (its time and name go with it).
+        qb.push(
+            " ON CONFLICT (minute, lane, kind, source) DO UPDATE SET n = n + excluded.n, \
+             failed = failed + excluded.failed, \
+             first_time = CASE WHEN excluded.first_seq < first_seq THEN excluded.first_time \
+             ELSE first_time END, \
+             first_name = CASE WHEN excluded.first_seq < first_seq THEN excluded.first_name \
+             ELSE first_name END, \
+             first_seq = min(first_seq, excluded.first_seq)",
+        );
+        qb.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// The keys among `keys` that `table` has no row for (`column` is its key).

@@ -495,7 +495,7 @@ async fn picture(
     hyps: &[HypothesisView],
 ) -> Result<String, WebError> {
     use super::picture::{self, ChainEvent, Role};
-    let bucket_ms = (q.span() / picture::BUCKETS).max(1000);
+    let grid = crate::store::MarkGrid::new(q.from, q.to, picture::BUCKETS);
     let selected = hyps.iter().find(|h| h.rank == q.h);
     let mut chain: Vec<ChainEvent> = Vec::new();
     if let Some(h) = selected {
@@ -539,19 +539,14 @@ async fn picture(
     let want_alarms = q.kinds.is_empty() || q.kinds.iter().any(|k| k == "alarm");
     let mut alarm_lanes = views::alarm_keys(&rec.recorded.opened);
     alarm_lanes.truncate(6);
-    let (marks, alarms, states) = tokio::join!(
-        async {
-            let t = std::time::Instant::now();
-            let r = st
-                .store
-                .window_marks(q.from, q.to, bucket_ms, &q.kinds, &sources, &except)
-                .await;
-            tracing::debug!(
-                ms = t.elapsed().as_secs_f64() * 1000.0,
-                "Incident picture marks read"
-            );
-            r
-        },
+    let filter = crate::store::MarkFilter {
+        kinds: &q.kinds,
+        sources: &sources,
+        except: &except,
+    };
+    let t = std::time::Instant::now();
+    let (totals, alarms, states) = tokio::join!(
+        st.store.window_lanes(&grid, &filter),
         async {
             match want_alarms {
                 true => st.store.window_alarms(q.from, q.to, 2000).await,
@@ -564,8 +559,7 @@ async fn picture(
                 .map(|k| st.store.alarm_state_before(k, q.from))
         )
     );
-    let (marks, mut alarms, states) = (marks?, alarms?, states?);
-    let t_reads = std::time::Instant::now();
+    let (totals, mut alarms, states) = (totals?, alarms?, states?);
     alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
     let before: BTreeMap<String, crate::model::Event> = alarm_lanes
         .iter()
@@ -582,20 +576,32 @@ async fn picture(
     for h in hyps.iter().take(5) {
         preferred.extend(h.path.first().cloned());
     }
-    let p = picture::layout(&picture::Input {
+    let mut input = picture::Input {
         from: q.from,
         to: q.to,
         opened: rec.row.opened_ms,
         resolved: rec.recorded.resolved_at,
         alarm_lanes,
         preferred,
-        marks: &marks,
-        bucket_ms,
+        lane_totals: &totals,
+        marks: &[],
+        origin: grid.origin,
+        bucket_ms: grid.bucket_ms,
         alarms: &alarms,
         before: &before,
         chain: &chain,
         selected: selected.is_some(),
-    });
+    };
+    let (lanes, _) = picture::lanes(&input);
+    let marks = st.store.window_marks(&grid, &filter, &lanes).await?;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1000.0,
+        lanes = totals.len(),
+        "Incident picture marks read"
+    );
+    let t_reads = std::time::Instant::now();
+    input.marks = &marks;
+    let p = picture::layout(&input);
     let label = format!(
         "Timeline of {} from {} to {} UTC: {} lanes, {} events{}",
         rec.row.title,

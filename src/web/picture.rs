@@ -82,8 +82,14 @@ pub struct Input<'a> {
     /// Resources that get a lane first, in order: the symptoms', the path's, the
     /// candidates'.
     pub preferred: Vec<String>,
-    /// Counted marks of the window (alarms and the chain's events left out).
+    /// Events of the window per lane (alarms and the chain's events left out), from
+    /// `SqliteStore::window_lanes`: what the busiest lanes are chosen by.
+    pub lane_totals: &'a [(String, i64)],
+    /// Counted marks of the window (alarms and the chain's events left out), read for
+    /// the lanes [`lanes`] chooses.
     pub marks: &'a [WindowMark],
+    /// The marks' buckets: bucket 0 starts at `origin`.
+    pub origin: i64,
     pub bucket_ms: i64,
     /// Alarm transitions in the window, in time order (those of the chain included: they
     /// make the bands; the chain draws their marks).
@@ -204,14 +210,14 @@ fn state_class(s: &str) -> String {
     }
 }
 
-/// Chooses the lanes, places bands and marks.
-pub fn layout(inp: &Input<'_>) -> Picture {
-    let (from, to) = (inp.from, inp.to);
+/// The lanes of the picture, in order (the incident's alarms, then preferred resources,
+/// then the busiest others, at most [`MAX_LANES`] unless alarms and the chain need more),
+/// and whether other resources are left for a shared last lane.
+pub fn lanes(inp: &Input<'_>) -> (Vec<String>, bool) {
     let chain_seqs: BTreeSet<i64> = inp.chain.iter().map(|c| c.event.seq).collect();
-    // Lanes: the incident's alarms, then preferred resources, then the busiest others.
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-    for m in inp.marks {
-        *counts.entry(m.resource.clone()).or_default() += m.count;
+    for (lane, n) in inp.lane_totals {
+        *counts.entry(lane.clone()).or_default() += n;
     }
     for a in inp.alarms.iter().filter(|a| !chain_seqs.contains(&a.seq)) {
         *counts
@@ -223,11 +229,6 @@ pub fn layout(inp: &Input<'_>) -> Picture {
             .entry(c.event.resources.first().cloned().unwrap_or_default())
             .or_default() += 1;
     }
-    let chain_lanes: BTreeSet<String> = inp
-        .chain
-        .iter()
-        .filter_map(|c| c.event.resources.first().cloned())
-        .collect();
     let mut keys: Vec<String> = Vec::new();
     let push = |k: &str, keys: &mut Vec<String>| {
         if !keys.iter().any(|x| x == k) {
@@ -257,6 +258,19 @@ pub fn layout(inp: &Input<'_>) -> Picture {
         push(k, &mut keys);
     }
     let rest = counts.keys().any(|k| !keys.contains(k));
+    (keys, rest)
+}
+
+/// Chooses the lanes, places bands and marks.
+pub fn layout(inp: &Input<'_>) -> Picture {
+    let (from, to) = (inp.from, inp.to);
+    let chain_seqs: BTreeSet<i64> = inp.chain.iter().map(|c| c.event.seq).collect();
+    let chain_lanes: BTreeSet<String> = inp
+        .chain
+        .iter()
+        .filter_map(|c| c.event.resources.first().cloned())
+        .collect();
+    let (keys, rest) = lanes(inp);
     let mut lane_of: BTreeMap<String, usize> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
         lane_of.insert(k.clone(), i);
@@ -293,7 +307,7 @@ pub fn layout(inp: &Input<'_>) -> Picture {
     loop {
         cells = BTreeMap::new();
         for m in inp.marks {
-            let lane = lane_index(&m.resource);
+            let lane = lane_index(&m.lane);
             let key = (lane, m.kind.clone(), m.bucket / factor);
             match cells.get_mut(&key) {
                 Some(c) => {
@@ -321,9 +335,9 @@ pub fn layout(inp: &Input<'_>) -> Picture {
     let mut marks: Vec<Mark> = Vec::new();
     for ((lane, kind, bucket), m) in &cells {
         events += m.count;
-        let start = from + bucket * bucket_ms;
+        let start = inp.origin + bucket * bucket_ms;
         let t = if m.count > 1 {
-            (start + bucket_ms / 2).min(to)
+            (start + bucket_ms / 2).clamp(from, to)
         } else {
             m.event_time
         };
@@ -902,8 +916,9 @@ mod tests {
         let from = 0;
         let to = 3_600_000;
         // 5,000 events over 60 resources and every bucket.
-        let marks: Vec<WindowMark> = (0..5000)
+        let mut marks: Vec<WindowMark> = (0..5000)
             .map(|i| WindowMark {
+                lane: format!("sg/sg-{:03}", i % 60),
                 resource: format!("sg/sg-{:03}", i % 60),
                 kind: if i % 3 == 0 { "deployment" } else { "change" }.into(),
                 bucket: (i / 50) % BUCKETS,
@@ -920,20 +935,37 @@ mod tests {
             alarm(9003, 1_800_000, "ALARM", "OK"),
         ];
         let before = BTreeMap::new();
-        let p = layout(&Input {
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for m in &marks {
+            *totals.entry(m.resource.clone()).or_default() += m.count;
+        }
+        let totals: Vec<(String, i64)> = totals.into_iter().collect();
+        let mut inp = Input {
             from,
             to,
             opened: 600_000,
             resolved: Some(1_800_000),
             alarm_lanes: vec!["alarm/web-5xx".into()],
             preferred: vec!["sg/sg-007".into()],
-            marks: &marks,
+            lane_totals: &totals,
+            marks: &[],
+            origin: from,
             bucket_ms: 36_000,
             alarms: &alarms,
             before: &before,
             chain: &[],
             selected: false,
-        });
+        };
+        // As the store reads them: resources off the chosen lanes share the empty one.
+        let (lanes, rest) = lanes(&inp);
+        assert!(rest);
+        for m in &mut marks {
+            if !lanes.contains(&m.lane) {
+                m.lane.clear();
+            }
+        }
+        inp.marks = &marks;
+        let p = layout(&inp);
         assert!(p.marks.len() <= MAX_MARKS + 10, "{}", p.marks.len());
         assert_eq!(p.events, 5003);
         assert_eq!(p.lanes.len(), MAX_LANES + 1);

@@ -1,0 +1,347 @@
+//! The incident picture's counted marks: a window's events, except alarm transitions,
+//! counted by lane (first resource), kind and time bucket. Whole minutes are read from
+//! `mark_minutes` (the projector's counts, migrations/0011); the window's partial first
+//! and last minute, and the events the projector has not reached, from the log. The
+//! result never depends on whether the projector has run.
+
+use super::projections::{MARKS, MINUTE_MS};
+use super::{Result, SqliteStore};
+use sqlx::{QueryBuilder, Sqlite};
+
+/// Events of one lane, kind and time bucket of a window, counted: what the incident
+/// page's picture draws as one mark ([`SqliteStore::window_marks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowMark {
+    /// The lane: one of the lanes asked for, or empty for all others (and for events
+    /// that name no resource).
+    pub lane: String,
+    /// The first event's primary (first) resource; empty when it names none.
+    pub resource: String,
+    /// Kind tag.
+    pub kind: String,
+    /// Bucket number: (event time - grid origin) / bucket width.
+    pub bucket: i64,
+    pub count: i64,
+    /// The first event of the group (lowest seq), for the mark's link and name.
+    pub seq: i64,
+    pub name: String,
+    pub event_time: i64,
+    /// How many of them failed (an error code).
+    pub failed: i64,
+}
+
+/// Groups of a window read at most: [`SqliteStore::window_marks`] stops there (a
+/// hundred buckets of a few lanes and kinds are far fewer).
+pub const MAX_MARK_GROUPS: i64 = 5_000;
+
+/// How a window is cut into buckets. Buckets of a minute or more are whole minutes
+/// from a whole minute, so the counts of `mark_minutes` fall into them exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkGrid {
+    pub from: i64,
+    pub to: i64,
+    /// Where bucket 0 starts (at or before `from`).
+    pub origin: i64,
+    pub bucket_ms: i64,
+}
+
+impl MarkGrid {
+    /// About `buckets` buckets over [from, to], none shorter than a second.
+    pub fn new(from: i64, to: i64, buckets: i64) -> MarkGrid {
+        let raw = ((to - from) / buckets.max(1)).max(1000);
+        if raw >= MINUTE_MS {
+            MarkGrid {
+                from,
+                to,
+                origin: from.div_euclid(MINUTE_MS) * MINUTE_MS,
+                bucket_ms: (raw + MINUTE_MS - 1) / MINUTE_MS * MINUTE_MS,
+            }
+        } else {
+            MarkGrid {
+                from,
+                to,
+                origin: from,
+                bucket_ms: raw,
+            }
+        }
+    }
+
+    /// The minutes counted whole: [first, last], wholly inside the window, when buckets
+    /// are whole minutes (else none).
+    fn whole_minutes(&self) -> Option<(i64, i64)> {
+        if self.bucket_ms % MINUTE_MS != 0 || self.origin % MINUTE_MS != 0 {
+            return None;
+        }
+        let first = (self.from + MINUTE_MS - 1).div_euclid(MINUTE_MS);
+        let last = (self.to + 1).div_euclid(MINUTE_MS) - 1;
+        (first <= last).then_some((first, last))
+    }
+}
+
+/// Which events of the window count: `kinds` and `sources` keep only those when not
+/// empty; `except` (at most a few dozen seqs) are left out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MarkFilter<'a> {
+    pub kinds: &'a [String],
+    pub sources: &'a [String],
+    pub except: &'a [i64],
+}
+
+/// The condition of the `events_window` index, word for word, less alarm transitions.
+const COUNTED: &str = "source <> 'rootline' AND kind <> 'log' \
+     AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) AND kind <> 'alarm'";
+
+/// Columns of an event as one hit: (lane, kind, t, n, failed, first, name, time).
+const EVENT_HIT: &str = "COALESCE(json_extract(resources, '$[0]'), ''), kind, event_time, 1, \
+     error_code IS NOT NULL, seq, name, event_time";
+
+/// The marks checkpoint, read in the statement that uses it.
+const CHECKPOINT: &str = "(SELECT COALESCE(MAX(seq), 0) FROM projection_checkpoints WHERE name = '";
+
+fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
+where
+    T: Clone + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send + 'static,
+{
+    if values.is_empty() {
+        return;
+    }
+    qb.push(format!(" AND {column} IN ("));
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v.clone());
+    }
+    qb.push(")");
+}
+
+fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
+    push_in(qb, "kind", f.kinds);
+    push_in(qb, "source", f.sources);
+}
+
+fn push_not_except(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
+    if !f.except.is_empty() {
+        qb.push(" AND seq NOT IN (");
+        let mut sep = qb.separated(", ");
+        for s in f.except {
+            sep.push_bind(*s);
+        }
+        qb.push(")");
+    }
+}
+
+/// The window's hits as rows (lane, kind, t, n, failed, first, name, time): the whole
+/// minutes' counts, the partial minutes' events, the events past the checkpoint in the
+/// whole minutes, and each excepted event already counted there as a negative hit.
+fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
+    let whole = g.whole_minutes();
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    match whole {
+        Some((first, last)) => {
+            if g.from < first * MINUTE_MS {
+                edges.push((g.from, first * MINUTE_MS - 1));
+            }
+            if (last + 1) * MINUTE_MS <= g.to {
+                edges.push(((last + 1) * MINUTE_MS, g.to));
+            }
+        }
+        None => edges.push((g.from, g.to)),
+    }
+    let mut parts = 0;
+    let mut union = |qb: &mut QueryBuilder<Sqlite>| {
+        if parts > 0 {
+            qb.push(" UNION ALL ");
+        }
+        parts += 1;
+    };
+    for (lo, hi) in edges {
+        union(qb);
+        qb.push(format!(
+            "SELECT {EVENT_HIT} FROM events INDEXED BY events_window WHERE {COUNTED} \
+             AND event_time >= "
+        ));
+        qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
+        push_filters(qb, f);
+        push_not_except(qb, f);
+    }
+    if let Some((first, last)) = whole {
+        let (lo, hi) = (first * MINUTE_MS, (last + 1) * MINUTE_MS - 1);
+        union(qb);
+        qb.push(
+            "SELECT lane, kind, minute * 60000, n, failed, first_seq, first_name, first_time \
+             FROM mark_minutes WHERE minute >= ",
+        );
+        qb.push_bind(first).push(" AND minute <= ").push_bind(last);
+        push_filters(qb, f);
+        // Appended since the projector's last batch (by seq: the primary key's range).
+        union(qb);
+        qb.push(format!(
+            "SELECT {EVENT_HIT} FROM events NOT INDEXED WHERE seq > {CHECKPOINT}{MARKS}') \
+             AND {COUNTED} AND event_time >= "
+        ));
+        qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
+        push_filters(qb, f);
+        push_not_except(qb, f);
+        if !f.except.is_empty() {
+            union(qb);
+            qb.push(format!(
+                "SELECT COALESCE(json_extract(resources, '$[0]'), ''), kind, event_time, -1, \
+                 -(error_code IS NOT NULL), NULL, NULL, NULL FROM events \
+                 WHERE seq <= {CHECKPOINT}{MARKS}') AND {COUNTED} AND event_time >= "
+            ));
+            qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
+            push_filters(qb, f);
+            qb.push(" AND seq IN (");
+            let mut sep = qb.separated(", ");
+            for s in f.except {
+                sep.push_bind(*s);
+            }
+            qb.push(")");
+        }
+    }
+}
+
+/// A statement that starts with the window's hits as the table `hits`.
+fn with_hits(g: &MarkGrid, f: &MarkFilter<'_>) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new("WITH hits (lane, kind, t, n, failed, first, name, time) AS (");
+    push_hits(&mut qb, g, f);
+    qb.push(") ");
+    qb
+}
+
+/// Reads the JSON document a statement builds (one row, one column) as `T`s.
+async fn json_rows<T: serde::de::DeserializeOwned>(
+    store: &SqliteStore,
+    mut qb: QueryBuilder<Sqlite>,
+) -> Result<Vec<T>> {
+    // Handing thousands of rows over one at a time through sqlx's worker thread cost
+    // more than the query (30 ms of a 45 ms picture at 10M events): SQLite writes them
+    // as one JSON document.
+    let doc: Option<String> = qb.build_query_scalar().fetch_one(&store.reader).await?;
+    match doc.as_deref() {
+        Some(d) => serde_json::from_str(d).map_err(|e| sqlx::Error::Decode(Box::new(e)).into()),
+        None => Ok(Vec::new()),
+    }
+}
+
+impl SqliteStore {
+    /// How many events of the window each lane (first resource, '' for none) has, by
+    /// lane, for choosing the lanes of the picture.
+    pub async fn window_lanes(
+        &self,
+        g: &MarkGrid,
+        f: &MarkFilter<'_>,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut qb = with_hits(g, f);
+        qb.push(
+            "SELECT json_group_array(json_array(lane, n)) FROM (SELECT lane, SUM(n) AS n \
+             FROM hits GROUP BY lane HAVING SUM(n) > 0 ORDER BY lane)",
+        );
+        json_rows(self, qb).await
+    }
+
+    /// The window's events counted by (lane, kind, bucket), in that order, at most
+    /// [`MAX_MARK_GROUPS`] groups: each of `lanes` is its own lane, all other resources
+    /// share the empty lane.
+    pub async fn window_marks(
+        &self,
+        g: &MarkGrid,
+        f: &MarkFilter<'_>,
+        lanes: &[String],
+    ) -> Result<Vec<WindowMark>> {
+        let mut qb = with_hits(g, f);
+        qb.push(
+            "SELECT json_group_array(json_array(grp, lane, kind, bucket, n, first, name, time, \
+             failed)) FROM (SELECT CASE WHEN lane IN (NULL",
+        );
+        for l in lanes {
+            qb.push(", ").push_bind(l.clone());
+        }
+        qb.push(") THEN lane ELSE '' END AS grp, lane, kind, (t - ")
+            .push_bind(g.origin)
+            .push(") / ")
+            .push_bind(g.bucket_ms.max(1))
+            // With one MIN() aggregate, SQLite takes the bare columns (lane, name, time)
+            // from the row holding the minimum: the group's first event.
+            .push(
+                " AS bucket, SUM(n) AS n, MIN(first) AS first, name, time, SUM(failed) AS failed \
+                 FROM hits GROUP BY grp, kind, bucket HAVING SUM(n) > 0 \
+                 ORDER BY grp, kind, bucket LIMIT ",
+            )
+            .push_bind(MAX_MARK_GROUPS)
+            .push(")");
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            i64,
+        );
+        let rows: Vec<Row> = json_rows(self, qb).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (lane, resource, kind, bucket, count, seq, name, time, failed) in rows {
+            let mut m = WindowMark {
+                lane,
+                resource,
+                kind,
+                bucket,
+                count,
+                seq: seq.unwrap_or(0),
+                name: name.unwrap_or_default(),
+                event_time: time.unwrap_or(0),
+                failed,
+            };
+            // A whole minute's first event may be one the caller draws itself.
+            if seq.is_none_or(|s| f.except.contains(&s)) {
+                self.refirst(g, f, lanes, &mut m).await?;
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// Sets `m`'s first event to the lowest seq of its group that `f` keeps.
+    async fn refirst(
+        &self,
+        g: &MarkGrid,
+        f: &MarkFilter<'_>,
+        lanes: &[String],
+        m: &mut WindowMark,
+    ) -> Result<()> {
+        let start = g.origin + m.bucket * g.bucket_ms;
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT json_group_array(json_array(lane, seq, name, event_time)) FROM (SELECT \
+             COALESCE(json_extract(resources, '$[0]'), '') AS lane, seq, name, event_time \
+             FROM events INDEXED BY events_window WHERE {COUNTED} AND event_time >= "
+        ));
+        qb.push_bind(start.max(g.from))
+            .push(" AND event_time <= ")
+            .push_bind((start + g.bucket_ms - 1).min(g.to))
+            .push(" AND kind = ")
+            .push_bind(m.kind.clone());
+        push_in(&mut qb, "source", f.sources);
+        push_not_except(&mut qb, f);
+        let named: Vec<&String> = lanes.iter().filter(|l| !l.is_empty()).collect();
+        if m.lane.is_empty() && !named.is_empty() {
+            // (No NULL in this list: `x NOT IN (NULL, ...)` is never true.)
+            qb.push(" AND COALESCE(json_extract(resources, '$[0]'), '') NOT IN (");
+            let mut sep = qb.separated(", ");
+            for l in named {
+                sep.push_bind(l.clone());
+            }
+            qb.push(")");
+        } else if !m.lane.is_empty() {
+            qb.push(" AND COALESCE(json_extract(resources, '$[0]'), '') = ")
+                .push_bind(m.lane.clone());
+        }
+        qb.push(" ORDER BY seq LIMIT 1)");
+        let rows: Vec<(String, i64, String, i64)> = json_rows(self, qb).await?;
+        if let Some((lane, seq, name, time)) = rows.into_iter().next() {
+            (m.resource, m.seq, m.name, m.event_time) = (lane, seq, name, time);
+        }
+        Ok(())
+    }
+}
