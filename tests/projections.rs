@@ -289,6 +289,22 @@ fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
         assert_eq!(store.projection_state().await.unwrap(), completed);
         assert!(completed.delta.edges.len() > 500);
         store.close().await;
+        // `status` counts what the projections hold.
+        let out = Command::new(bin)
+            .args(["--database", &url, "projections", "status"])
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["applied"], serde_json::Value::Null);
+        assert_eq!(
+            status["graph_edges"].as_u64(),
+            Some(completed.delta.edges.len() as u64)
+        );
+        assert_eq!(
+            status["mark_minutes"].as_u64(),
+            Some(completed.marks.len() as u64)
+        );
+        assert_eq!(status["checkpoints"]["marks"].as_i64(), Some(stored));
     });
 }
 
@@ -349,6 +365,47 @@ async fn batched_neighbour_reads_equal_the_engine_graph() {
         hubs > 40,
         "the generated graph has hubs at both caps: {hubs}"
     );
+    store.close().await;
+}
+
+/// Migration 0011 counts a store whose projections are current into `mark_minutes`
+/// (the projector would otherwise read the whole log again): its statements, run on a
+/// store without the counts, give exactly the counts the projector keeps.
+#[tokio::test]
+async fn the_upgrade_counts_a_current_store_as_the_projector_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (1..=6_000).map(generated_line).collect();
+    let (incremental, _, _) = incremental_and_rebuilt(dir.path(), &lines, 3).await;
+    assert!(
+        incremental.marks.len() > 1_000,
+        "{}",
+        incremental.marks.len()
+    );
+    let db = dir.path().join("p.db");
+    let sql = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/0011_mark_minutes.sql"),
+    )
+    .unwrap();
+    let backfill = &sql[sql.find("INSERT INTO mark_minutes").unwrap()..];
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        db.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "DELETE FROM mark_minutes; DELETE FROM projection_checkpoints WHERE name = 'marks'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(backfill.to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let store = store_in(dir.path(), "p.db").await;
+    assert_eq!(store.projection_state().await.unwrap(), incremental);
     store.close().await;
 }
 

@@ -380,6 +380,33 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Each projection's checkpoint and its rows per table (counted, not read: what
+    /// `rootline projections status` prints, at any size of store).
+    pub async fn projection_sizes(&self) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
+        let mut checkpoints = BTreeMap::new();
+        for r in sqlx::query("SELECT name, seq FROM projection_checkpoints")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            checkpoints.insert(r.try_get("name")?, r.try_get("seq")?);
+        }
+        let mut rows = BTreeMap::new();
+        for table in [
+            "graph_nodes",
+            "graph_edges",
+            "alarm_definitions",
+            "alarm_states",
+            "mark_minutes",
+        ] {
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&self.reader)
+                    .await?;
+            rows.insert(table.to_string(), n);
+        }
+        Ok((checkpoints, rows))
+    }
+
     /// Reads every projection back, with its checkpoint.
     pub async fn projection_state(&self) -> Result<ProjectionState> {
         let mut st = ProjectionState::default();
