@@ -280,7 +280,10 @@ impl SqliteStore {
             Option<i64>,
             i64,
         );
+        let t = std::time::Instant::now();
         let rows: Vec<Row> = json_rows(self, qb).await?;
+        let read_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let mut refirsts = 0;
         let mut out = Vec::with_capacity(rows.len());
         for (lane, resource, kind, bucket, count, seq, name, time, failed) in rows {
             let mut m = WindowMark {
@@ -297,9 +300,17 @@ impl SqliteStore {
             // A whole minute's first event may be one the caller draws itself.
             if seq.is_none_or(|s| f.except.contains(&s)) {
                 self.refirst(g, f, lanes, &mut m).await?;
+                refirsts += 1;
             }
             out.push(m);
         }
+        tracing::debug!(
+            groups = out.len(),
+            read_ms,
+            refirsts,
+            total_ms = t.elapsed().as_secs_f64() * 1000.0,
+            "Window marks read"
+        );
         Ok(out)
     }
 

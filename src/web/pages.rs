@@ -560,6 +560,7 @@ async fn picture(
         )
     );
     let (totals, mut alarms, states) = (totals?, alarms?, states?);
+    let lanes_ms = t.elapsed().as_secs_f64() * 1000.0;
     alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
     let before: BTreeMap<String, crate::model::Event> = alarm_lanes
         .iter()
@@ -596,6 +597,7 @@ async fn picture(
     let marks = st.store.window_marks(&grid, &filter, &lanes).await?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1000.0,
+        lanes_ms,
         lanes = totals.len(),
         "Incident picture marks read"
     );
