@@ -1,7 +1,7 @@
 -- The incident picture's counts, kept by the projector: per minute of event time, lane
 -- (the event's first resource, '' for none), kind and source, how many of the events a
--- ranking can read (the predicate of events_window) fell there, how many failed, and
--- the first of them by seq (the mark's link and name).
+-- ranking can read (the predicate of events_window, alarm transitions included) fell
+-- there, how many failed, and the first of them by seq (the mark's link and name).
 --
 -- A window's picture read every one of its events and grouped them (48 to 54 ms for a
 -- two-hour window of 8,000 events at 10,000,000 stored); it now reads a few thousand
@@ -31,7 +31,7 @@ SELECT CASE WHEN event_time >= 0 THEN event_time / 60000 ELSE -((59999 - event_t
        COALESCE(json_extract(resources, '$[0]'), ''), kind, source,
        1, error_code IS NOT NULL, seq, event_time, name
 FROM events
-WHERE source <> 'rootline' AND kind <> 'log' AND kind <> 'alarm'
+WHERE source <> 'rootline' AND kind <> 'log'
   AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)
   AND seq <= (SELECT seq FROM projection_checkpoints WHERE name = 'graph')
 ORDER BY seq

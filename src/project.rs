@@ -56,10 +56,11 @@ fn name(d: &mut ProjectionDelta) {
 }
 
 /// Whether the incident picture counts `e`: what a ranking reads (the predicate of the
-/// store's `events_window` index) other than alarm transitions, which it draws as bands.
+/// store's `events_window` index). The incident's own alarms are drawn as bands instead
+/// (`store::MarkFilter::band_lanes`).
 pub fn in_picture(e: &Event) -> bool {
     e.source != Source::Rootline
-        && !matches!(e.kind, Kind::Log { .. } | Kind::Alarm { .. })
+        && !matches!(e.kind, Kind::Log { .. })
         && !(matches!(e.kind, Kind::Change) && e.read_only && e.error_code.is_none())
 }
 

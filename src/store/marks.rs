@@ -1,5 +1,5 @@
-//! The incident picture's counted marks: a window's events, except alarm transitions,
-//! counted by lane (first resource), kind and time bucket. Whole minutes are read from
+//! The incident picture's counted marks: a window's events, except the transitions of
+//! the alarms drawn as bands, counted by lane (first resource), kind and time bucket. Whole minutes are read from
 //! `mark_minutes` (the projector's counts, migrations/0011); the window's partial first
 //! and last minute, and the events the projector has not reached, from the log. The
 //! result never depends on whether the projector has run.
@@ -79,17 +79,22 @@ impl MarkGrid {
 }
 
 /// Which events of the window count: `kinds` and `sources` keep only those when not
-/// empty; `except` (at most a few dozen seqs) are left out.
+/// empty; `except` (at most a few dozen seqs) are left out, and so are the transitions
+/// of the alarms in `band_lanes` (`alarm/NAME` keys, drawn as bands of state).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MarkFilter<'a> {
     pub kinds: &'a [String],
     pub sources: &'a [String],
     pub except: &'a [i64],
+    pub band_lanes: &'a [String],
 }
 
-/// The condition of the `events_window` index, word for word, less alarm transitions.
+/// The condition of the `events_window` index, word for word.
 const COUNTED: &str = "source <> 'rootline' AND kind <> 'log' \
-     AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) AND kind <> 'alarm'";
+     AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)";
+
+/// An event's lane, as `mark_minutes` keeps it.
+const EVENT_LANE: &str = "COALESCE(json_extract(resources, '$[0]'), '')";
 
 /// Columns of an event as one hit: (lane, kind, t, n, failed, first, name, time).
 const EVENT_HIT: &str = "COALESCE(json_extract(resources, '$[0]'), ''), kind, event_time, 1, \
@@ -113,9 +118,18 @@ where
     qb.push(")");
 }
 
-fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
+/// Kinds, sources and band lanes; `lane` is the lane's expression in the part.
+fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>, lane: &str) {
     push_in(qb, "kind", f.kinds);
     push_in(qb, "source", f.sources);
+    if !f.band_lanes.is_empty() {
+        qb.push(format!(" AND NOT (kind = 'alarm' AND {lane} IN ("));
+        let mut sep = qb.separated(", ");
+        for l in f.band_lanes {
+            sep.push_bind(l.clone());
+        }
+        qb.push("))");
+    }
 }
 
 fn push_not_except(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
@@ -160,7 +174,7 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
              AND event_time >= "
         ));
         qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
-        push_filters(qb, f);
+        push_filters(qb, f, EVENT_LANE);
         push_not_except(qb, f);
     }
     if let Some((first, last)) = whole {
@@ -171,7 +185,7 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
              FROM mark_minutes WHERE minute >= ",
         );
         qb.push_bind(first).push(" AND minute <= ").push_bind(last);
-        push_filters(qb, f);
+        push_filters(qb, f, "lane");
         // Appended since the projector's last batch (by seq: the primary key's range).
         union(qb);
         qb.push(format!(
@@ -179,7 +193,7 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
              AND {COUNTED} AND event_time >= "
         ));
         qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
-        push_filters(qb, f);
+        push_filters(qb, f, EVENT_LANE);
         push_not_except(qb, f);
         if !f.except.is_empty() {
             union(qb);
@@ -189,7 +203,7 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
                  WHERE seq <= {CHECKPOINT}{MARKS}') AND {COUNTED} AND event_time >= "
             ));
             qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
-            push_filters(qb, f);
+            push_filters(qb, f, EVENT_LANE);
             qb.push(" AND seq IN (");
             let mut sep = qb.separated(", ");
             for s in f.except {
@@ -333,7 +347,7 @@ impl SqliteStore {
             .push_bind((start + g.bucket_ms - 1).min(g.to))
             .push(" AND kind = ")
             .push_bind(m.kind.clone());
-        push_in(&mut qb, "source", f.sources);
+        push_filters(&mut qb, &MarkFilter { kinds: &[], ..*f }, EVENT_LANE);
         push_not_except(&mut qb, f);
         let named: Vec<&String> = lanes.iter().filter(|l| !l.is_empty()).collect();
         if m.lane.is_empty() && !named.is_empty() {

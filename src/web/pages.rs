@@ -434,14 +434,24 @@ async fn hypothesis_views(
     id: &str,
     rec: &views::IncidentRecord,
 ) -> Result<Vec<HypothesisView>, WebError> {
-    let verdicts = views::feedback(&st.store, id).await?;
-    let mut hyps = Vec::new();
-    for (i, h) in rec.recorded.hypotheses.iter().enumerate() {
-        let mut v = views::hypothesis_view(&st.store, h, &verdicts).await?;
-        if i < PATH_PICTURES {
-            v.path_svg = views::path_svg(&st.store, &v).await?;
-        }
-        hyps.push(v);
+    let (verdicts, found) = tokio::try_join!(
+        views::feedback(&st.store, id),
+        views::cited_events(&st.store, &rec.recorded.hypotheses),
+    )?;
+    let mut hyps: Vec<HypothesisView> = rec
+        .recorded
+        .hypotheses
+        .iter()
+        .map(|h| views::hypothesis_view(h, &verdicts, &found))
+        .collect();
+    let svgs = futures_util::future::try_join_all(
+        hyps.iter()
+            .take(PATH_PICTURES)
+            .map(|v| views::path_svg(&st.store, v)),
+    )
+    .await?;
+    for (v, svg) in hyps.iter_mut().zip(svgs) {
+        v.path_svg = svg;
     }
     Ok(hyps)
 }
@@ -543,21 +553,38 @@ async fn picture(
         kinds: &q.kinds,
         sources: &sources,
         except: &except,
+        band_lanes: &alarm_lanes,
     };
     let t = std::time::Instant::now();
-    let (totals, alarms, states) = tokio::join!(
-        st.store.window_lanes(&grid, &filter),
+    let since = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let ((totals, totals_ms), (alarms, alarms_ms), (states, states_ms)) = tokio::join!(
         async {
-            match want_alarms {
-                true => st.store.window_alarms(q.from, q.to, 2000).await,
-                false => Ok(Vec::new()),
-            }
+            let t = std::time::Instant::now();
+            (st.store.window_lanes(&grid, &filter).await, since(t))
         },
-        futures_util::future::try_join_all(
-            alarm_lanes
-                .iter()
-                .map(|k| st.store.alarm_state_before(k, q.from))
-        )
+        async {
+            let t = std::time::Instant::now();
+            // The bands' transitions; other alarms' are counted marks.
+            let r = match want_alarms {
+                true => {
+                    st.store
+                        .alarm_transitions(&alarm_lanes, q.from, q.to, 2000)
+                        .await
+                }
+                false => Ok(Vec::new()),
+            };
+            (r, since(t))
+        },
+        async {
+            let t = std::time::Instant::now();
+            let r = futures_util::future::try_join_all(
+                alarm_lanes
+                    .iter()
+                    .map(|k| st.store.alarm_state_before(k, q.from)),
+            )
+            .await;
+            (r, since(t))
+        }
     );
     let (totals, mut alarms, states) = (totals?, alarms?, states?);
     let lanes_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -582,7 +609,7 @@ async fn picture(
         to: q.to,
         opened: rec.row.opened_ms,
         resolved: rec.recorded.resolved_at,
-        alarm_lanes,
+        alarm_lanes: alarm_lanes.clone(),
         preferred,
         lane_totals: &totals,
         marks: &[],
@@ -598,6 +625,9 @@ async fn picture(
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1000.0,
         lanes_ms,
+        totals_ms,
+        alarms_ms,
+        states_ms,
         lanes = totals.len(),
         "Incident picture marks read"
     );
@@ -732,24 +762,26 @@ pub(super) async fn incident(
     let rec = load_incident(&st, &id).await?;
     let q = TimelineQuery::parse(p, rec.row.opened_ms)?;
     let t_load = ms(t0);
-    let t = std::time::Instant::now();
-    let hyps = hypothesis_views(&st, &id, &rec).await?;
-    let t_hyps = ms(t);
     let mut keys = rec.recorded.opened.resources.clone();
     for n in &rec.recorded.opened.alarm_names {
         keys.push(format!("alarm/{n}"));
     }
-    // The tables, the picture and the past incidents read independently: on the pool's
-    // read connections at once (a page is otherwise the sum of their reads).
+    // The hypotheses (then the picture, which draws the selected one), the tables and
+    // the past incidents read independently: on the pool's read connections at once (a
+    // page is otherwise the sum of their reads).
     let timed = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
-    let (timeline, picture, past) = tokio::join!(
+    let (timeline, hyps_picture, past) = tokio::join!(
         async {
             let t = std::time::Instant::now();
             timeline(&st, &rec, &q).await.map(|v| (v, timed(t)))
         },
         async {
             let t = std::time::Instant::now();
-            picture(&st, &rec, &q, &hyps).await.map(|v| (v, timed(t)))
+            let hyps = hypothesis_views(&st, &id, &rec).await?;
+            let t_hyps = timed(t);
+            let t = std::time::Instant::now();
+            let picture = picture(&st, &rec, &q, &hyps).await?;
+            Ok::<_, WebError>((hyps, t_hyps, picture, timed(t)))
         },
         async {
             let t = std::time::Instant::now();
@@ -763,7 +795,7 @@ pub(super) async fn incident(
         },
     );
     let (timeline, t_tables) = timeline?;
-    let (picture, t_picture) = picture?;
+    let (hyps, t_hyps, picture, t_picture) = hyps_picture?;
     let ((past, deliveries), t_past) = past?;
     tracing::debug!(
         incident = %id,

@@ -91,8 +91,9 @@ pub struct Input<'a> {
     /// The marks' buckets: bucket 0 starts at `origin`.
     pub origin: i64,
     pub bucket_ms: i64,
-    /// Alarm transitions in the window, in time order (those of the chain included: they
-    /// make the bands; the chain draws their marks).
+    /// Transitions of the alarms of `alarm_lanes` in the window, in time order (those of
+    /// the chain included: they make the bands; the chain draws their marks). Other
+    /// alarms' transitions are counted among `marks`.
     pub alarms: &'a [Event],
     /// Each alarm lane's latest transition before the window.
     pub before: &'a BTreeMap<String, Event>,
@@ -287,7 +288,7 @@ pub fn layout(inp: &Input<'_>) -> Picture {
         .map(|(i, k)| LaneView {
             key: k.clone(),
             y: lane_y(i),
-            alarm: k.starts_with("alarm/"),
+            alarm: inp.alarm_lanes.contains(k),
             on_path: chain_lanes.contains(k) || (inp.selected && path_keys.contains(k)),
         })
         .collect();
@@ -391,7 +392,7 @@ pub fn layout(inp: &Input<'_>) -> Picture {
         events += evs.iter().filter(|e| !chain_seqs.contains(&e.seq)).count() as i64;
         let lane = lane_index(key);
         let transitions = dedup_alarms(evs);
-        if lane != other && key.starts_with("alarm/") {
+        if lane != other && inp.alarm_lanes.contains(key) {
             continue;
         }
         for (e, n) in transitions {

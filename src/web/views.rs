@@ -235,18 +235,45 @@ pub async fn feedback_count(store: &SqliteStore, incident: &str) -> Result<usize
     Ok(conclusions::verdicts(store, incident).await?.1)
 }
 
-/// Resolves a hypothesis for display.
-pub async fn hypothesis_view(
+/// Every event a list of hypotheses cites, by (source, natural id), without payloads:
+/// one batched read for the upstream ones (`SqliteStore::find_cited`), one read each
+/// for rootline's own (rarely cited).
+pub async fn cited_events(
     store: &SqliteStore,
+    hyps: &[Hypothesis],
+) -> Result<BTreeMap<(String, String), Event>, StoreError> {
+    let refs: Vec<(Source, String)> = hyps
+        .iter()
+        .flat_map(|h| h.evidence.iter())
+        .filter_map(|r| Source::parse(&r.source).map(|s| (s, r.id.clone())))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut found: BTreeMap<(String, String), Event> = BTreeMap::new();
+    // In seq order: a natural id delivered at two event times is the first one, as `find`.
+    for e in store.find_cited(&refs).await? {
+        found
+            .entry((e.source.as_str().to_string(), e.natural_id.clone()))
+            .or_insert(e);
+    }
+    for (s, id) in refs.iter().filter(|(s, _)| *s == Source::Rootline) {
+        if let Some(mut e) = store.find(*s, id).await? {
+            e.payload.clear();
+            found.insert((s.as_str().to_string(), id.clone()), e);
+        }
+    }
+    Ok(found)
+}
+
+/// Resolves a hypothesis for display, its evidence from `found` ([`cited_events`]).
+pub fn hypothesis_view(
     h: &Hypothesis,
     verdicts: &BTreeMap<EventRef, String>,
-) -> Result<HypothesisView, StoreError> {
+    found: &BTreeMap<(String, String), Event>,
+) -> HypothesisView {
     let mut evidence = Vec::new();
     for r in &h.evidence {
-        let ev = match Source::parse(&r.source) {
-            Some(s) => store.find(s, &r.id).await?,
-            None => None,
-        };
+        let ev = found.get(&(r.source.clone(), r.id.clone()));
         evidence.push(EvidenceView {
             source: r.source.clone(),
             id: r.id.clone(),
@@ -265,7 +292,7 @@ pub async fn hypothesis_view(
         .first()
         .filter(|e| e.source == h.cause.source && e.id == h.cause.id)
         .and_then(|e| e.seq);
-    Ok(HypothesisView {
+    HypothesisView {
         rank: h.rank,
         score: h.score,
         score_text: format!("{:.2}", h.score),
@@ -281,7 +308,7 @@ pub async fn hypothesis_view(
             .cloned()
             .unwrap_or_else(|| "none".into()),
         path_svg: String::new(),
-    })
+    }
 }
 
 /// The causal path of a hypothesis as a picture: the cause, the resources of its path
