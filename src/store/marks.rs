@@ -9,7 +9,7 @@ use super::{Result, SqliteStore};
 use sqlx::{QueryBuilder, Sqlite};
 
 /// Events of one lane, kind and time bucket of a window, counted: what the incident
-/// page's picture draws as one mark ([`SqliteStore::window_marks`]).
+/// page's picture draws as one mark ([`SqliteStore::window_picture`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowMark {
     /// The lane: one of the lanes asked for, or empty for all others (and for events
@@ -30,7 +30,7 @@ pub struct WindowMark {
     pub failed: i64,
 }
 
-/// Groups of a window read at most: [`SqliteStore::window_marks`] stops there (a
+/// Groups of a window read at most: [`SqliteStore::window_picture`] stops there (a
 /// hundred buckets of a few lanes and kinds are far fewer).
 pub const MAX_MARK_GROUPS: i64 = 5_000;
 
@@ -216,7 +216,10 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
 
 /// A statement that starts with the window's hits as the table `hits`.
 fn with_hits(g: &MarkGrid, f: &MarkFilter<'_>) -> QueryBuilder<Sqlite> {
-    let mut qb = QueryBuilder::new("WITH hits (lane, kind, t, n, failed, first, name, time) AS (");
+    // Materialized: the statement reads it for the lanes' totals and for the marks.
+    let mut qb = QueryBuilder::new(
+        "WITH hits (lane, kind, t, n, failed, first, name, time) AS MATERIALIZED (",
+    );
     push_hits(&mut qb, g, f);
     qb.push(") ");
     qb
@@ -237,40 +240,52 @@ async fn json_rows<T: serde::de::DeserializeOwned>(
     }
 }
 
-impl SqliteStore {
-    /// How many events of the window each lane (first resource, '' for none) has, by
-    /// lane, for choosing the lanes of the picture.
-    pub async fn window_lanes(
-        &self,
-        g: &MarkGrid,
-        f: &MarkFilter<'_>,
-    ) -> Result<Vec<(String, i64)>> {
-        let mut qb = with_hits(g, f);
-        qb.push(
-            "SELECT json_group_array(json_array(lane, n)) FROM (SELECT lane, SUM(n) AS n \
-             FROM hits GROUP BY lane HAVING SUM(n) > 0 ORDER BY lane)",
-        );
-        json_rows(self, qb).await
-    }
+/// What the picture of a window reads ([`SqliteStore::window_picture`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowPicture {
+    /// The lanes: the fixed ones, then the busiest others.
+    pub lanes: Vec<String>,
+    /// Events per lane of `lanes` that has any, by lane, and under the empty lane those
+    /// of every other resource (and of none), when there are.
+    pub totals: Vec<(String, i64)>,
+    /// Counts by (lane, kind, bucket), in that order: each of `lanes` its own lane, all
+    /// others the empty one; at most [`MAX_MARK_GROUPS`] groups.
+    pub marks: Vec<WindowMark>,
+}
 
-    /// The window's events counted by (lane, kind, bucket), in that order, at most
-    /// [`MAX_MARK_GROUPS`] groups: each of `lanes` is its own lane, all other resources
-    /// share the empty lane.
-    pub async fn window_marks(
+impl SqliteStore {
+    /// The counted marks of a window in one statement (the window's hits are read once):
+    /// the lanes are `fixed`, then up to `busiest` of the resources with most events
+    /// (ties by name), then one lane shared by all others.
+    pub async fn window_picture(
         &self,
         g: &MarkGrid,
         f: &MarkFilter<'_>,
-        lanes: &[String],
-    ) -> Result<Vec<WindowMark>> {
+        fixed: &[String],
+        busiest: usize,
+    ) -> Result<WindowPicture> {
         let mut qb = with_hits(g, f);
         qb.push(
-            "SELECT json_group_array(json_array(grp, lane, kind, bucket, n, first, name, time, \
-             failed)) FROM (SELECT CASE WHEN lane IN (NULL",
+            ", tot (lane, n) AS (SELECT lane, SUM(n) FROM hits GROUP BY lane HAVING SUM(n) > 0), \
+             fixed (lane) AS (SELECT value FROM json_each(",
         );
-        for l in lanes {
-            qb.push(", ").push_bind(l.clone());
-        }
-        qb.push(") THEN lane ELSE '' END AS grp, lane, kind, (t - ")
+        qb.push_bind(serde_json::Value::from(fixed.to_vec()).to_string())
+            .push(
+                ")), chosen (lane) AS (SELECT lane FROM fixed UNION ALL SELECT lane FROM \
+                 (SELECT lane FROM tot WHERE lane <> '' AND lane NOT IN (SELECT lane FROM fixed) \
+                 ORDER BY n DESC, lane LIMIT ",
+            )
+            .push_bind(busiest as i64)
+            .push(
+                ")) SELECT json_array(\
+                 (SELECT json_group_array(lane) FROM chosen), \
+                 (SELECT json_group_array(json_array(lane, n)) FROM (SELECT lane, n FROM tot \
+                 WHERE lane IN (SELECT lane FROM chosen) ORDER BY lane)), \
+                 (SELECT COALESCE(SUM(n), 0) FROM tot WHERE lane NOT IN (SELECT lane FROM chosen)), \
+                 (SELECT json_group_array(json_array(grp, lane, kind, bucket, n, first, name, \
+                 time, failed)) FROM (SELECT CASE WHEN lane IN (SELECT lane FROM chosen) \
+                 THEN lane ELSE '' END AS grp, lane, kind, (t - ",
+            )
             .push_bind(g.origin)
             .push(") / ")
             .push_bind(g.bucket_ms.max(1))
@@ -282,7 +297,7 @@ impl SqliteStore {
                  ORDER BY grp, kind, bucket LIMIT ",
             )
             .push_bind(MAX_MARK_GROUPS)
-            .push(")");
+            .push(")))");
         type Row = (
             String,
             String,
@@ -294,11 +309,22 @@ impl SqliteStore {
             Option<i64>,
             i64,
         );
+        type Doc = (Vec<String>, Vec<(String, i64)>, i64, Vec<Row>);
         let t = std::time::Instant::now();
-        let rows: Vec<Row> = json_rows(self, qb).await?;
+        let doc: Option<String> = qb.build_query_scalar().fetch_one(&self.reader).await?;
+        let (lanes, mut totals, rest, rows): Doc = match doc.as_deref() {
+            Some(d) => serde_json::from_str(d).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            None => Default::default(),
+        };
         let read_ms = t.elapsed().as_secs_f64() * 1000.0;
+        if rest > 0 {
+            match totals.iter_mut().find(|(l, _)| l.is_empty()) {
+                Some(e) => e.1 += rest,
+                None => totals.insert(0, (String::new(), rest)),
+            }
+        }
         let mut refirsts = 0;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut marks = Vec::with_capacity(rows.len());
         for (lane, resource, kind, bucket, count, seq, name, time, failed) in rows {
             let mut m = WindowMark {
                 lane,
@@ -313,19 +339,23 @@ impl SqliteStore {
             };
             // A whole minute's first event may be one the caller draws itself.
             if seq.is_none_or(|s| f.except.contains(&s)) {
-                self.refirst(g, f, lanes, &mut m).await?;
+                self.refirst(g, f, &lanes, &mut m).await?;
                 refirsts += 1;
             }
-            out.push(m);
+            marks.push(m);
         }
         tracing::debug!(
-            groups = out.len(),
+            groups = marks.len(),
             read_ms,
             refirsts,
             total_ms = t.elapsed().as_secs_f64() * 1000.0,
             "Window marks read"
         );
-        Ok(out)
+        Ok(WindowPicture {
+            lanes,
+            totals,
+            marks,
+        })
     }
 
     /// Sets `m`'s first event to the lowest seq of its group that `f` keeps.

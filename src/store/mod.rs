@@ -7,7 +7,7 @@
 mod accounts;
 mod marks;
 mod projections;
-pub use marks::{MarkFilter, MarkGrid, WindowMark, MAX_MARK_GROUPS};
+pub use marks::{MarkFilter, MarkGrid, WindowMark, WindowPicture, MAX_MARK_GROUPS};
 mod reads;
 mod search;
 mod sqlite;

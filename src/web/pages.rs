@@ -555,12 +555,45 @@ async fn picture(
         except: &except,
         band_lanes: &alarm_lanes,
     };
+    let mut preferred: Vec<String> = Vec::new();
+    preferred.extend(q.resource.iter().cloned());
+    preferred.extend(rec.row.resources.iter().cloned());
+    if let Some(h) = selected {
+        preferred.extend(h.path.iter().cloned());
+    }
+    for h in hyps.iter().take(5) {
+        preferred.extend(h.path.first().cloned());
+    }
+    let mut input = picture::Input {
+        from: q.from,
+        to: q.to,
+        opened: rec.row.opened_ms,
+        resolved: rec.recorded.resolved_at,
+        alarm_lanes: alarm_lanes.clone(),
+        preferred,
+        lane_totals: &[],
+        marks: &[],
+        origin: grid.origin,
+        bucket_ms: grid.bucket_ms,
+        alarms: &[],
+        before: &BTreeMap::new(),
+        chain: &chain,
+        selected: selected.is_some(),
+    };
+    // The lanes every picture of this incident has (its alarms, the chain, the preferred
+    // resources); the store adds the busiest others in the statement that counts marks.
+    let (fixed, _) = picture::lanes(&input);
+    let busiest = picture::MAX_LANES.saturating_sub(fixed.len());
     let t = std::time::Instant::now();
     let since = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
-    let ((totals, totals_ms), (alarms, alarms_ms), (states, states_ms)) = tokio::join!(
+    let ((counted, marks_ms), (alarms, alarms_ms), (states, states_ms)) = tokio::join!(
         async {
             let t = std::time::Instant::now();
-            (st.store.window_lanes(&grid, &filter).await, since(t))
+            let r = st
+                .store
+                .window_picture(&grid, &filter, &fixed, busiest)
+                .await;
+            (r, since(t))
         },
         async {
             let t = std::time::Instant::now();
@@ -586,8 +619,7 @@ async fn picture(
             (r, since(t))
         }
     );
-    let (totals, mut alarms, states) = (totals?, alarms?, states?);
-    let lanes_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let (counted, mut alarms, states) = (counted?, alarms?, states?);
     alarms.retain(|a| q.sources.is_empty() || q.sources.contains(&a.source));
     let before: BTreeMap<String, crate::model::Event> = alarm_lanes
         .iter()
@@ -595,44 +627,19 @@ async fn picture(
         .zip(states)
         .filter_map(|(k, e)| e.map(|e| (k, e)))
         .collect();
-    let mut preferred: Vec<String> = Vec::new();
-    preferred.extend(q.resource.iter().cloned());
-    preferred.extend(rec.row.resources.iter().cloned());
-    if let Some(h) = selected {
-        preferred.extend(h.path.iter().cloned());
-    }
-    for h in hyps.iter().take(5) {
-        preferred.extend(h.path.first().cloned());
-    }
-    let mut input = picture::Input {
-        from: q.from,
-        to: q.to,
-        opened: rec.row.opened_ms,
-        resolved: rec.recorded.resolved_at,
-        alarm_lanes: alarm_lanes.clone(),
-        preferred,
-        lane_totals: &totals,
-        marks: &[],
-        origin: grid.origin,
-        bucket_ms: grid.bucket_ms,
-        alarms: &alarms,
-        before: &before,
-        chain: &chain,
-        selected: selected.is_some(),
-    };
-    let (lanes, _) = picture::lanes(&input);
-    let marks = st.store.window_marks(&grid, &filter, &lanes).await?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1000.0,
-        lanes_ms,
-        totals_ms,
+        marks_ms,
         alarms_ms,
         states_ms,
-        lanes = totals.len(),
+        lanes = counted.lanes.len(),
         "Incident picture marks read"
     );
     let t_reads = std::time::Instant::now();
-    input.marks = &marks;
+    input.lane_totals = &counted.totals;
+    input.marks = &counted.marks;
+    input.alarms = &alarms;
+    input.before = &before;
     let p = picture::layout(&input);
     let label = format!(
         "Timeline of {} from {} to {} UTC: {} lanes, {} events{}",
@@ -648,7 +655,7 @@ async fn picture(
     );
     let svg = picture::svg(&p, &label);
     tracing::debug!(
-        marks = marks.len(),
+        marks = counted.marks.len(),
         draw_ms = t_reads.elapsed().as_secs_f64() * 1000.0,
         "Incident picture drawn"
     );
