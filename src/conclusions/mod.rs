@@ -24,7 +24,7 @@ pub use analyser::{Analyser, StoreKnowledge, ANALYSER};
 use crate::correlate::{Analysis, Hypothesis, Incident, ENGINE_VERSION};
 use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
 use crate::normalize::NormalizeError;
-use crate::store::{EventFilter, EventLog, StoreError};
+use crate::store::{EventFilter, EventLog, SqliteStore, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -499,10 +499,10 @@ pub struct PastIncident {
 /// Up to `at_most` incidents opened before `before` (other than `except`) that name one
 /// of `keys` (alarms as `alarm/NAME`, resources), newest first, with their accepted
 /// causes. Reads the "incident opened" conclusions through their natural-id index
-/// (newest first, at most a few thousand, without payloads), then each match's own
-/// conclusions: never the upstream events.
-pub async fn earlier_incidents<S: EventLog>(
-    store: &S,
+/// (the newest 2,000, matched against `keys` in SQLite, only matches handed over, without
+/// payloads), then each match's own conclusions: never the upstream events.
+pub async fn earlier_incidents(
+    store: &SqliteStore,
     keys: &[String],
     before: i64,
     except: &str,
@@ -511,19 +511,17 @@ pub async fn earlier_incidents<S: EventLog>(
     if keys.is_empty() || at_most == 0 {
         return Ok(Vec::new());
     }
+    // One more than asked: `except` may be among them.
     let opened = store
-        .query(&EventFilter {
-            sources: vec![Source::Rootline],
-            id_prefix: Some(INCIDENT_OPENED.to_string()),
-            to: Some(before),
-            by_time: true,
-            order: crate::store::Order::Desc,
-            limit: EARLIER_INCIDENTS_SCAN,
-            without_payload: true,
-            ..Default::default()
-        })
+        .rootline_naming(
+            INCIDENT_OPENED,
+            keys,
+            before,
+            EARLIER_INCIDENTS_SCAN,
+            at_most as i64 + 1,
+        )
         .await?;
-    tracing::debug!(opened = opened.len(), "Earlier incidents scanned");
+    tracing::debug!(matched = opened.len(), "Earlier incidents scanned");
     let mut matches = Vec::new();
     for e in &opened {
         let id = e.natural_id.trim_start_matches(INCIDENT_OPENED);

@@ -362,6 +362,45 @@ impl SqliteStore {
 
     /// The latest transition of an alarm (resource key `alarm/NAME`) before `before`: its
     /// state when a window opens. One bounded read of the alarm's newest postings.
+    /// Among the newest `scan` events of source rootline whose natural id starts with
+    /// `prefix` and whose event time is before `before`, up to `limit` that name one of
+    /// `keys`, newest first, without payloads. The keys are matched in SQLite: only
+    /// matches are handed over (the earlier incidents of a page: a few of hundreds).
+    pub async fn rootline_naming(
+        &self,
+        prefix: &str,
+        keys: &[String],
+        before: i64,
+        scan: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM (SELECT seq, source, natural_id, \
+             event_time, received_at, detail, name, actor, read_only, error_code, resources \
+             FROM events INDEXED BY events_rootline_ids WHERE source = 'rootline' \
+             AND natural_id >= "
+        ));
+        qb.push_bind(prefix.to_string())
+            .push(" AND natural_id < ")
+            .push_bind(format!("{prefix}\u{10FFFF}"))
+            .push(" AND event_time < ")
+            .push_bind(before)
+            .push(" ORDER BY event_time DESC, seq DESC LIMIT ")
+            .push_bind(scan.max(1))
+            .push(") WHERE EXISTS (SELECT 1 FROM json_each(resources) WHERE value IN (");
+        let mut sep = qb.separated(", ");
+        for k in keys {
+            sep.push_bind(k.clone());
+        }
+        qb.push(")) ORDER BY event_time DESC, seq DESC LIMIT ")
+            .push_bind(limit.max(1));
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     /// Up to `limit` transitions of the alarms `alarm_keys` (`alarm/NAME`) with event
     /// time in [from, to], in (event time, seq) order, without payloads: through each
     /// alarm's postings, so other alarms flapping in the window cost nothing.
