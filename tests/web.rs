@@ -2071,7 +2071,13 @@ async fn a_responder_logs_in_and_gives_a_verdict_in_chromium() {
     b.click("a[href^='/incidents/inc-']").await;
     b.screenshot("9-signed-in-incident").await;
     b.click("#hypotheses form button").await;
-    let v = verdicts(&srv.db);
+    // The click returns once dispatched; the form's POST lands a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut v = verdicts(&srv.db);
+    while v.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        v = verdicts(&srv.db);
+    }
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0]["payload"]["by"], "ana");
 }
