@@ -5,6 +5,7 @@
 //! result never depends on whether the projector has run.
 
 use super::projections::{MARKS, MINUTE_MS};
+use super::reads::{json_list, WINDOW_EVENTS as COUNTED};
 use super::{Result, SqliteStore};
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -89,28 +90,18 @@ pub struct MarkFilter<'a> {
     pub band_lanes: &'a [String],
 }
 
-/// The condition of the `events_window` index, word for word.
-const COUNTED: &str = "source <> 'rootline' AND kind <> 'log' \
-     AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)";
-
 /// An event's lane, as `mark_minutes` keeps it.
 const EVENT_LANE: &str = "COALESCE(json_extract(resources, '$[0]'), '')";
-
-/// Columns of an event as one hit: (lane, kind, t, n, failed, first, name, time).
-const EVENT_HIT: &str = "COALESCE(json_extract(resources, '$[0]'), ''), kind, event_time, 1, \
-     error_code IS NOT NULL, seq, name, event_time";
 
 /// The marks checkpoint, read in the statement that uses it.
 const CHECKPOINT: &str = "(SELECT COALESCE(MAX(seq), 0) FROM projection_checkpoints WHERE name = '";
 
-fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
+/// Pushes `head`, then `values` bound and comma-separated, then `)`.
+fn push_list<T>(qb: &mut QueryBuilder<Sqlite>, head: &str, values: &[T])
 where
     T: Clone + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send + 'static,
 {
-    if values.is_empty() {
-        return;
-    }
-    qb.push(format!(" AND {column} IN ("));
+    qb.push(head);
     let mut sep = qb.separated(", ");
     for v in values {
         sep.push_bind(v.clone());
@@ -120,26 +111,25 @@ where
 
 /// Kinds, sources and band lanes; `lane` is the lane's expression in the part.
 fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>, lane: &str) {
-    push_in(qb, "kind", f.kinds);
-    push_in(qb, "source", f.sources);
+    if !f.kinds.is_empty() {
+        push_list(qb, " AND kind IN (", f.kinds);
+    }
+    if !f.sources.is_empty() {
+        push_list(qb, " AND source IN (", f.sources);
+    }
     if !f.band_lanes.is_empty() {
-        qb.push(format!(" AND NOT (kind = 'alarm' AND {lane} IN ("));
-        let mut sep = qb.separated(", ");
-        for l in f.band_lanes {
-            sep.push_bind(l.clone());
-        }
-        qb.push("))");
+        push_list(
+            qb,
+            &format!(" AND NOT (kind = 'alarm' AND {lane} IN ("),
+            f.band_lanes,
+        );
+        qb.push(")");
     }
 }
 
 fn push_not_except(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
     if !f.except.is_empty() {
-        qb.push(" AND seq NOT IN (");
-        let mut sep = qb.separated(", ");
-        for s in f.except {
-            sep.push_bind(*s);
-        }
-        qb.push(")");
+        push_list(qb, " AND seq NOT IN (", f.except);
     }
 }
 
@@ -170,8 +160,8 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
     for (lo, hi) in edges {
         union(qb);
         qb.push(format!(
-            "SELECT {EVENT_HIT} FROM events INDEXED BY events_window WHERE {COUNTED} \
-             AND event_time >= "
+            "SELECT {EVENT_LANE}, kind, event_time, 1, error_code IS NOT NULL, seq, name, \
+             event_time FROM events INDEXED BY events_window WHERE {COUNTED} AND event_time >= "
         ));
         qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
         push_filters(qb, f, EVENT_LANE);
@@ -189,7 +179,8 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
         // Appended since the projector's last batch (by seq: the primary key's range).
         union(qb);
         qb.push(format!(
-            "SELECT {EVENT_HIT} FROM events NOT INDEXED WHERE seq > {CHECKPOINT}{MARKS}') \
+            "SELECT {EVENT_LANE}, kind, event_time, 1, error_code IS NOT NULL, seq, name, \
+             event_time FROM events NOT INDEXED WHERE seq > {CHECKPOINT}{MARKS}') \
              AND {COUNTED} AND event_time >= "
         ));
         qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
@@ -198,18 +189,13 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
         if !f.except.is_empty() {
             union(qb);
             qb.push(format!(
-                "SELECT COALESCE(json_extract(resources, '$[0]'), ''), kind, event_time, -1, \
-                 -(error_code IS NOT NULL), NULL, NULL, NULL FROM events \
-                 WHERE seq <= {CHECKPOINT}{MARKS}') AND {COUNTED} AND event_time >= "
+                "SELECT {EVENT_LANE}, kind, event_time, -1, -(error_code IS NOT NULL), NULL, \
+                 NULL, NULL FROM events WHERE seq <= {CHECKPOINT}{MARKS}') AND {COUNTED} \
+                 AND event_time >= "
             ));
             qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
             push_filters(qb, f, EVENT_LANE);
-            qb.push(" AND seq IN (");
-            let mut sep = qb.separated(", ");
-            for s in f.except {
-                sep.push_bind(*s);
-            }
-            qb.push(")");
+            push_list(qb, " AND seq IN (", f.except);
         }
     }
 }
@@ -225,18 +211,19 @@ fn with_hits(g: &MarkGrid, f: &MarkFilter<'_>) -> QueryBuilder<Sqlite> {
     qb
 }
 
-/// Reads the JSON document a statement builds (one row, one column) as `T`s.
-async fn json_rows<T: serde::de::DeserializeOwned>(
+/// Reads the JSON document a statement builds (one row, one column) as a `T` (the
+/// default when the statement yields NULL).
+async fn json_doc<T: serde::de::DeserializeOwned + Default>(
     store: &SqliteStore,
     mut qb: QueryBuilder<Sqlite>,
-) -> Result<Vec<T>> {
+) -> Result<T> {
     // Handing thousands of rows over one at a time through sqlx's worker thread cost
     // more than the query (30 ms of a 45 ms picture at 10M events): SQLite writes them
     // as one JSON document.
     let doc: Option<String> = qb.build_query_scalar().fetch_one(&store.reader).await?;
     match doc.as_deref() {
         Some(d) => serde_json::from_str(d).map_err(|e| sqlx::Error::Decode(Box::new(e)).into()),
-        None => Ok(Vec::new()),
+        None => Ok(T::default()),
     }
 }
 
@@ -269,7 +256,7 @@ impl SqliteStore {
             ", tot (lane, n) AS (SELECT lane, SUM(n) FROM hits GROUP BY lane HAVING SUM(n) > 0), \
              fixed (lane) AS (SELECT value FROM json_each(",
         );
-        qb.push_bind(serde_json::Value::from(fixed.to_vec()).to_string())
+        qb.push_bind(json_list(fixed))
             .push(
                 ")), chosen (lane) AS (SELECT lane FROM fixed UNION ALL SELECT lane FROM \
                  (SELECT lane FROM tot WHERE lane <> '' AND lane NOT IN (SELECT lane FROM fixed) \
@@ -311,11 +298,7 @@ impl SqliteStore {
         );
         type Doc = (Vec<String>, Vec<(String, i64)>, i64, Vec<Row>);
         let t = std::time::Instant::now();
-        let doc: Option<String> = qb.build_query_scalar().fetch_one(&self.reader).await?;
-        let (lanes, mut totals, rest, rows): Doc = match doc.as_deref() {
-            Some(d) => serde_json::from_str(d).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-            None => Default::default(),
-        };
+        let (lanes, mut totals, rest, rows): Doc = json_doc(self, qb).await?;
         let read_ms = t.elapsed().as_secs_f64() * 1000.0;
         if rest > 0 {
             match totals.iter_mut().find(|(l, _)| l.is_empty()) {
@@ -369,7 +352,7 @@ impl SqliteStore {
         let start = g.origin + m.bucket * g.bucket_ms;
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT json_group_array(json_array(lane, seq, name, event_time)) FROM (SELECT \
-             COALESCE(json_extract(resources, '$[0]'), '') AS lane, seq, name, event_time \
+             {EVENT_LANE} AS lane, seq, name, event_time \
              FROM events INDEXED BY events_window WHERE {COUNTED} AND event_time >= "
         ));
         qb.push_bind(start.max(g.from))
@@ -379,21 +362,16 @@ impl SqliteStore {
             .push_bind(m.kind.clone());
         push_filters(&mut qb, &MarkFilter { kinds: &[], ..*f }, EVENT_LANE);
         push_not_except(&mut qb, f);
-        let named: Vec<&String> = lanes.iter().filter(|l| !l.is_empty()).collect();
+        let named: Vec<String> = lanes.iter().filter(|l| !l.is_empty()).cloned().collect();
         if m.lane.is_empty() && !named.is_empty() {
             // (No NULL in this list: `x NOT IN (NULL, ...)` is never true.)
-            qb.push(" AND COALESCE(json_extract(resources, '$[0]'), '') NOT IN (");
-            let mut sep = qb.separated(", ");
-            for l in named {
-                sep.push_bind(l.clone());
-            }
-            qb.push(")");
+            push_list(&mut qb, &format!(" AND {EVENT_LANE} NOT IN ("), &named);
         } else if !m.lane.is_empty() {
-            qb.push(" AND COALESCE(json_extract(resources, '$[0]'), '') = ")
+            qb.push(format!(" AND {EVENT_LANE} = "))
                 .push_bind(m.lane.clone());
         }
         qb.push(" ORDER BY seq LIMIT 1)");
-        let rows: Vec<(String, i64, String, i64)> = json_rows(self, qb).await?;
+        let rows: Vec<(String, i64, String, i64)> = json_doc(self, qb).await?;
         if let Some((lane, seq, name, time)) = rows.into_iter().next() {
             (m.resource, m.seq, m.name, m.event_time) = (lane, seq, name, time);
         }

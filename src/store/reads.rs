@@ -14,9 +14,15 @@ const EARLIER_SCAN: usize = 2_000;
 /// Seqs per `IN (...)` read.
 const SEQS_PER_READ: usize = 500;
 
+/// The condition of the `events_window` index, word for word (the events a ranking reads:
+/// no conclusions, no log lines, no successful read-only calls); the cited-ids index has
+/// it too. SQLite uses a partial index only for a query that repeats its condition.
+pub(super) const WINDOW_EVENTS: &str = "source <> 'rootline' AND kind <> 'log' \
+     AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)";
+
 /// A list of keys as the JSON array `json_each` reads (infallible, unlike
 /// `serde_json::to_string`'s signature suggests).
-fn json_list(keys: &[String]) -> String {
+pub(super) fn json_list(keys: &[String]) -> String {
     serde_json::Value::from(keys.to_vec()).to_string()
 }
 
@@ -242,9 +248,10 @@ impl SqliteStore {
     pub async fn window_events(&self, from: i64, to: i64) -> Result<Vec<Event>> {
         let mut out = self
             .json_events(
-                "SELECT * FROM events INDEXED BY events_window WHERE event_time >= ? \
-                 AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' \
-                 AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL)",
+                &format!(
+                    "SELECT * FROM events INDEXED BY events_window WHERE event_time >= ? \
+                     AND event_time <= ? AND {WINDOW_EVENTS}"
+                ),
                 [from, to],
                 true,
             )
@@ -278,11 +285,10 @@ impl SqliteStore {
         from: i64,
         to: i64,
     ) -> Result<bool> {
-        Ok(sqlx::query(
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND event_time >= ? \
-             AND event_time <= ? AND source <> 'rootline' AND kind <> 'log' AND kind <> 'alarm' \
-             AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) LIMIT 1",
-        )
+             AND event_time <= ? AND {WINDOW_EVENTS} AND kind <> 'alarm' LIMIT 1"
+        )))
         .bind(after)
         .bind(upto)
         .bind(from)
@@ -314,9 +320,7 @@ impl SqliteStore {
         for chunk in ids.chunks(SEQS_PER_READ) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
                 "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events INDEXED BY events_cited_ids \
-                 WHERE source <> 'rootline' AND kind <> 'log' \
-                 AND NOT (kind = 'change' AND read_only = 1 AND error_code IS NULL) \
-                 AND substr(natural_id, -16) IN ("
+                 WHERE {WINDOW_EVENTS} AND substr(natural_id, -16) IN ("
             ));
             let mut sep = qb.separated(", ");
             for id in chunk {
@@ -360,8 +364,6 @@ impl SqliteStore {
         rows.iter().map(row_to_event).collect()
     }
 
-    /// The latest transition of an alarm (resource key `alarm/NAME`) before `before`: its
-    /// state when a window opens. One bounded read of the alarm's newest postings.
     /// Among the newest `scan` events of source rootline whose natural id starts with
     /// `prefix` and whose event time is before `before`, up to `limit` that name one of
     /// `keys`, newest first, without payloads. The keys are matched in SQLite: only
@@ -390,12 +392,12 @@ impl SqliteStore {
             .push_bind(before)
             .push(" ORDER BY event_time DESC, seq DESC LIMIT ")
             .push_bind(scan.max(1))
-            .push(") WHERE EXISTS (SELECT 1 FROM json_each(resources) WHERE value IN (");
-        let mut sep = qb.separated(", ");
-        for k in keys {
-            sep.push_bind(k.clone());
-        }
-        qb.push(")) ORDER BY event_time DESC, seq DESC LIMIT ")
+            .push(
+                ") WHERE EXISTS (SELECT 1 FROM json_each(resources) AS r \
+                 WHERE r.value IN (SELECT value FROM json_each(",
+            )
+            .push_bind(json_list(keys))
+            .push("))) ORDER BY event_time DESC, seq DESC LIMIT ")
             .push_bind(limit.max(1));
         let rows = qb.build().fetch_all(&self.reader).await?;
         rows.iter().map(row_to_event).collect()
@@ -417,13 +419,10 @@ impl SqliteStore {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events WHERE kind = 'alarm' \
              AND seq IN (SELECT j.value FROM resource_postings AS p, json_each(p.seqs) AS j \
-             WHERE p.resource IN ("
+             WHERE p.resource IN (SELECT value FROM json_each("
         ));
-        let mut sep = qb.separated(", ");
-        for k in alarm_keys {
-            sep.push_bind(k.clone());
-        }
-        qb.push(") AND p.max_time >= ")
+        qb.push_bind(json_list(alarm_keys))
+            .push(")) AND p.max_time >= ")
             .push_bind(from)
             .push(" AND p.min_time <= ")
             .push_bind(to)
@@ -437,6 +436,8 @@ impl SqliteStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// The latest transition of an alarm (resource key `alarm/NAME`) before `before`: its
+    /// state when a window opens. One bounded read of the alarm's newest postings.
     pub async fn alarm_state_before(&self, alarm_key: &str, before: i64) -> Result<Option<Event>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS_NO_PAYLOAD} FROM events WHERE kind = 'alarm' AND event_time < ? \
