@@ -205,13 +205,7 @@ impl SqliteStore {
     /// The last seq every projection (the search index too, unless this handle keeps
     /// none) has applied (the smallest of their checkpoints; 0 before any).
     pub async fn projection_checkpoint(&self) -> Result<i64> {
-        let rows = sqlx::query("SELECT name, seq FROM projection_checkpoints")
-            .fetch_all(&self.reader)
-            .await?;
-        let mut by_name: BTreeMap<String, i64> = BTreeMap::new();
-        for r in rows {
-            by_name.insert(r.try_get("name")?, r.try_get("seq")?);
-        }
+        let by_name = self.checkpoints().await?;
         let search = self.keeps_search_index().then_some(&super::SEARCH);
         Ok(PROJECTIONS
             .iter()
@@ -380,16 +374,22 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Each projection's checkpoint and its rows per table (counted, not read: what
-    /// `rootline projections status` prints, at any size of store).
-    pub async fn projection_sizes(&self) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
-        let mut checkpoints = BTreeMap::new();
+    /// Every projection's checkpoint, by name.
+    async fn checkpoints(&self) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
         for r in sqlx::query("SELECT name, seq FROM projection_checkpoints")
             .fetch_all(&self.reader)
             .await?
         {
-            checkpoints.insert(r.try_get("name")?, r.try_get("seq")?);
+            out.insert(r.try_get("name")?, r.try_get("seq")?);
         }
+        Ok(out)
+    }
+
+    /// Each projection's checkpoint and its rows per table (counted, not read: what
+    /// `rootline projections status` prints, at any size of store).
+    pub async fn projection_sizes(&self) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
+        let checkpoints = self.checkpoints().await?;
         let mut rows = BTreeMap::new();
         for table in [
             "graph_nodes",
@@ -409,13 +409,10 @@ impl SqliteStore {
 
     /// Reads every projection back, with its checkpoint.
     pub async fn projection_state(&self) -> Result<ProjectionState> {
-        let mut st = ProjectionState::default();
-        for r in sqlx::query("SELECT name, seq FROM projection_checkpoints")
-            .fetch_all(&self.reader)
-            .await?
-        {
-            st.checkpoints.insert(r.try_get("name")?, r.try_get("seq")?);
-        }
+        let mut st = ProjectionState {
+            checkpoints: self.checkpoints().await?,
+            ..Default::default()
+        };
         for r in sqlx::query("SELECT token, df FROM name_tokens")
             .fetch_all(&self.reader)
             .await?
@@ -506,15 +503,21 @@ impl SqliteStore {
     }
 }
 
+/// The checkpoint `name` as the transaction on `conn` sees it (0 before any).
+pub(super) async fn checkpoint_in(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(seq.unwrap_or(0))
+}
+
 /// Adds `hits` past the marks checkpoint to `mark_minutes` (the caller moves the
 /// checkpoint). Hits at or before it were counted already: a store whose search index
 /// is behind has the projector apply those events again.
 async fn write_marks(tx: &mut SqliteConnection, hits: &[MarkHit]) -> Result<()> {
-    let done: i64 = sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = ?")
-        .bind(MARKS)
-        .fetch_optional(&mut *tx)
-        .await?
-        .unwrap_or(0);
+    let done = checkpoint_in(&mut *tx, MARKS).await?;
     let mut cells: BTreeMap<(i64, &str, &str, &str), MarkCell> = BTreeMap::new();
     for h in hits.iter().filter(|h| h.seq > done) {
         let c = cells

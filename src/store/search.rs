@@ -24,6 +24,7 @@
 //!   checked word by word in Rust with the same rules, so a result never depends on
 //!   whether the projector has run.
 
+use super::projections::checkpoint_in;
 use super::sqlite::{push_filters, row_to_event, select_columns};
 use super::{EventFilter, Order, ProjectionDelta, Result, SqliteStore, StoreError};
 use crate::model::Event;
@@ -220,21 +221,12 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-async fn checkpoint_in(conn: &mut SqliteConnection) -> Result<i64> {
-    let seq: Option<i64> =
-        sqlx::query_scalar("SELECT seq FROM projection_checkpoints WHERE name = ?")
-            .bind(SEARCH)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(seq.unwrap_or(0))
-}
-
 /// Adds `events` (read up to seq `upto`) to the search index and moves its checkpoint to
 /// `upto`. Events at or before the index's checkpoint are skipped: a store whose other
 /// projections were current before the index existed has the projector apply their
 /// events again (which changes nothing there) and indexes them once.
 async fn write_search(tx: &mut SqliteConnection, events: &[Event], upto: i64) -> Result<()> {
-    let done = checkpoint_in(tx).await?;
+    let done = checkpoint_in(tx, SEARCH).await?;
     if upto <= done {
         return Ok(());
     }
@@ -300,7 +292,7 @@ impl SqliteStore {
     /// The last seq the search index covers (0 before any).
     pub async fn search_checkpoint(&self) -> Result<i64> {
         let mut conn = self.reader.acquire().await?;
-        checkpoint_in(&mut conn).await
+        checkpoint_in(&mut conn, SEARCH).await
     }
 
     /// Writes what `events` (the projector's batch, read up to seq `upto`) add to the
@@ -408,7 +400,7 @@ impl SqliteStore {
             return Ok(Vec::new());
         };
         let mut tx = self.reader.begin().await?;
-        let done = checkpoint_in(&mut tx).await?;
+        let done = checkpoint_in(&mut tx, SEARCH).await?;
         let last = self.last_word(&mut tx, &q).await?;
         let limit = (f.limit > 0).then_some(f.limit);
         let mut found = Vec::new();
