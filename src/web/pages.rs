@@ -585,7 +585,6 @@ async fn picture(
     let (fixed, _) = picture::lanes(&input);
     let busiest = picture::MAX_LANES.saturating_sub(fixed.len());
     let t = std::time::Instant::now();
-    let since = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
     let ((counted, marks_ms), (alarms, alarms_ms), (states, states_ms)) = tokio::join!(
         async {
             let t = std::time::Instant::now();
@@ -593,7 +592,7 @@ async fn picture(
                 .store
                 .window_picture(&grid, &filter, &fixed, busiest)
                 .await;
-            (r, since(t))
+            (r, ms_since(t))
         },
         async {
             let t = std::time::Instant::now();
@@ -606,7 +605,7 @@ async fn picture(
                 }
                 false => Ok(Vec::new()),
             };
-            (r, since(t))
+            (r, ms_since(t))
         },
         async {
             let t = std::time::Instant::now();
@@ -616,7 +615,7 @@ async fn picture(
                     .map(|k| st.store.alarm_state_before(k, q.from)),
             )
             .await;
-            (r, since(t))
+            (r, ms_since(t))
         }
     );
     let (counted, mut alarms, states) = (counted?, alarms?, states?);
@@ -628,7 +627,7 @@ async fn picture(
         .filter_map(|(k, e)| e.map(|e| (k, e)))
         .collect();
     tracing::debug!(
-        ms = t.elapsed().as_secs_f64() * 1000.0,
+        ms = ms_since(t),
         marks_ms,
         alarms_ms,
         states_ms,
@@ -656,7 +655,7 @@ async fn picture(
     let svg = picture::svg(&p, &label);
     tracing::debug!(
         marks = counted.marks.len(),
-        draw_ms = t_reads.elapsed().as_secs_f64() * 1000.0,
+        draw_ms = ms_since(t_reads),
         "Incident picture drawn"
     );
     Ok(svg)
@@ -755,6 +754,11 @@ fn toggle_links(id: &str, q: &TimelineQuery) -> Vec<Link> {
     ]
 }
 
+/// Milliseconds since `t`, for the debug log's stage times.
+fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 /// An incident: its hypotheses and the timeline its query string selects.
 pub(super) async fn incident(
     State(st): State<AppState>,
@@ -765,10 +769,9 @@ pub(super) async fn incident(
     let id = path_param(path)?;
     let p = params(&raw)?;
     let t0 = std::time::Instant::now();
-    let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
     let rec = load_incident(&st, &id).await?;
     let q = TimelineQuery::parse(p, rec.row.opened_ms)?;
-    let t_load = ms(t0);
+    let t_load = ms_since(t0);
     let mut keys = rec.recorded.opened.resources.clone();
     for n in &rec.recorded.opened.alarm_names {
         keys.push(format!("alarm/{n}"));
@@ -776,19 +779,18 @@ pub(super) async fn incident(
     // The hypotheses (then the picture, which draws the selected one), the tables and
     // the past incidents read independently: on the pool's read connections at once (a
     // page is otherwise the sum of their reads).
-    let timed = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
     let (timeline, hyps_picture, past) = tokio::join!(
         async {
             let t = std::time::Instant::now();
-            timeline(&st, &rec, &q).await.map(|v| (v, timed(t)))
+            timeline(&st, &rec, &q).await.map(|v| (v, ms_since(t)))
         },
         async {
             let t = std::time::Instant::now();
             let hyps = hypothesis_views(&st, &id, &rec).await?;
-            let t_hyps = timed(t);
+            let t_hyps = ms_since(t);
             let t = std::time::Instant::now();
             let picture = picture(&st, &rec, &q, &hyps).await?;
-            Ok::<_, WebError>((hyps, t_hyps, picture, timed(t)))
+            Ok::<_, WebError>((hyps, t_hyps, picture, ms_since(t)))
         },
         async {
             let t = std::time::Instant::now();
@@ -798,7 +800,7 @@ pub(super) async fn incident(
             let deliveries = crate::conclusions::outbox::deliveries(&st.store, &id)
                 .await
                 .unwrap_or_default();
-            Ok::<_, WebError>(((past, deliveries), timed(t)))
+            Ok::<_, WebError>(((past, deliveries), ms_since(t)))
         },
     );
     let (timeline, t_tables) = timeline?;
@@ -811,7 +813,7 @@ pub(super) async fn incident(
         tables_ms = t_tables,
         picture_ms = t_picture,
         past_ms = t_past,
-        total_ms = ms(t0),
+        total_ms = ms_since(t0),
         "Incident page read"
     );
     let window_from = fmt_time(q.from);
