@@ -473,10 +473,11 @@ async fn picture_marks_from_minute_counts_equal_those_counted_from_events() {
     std::fs::write(&rest, lines[4_000..].join("\n")).unwrap();
     ingest_files(&store, &[rest], false).await.unwrap();
     let base = 1_760_000_000_000i64;
-    // (from, to): 40 minutes (buckets of 24 s), 3 hours and 20 hours (whole minutes),
-    // none on a minute boundary.
+    // (from, to): 40 minutes (buckets of 24 s), 90 minutes (54 s, rounded up to whole
+    // minutes), 3 hours and 20 hours (whole minutes), none on a minute boundary.
     let windows = [
         (base + 7_200_123, base + 9_600_123),
+        (base + 5_400_777, base + 10_800_777),
         (base + 3_333_333, base + 14_133_333),
         (base + 1_234, base + 72_001_234),
     ];

@@ -47,10 +47,13 @@ pub struct MarkGrid {
 }
 
 impl MarkGrid {
-    /// About `buckets` buckets over [from, to], none shorter than a second.
+    /// About `buckets` buckets over [from, to], none shorter than a second. Buckets of
+    /// half a minute or more become whole minutes (at most half as many buckets), so
+    /// that a window of an hour or more reads the projector's minute counts, not its
+    /// events.
     pub fn new(from: i64, to: i64, buckets: i64) -> MarkGrid {
         let raw = ((to - from) / buckets.max(1)).max(1000);
-        if raw >= MINUTE_MS {
+        if 2 * raw >= MINUTE_MS {
             MarkGrid {
                 from,
                 to,
@@ -376,5 +379,32 @@ impl SqliteStore {
             (m.resource, m.seq, m.name, m.event_time) = (lane, seq, name, time);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hour_or_more_is_cut_into_whole_minutes() {
+        // 90 minutes into about 100 buckets (54 s each) becomes 60 s buckets from a
+        // whole minute, so its middle is read from the minute counts.
+        let (from, to) = (1_761_692_938_000, 1_761_698_338_000);
+        let g = MarkGrid::new(from, to, 100);
+        assert_eq!(g.bucket_ms, MINUTE_MS);
+        assert_eq!(g.origin % MINUTE_MS, 0);
+        assert!(g.origin <= from && from - g.origin < MINUTE_MS);
+        let (first, last) = g.whole_minutes().expect("whole minutes");
+        assert_eq!((last - first + 1) * MINUTE_MS, 5_340_000);
+        // Three hours: 108 s, rounded up to two minutes.
+        assert_eq!(
+            MarkGrid::new(from, from + 10_800_000, 100).bucket_ms,
+            2 * MINUTE_MS
+        );
+        // Forty minutes (24 s buckets) stays finer than a minute, read from the events.
+        let fine = MarkGrid::new(from, from + 2_400_000, 100);
+        assert_eq!((fine.bucket_ms, fine.origin), (24_000, from));
+        assert_eq!(fine.whole_minutes(), None);
     }
 }
