@@ -15,7 +15,7 @@ use super::gen::Generator;
 use super::{fmt_rate, peak_rss_kib, rate};
 use crate::ingest;
 use crate::model::NewEvent;
-use crate::store::{EventLog, SqliteStore};
+use crate::store::{drop_database, fresh_database, EventLog, PgStore, SqliteStore};
 use anyhow::{bail, Context};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -179,9 +179,13 @@ fn remove_db(path: &Path) -> std::io::Result<()> {
 
 /// `rootline bench ingest`: runs [`measure_ingest`] and prints its report; exit status 2
 /// with `--check` when a target is missed.
-pub async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let b = measure_ingest(opts, dir).await?;
-    print_report(&b, opts.seed);
+pub async fn bench_ingest(
+    opts: IngestOptions,
+    dir: Option<PathBuf>,
+    postgres: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let b = measure_ingest(opts, dir, postgres).await?;
+    print_report(&b, opts.seed, postgres.is_some());
     Ok(if opts.check && !b.targets_met() {
         ExitCode::from(2)
     } else {
@@ -190,9 +194,12 @@ pub async fn bench_ingest(opts: IngestOptions, dir: Option<PathBuf>) -> anyhow::
 }
 
 /// Runs the phases of `bench ingest` (see the module doc) and returns their figures.
+/// With `postgres` (a server URL whose role may create databases) both phases write
+/// to fresh PostgreSQL databases instead of SQLite files.
 pub async fn measure_ingest(
     opts: IngestOptions,
     dir: Option<PathBuf>,
+    postgres: Option<&str>,
 ) -> anyhow::Result<IngestBench> {
     let IngestOptions {
         records,
@@ -232,14 +239,39 @@ pub async fn measure_ingest(
         .with_context(|| format!("cannot write {}", recording.display()))?;
     let generate = t.elapsed();
 
-    // Phase 1: rootline's full ingest.
-    eprintln!("rootline ingest ...");
-    let (rootline, summary, peak_rss_kib) =
-        time_rootline(&rootline_db, &recording, records, None).await?;
-
-    // Phase 2: the floor, same rows through the same driver and schema.
-    eprintln!("floor: bare append ...");
-    let (floor, floor_rows) = time_floor(&floor_db, &recording, None).await?;
+    let (rootline, summary, peak_rss_kib, floor, floor_rows) = match postgres {
+        None => {
+            // Phase 1: rootline's full ingest.
+            eprintln!("rootline ingest ...");
+            let (rootline, summary, peak) =
+                time_rootline(&rootline_db, &recording, records, None).await?;
+            // Phase 2: the floor, same rows through the same driver and schema.
+            eprintln!("floor: bare append ...");
+            let (floor, rows) = time_floor(&floor_db, &recording, None).await?;
+            (rootline, summary, peak, floor, rows)
+        }
+        Some(admin) => {
+            if with_breakdown {
+                bail!("--breakdown changes the SQLite schema: it does not go with --postgres");
+            }
+            let name = |what: &str| format!("rootline_bench_{what}_{}", std::process::id());
+            eprintln!("rootline ingest into PostgreSQL ...");
+            let store = PgStore::open(&fresh_database(admin, &name("ingest")).await?).await?;
+            let out = ingest_timed(&store, &recording, records).await;
+            store.close().await;
+            let (rootline, summary, peak) = out?;
+            eprintln!("floor: bare append into PostgreSQL ...");
+            let store = PgStore::open(&fresh_database(admin, &name("floor")).await?).await?;
+            let out = floor_append(&store, &recording).await;
+            store.close().await;
+            let (floor, rows) = out?;
+            if !keep {
+                drop_database(admin, &name("ingest")).await?;
+                drop_database(admin, &name("floor")).await?;
+            }
+            (rootline, summary, peak, floor, rows)
+        }
+    };
 
     // Phase 3 (--breakdown): rootline and the floor once per schema variant.
     let mut breakdown = Vec::new();
@@ -305,11 +337,21 @@ async fn time_rootline(
     variant: Option<FloorVariant>,
 ) -> anyhow::Result<(Duration, ingest::IngestSummary, Option<u64>)> {
     let store = fresh_store(db, variant).await?;
+    let out = ingest_timed(&store, recording, records).await;
+    store.close().await;
+    out
+}
+
+/// rootline's whole ingest of `recording` into `store`, timed (see [`time_rootline`]).
+async fn ingest_timed<S: EventLog>(
+    store: &S,
+    recording: &Path,
+    records: u64,
+) -> anyhow::Result<(Duration, ingest::IngestSummary, Option<u64>)> {
     let t = Instant::now();
-    let summary = ingest::ingest_files(&store, &[recording.to_path_buf()], false).await?;
+    let summary = ingest::ingest_files(store, &[recording.to_path_buf()], false).await?;
     let took = t.elapsed();
     let peak = peak_rss_kib();
-    store.close().await;
     if summary.appended != records {
         bail!(
             "rootline appended {} of {records} records ({} duplicates, {} rejected: {:?})",
@@ -334,8 +376,16 @@ async fn time_floor(
     Ok(out)
 }
 
-fn print_report(b: &IngestBench, seed: u64) {
+fn print_report(b: &IngestBench, seed: u64, postgres: bool) {
     let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "store     {}",
+        if postgres {
+            "PostgreSQL (a fresh database per phase, events partitioned by month)"
+        } else {
+            "SQLite (a fresh file per phase)"
+        }
+    );
     println!(
         "input     {} CloudTrail-shaped records in one recording, {:.0} MiB ({} bytes/record on average), seed {seed}, generated in {:.1} s",
         b.records,
@@ -390,7 +440,7 @@ fn print_report(b: &IngestBench, seed: u64) {
 
 /// Appends the recording's rows in ingest-sized batches; normalizing happens outside
 /// the timer, and only the appends are timed. Returns the time and the rows appended.
-async fn floor_append(store: &SqliteStore, recording: &Path) -> anyhow::Result<(Duration, u64)> {
+async fn floor_append<S: EventLog>(store: &S, recording: &Path) -> anyhow::Result<(Duration, u64)> {
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(recording)?);
     let mut line = Vec::new();
     let mut batch: Vec<NewEvent> = Vec::with_capacity(ingest::BATCH);
@@ -524,7 +574,7 @@ mod tests {
             check: false,
             breakdown: true,
         };
-        let b = measure_ingest(opts, Some(dir.path().to_path_buf()))
+        let b = measure_ingest(opts, Some(dir.path().to_path_buf()), None)
             .await
             .expect("bench runs");
         assert_eq!((b.appended, b.floor_rows), (700, 700));
@@ -550,6 +600,7 @@ mod tests {
                 ..opts
             },
             Some(dir.path().join("plain")),
+            None,
         )
         .await
         .expect("bench runs");

@@ -59,6 +59,11 @@ pub enum BenchCommand {
         /// time-keyed unique index instead): what each part of the append costs here.
         #[arg(long)]
         breakdown: bool,
+        /// Ingest into fresh databases on this PostgreSQL server instead of SQLite files
+        /// (a URL whose role may create databases; they are dropped afterwards unless
+        /// --keep).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Replay a generated recording (demo incidents plus background noise) the way
     /// `replay --json` does, and print the time.
@@ -156,6 +161,7 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             pad_kib,
             check,
             breakdown,
+            postgres,
         } => {
             let opts = IngestOptions {
                 records,
@@ -165,7 +171,7 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 check,
                 breakdown,
             };
-            ingest::bench_ingest(opts, dir).await
+            ingest::bench_ingest(opts, dir, postgres.as_deref()).await
         }
         BenchCommand::Replay { lines, dir } => {
             rank::replay(lines, &dir.unwrap_or_else(std::env::temp_dir)).await?;

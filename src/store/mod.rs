@@ -6,6 +6,7 @@
 
 mod accounts;
 mod marks;
+mod postgres;
 mod projections;
 pub use marks::{MarkFilter, MarkGrid, WindowMark, WindowPicture, MAX_MARK_GROUPS};
 mod reads;
@@ -13,6 +14,7 @@ mod search;
 mod sqlite;
 
 pub use accounts::{SessionRow, User};
+pub use postgres::{drop_database, fresh_database, is_postgres_url, Month, PgStore};
 pub use projections::{
     AlarmMetric, AlarmState, Latest, MarkCell, MarkHit, MarkKey, Names, ProjectionDelta,
     ProjectionState, Span, MARKS, MINUTE_MS, PROJECTIONS,
@@ -34,6 +36,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH (or a plain file path)")]
     UnsupportedUrl(String),
+    #[error("not supported on this backend yet: {0}")]
+    Unsupported(&'static str),
     #[error("store limit reached: {0}")]
     Limit(String),
     #[error("could not create the database directory {path}: {source}")]
