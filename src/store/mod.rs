@@ -5,6 +5,7 @@
 //! under this module; callers use typed functions.
 
 mod accounts;
+mod leases;
 mod marks;
 mod postgres;
 mod projections;
@@ -14,6 +15,7 @@ mod search;
 mod sqlite;
 
 pub use accounts::{SessionRow, User};
+pub use leases::LeaseRow;
 pub use postgres::{drop_database, fresh_database, is_postgres_url, Month, PgStore};
 pub use projections::{
     AlarmMetric, AlarmState, Latest, MarkCell, MarkHit, MarkKey, Names, ProjectionDelta,
