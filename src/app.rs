@@ -291,13 +291,13 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let appended = Arc::new(tokio::sync::Notify::new());
-    let holder = lease_holder();
+    let holder = crate::store::lease_holder();
     if opts.analyze {
         // One analyser (with its projector) among the processes on this store.
         let held = spawn_lease(&state, ANALYSER_LEASE, &holder, &mut tasks, &stop_rx);
         let (st, wake) = (state.clone(), appended.clone());
         let (every, rerank_after) = (opts.analyze_every, opts.rerank_after);
-        tasks.push(tokio::spawn(while_held(
+        tasks.push(tokio::spawn(crate::store::while_held(
             held,
             stop_rx.clone(),
             standby(&state, "analyzer"),
@@ -327,7 +327,7 @@ pub async fn serve(
             // One outbox worker among the processes on this store: two could both
             // find no issue for a hypothesis and both open one.
             let held = spawn_lease(&state, OUTBOX_LEASE, &holder, &mut tasks, &stop_rx);
-            tasks.push(tokio::spawn(while_held(
+            tasks.push(tokio::spawn(crate::store::while_held(
                 held,
                 stop_rx.clone(),
                 standby(&state, "github-issues"),
@@ -453,59 +453,19 @@ type BoxedJob = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 pub const ANALYSER_LEASE: &str = "analyser";
 /// The lease of the GitHub outbox worker.
 pub const OUTBOX_LEASE: &str = "github-outbox";
-/// A lease lasts this long after its last renewal: a holder killed without releasing it
-/// is replaced within this time and one renewal interval.
-const LEASE_TTL: Duration = Duration::from_secs(10);
-/// How often a lease is renewed, or tried for by a process that does not hold it.
-const LEASE_EVERY: Duration = Duration::from_secs(3);
 
-/// This process among the others on the store: host, pid and a random part.
-fn lease_holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
-
-/// Starts a task that keeps trying to hold the lease `name` for `holder` (renewing it
-/// while held, releasing it at stop); returns whether it is held, as it changes.
+/// Starts the task that keeps trying to hold the lease `name` (see
+/// [`crate::store::keep_lease`]); returns whether it is held, as it changes.
 fn spawn_lease(
     state: &AppState,
-    name: &'static str,
+    name: &str,
     holder: &str,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
     stop: &watch::Receiver<bool>,
 ) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    let (store, holder, mut stop) = (state.store.clone(), holder.to_string(), stop.clone());
-    tasks.push(tokio::spawn(async move {
-        let ttl = LEASE_TTL.as_millis() as i64;
-        loop {
-            let now = chrono::Utc::now().timestamp_millis();
-            let held = match store.lease_hold(name, &holder, now, ttl).await {
-                Ok(term) => term.is_some(),
-                Err(e) => {
-                    // Not renewed: count it as lost (another process takes it at expiry).
-                    tracing::warn!(lease = name, error = %e, "Lease not renewed");
-                    false
-                }
-            };
-            if held != *tx.borrow() {
-                tracing::info!(lease = name, held, holder = %holder, "Lease changed hands");
-            }
-            tx.send_replace(held);
-            tokio::select! {
-                _ = tokio::time::sleep(LEASE_EVERY) => {}
-                _ = stop.wait_for(|v| *v) => break,
-            }
-        }
-        if tx.send_replace(false) {
-            let _ = store.lease_release(name, &holder).await;
-        }
-    }));
-    rx
+    let (task, held) = crate::store::keep_lease(state.store.clone(), name, holder, stop.clone());
+    tasks.push(task);
+    held
 }
 
 /// What a job's component says while another process holds its lease.
@@ -517,51 +477,6 @@ fn standby(state: &AppState, component: &'static str) -> impl Fn() + Send + 'sta
             component,
             "standby: another process on this store holds the lease".into(),
         )
-    }
-}
-
-/// Runs `job` while this process holds the lease (`held`): started when it is taken,
-/// stopped (its stop receiver set, then awaited) when it is lost or the server stops,
-/// started again when it is taken back.
-async fn while_held<F, Fut>(
-    mut held: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
-    on_standby: impl Fn(),
-    job: F,
-) where
-    F: Fn(watch::Receiver<bool>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    loop {
-        if !*held.borrow() {
-            on_standby();
-        }
-        let taken = tokio::select! {
-            r = held.wait_for(|h| *h) => r.is_ok(),
-            _ = stop.wait_for(|v| *v) => false,
-        };
-        if !taken {
-            return;
-        }
-        let (job_stop, job_stop_rx) = watch::channel(false);
-        let run = job(job_stop_rx);
-        tokio::pin!(run);
-        // 0: the job ended on its own (it failed); 1: the lease was lost; 2: stop.
-        let why = tokio::select! {
-            _ = &mut run => 0,
-            _ = held.wait_for(|h| !*h) => 1,
-            _ = stop.wait_for(|v| *v) => 2,
-        };
-        if why == 0 {
-            // Not at once again.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        let _ = job_stop.send(true);
-        run.await;
-        if why == 2 {
-            return;
-        }
     }
 }
 

@@ -411,17 +411,60 @@ pub async fn spawn_collectors(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let targets = targets(cfg).await?;
-    let sink = Sink::new(store, cfg.record.as_deref());
-    let ctx = Ctx::new(sink, cfg.retry_policy(), shutdown);
+    let sink = Sink::new(store.clone(), cfg.record.as_deref());
+    let ctx = Ctx::new(sink, cfg.retry_policy(), shutdown.clone());
+    let holder = crate::store::lease_holder();
     let mut handles = Vec::new();
     for t in &targets {
-        for c in collectors_for(cfg, t) {
-            let ctx = ctx.clone();
-            let components = components.clone();
-            let every = cfg.poll_interval();
-            handles.push(tokio::spawn(async move {
-                let _ = run_collector(c, ctx, every, false, components).await;
-            }));
+        for (i, c) in collectors_for(cfg, t).into_iter().enumerate() {
+            // One poller per collector (source, account, region) among the processes
+            // on this store: its lease is named after it.
+            let name = c.name();
+            let (keeper, held) = crate::store::keep_lease(
+                store.clone(),
+                &format!("collect:{name}"),
+                &holder,
+                shutdown.clone(),
+            );
+            handles.push(keeper);
+            let first = std::sync::Mutex::new(Some(c));
+            let (cfg, t, ctx, components) =
+                (cfg.clone(), t.clone(), ctx.clone(), components.clone());
+            let standby = {
+                let components = components.clone();
+                let name = name.clone();
+                move || {
+                    crate::telemetry::set_component(
+                        &components,
+                        &name,
+                        "standby: another process on this store holds the lease".into(),
+                    )
+                }
+            };
+            handles.push(tokio::spawn(crate::store::while_held(
+                held,
+                shutdown.clone(),
+                standby,
+                move |stop| {
+                    // The collector made above, then a new one each time the lease
+                    // comes back (its cursor is a checkpoint in the store).
+                    let c = first
+                        .lock()
+                        .ok()
+                        .and_then(|mut f| f.take())
+                        .or_else(|| collectors_for(&cfg, &t).into_iter().nth(i));
+                    let ctx = Ctx {
+                        stop,
+                        ..ctx.clone()
+                    };
+                    let (every, components) = (cfg.poll_interval(), components.clone());
+                    async move {
+                        if let Some(c) = c {
+                            let _ = run_collector(c, ctx, every, false, components).await;
+                        }
+                    }
+                },
+            )));
         }
     }
     Ok(handles)

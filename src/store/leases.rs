@@ -3,6 +3,108 @@
 //! must roughly agree (one host, or hosts kept in time).
 
 use super::{Result, SqliteStore};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A lease lasts this long after its last renewal: a holder killed without releasing it
+/// is replaced within this time and one renewal interval.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often a lease is renewed, or tried for by a process that does not hold it.
+pub const LEASE_EVERY: Duration = Duration::from_secs(3);
+
+/// This process among the others on the store: host, pid and a random part.
+pub fn lease_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// Starts a task that keeps trying to hold the lease `name` for `holder`, renewing it
+/// every [`LEASE_EVERY`] while held and releasing it when `stop` says so; returns the
+/// task and whether the lease is held, as it changes. A renewal that fails (the store
+/// busy or unreachable) counts as lost: another process takes the lease at expiry.
+pub fn keep_lease(
+    store: SqliteStore,
+    name: &str,
+    holder: &str,
+    mut stop: watch::Receiver<bool>,
+) -> (tokio::task::JoinHandle<()>, watch::Receiver<bool>) {
+    let (tx, rx) = watch::channel(false);
+    let (name, holder) = (name.to_string(), holder.to_string());
+    let task = tokio::spawn(async move {
+        let ttl = LEASE_TTL.as_millis() as i64;
+        loop {
+            let now = chrono::Utc::now().timestamp_millis();
+            let held = match store.lease_hold(&name, &holder, now, ttl).await {
+                Ok(term) => term.is_some(),
+                Err(e) => {
+                    tracing::warn!(lease = %name, error = %e, "Lease not renewed");
+                    false
+                }
+            };
+            if held != *tx.borrow() {
+                tracing::info!(lease = %name, held, holder = %holder, "Lease changed hands");
+            }
+            tx.send_replace(held);
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_EVERY) => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+        }
+        if tx.send_replace(false) {
+            let _ = store.lease_release(&name, &holder).await;
+        }
+    });
+    (task, rx)
+}
+
+/// Runs `job` while the lease is held (`held`): started when it is taken, stopped (its
+/// stop receiver set, then awaited) when it is lost or `stop` says so, started again
+/// when it is taken back. `on_standby` is called whenever the job waits for the lease.
+pub async fn while_held<F, Fut>(
+    mut held: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    on_standby: impl Fn(),
+    job: F,
+) where
+    F: Fn(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        if !*held.borrow() {
+            on_standby();
+        }
+        let taken = tokio::select! {
+            r = held.wait_for(|h| *h) => r.is_ok(),
+            _ = stop.wait_for(|v| *v) => false,
+        };
+        if !taken {
+            return;
+        }
+        let (job_stop, job_stop_rx) = watch::channel(false);
+        let run = job(job_stop_rx);
+        tokio::pin!(run);
+        // 0: the job ended on its own (it failed); 1: the lease was lost; 2: stop.
+        let why = tokio::select! {
+            _ = &mut run => 0,
+            _ = held.wait_for(|h| !*h) => 1,
+            _ = stop.wait_for(|v| *v) => 2,
+        };
+        if why == 0 {
+            // Not at once again.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let _ = job_stop.send(true);
+        run.await;
+        if why == 2 {
+            return;
+        }
+    }
+}
 
 /// Who holds a lease, until when, and its term.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -620,8 +620,8 @@ mod tests {
         // 2026-12-04T21:10:04Z
         let m = Month::of(1_796_418_604_000);
         assert_eq!(m.suffix, "y2026m12");
-        assert_eq!(m.lo, 1_795_996_800_000); // 2026-12-01
-        assert_eq!(m.hi, 1_798_675_200_000); // 2027-01-01
+        assert_eq!(m.lo, 1_796_083_200_000); // 2026-12-01
+        assert_eq!(m.hi, 1_798_761_600_000); // 2027-01-01
         assert_eq!(Month::of(m.hi).suffix, "y2027m01");
         assert_eq!(Month::of(m.hi - 1), m);
         assert_eq!(m.plus(1).suffix, "y2027m01");
