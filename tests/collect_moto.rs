@@ -595,3 +595,126 @@ async fn config_history_where_config_records() {
     let r = c.poll(&ctx).await.unwrap();
     assert_eq!(r.delivered.appended, 0);
 }
+
+/// Two `rootline collect` processes on one store: the log group is polled by the one
+/// that holds its lease; that one killed with SIGKILL, the other takes the lease over and
+/// completes the read from the checkpoint: every log event stored once.
+#[tokio::test]
+async fn two_collect_processes_share_a_source_and_a_survivor_takes_it_over() {
+    let moto = start_moto();
+    let conf = moto_sdk_config(&moto.url).await;
+    let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    let group = "/app/two";
+    let base = now() - 30 * 60_000;
+    let events: Vec<(i64, String)> = (0..1500)
+        .map(|i| (base + i * 500, format!("line {i}")))
+        .collect();
+    put_logs(&client, group, "s", &events).await;
+    let dir = temp_dir();
+    let db = dir.path().join("two.db");
+    let config = dir.path().join("rootline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"sqlite://{}\"\n[collect]\npoll_interval_secs = 1\n[collect.cloudtrail]\nenabled = false\n[collect.alarms]\nenabled = false\n[collect.config]\nenabled = false\n[collect.logs]\ngroups = [\"{group}\"]\nanomalies = false\npage_size = 25\nrequests_per_sec = 8.0\n",
+            db.display(),
+        ),
+    )
+    .unwrap();
+    let spawn = |log: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rootline"))
+            .arg("collect")
+            .arg("--config")
+            .arg(&config)
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("RUST_LOG", "rootline=info")
+            .env_remove("ROOTLINE_DATABASE")
+            .env_remove("AWS_PROFILE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
+            .spawn()
+            .expect("spawn rootline collect")
+    };
+    let read = |db: std::path::PathBuf| async move {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .read_only(true)
+            .connect()
+            .await
+            .ok()?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .ok()?;
+        let holders: Vec<String> = sqlx::query_scalar(
+            "SELECT holder FROM leases WHERE name LIKE 'collect:logs:%' AND expires_at > ?",
+        )
+        .bind(now())
+        .fetch_all(&mut conn)
+        .await
+        .ok()?;
+        let _ = sqlx::Connection::close(conn).await;
+        Some((n, holders))
+    };
+    let wait = |what: &'static str, done: Box<dyn Fn(i64, &[String]) -> bool>| {
+        let db = db.clone();
+        async move {
+            let t = std::time::Instant::now();
+            loop {
+                if let Some((n, h)) = read(db.clone()).await {
+                    if done(n, &h) {
+                        return (n, h);
+                    }
+                }
+                assert!(t.elapsed().as_secs() < 60, "waited 60 s for {what}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // The second starts once the first has made the store (not to race its migrations).
+    let mut a = spawn("a.log");
+    wait("the first events", Box::new(|n, _| n > 0)).await;
+    let mut b = spawn("b.log");
+    let (_, holders) = wait("the lease", Box::new(|n, h| n >= 200 && h.len() == 1)).await;
+    let pid = |h: &str| -> u32 { h.rsplit('-').nth(1).unwrap().parse().unwrap() };
+    let ((mut holder, _), (mut other, other_log)) = if pid(&holders[0]) == a.id() {
+        ((a, "a.log"), (b, "b.log"))
+    } else {
+        ((b, "b.log"), (a, "a.log"))
+    };
+    // Meanwhile the other has not polled the group at all.
+    let polled = |log: &str| {
+        std::fs::read_to_string(dir.path().join(log))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("Polled"))
+            .count()
+    };
+    assert_eq!(polled(other_log), 0, "both processes polled the group");
+    holder.kill().expect("kill");
+    let _ = holder.wait();
+    let other_pid = other.id();
+    let (n, _) = wait(
+        "the survivor to finish the read",
+        Box::new(move |n, h| n >= 1500 && h.len() == 1 && pid(&h[0]) == other_pid),
+    )
+    .await;
+    assert_eq!(n, 1500);
+    // Its poll ends (and is logged) just after its last page is stored.
+    let t = std::time::Instant::now();
+    while polled(other_log) == 0 {
+        assert!(t.elapsed().as_secs() < 30, "the survivor never polled");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = other.kill();
+    let _ = other.wait();
+    let mut messages = stored_log_messages(&db).await;
+    assert_eq!(messages.len(), 1500, "no gap, no duplicate");
+    messages.dedup();
+    assert_eq!(messages.len(), 1500, "no duplicate");
+}

@@ -420,3 +420,25 @@ async fn the_ingest_benchmark_runs_on_postgres() {
     .unwrap();
     assert_eq!(left, 0);
 }
+
+/// The commands other than the ingest benchmark do not take a PostgreSQL URL yet: they
+/// say so, and what to use, instead of failing on the URL.
+#[test]
+fn the_commands_say_that_postgres_is_the_event_log_only_so_far() {
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "--database",
+            "postgres://rootline@127.0.0.1:1/x",
+            "incidents",
+        ])
+        .env_remove("ROOTLINE_DATABASE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("only the event log is on PostgreSQL so far"),
+        "{err}"
+    );
+    assert!(err.contains("sqlite://PATH"), "{err}");
+}

@@ -420,12 +420,13 @@ pub async fn spawn_collectors(
             // One poller per collector (source, account, region) among the processes
             // on this store: its lease is named after it.
             let name = c.name();
-            let (keeper, held) = crate::store::keep_lease(
-                store.clone(),
-                &format!("collect:{name}"),
-                &holder,
-                shutdown.clone(),
-            );
+            let lease = if name.starts_with("collect:") {
+                name.clone()
+            } else {
+                format!("collect:{name}")
+            };
+            let (keeper, held) =
+                crate::store::keep_lease(store.clone(), &lease, &holder, shutdown.clone());
             handles.push(keeper);
             let first = std::sync::Mutex::new(Some(c));
             let (cfg, t, ctx, components) =
