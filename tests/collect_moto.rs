@@ -661,7 +661,8 @@ async fn two_collect_processes_share_a_source_and_a_survivor_takes_it_over() {
         let _ = sqlx::Connection::close(conn).await;
         Some((n, holders))
     };
-    let wait = |what: &'static str, done: Box<dyn Fn(i64, &[String]) -> bool>| {
+    type Done = Box<dyn Fn(i64, &[String]) -> bool>;
+    let wait = |what: &'static str, done: Done| {
         let db = db.clone();
         async move {
             let t = std::time::Instant::now();
@@ -677,9 +678,9 @@ async fn two_collect_processes_share_a_source_and_a_survivor_takes_it_over() {
         }
     };
     // The second starts once the first has made the store (not to race its migrations).
-    let mut a = spawn("a.log");
+    let a = spawn("a.log");
     wait("the first events", Box::new(|n, _| n > 0)).await;
-    let mut b = spawn("b.log");
+    let b = spawn("b.log");
     let (_, holders) = wait("the lease", Box::new(|n, h| n >= 200 && h.len() == 1)).await;
     let pid = |h: &str| -> u32 { h.rsplit('-').nth(1).unwrap().parse().unwrap() };
     let ((mut holder, _), (mut other, other_log)) = if pid(&holders[0]) == a.id() {
