@@ -556,6 +556,45 @@ async fn options_choose_which_incidents_qualify() {
     env.assert_conforming();
 }
 
+/// GitHub silently drops labels a token may not set. rootline finds its issues by the
+/// first label after a lost answer, so an issue without it is a failed delivery (with
+/// the issue named), never "no issue yet": no second issue is opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_github_dropped_is_a_failed_delivery_not_a_missing_issue() {
+    let env = Env::new(&fixture("one-incident.jsonl")).await;
+    env.fake.drop_labels();
+    let args = [
+        "--min-score",
+        "0.05",
+        "--only-open",
+        "--github-label",
+        "incident",
+    ];
+    let out = env.notify(&args).await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert_eq!(env.fake.issues().len(), 1);
+    assert!(env.fake.issues()[0].labels.is_empty());
+    let outbox = env.outbox().await;
+    let failed: Vec<&Value> = outbox
+        .iter()
+        .filter(|(n, _)| n == "issue_failed")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(failed.len(), 1, "{outbox:?}");
+    let text = failed[0].to_string();
+    assert!(
+        text.contains("without the label") && text.contains("#1"),
+        "{text}"
+    );
+    assert!(
+        !outbox.iter().any(|(n, _)| n == "issue_opened"),
+        "{outbox:?}"
+    );
+    // Another pass opens no second issue.
+    let _ = env.notify(&args).await;
+    assert_eq!(env.fake.issues().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prints_the_requests_and_changes_nothing() {
     let env = Env::new(&fixture("one-incident.jsonl")).await;

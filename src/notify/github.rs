@@ -341,11 +341,18 @@ impl GitHub {
         })?;
         if let Some(l) = self.labels.first() {
             if !issue.labels.iter().any(|x| x == l) {
-                tracing::warn!(
-                    number = issue.number,
-                    label = %l,
-                    "GitHub dropped the label (the token needs triage or write access to set labels); rootline finds its issues by that label after a lost answer"
-                );
+                // rootline finds its issues by that label after a lost answer: without
+                // it, a later attempt would not find this one and open another. The
+                // issue exists; the delivery counts as failed (not retried).
+                return Err(Failure::Permanent {
+                    status: None,
+                    message: format!(
+                        "GitHub created issue #{} ({}) without the label {l:?} (the token \
+                         needs triage or write access to set labels); rootline finds its \
+                         issues by that label, so the delivery counts as failed",
+                        issue.number, issue.html_url
+                    ),
+                });
             }
         }
         Ok(issue)

@@ -465,6 +465,9 @@ pub struct Logged {
 
 struct State {
     issues: Vec<FakeIssue>,
+    /// Create issues without their labels, as GitHub does for a token that may not
+    /// set them.
+    drop_labels: bool,
     next_comment: u64,
     faults: HashMap<Route, VecDeque<Fault>>,
     sticky: HashMap<Route, Fault>,
@@ -550,6 +553,7 @@ impl FakeGithub {
             api,
             state: Mutex::new(State {
                 issues: Vec::new(),
+                drop_labels: false,
                 next_comment: 9000,
                 faults: HashMap::new(),
                 sticky: HashMap::new(),
@@ -623,6 +627,12 @@ impl FakeGithub {
     }
 
     /// Adds an issue as if someone had opened it (for marker tests).
+    /// From now on, issues are created without the labels asked for (silently, as
+    /// GitHub does when the token lacks triage access).
+    pub fn drop_labels(&self) {
+        self.state().drop_labels = true;
+    }
+
     pub fn seed_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
         let mut s = self.state();
         let number = s.issues.len() as u64 + 1;
@@ -779,6 +789,7 @@ fn act(
                 body: b["body"].as_str().unwrap_or_default().to_string(),
                 labels: b["labels"]
                     .as_array()
+                    .filter(|_| !s.drop_labels)
                     .map(|ls| {
                         ls.iter()
                             .filter_map(|l| l.as_str().map(str::to_string))
