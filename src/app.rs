@@ -171,6 +171,24 @@ pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
         .with_context(|| format!("cannot open the store at {url}"))
 }
 
+/// Opens the event log on PostgreSQL at `url` (`ingest` and `events` so far).
+pub async fn open_postgres(url: &str) -> anyhow::Result<crate::store::PgStore> {
+    crate::store::PgStore::open(url)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact_url(url)))
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 /// The demo recordings, compiled in so `rootline demo` works from anywhere.
 pub const DEMO: &[(&str, &[u8])] = &[
     (

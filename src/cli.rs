@@ -233,11 +233,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store().await?;
     let progress = !a.no_progress && std::io::stderr().is_terminal();
-    let summary = ingest::ingest_files(&store, &a.files, progress).await?;
-    crate::project::catch_up(&store, crate::project::BATCH).await?;
-    store.close().await;
+    let summary = if crate::store::is_postgres_url(&settings.database) {
+        // The log alone: the projections are the SQLite store's so far.
+        let store = crate::app::open_postgres(&settings.database).await?;
+        let summary = ingest::ingest_files(&store, &a.files, progress).await;
+        store.close().await;
+        summary?
+    } else {
+        let store = settings.open_store().await?;
+        let summary = ingest::ingest_files(&store, &a.files, progress).await?;
+        crate::project::catch_up(&store, crate::project::BATCH).await?;
+        store.close().await;
+        summary
+    };
     let mut err = std::io::stderr().lock();
     for r in &summary.rejections {
         let _ = writeln!(err, "rejected: {r}");
@@ -362,8 +371,15 @@ pub fn event_json(e: &Event) -> serde_json::Value {
 
 async fn events_cmd(settings: &Settings, a: EventsArgs) -> anyhow::Result<ExitCode> {
     let filter = build_filter(&a)?;
-    let store = settings.open_store().await?;
-    let events = store.query(&filter).await?;
+    let events = if crate::store::is_postgres_url(&settings.database) {
+        let store = crate::app::open_postgres(&settings.database).await?;
+        let events = store.query(&filter).await;
+        store.close().await;
+        events?
+    } else {
+        let store = settings.open_store().await?;
+        store.query(&filter).await?
+    };
     let mut out = std::io::stdout().lock();
     match a.format {
         OutputFormat::Json => {

@@ -270,6 +270,10 @@ impl PgStore {
     /// month, the one before and [`MONTHS_AHEAD`] after.
     pub async fn open(url: &str) -> Result<Self> {
         let opts = PgConnectOptions::from_str(url)?;
+        // One connection first: a wrong address or password fails at once, where the
+        // pool would keep trying until its acquire timeout.
+        let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?;
+        sqlx::Connection::close(probe).await?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))

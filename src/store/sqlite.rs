@@ -79,9 +79,10 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
         p
     } else if super::is_postgres_url(url) {
         return Err(StoreError::Unsupported(
-            "PostgreSQL for the commands: only the event log is on PostgreSQL so far \
-             (rootline bench ingest --postgres URL); the projections, the engine's reads \
-             and the pages need sqlite://PATH (docs/postgres.md)",
+            "this command on PostgreSQL: only the event log is on PostgreSQL so far \
+             (rootline ingest, rootline events, rootline bench ingest --postgres URL); \
+             the projections, the engine's reads and the pages need sqlite://PATH \
+             (docs/postgres.md)",
         ));
     } else if url.contains("://") {
         return Err(StoreError::UnsupportedUrl(url.to_string()));
