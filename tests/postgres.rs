@@ -505,3 +505,53 @@ async fn ingest_and_events_commands_work_on_postgres_as_on_sqlite() {
     assert!(err.contains("cannot open the store"), "{err}");
     assert!(!err.contains("pw-s3cret-value"), "{err}");
 }
+
+/// Leases on PostgreSQL: of two stores (two processes) keeping one lease, one holds it;
+/// the holder stopped without releasing it (as by SIGKILL), the other holds it within
+/// the lease time and one renewal; a lease given up cleanly moves at the next try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_on_postgres_moves_to_the_other_process_when_its_holder_dies() {
+    use rootline::store::{keep_lease, Leases, LEASE_EVERY, LEASE_TTL};
+    let db = fresh_db().await;
+    let a = PgStore::open(&db.url).await.unwrap();
+    let b = PgStore::open(&db.url).await.unwrap();
+    let (stop_a, stop_rx_a) = tokio::sync::watch::channel(false);
+    let (stop_b, stop_rx_b) = tokio::sync::watch::channel(false);
+    let (task_a, mut held_a) = keep_lease(a.clone(), "analyser", "host-1-a", stop_rx_a);
+    held_a.wait_for(|h| *h).await.unwrap();
+    let (task_b, mut held_b) = keep_lease(b.clone(), "analyser", "host-2-b", stop_rx_b);
+    tokio::time::sleep(LEASE_EVERY + LEASE_EVERY / 2).await;
+    assert!(*held_a.borrow() && !*held_b.borrow());
+    // Killed: its keeper stops without releasing.
+    task_a.abort();
+    let t = std::time::Instant::now();
+    tokio::time::timeout(LEASE_TTL + 2 * LEASE_EVERY, held_b.wait_for(|h| *h))
+        .await
+        .expect("the other process took the lease")
+        .unwrap();
+    assert!(t.elapsed() <= LEASE_TTL + LEASE_EVERY + std::time::Duration::from_secs(1));
+    let term: i64 = sqlx::query_scalar("SELECT term FROM leases WHERE name = 'analyser'")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(term, 2);
+    // The first comes back: the lease stays where it is while renewed.
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(
+        a.lease_hold("analyser", "host-1-a", now, 10_000)
+            .await
+            .unwrap(),
+        None
+    );
+    // Its holder stopping cleanly gives it up: it can be taken at once.
+    stop_b.send(true).unwrap();
+    task_b.await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(
+        a.lease_hold("analyser", "host-1-a", now, 10_000)
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    drop(stop_a);
+}

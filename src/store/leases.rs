@@ -2,7 +2,7 @@
 //! only where its lease is held. Times are epoch ms of the callers' wall clocks, which
 //! must roughly agree (one host, or hosts kept in time).
 
-use super::{Result, SqliteStore};
+use super::{PgStore, Result, SqliteStore};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -26,8 +26,8 @@ pub fn lease_holder() -> String {
 /// every [`LEASE_EVERY`] while held and releasing it when `stop` says so; returns the
 /// task and whether the lease is held, as it changes. A renewal that fails (the store
 /// busy or unreachable) counts as lost: another process takes the lease at expiry.
-pub fn keep_lease(
-    store: SqliteStore,
+pub fn keep_lease<S: Leases>(
+    store: S,
     name: &str,
     holder: &str,
     mut stop: watch::Receiver<bool>,
@@ -115,45 +115,96 @@ pub struct LeaseRow {
     pub term: i64,
 }
 
-impl SqliteStore {
-    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms`: succeeds when
-    /// nobody holds it, `holder` does, or the holder's time ran out (before `now`).
-    /// Returns the term held, `None` when another process holds it.
-    pub async fn lease_hold(
+/// Takes or renews a lease: the same statement on both backends (`$n` parameters).
+/// Succeeds when nobody holds it, `holder` does, or the holder's time ran out (before
+/// `now`); the term grows when the lease changes hands.
+const HOLD: &str =
+    "INSERT INTO leases (name, holder, expires_at, term) VALUES ($1, $2, $3 + $4, 1) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+     expires_at = excluded.expires_at, \
+     term = CASE WHEN leases.holder = excluded.holder THEN leases.term \
+            ELSE leases.term + 1 END \
+     WHERE leases.holder = excluded.holder OR leases.expires_at < $3 \
+     RETURNING term";
+
+/// Gives a lease up at once, if `holder` holds it.
+const RELEASE: &str = "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2";
+
+/// A store that keeps leases: SQLite ([`SqliteStore`]) or PostgreSQL ([`PgStore`]).
+pub trait Leases: Clone + Send + Sync + 'static {
+    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms`; returns the
+    /// term held, `None` when another process holds it.
+    fn lease_hold(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> impl std::future::Future<Output = Result<Option<i64>>> + Send;
+
+    /// Gives the lease up at once (a clean shutdown), if `holder` holds it.
+    fn lease_release(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+impl Leases for SqliteStore {
+    async fn lease_hold(
         &self,
         name: &str,
         holder: &str,
         now: i64,
         ttl_ms: i64,
     ) -> Result<Option<i64>> {
-        let term: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, expires_at, term) VALUES (?1, ?2, ?3 + ?4, 1) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-             expires_at = excluded.expires_at, \
-             term = CASE WHEN leases.holder = excluded.holder THEN leases.term \
-                    ELSE leases.term + 1 END \
-             WHERE leases.holder = excluded.holder OR leases.expires_at < ?3 \
-             RETURNING term",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(ttl_ms)
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(term)
+        Ok(sqlx::query_scalar(HOLD)
+            .bind(name)
+            .bind(holder)
+            .bind(now)
+            .bind(ttl_ms)
+            .fetch_optional(&self.writer)
+            .await?)
     }
 
-    /// Gives the lease up at once (a clean shutdown), if `holder` holds it.
-    pub async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query("UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ?")
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query(RELEASE)
             .bind(name)
             .bind(holder)
             .execute(&self.writer)
             .await?;
         Ok(())
     }
+}
 
+impl Leases for PgStore {
+    async fn lease_hold(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(HOLD)
+            .bind(name)
+            .bind(holder)
+            .bind(now)
+            .bind(ttl_ms)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query(RELEASE)
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
     /// Every lease, by name.
     pub async fn leases(&self) -> Result<Vec<LeaseRow>> {
         let rows: Vec<(String, String, i64, i64)> =

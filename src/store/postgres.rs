@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::collections::BTreeSet;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The advisory lock every append holds until it commits ("rootline" in ASCII).
@@ -31,11 +31,11 @@ const MONTHS_AHEAD: i32 = 3;
 const ROWS_PER_STATEMENT: usize = 5_000;
 
 /// The event log in a PostgreSQL database.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// Months whose partitions are known to exist (first day's epoch ms).
-    months: Mutex<BTreeSet<i64>>,
+    months: Arc<Mutex<BTreeSet<i64>>>,
 }
 
 /// A calendar month (UTC) of event time: [lo, hi) in epoch ms and its partition suffix.
@@ -282,7 +282,7 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let store = PgStore {
             pool,
-            months: Mutex::new(BTreeSet::new()),
+            months: Arc::new(Mutex::new(BTreeSet::new())),
         };
         let now = Month::of(Utc::now().timestamp_millis());
         let months: Vec<Month> = (-1..=MONTHS_AHEAD).map(|n| now.plus(n)).collect();
