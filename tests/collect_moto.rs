@@ -387,7 +387,18 @@ async fn collect_binary_stops_cleanly_on_sigterm() {
     interrupt_collect_then_complete("SIGTERM", "/app/term").await;
 }
 
-async fn interrupt_collect_then_complete(signal: &str, group: &str) {
+/// A moto log group of 1,500 events and a config that reads only it, 25 a page at 8
+/// pages a second (about 8 s): time to interrupt a read. Returns moto, the directory, the
+/// store's path and the config's.
+async fn slow_log_group(
+    group: &str,
+    db_name: &str,
+) -> (
+    Moto,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let moto = start_moto();
     let conf = moto_sdk_config(&moto.url).await;
     let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
@@ -396,9 +407,8 @@ async fn interrupt_collect_then_complete(signal: &str, group: &str) {
         .map(|i| (base + i * 500, format!("line {i}")))
         .collect();
     put_logs(&client, group, "s", &events).await;
-
     let dir = temp_dir();
-    let db = dir.path().join("kill.db");
+    let db = dir.path().join(db_name);
     let config = dir.path().join("rootline.toml");
     std::fs::write(
         &config,
@@ -408,6 +418,11 @@ async fn interrupt_collect_then_complete(signal: &str, group: &str) {
         ),
     )
     .unwrap();
+    (moto, dir, db, config)
+}
+
+async fn interrupt_collect_then_complete(signal: &str, group: &str) {
+    let (moto, _dir, db, config) = slow_log_group(group, "kill.db").await;
     let bin = env!("CARGO_BIN_EXE_rootline");
     let run = |once: bool| {
         let mut cmd = std::process::Command::new(bin);
@@ -601,26 +616,7 @@ async fn config_history_where_config_records() {
 /// completes the read from the checkpoint: every log event stored once.
 #[tokio::test]
 async fn two_collect_processes_share_a_source_and_a_survivor_takes_it_over() {
-    let moto = start_moto();
-    let conf = moto_sdk_config(&moto.url).await;
-    let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
-    let group = "/app/two";
-    let base = now() - 30 * 60_000;
-    let events: Vec<(i64, String)> = (0..1500)
-        .map(|i| (base + i * 500, format!("line {i}")))
-        .collect();
-    put_logs(&client, group, "s", &events).await;
-    let dir = temp_dir();
-    let db = dir.path().join("two.db");
-    let config = dir.path().join("rootline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database = \"sqlite://{}\"\n[collect]\npoll_interval_secs = 1\n[collect.cloudtrail]\nenabled = false\n[collect.alarms]\nenabled = false\n[collect.config]\nenabled = false\n[collect.logs]\ngroups = [\"{group}\"]\nanomalies = false\npage_size = 25\nrequests_per_sec = 8.0\n",
-            db.display(),
-        ),
-    )
-    .unwrap();
+    let (moto, dir, db, config) = slow_log_group("/app/two", "two.db").await;
     let spawn = |log: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_rootline"))
             .arg("collect")

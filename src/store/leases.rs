@@ -150,59 +150,40 @@ pub trait Leases: Clone + Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
-impl Leases for SqliteStore {
-    async fn lease_hold(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(HOLD)
-            .bind(name)
-            .bind(holder)
-            .bind(now)
-            .bind(ttl_ms)
-            .fetch_optional(&self.writer)
-            .await?)
-    }
+/// [`Leases`] for a store type, through its (writer) `pool()`.
+macro_rules! leases_on {
+    ($store:ty) => {
+        impl Leases for $store {
+            async fn lease_hold(
+                &self,
+                name: &str,
+                holder: &str,
+                now: i64,
+                ttl_ms: i64,
+            ) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar(HOLD)
+                    .bind(name)
+                    .bind(holder)
+                    .bind(now)
+                    .bind(ttl_ms)
+                    .fetch_optional(self.pool())
+                    .await?)
+            }
 
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query(RELEASE)
-            .bind(name)
-            .bind(holder)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
+            async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+                sqlx::query(RELEASE)
+                    .bind(name)
+                    .bind(holder)
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Leases for PgStore {
-    async fn lease_hold(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(HOLD)
-            .bind(name)
-            .bind(holder)
-            .bind(now)
-            .bind(ttl_ms)
-            .fetch_optional(self.pool())
-            .await?)
-    }
-
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query(RELEASE)
-            .bind(name)
-            .bind(holder)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-}
+leases_on!(SqliteStore);
+leases_on!(PgStore);
 
 impl SqliteStore {
     /// Every lease, by name.

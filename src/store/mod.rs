@@ -107,6 +107,46 @@ pub struct EventFilter {
     pub order: Order,
 }
 
+impl EventFilter {
+    /// The ORDER BY clause of this filter's query, on the unqualified columns of
+    /// `events` (the same on every backend).
+    pub(crate) fn order_by(&self) -> &'static str {
+        match (self.by_time, self.order) {
+            (true, Order::Asc) => " ORDER BY event_time ASC, seq ASC",
+            (true, Order::Desc) => " ORDER BY event_time DESC, seq DESC",
+            (false, Order::Asc) => " ORDER BY seq ASC",
+            (false, Order::Desc) => " ORDER BY seq DESC",
+        }
+    }
+}
+
+/// Pushes ` AND event_time >= FROM` and ` AND event_time < TO` for the range of `f`, on
+/// any backend's query builder.
+pub(crate) fn push_time_range<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, f: &EventFilter)
+where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(from) = f.from {
+        qb.push(" AND event_time >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(" AND event_time < ").push_bind(to);
+    }
+}
+
+/// Pushes the natural-id range [prefix, prefix + U+10FFFF) of `f.id_prefix`, on any
+/// backend's query builder (byte order: SQLite's BINARY collation, PostgreSQL's "C").
+pub(crate) fn push_id_prefix<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, f: &EventFilter)
+where
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(prefix) = &f.id_prefix {
+        qb.push(" AND natural_id >= ").push_bind(prefix.clone());
+        qb.push(" AND natural_id < ")
+            .push_bind(format!("{prefix}\u{10FFFF}"));
+    }
+}
+
 /// The interface every backend implements.
 #[allow(async_fn_in_trait)]
 pub trait EventLog {

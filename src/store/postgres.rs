@@ -11,7 +11,10 @@
 //! What is here is the log itself; the projections, the engine's reads and search are
 //! the SQLite store's alone so far (docs/postgres.md).
 
-use super::{AppendOutcome, Checkpoint, EventFilter, EventLog, Order, Result, StoreError};
+use super::{
+    push_id_prefix, push_time_range, AppendOutcome, Checkpoint, EventFilter, EventLog, Result,
+    StoreError,
+};
 use crate::model::{Event, Kind, NewEvent, Source};
 use chrono::{Datelike, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -349,20 +352,10 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &EventFilter) {
     if let Some(r) = &f.resource {
         qb.push(" AND seq IN (SELECT seq FROM event_resources WHERE resource = ")
             .push_bind(text(r));
-        if let Some(from) = f.from {
-            qb.push(" AND event_time >= ").push_bind(from);
-        }
-        if let Some(to) = f.to {
-            qb.push(" AND event_time < ").push_bind(to);
-        }
+        push_time_range(qb, f);
         qb.push(")");
     }
-    if let Some(from) = f.from {
-        qb.push(" AND event_time >= ").push_bind(from);
-    }
-    if let Some(to) = f.to {
-        qb.push(" AND event_time < ").push_bind(to);
-    }
+    push_time_range(qb, f);
     if !f.sources.is_empty() {
         let s: Vec<String> = f.sources.iter().map(|s| s.as_str().to_string()).collect();
         qb.push(" AND source = ANY(").push_bind(s).push(")");
@@ -378,12 +371,7 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &EventFilter) {
     if let Some(after) = f.after_seq {
         qb.push(" AND seq > ").push_bind(after);
     }
-    if let Some(prefix) = &f.id_prefix {
-        // A range of natural ids (the column's collation is "C": byte order).
-        qb.push(" AND natural_id >= ").push_bind(prefix.clone());
-        qb.push(" AND natural_id < ")
-            .push_bind(format!("{prefix}\u{10FFFF}"));
-    }
+    push_id_prefix(qb, f);
 }
 
 impl EventLog for PgStore {
@@ -521,15 +509,7 @@ impl EventLog for PgStore {
         };
         let mut qb = QueryBuilder::new(format!("SELECT {cols} FROM events WHERE TRUE"));
         push_filters(&mut qb, f);
-        let dir = match f.order {
-            Order::Asc => "ASC",
-            Order::Desc => "DESC",
-        };
-        if f.by_time {
-            qb.push(format!(" ORDER BY event_time {dir}, seq {dir}"));
-        } else {
-            qb.push(format!(" ORDER BY seq {dir}"));
-        }
+        qb.push(f.order_by());
         if f.limit > 0 {
             qb.push(" LIMIT ").push_bind(f.limit);
         }

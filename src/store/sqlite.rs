@@ -1,6 +1,6 @@
 //! SQLite backend (WAL), the embedded default.
 
-use super::{AppendOutcome, Checkpoint, EventFilter, EventLog, Order, Result, StoreError};
+use super::{AppendOutcome, Checkpoint, EventFilter, EventLog, Result, StoreError};
 use crate::model::{Event, Kind, NewEvent, Source};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -444,12 +444,7 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
         }
         qb.push(")");
     }
-    if let Some(from) = f.from {
-        qb.push(" AND event_time >= ").push_bind(from);
-    }
-    if let Some(to) = f.to {
-        qb.push(" AND event_time < ").push_bind(to);
-    }
+    super::push_time_range(qb, f);
     if !f.sources.is_empty() {
         qb.push(" AND source IN (");
         let mut sep = qb.separated(", ");
@@ -472,17 +467,12 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
     if let Some(after) = f.after_seq {
         qb.push(" AND seq > ").push_bind(after);
     }
-    if let Some(prefix) = &f.id_prefix {
-        // Conclusions have an index on natural_id; the planner uses it (a partial
-        // index) only when the query names the source as a literal.
-        if f.sources == [Source::Rootline] {
-            qb.push(" AND source = 'rootline'");
-        }
-        // A range of natural ids: [prefix, prefix + U+10FFFF).
-        qb.push(" AND natural_id >= ").push_bind(prefix.clone());
-        qb.push(" AND natural_id < ")
-            .push_bind(format!("{prefix}\u{10FFFF}"));
+    // Conclusions have an index on natural_id; the planner uses it (a partial index)
+    // only when the query names the source as a literal.
+    if f.id_prefix.is_some() && f.sources == [Source::Rootline] {
+        qb.push(" AND source = 'rootline'");
     }
+    super::push_id_prefix(qb, f);
 }
 
 /// Appends events in one transaction on `conn` (the writer), skipping those already
@@ -624,15 +614,7 @@ impl EventLog for SqliteStore {
         qb.push(select_columns(f));
         qb.push(" FROM events WHERE 1=1");
         push_filters(&mut qb, f);
-        let dir = match f.order {
-            Order::Asc => "ASC",
-            Order::Desc => "DESC",
-        };
-        if f.by_time {
-            qb.push(format_args!(" ORDER BY event_time {dir}, seq {dir}"));
-        } else {
-            qb.push(format_args!(" ORDER BY seq {dir}"));
-        }
+        qb.push(f.order_by());
         if f.limit > 0 {
             qb.push(" LIMIT ").push_bind(f.limit);
         }
