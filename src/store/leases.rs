@@ -8,9 +8,10 @@ use tokio::sync::watch;
 
 /// A lease lasts this long after its last renewal: a holder killed without releasing it
 /// is replaced within this time and one renewal interval.
-pub const LEASE_TTL: Duration = Duration::from_secs(10);
-/// How often a lease is renewed, or tried for by a process that does not hold it.
-pub const LEASE_EVERY: Duration = Duration::from_secs(3);
+pub const LEASE_TTL: Duration = Duration::from_secs(8);
+/// How often a lease is renewed, or tried for by a process that does not hold it: four
+/// renewals fit in a lease, so a holder whose store is briefly busy keeps it.
+pub const LEASE_EVERY: Duration = Duration::from_secs(2);
 
 /// This process among the others on the store: host, pid and a random part.
 pub fn lease_holder() -> String {
