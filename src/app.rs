@@ -318,7 +318,7 @@ pub async fn serve(
         tasks.push(tokio::spawn(crate::store::while_held(
             held,
             stop_rx.clone(),
-            standby(&state, "analyzer"),
+            crate::telemetry::standby(&state.components, "analyzer"),
             move |stop| analyzer(st.clone(), every, rerank_after, wake.clone(), stop),
         )));
     }
@@ -348,7 +348,7 @@ pub async fn serve(
             tasks.push(tokio::spawn(crate::store::while_held(
                 held,
                 stop_rx.clone(),
-                standby(&state, "github-issues"),
+                crate::telemetry::standby(&state.components, "github-issues"),
                 job,
             )));
         }
@@ -484,18 +484,6 @@ fn spawn_lease(
     let (task, held) = crate::store::keep_lease(state.store.clone(), name, holder, stop.clone());
     tasks.push(task);
     held
-}
-
-/// What a job's component says while another process holds its lease.
-fn standby(state: &AppState, component: &'static str) -> impl Fn() + Send + 'static {
-    let components = state.components.clone();
-    move || {
-        set_component(
-            &components,
-            component,
-            "standby: another process on this store holds the lease".into(),
-        )
-    }
 }
 
 /// Keeps the conclusions current ([`crate::conclusions::Analyser`]): wakes when an

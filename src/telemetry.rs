@@ -30,3 +30,16 @@ pub fn set_component(components: &Components, name: &str, state: String) {
         c.insert(name.to_string(), state);
     }
 }
+
+/// What sets a singleton job's state while another process on the store holds its
+/// lease (`store::while_held`'s `on_standby`).
+pub fn standby(components: &Components, name: &str) -> impl Fn() + Send + 'static {
+    let (components, name) = (components.clone(), name.to_string());
+    move || {
+        set_component(
+            &components,
+            &name,
+            "standby: another process on this store holds the lease".into(),
+        )
+    }
+}

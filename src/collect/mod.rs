@@ -416,44 +416,23 @@ pub async fn spawn_collectors(
     let holder = crate::store::lease_holder();
     let mut handles = Vec::new();
     for t in &targets {
-        for (i, c) in collectors_for(cfg, t).into_iter().enumerate() {
+        let names: Vec<String> = collectors_for(cfg, t).iter().map(|c| c.name()).collect();
+        for (i, name) in names.into_iter().enumerate() {
             // One poller per collector (source, account, region) among the processes
-            // on this store: its lease is named after it.
-            let name = c.name();
-            let lease = if name.starts_with("collect:") {
-                name.clone()
-            } else {
-                format!("collect:{name}")
-            };
+            // on this store: its lease is its name (that of its checkpoint).
             let (keeper, held) =
-                crate::store::keep_lease(store.clone(), &lease, &holder, shutdown.clone());
+                crate::store::keep_lease(store.clone(), &name, &holder, shutdown.clone());
             handles.push(keeper);
-            let first = std::sync::Mutex::new(Some(c));
             let (cfg, t, ctx, components) =
                 (cfg.clone(), t.clone(), ctx.clone(), components.clone());
-            let standby = {
-                let components = components.clone();
-                let name = name.clone();
-                move || {
-                    crate::telemetry::set_component(
-                        &components,
-                        &name,
-                        "standby: another process on this store holds the lease".into(),
-                    )
-                }
-            };
             handles.push(tokio::spawn(crate::store::while_held(
                 held,
                 shutdown.clone(),
-                standby,
+                crate::telemetry::standby(&components, &name),
                 move |stop| {
-                    // The collector made above, then a new one each time the lease
-                    // comes back (its cursor is a checkpoint in the store).
-                    let c = first
-                        .lock()
-                        .ok()
-                        .and_then(|mut f| f.take())
-                        .or_else(|| collectors_for(&cfg, &t).into_iter().nth(i));
+                    // A new collector each time the lease is taken (cheap: clients are
+                    // shared; its cursor is a checkpoint in the store).
+                    let c = collectors_for(&cfg, &t).into_iter().nth(i);
                     let ctx = Ctx {
                         stop,
                         ..ctx.clone()

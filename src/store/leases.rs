@@ -13,14 +13,20 @@ pub const LEASE_TTL: Duration = Duration::from_secs(8);
 /// renewals fit in a lease, so a holder whose store is briefly busy keeps it.
 pub const LEASE_EVERY: Duration = Duration::from_secs(2);
 
-/// This process among the others on the store: host, pid and a random part.
+/// This process among the others on the store: host, pid and a random part, made once
+/// per process (every lease it holds is held under this one name).
 pub fn lease_holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOLDER
+        .get_or_init(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "host".into());
+            format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+        })
+        .clone()
 }
 
 /// Starts a task that keeps trying to hold the lease `name` for `holder`, renewing it

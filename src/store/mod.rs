@@ -107,6 +107,30 @@ pub struct EventFilter {
     pub order: Order,
 }
 
+/// The columns of `events` that make an [`Event`], on every backend.
+pub(super) const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
+/// The same columns with an empty payload (`EventFilter::without_payload`).
+pub(super) const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, '' AS payload";
+
+/// The event columns a filter asks for (`EventFilter::without_payload`).
+pub(super) fn select_columns(f: &EventFilter) -> &'static str {
+    if f.without_payload {
+        SELECT_COLUMNS_NO_PAYLOAD
+    } else {
+        SELECT_COLUMNS
+    }
+}
+
+/// The `detail` column of an event: its kind with the kind's fields, as JSON.
+pub(super) fn detail_json(ev: &NewEvent) -> String {
+    serde_json::to_string(&ev.kind).unwrap_or_else(|_| "{\"kind\":\"other\"}".into())
+}
+
+/// The `resources` column of an event: its resource keys as a JSON array.
+pub(super) fn resources_json(ev: &NewEvent) -> String {
+    serde_json::to_string(&ev.resources).unwrap_or_else(|_| "[]".into())
+}
+
 impl EventFilter {
     /// The ORDER BY clause of this filter's query, on the unqualified columns of
     /// `events` (the same on every backend).

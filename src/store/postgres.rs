@@ -12,8 +12,8 @@
 //! the SQLite store's alone so far (docs/postgres.md).
 
 use super::{
-    push_id_prefix, push_time_range, AppendOutcome, Checkpoint, EventFilter, EventLog, Result,
-    StoreError,
+    detail_json, push_id_prefix, push_time_range, resources_json, select_columns, AppendOutcome,
+    Checkpoint, EventFilter, EventLog, Result, StoreError, SELECT_COLUMNS,
 };
 use crate::model::{Event, Kind, NewEvent, Source};
 use chrono::{Datelike, TimeZone, Utc};
@@ -41,8 +41,9 @@ pub struct PgStore {
     months: Arc<Mutex<BTreeSet<i64>>>,
 }
 
-/// A calendar month (UTC) of event time: [lo, hi) in epoch ms and its partition suffix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A calendar month (UTC) of event time: [lo, hi) in epoch ms and its partition suffix
+/// (months order by their start).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Month {
     pub lo: i64,
     pub hi: i64,
@@ -88,9 +89,8 @@ impl Month {
 
     /// The month `n` months after this one.
     fn plus(&self, n: i32) -> Month {
-        let m = Month::of(self.lo);
         let dt = Utc
-            .timestamp_millis_opt(m.lo)
+            .timestamp_millis_opt(self.lo)
             .single()
             .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
         let total = dt.year() * 12 + dt.month0() as i32 + n;
@@ -102,29 +102,36 @@ impl Month {
 /// `admin` (a URL whose role may create databases); returns its URL. For the tests and
 /// the benchmarks: `name` must be a plain identifier.
 pub async fn fresh_database(admin: &str, name: &str) -> Result<String> {
-    plain_identifier(name)?;
     drop_database(admin, name).await?;
-    let opts = PgConnectOptions::from_str(admin)?;
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    sqlx::Connection::close(conn).await?;
+    on_server(admin, &format!("CREATE DATABASE {name}")).await?;
     Ok(database_url(admin, name))
 }
 
 /// Drops the database `name` of the server of `admin`, if there is one.
 pub async fn drop_database(admin: &str, name: &str) -> Result<()> {
     plain_identifier(name)?;
-    let opts = PgConnectOptions::from_str(admin)?;
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await?;
+    on_server(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await
+}
+
+/// Runs one statement on a connection of its own to `admin` (CREATE and DROP DATABASE
+/// cannot run in a transaction or a pool's prepared session).
+async fn on_server(admin: &str, sql: &str) -> Result<()> {
+    let mut conn = connect(admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await?;
     sqlx::Connection::close(conn).await?;
     Ok(())
+}
+
+/// One connection to `url`.
+async fn connect(url: &str) -> Result<sqlx::PgConnection> {
+    let opts = PgConnectOptions::from_str(url)?;
+    Ok(<sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?)
 }
 
 /// `admin` with its database replaced by `name` (query parameters kept).
@@ -191,6 +198,15 @@ fn text(s: &str) -> String {
 }
 
 impl Columns {
+    /// `rows`, numbered `head + 1` on.
+    fn numbered(head: i64, rows: &[&NewEvent]) -> Columns {
+        let mut cols = Columns::default();
+        for (seq, ev) in (head + 1..).zip(rows) {
+            cols.push(seq, ev);
+        }
+        cols
+    }
+
     fn push(&mut self, seq: i64, ev: &NewEvent) {
         self.seq.push(seq);
         self.source.push(ev.source.as_str().to_string());
@@ -198,15 +214,12 @@ impl Columns {
         self.event_time.push(ev.event_time);
         self.received_at.push(ev.received_at);
         self.kind.push(ev.kind.tag().to_string());
-        self.detail.push(
-            serde_json::to_string(&ev.kind).unwrap_or_else(|_| "{\"kind\":\"other\"}".into()),
-        );
+        self.detail.push(detail_json(ev));
         self.name.push(text(&ev.name));
         self.actor.push(ev.actor.as_deref().map(text));
         self.read_only.push(ev.read_only);
         self.error_code.push(ev.error_code.as_deref().map(text));
-        self.resources
-            .push(serde_json::to_string(&ev.resources).unwrap_or_else(|_| "[]".into()));
+        self.resources.push(resources_json(ev));
         self.payload.push(text(&ev.payload));
     }
 
@@ -239,11 +252,6 @@ impl Columns {
     }
 }
 
-const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, \
-     actor, read_only, error_code, resources, payload";
-const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, \
-     detail, name, actor, read_only, error_code, resources, '' AS payload";
-
 /// What a conclusion can cite (as `reads::WINDOW_EVENTS` on SQLite), and rootline's own.
 const CITABLE: &str = "(source = 'rootline' OR (kind <> 'log' \
      AND NOT (kind = 'change' AND read_only AND error_code IS NULL)))";
@@ -272,11 +280,10 @@ impl PgStore {
     /// Connects to `url`, applies pending migrations and makes the partitions of this
     /// month, the one before and [`MONTHS_AHEAD`] after.
     pub async fn open(url: &str) -> Result<Self> {
-        let opts = PgConnectOptions::from_str(url)?;
         // One connection first: a wrong address or password fails at once, where the
         // pool would keep trying until its acquire timeout.
-        let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?;
-        sqlx::Connection::close(probe).await?;
+        sqlx::Connection::close(connect(url).await?).await?;
+        let opts = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
@@ -290,10 +297,7 @@ impl PgStore {
         let now = Month::of(Utc::now().timestamp_millis());
         let months: Vec<Month> = (-1..=MONTHS_AHEAD).map(|n| now.plus(n)).collect();
         let mut tx = store.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        lock_appends(&mut tx).await?;
         for m in &months {
             make_partition(&mut tx, m).await?;
         }
@@ -335,6 +339,15 @@ impl PgStore {
     fn is_known(&self, lo: i64) -> bool {
         self.months.lock().map(|k| k.contains(&lo)).unwrap_or(false)
     }
+}
+
+/// Takes the appends' advisory lock until the transaction ends.
+async fn lock_appends(tx: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(APPEND_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 async fn make_partition(tx: &mut sqlx::PgConnection, m: &Month) -> Result<()> {
@@ -386,24 +399,15 @@ impl EventLog for PgStore {
             .iter()
             .filter(|e| seen.insert((e.source, e.natural_id.as_str(), e.event_time)))
             .collect();
-        let months: BTreeSet<(i64, i64, String)> = fresh
+        let months: BTreeSet<Month> = fresh
             .iter()
             .map(|e| Month::of(e.event_time))
             .filter(|m| !self.is_known(m.lo))
-            .map(|m| (m.lo, m.hi, m.suffix))
             .collect();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        for (lo, hi, suffix) in &months {
-            let m = Month {
-                lo: *lo,
-                hi: *hi,
-                suffix: suffix.clone(),
-            };
-            make_partition(&mut tx, &m).await?;
+        lock_appends(&mut tx).await?;
+        for m in &months {
+            make_partition(&mut tx, m).await?;
         }
         let mut head: i64 = sqlx::query_scalar("SELECT seq FROM log_head")
             .fetch_one(&mut *tx)
@@ -414,11 +418,7 @@ impl EventLog for PgStore {
             // went in are taken back (savepoint) and the new ones numbered again, so
             // that seqs have no gaps.
             let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-            let mut cols = Columns::default();
-            for (i, ev) in chunk.iter().enumerate() {
-                cols.push(head + 1 + i as i64, ev);
-            }
-            let went_in = cols.insert(&mut sp).await?;
+            let went_in = Columns::numbered(head, chunk).insert(&mut sp).await?;
             let rows: Vec<&NewEvent> = if went_in.len() == chunk.len() {
                 sp.commit().await?;
                 chunk.to_vec()
@@ -431,11 +431,7 @@ impl EventLog for PgStore {
                     .filter(|(i, _)| new.contains(&(*i as i64)))
                     .map(|(_, e)| *e)
                     .collect();
-                let mut cols = Columns::default();
-                for (i, ev) in rows.iter().enumerate() {
-                    cols.push(head + 1 + i as i64, ev);
-                }
-                let again = cols.insert(&mut tx).await?;
+                let again = Columns::numbered(head, &rows).insert(&mut tx).await?;
                 if again.len() != rows.len() {
                     return Err(StoreError::Limit(format!(
                         "PostgreSQL append: {} of {} new rows went in on the second try",
@@ -489,7 +485,7 @@ impl EventLog for PgStore {
             .await?;
         }
         tx.commit().await?;
-        self.known(months.iter().map(|m| m.0));
+        self.known(months.iter().map(|m| m.lo));
         Ok(AppendOutcome {
             appended,
             duplicates: events.len() as u64 - appended,
@@ -502,12 +498,10 @@ impl EventLog for PgStore {
                 "text search on PostgreSQL (the search index is the SQLite store's alone so far)",
             ));
         }
-        let cols = if f.without_payload {
-            SELECT_COLUMNS_NO_PAYLOAD
-        } else {
-            SELECT_COLUMNS
-        };
-        let mut qb = QueryBuilder::new(format!("SELECT {cols} FROM events WHERE TRUE"));
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {} FROM events WHERE TRUE",
+            select_columns(f)
+        ));
         push_filters(&mut qb, f);
         qb.push(f.order_by());
         if f.limit > 0 {

@@ -4,8 +4,9 @@
 //! transitions. Each is an index seek or a bounded range.
 
 use super::projections::AlarmMetric;
-use super::sqlite::{row_to_event, SELECT_COLUMNS, SELECT_COLUMNS_NO_PAYLOAD};
+use super::sqlite::row_to_event;
 use super::{Result, SqliteStore};
+use super::{SELECT_COLUMNS, SELECT_COLUMNS_NO_PAYLOAD};
 use crate::model::{Event, Source};
 use sqlx::{QueryBuilder, Row, Sqlite};
 

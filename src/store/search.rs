@@ -25,7 +25,8 @@
 //!   whether the projector has run.
 
 use super::projections::checkpoint_in;
-use super::sqlite::{push_filters, row_to_event, select_columns};
+use super::select_columns;
+use super::sqlite::{push_filters, row_to_event};
 use super::{EventFilter, Order, ProjectionDelta, Result, SqliteStore, StoreError};
 use crate::model::Event;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};

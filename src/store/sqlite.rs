@@ -1,6 +1,9 @@
 //! SQLite backend (WAL), the embedded default.
 
-use super::{AppendOutcome, Checkpoint, EventFilter, EventLog, Result, StoreError};
+use super::{
+    select_columns, AppendOutcome, Checkpoint, EventFilter, EventLog, Result, StoreError,
+    SELECT_COLUMNS,
+};
 use crate::model::{Event, Kind, NewEvent, Source};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -32,10 +35,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// WAL frames beyond which the checkpointer makes writers wait for a full checkpoint
 /// and restarts the WAL (a writer that never pauses would otherwise grow it).
 const WAL_RESTART_FRAMES: i64 = 16_384;
-
-pub(super) const SELECT_COLUMNS: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, payload";
-/// The same columns with an empty payload (`EventFilter::without_payload`).
-pub(super) const SELECT_COLUMNS_NO_PAYLOAD: &str = "seq, source, natural_id, event_time, received_at, detail, name, actor, read_only, error_code, resources, '' AS payload";
 
 /// Process-wide SQLite setting for the `rootline` binary; call once, first thing, before
 /// any thread or connection exists (SQLite only accepts it before it initializes): no
@@ -393,8 +392,8 @@ struct Prepared<'a> {
 fn prepare(ev: &NewEvent) -> Prepared<'_> {
     Prepared {
         ev,
-        detail: serde_json::to_string(&ev.kind).unwrap_or_else(|_| "{\"kind\":\"other\"}".into()),
-        resources: serde_json::to_string(&ev.resources).unwrap_or_else(|_| "[]".into()),
+        detail: super::detail_json(ev),
+        resources: super::resources_json(ev),
     }
 }
 
@@ -416,15 +415,6 @@ pub(super) fn row_to_event(row: &SqliteRow) -> Result<Event> {
         resources: serde_json::from_str(&resources).unwrap_or_default(),
         payload: row.try_get("payload")?,
     })
-}
-
-/// The event columns a filter asks for (`EventFilter::without_payload`).
-pub(super) fn select_columns(f: &EventFilter) -> &'static str {
-    if f.without_payload {
-        SELECT_COLUMNS_NO_PAYLOAD
-    } else {
-        SELECT_COLUMNS
-    }
 }
 
 /// Appends ` AND ...` for every condition of `f` but its text and order: resource, time
