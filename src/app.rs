@@ -8,7 +8,7 @@
 //! read flags or files themselves.
 
 use crate::collect::push::{PushConfig, PushState};
-use crate::store::{EventLog, SqliteStore};
+use crate::store::{EventLog, Store};
 use crate::telemetry::set_component;
 use crate::web::http::HttpLimits;
 use crate::web::AppState;
@@ -123,7 +123,7 @@ impl Settings {
     }
 
     /// Opens the store named by the settings.
-    pub async fn open_store(&self) -> anyhow::Result<SqliteStore> {
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
         open_store(&self.database).await
     }
 
@@ -164,16 +164,10 @@ impl Settings {
     }
 }
 
-/// Opens the store at `url`, with the URL in any error.
-pub async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(url)
-        .await
-        .with_context(|| format!("cannot open the store at {url}"))
-}
-
-/// Opens the event log on PostgreSQL at `url` (`ingest` and `events` so far).
-pub async fn open_postgres(url: &str) -> anyhow::Result<crate::store::PgStore> {
-    crate::store::PgStore::open(url)
+/// Opens the store at `url` (SQLite, or PostgreSQL for `postgres://`), with the URL,
+/// its password left out, in any error.
+pub async fn open_store(url: &str) -> anyhow::Result<Store> {
+    Store::open(url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(url)))
 }
@@ -269,7 +263,7 @@ pub fn http_router(
 /// stdout once listening (useful with port 0). The background tasks stop after the
 /// server, and the store is closed last.
 pub async fn serve(
-    store: SqliteStore,
+    store: Store,
     opts: ServeOptions,
     shutdown: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
@@ -596,7 +590,7 @@ pub async fn replay(
     let tmp = TempDir::new("rootline-replay")?;
     let url = format!("sqlite://{}", tmp.0.join("replay.db").display());
     let started = Instant::now();
-    let store = SqliteStore::open(&url).await?.without_search_index();
+    let store = Store::open(&url).await?.without_search_index();
     let summary = crate::ingest::ingest_files(&store, &[file.to_path_buf()], false).await?;
     let ingest = started.elapsed();
     crate::conclusions::Analyser::default()

@@ -5,7 +5,7 @@
 use crate::app::{self, Settings};
 use crate::ingest::{self, IngestSummary};
 use crate::model::{clean, fmt_time, parse_time, truncate, Event, Kind, Source};
-use crate::store::{EventFilter, EventLog, Order, SqliteStore};
+use crate::store::{EventFilter, EventLog, Order, Store};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -234,19 +234,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCode> {
     let progress = !a.no_progress && std::io::stderr().is_terminal();
-    let summary = if crate::store::is_postgres_url(&settings.database) {
-        // The log alone: the projections are the SQLite store's so far.
-        let store = crate::app::open_postgres(&settings.database).await?;
-        let summary = ingest::ingest_files(&store, &a.files, progress).await;
-        store.close().await;
-        summary?
-    } else {
-        let store = settings.open_store().await?;
-        let summary = ingest::ingest_files(&store, &a.files, progress).await?;
-        crate::project::catch_up(&store, crate::project::BATCH).await?;
-        store.close().await;
-        summary
-    };
+    let store = settings.open_store().await?;
+    let summary = ingest::ingest_files(&store, &a.files, progress).await?;
+    crate::project::catch_up(&store, crate::project::BATCH).await?;
+    store.close().await;
     let mut err = std::io::stderr().lock();
     for r in &summary.rejections {
         let _ = writeln!(err, "rejected: {r}");
@@ -371,15 +362,10 @@ pub fn event_json(e: &Event) -> serde_json::Value {
 
 async fn events_cmd(settings: &Settings, a: EventsArgs) -> anyhow::Result<ExitCode> {
     let filter = build_filter(&a)?;
-    let events = if crate::store::is_postgres_url(&settings.database) {
-        let store = crate::app::open_postgres(&settings.database).await?;
-        let events = store.query(&filter).await;
-        store.close().await;
-        events?
-    } else {
-        let store = settings.open_store().await?;
-        store.query(&filter).await?
-    };
+    let store = settings.open_store().await?;
+    let events = store.query(&filter).await;
+    store.close().await;
+    let events = events?;
     let mut out = std::io::stdout().lock();
     match a.format {
         OutputFormat::Json => {
@@ -481,7 +467,7 @@ fn print_incident(
 }
 
 /// Brings the conclusions up to date (the analyser, incrementally) and reads them.
-async fn current_analysis(store: &SqliteStore) -> anyhow::Result<crate::correlate::Analysis> {
+async fn current_analysis(store: &Store) -> anyhow::Result<crate::correlate::Analysis> {
     crate::conclusions::Analyser::default()
         .run_to_end(store)
         .await?;
@@ -526,7 +512,7 @@ async fn incidents_cmd(settings: &Settings, a: IncidentsArgs) -> anyhow::Result<
 async fn analysed_incident(
     settings: &Settings,
     id: &str,
-) -> anyhow::Result<(SqliteStore, crate::correlate::Incident)> {
+) -> anyhow::Result<(Store, crate::correlate::Incident)> {
     let store = settings.open_store().await?;
     crate::conclusions::Analyser::default()
         .run_to_end(&store)

@@ -12,7 +12,7 @@ use crate::correlate::topology::{links_of, log_group_tail, name_tokens};
 use crate::model::Source;
 use crate::model::{Event, Kind};
 use crate::store::{
-    AlarmMetric, AlarmState, EventLog, MarkHit, ProjectionDelta, SqliteStore, StoreError, MINUTE_MS,
+    AlarmMetric, AlarmState, EventLog, MarkHit, ProjectionDelta, Store, StoreError, MINUTE_MS,
 };
 
 /// Events read per transaction.
@@ -109,7 +109,7 @@ fn add(d: &mut ProjectionDelta, e: &Event) {
 
 /// Applies every event after the projections' checkpoint, `batch` events per
 /// transaction.
-pub async fn catch_up(store: &SqliteStore, batch: i64) -> Result<ProjectReport, StoreError> {
+pub async fn catch_up(store: &Store, batch: i64) -> Result<ProjectReport, StoreError> {
     let mut report = ProjectReport {
         upto: store.projection_checkpoint().await?,
         ..Default::default()
@@ -141,7 +141,7 @@ pub async fn catch_up(store: &SqliteStore, batch: i64) -> Result<ProjectReport, 
 }
 
 /// Empties the projections and applies the whole log again.
-pub async fn rebuild(store: &SqliteStore, batch: i64) -> Result<ProjectReport, StoreError> {
+pub async fn rebuild(store: &Store, batch: i64) -> Result<ProjectReport, StoreError> {
     store.reset_projections().await?;
     catch_up(store, batch).await
 }

@@ -97,7 +97,7 @@ fn a_tiny_live_run_gets_every_pushed_alarm_an_incident_with_hypotheses() {
 
 #[tokio::test]
 async fn the_same_size_and_seed_build_the_same_store() {
-    use rootline::store::{EventFilter, EventLog, SqliteStore};
+    use rootline::store::{EventFilter, EventLog, Store};
     let dir = tempfile::tempdir().unwrap();
     let mut stores = Vec::new();
     for name in ["a.db", "b.db"] {
@@ -105,7 +105,7 @@ async fn the_same_size_and_seed_build_the_same_store() {
         let (_, last) = rootline::bench::live::build_store(&db, 20_000, 9)
             .await
             .unwrap();
-        let store = SqliteStore::open(&db.display().to_string()).await.unwrap();
+        let store = Store::open(&db.display().to_string()).await.unwrap();
         let events = store.query(&EventFilter::default()).await.unwrap();
         store.close().await;
         assert_eq!(events.len(), 20_000);

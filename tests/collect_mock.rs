@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod collect_common;
+mod matrix;
 
 use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEventsOutput};
 use aws_sdk_cloudwatch::operation::describe_alarm_history::{

@@ -6,6 +6,7 @@
 
 mod collect_common;
 
+mod matrix;
 use collect_common::*;
 use rootline::collect::config::LogsConfig;
 use rootline::collect::logs::LogGroupCollector;
@@ -413,8 +414,8 @@ async fn slow_log_group(
     std::fs::write(
         &config,
         format!(
-            "database = \"sqlite://{}\"\n[collect]\npoll_interval_secs = 1\n[collect.cloudtrail]\nenabled = false\n[collect.alarms]\nenabled = false\n[collect.config]\nenabled = false\n[collect.logs]\ngroups = [\"{group}\"]\nanomalies = false\npage_size = 25\nrequests_per_sec = 8.0\n",
-            db.display(),
+            "database = \"{}\"\n[collect]\npoll_interval_secs = 1\n[collect.cloudtrail]\nenabled = false\n[collect.alarms]\nenabled = false\n[collect.config]\nenabled = false\n[collect.logs]\ngroups = [\"{group}\"]\nanomalies = false\npage_size = 25\nrequests_per_sec = 8.0\n",
+            matrix::store_url(&db),
         ),
     )
     .unwrap();
@@ -525,7 +526,7 @@ async fn interrupt_collect_then_complete(signal: &str, group: &str) {
     // Sorted by stored_log_messages.
     messages.dedup();
     assert_eq!(messages.len(), 1500, "no duplicate");
-    let store = rootline::store::SqliteStore::open(&format!("sqlite://{}", db.display()))
+    let store = rootline::store::Store::open(&matrix::store_url(&db))
         .await
         .unwrap();
     let cp = store

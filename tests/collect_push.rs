@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
 mod collect_common;
+mod matrix;
 
 use collect_common::*;
 use rootline::collect::push::{
@@ -16,7 +17,7 @@ use std::sync::Arc;
 const EB_KEY: &str = "eb-key-0123456789";
 const GH_SECRET: &str = "gh-secret-abcdef";
 
-async fn serve(push: PushConfig) -> (String, rootline::store::SqliteStore, AppState) {
+async fn serve(push: PushConfig) -> (String, rootline::store::Store, AppState) {
     let store = memory_store().await;
     let state = AppState::new(store.clone());
     let app = rootline::app::http_router(state.clone(), Arc::new(push), Default::default());

@@ -6,11 +6,12 @@
 
 mod collect_common;
 
+mod matrix;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use collect_common::stored_log_messages;
-use rootline::store::{EventLog, SqliteStore};
+use rootline::store::{EventLog, Store};
 use std::sync::{Arc, Mutex};
 
 const BASE_KEY: &str = "AKIDBASECHAIN0000001";
@@ -134,7 +135,7 @@ async fn collect_assumes_the_configured_role_and_signs_with_its_credentials() {
     std::fs::write(
         &config,
         format!(
-            r#"database = "sqlite://{}"
+            r#"database = "{}"
 [collect]
 [[collect.accounts]]
 name = "prod"
@@ -152,7 +153,7 @@ enabled = false
 groups = ["/app/role"]
 anomalies = false
 "#,
-            db.display()
+            matrix::store_url(&db)
         ),
     )
     .unwrap();
@@ -227,9 +228,7 @@ anomalies = false
         stored_log_messages(&db).await,
         ["role line 0", "role line 1", "role line 2"]
     );
-    let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let store = Store::open(&matrix::store_url(&db)).await.unwrap();
     let cp = store
         .checkpoint("collect:logs:prod:us-east-1:/app/role")
         .await

@@ -12,7 +12,7 @@ mod common;
 use common::real;
 use rootline::ingest::{ingest_files, IngestSummary};
 use rootline::model::{parse_time, Event, Kind, Source};
-use rootline::store::{EventFilter, EventLog, SqliteStore};
+use rootline::store::{EventFilter, EventLog, Store};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 
 struct Fixture {
     dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: Store,
 }
 
 async fn fresh() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("store.db").display().to_string())
+    let store = Store::open(&dir.path().join("store.db").display().to_string())
         .await
         .unwrap();
     Fixture { dir, store }

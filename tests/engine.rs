@@ -2,11 +2,12 @@
 //! the real ingest path and store.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
+mod matrix;
 use rootline::conclusions::to_events as conclusions;
 use rootline::correlate::{analyze, report_json, Analysis, Config, Incident};
 use rootline::ingest::ingest_files;
 use rootline::model::Source;
-use rootline::store::{EventFilter, EventLog, SqliteStore};
+use rootline::store::{EventFilter, EventLog, Store};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -16,7 +17,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 async fn analyse(name: &str) -> Analysis {
-    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let store = matrix::memory_store().await;
     let s = ingest_files(&store, &[fixture(name)], false).await.unwrap();
     assert_eq!(s.rejected_total(), 0, "{:?}", s.rejections);
     let events = store.query(&EventFilter::default()).await.unwrap();
@@ -142,8 +143,8 @@ async fn the_same_input_gives_the_same_report() {
 #[tokio::test]
 async fn conclusions_are_appended_once_and_never_erased() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
+    let url = matrix::store_url(&dir.path().join("c.db"));
+    let store = Store::open(&url).await.unwrap();
     ingest_files(&store, &[fixture("one-incident.jsonl")], false)
         .await
         .unwrap();
@@ -274,7 +275,7 @@ async fn an_alarm_definition_attaches_a_dimensionless_history_alarm_to_its_resou
         .collect();
     let path = dir.path().join("no-definition.jsonl");
     std::fs::write(&path, without).unwrap();
-    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let store = matrix::memory_store().await;
     ingest_files(&store, &[path], false).await.unwrap();
     let events = store.query(&EventFilter::default()).await.unwrap();
     let b = analyze(&events, &Config::default());
@@ -304,8 +305,8 @@ async fn alarms_appended_while_analyses_run_are_all_analysed() {
     }
     assert!(late.len() >= 4 && !before.is_empty());
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("race.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
+    let url = matrix::store_url(&dir.path().join("race.db"));
+    let store = Store::open(&url).await.unwrap();
     store.append(&before, None).await.unwrap();
     let mut analyser = rootline::conclusions::Analyser::default();
     let first = analyser.step(&store).await.unwrap().expect("a first step");
@@ -340,7 +341,7 @@ async fn web_incident_open(
     dir: &std::path::Path,
     analyser: &mut rootline::conclusions::Analyser,
     queue_alarm: &str,
-) -> (SqliteStore, String, Vec<rootline::model::NewEvent>) {
+) -> (Store, String, Vec<rootline::model::NewEvent>) {
     let text = std::fs::read_to_string(fixture("one-incident.jsonl")).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let event = |l: &str| rootline::ingest::recording_line(l.as_bytes()).unwrap();
@@ -358,8 +359,8 @@ async fn web_incident_open(
         .map(|l| event(&l.replace("jobs-backlog", queue_alarm)))
         .collect();
     assert_eq!(queue.len(), 1);
-    let url = format!("sqlite://{}", dir.join("web.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
+    let url = matrix::store_url(&dir.join("web.db"));
+    let store = Store::open(&url).await.unwrap();
     store.append(&first, None).await.unwrap();
     analyser.run_to_end(&store).await.unwrap();
     let web = rootline::conclusions::load_analysis(&store).await.unwrap();
@@ -369,7 +370,7 @@ async fn web_incident_open(
 }
 
 /// One step of `analyser` ranks exactly the incident `id` (a stale one, ranked again).
-async fn step_ranks(analyser: &mut rootline::conclusions::Analyser, store: &SqliteStore, id: &str) {
+async fn step_ranks(analyser: &mut rootline::conclusions::Analyser, store: &Store, id: &str) {
     let b = analyser
         .step(store)
         .await

@@ -5,10 +5,11 @@
 //! by resources named together would blame, and the failed calls to cite as evidence).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
+mod matrix;
 use rootline::correlate::{analyze, Config, Incident};
 use rootline::ingest::ingest_files;
 use rootline::model::EventRef;
-use rootline::store::{EventFilter, EventLog, SqliteStore};
+use rootline::store::{EventFilter, EventLog};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -33,7 +34,7 @@ async fn incident(name: &str) -> (Incident, Label) {
         &std::fs::read_to_string(dir().join(format!("{name}.expected.json"))).unwrap(),
     )
     .unwrap();
-    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let store = matrix::memory_store().await;
     let s = ingest_files(&store, &[dir().join(format!("{name}.jsonl"))], false)
         .await
         .unwrap();

@@ -6,7 +6,10 @@
 mod common;
 mod notify_fake;
 
+mod matrix;
 use notify_fake::FakeGithub;
+use rootline::model::Source;
+use rootline::store::{EventFilter, EventLog, Order, Store};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -35,7 +38,7 @@ fn start(db: &Path, config: &Path, log: PathBuf) -> Server {
     let mut child = Command::new(common::BIN)
         .args([
             "--database",
-            &common::db_url(db),
+            &matrix::store_url(db),
             "serve",
             "--addr",
             "127.0.0.1:0",
@@ -108,34 +111,47 @@ fn rankings(log: &Path) -> BTreeMap<String, usize> {
     ranked
 }
 
+/// The store of the servers (SQLite or PostgreSQL: `tests/matrix`).
+async fn store(db: &Path) -> Store {
+    matrix::open_store(db).await
+}
+
 /// The analyser's checkpoint is past the last upstream event and nothing is pending.
 async fn analysed(db: &Path) -> Option<()> {
-    let mut conn = common::read_conn(db).await;
-    let last: i64 = sqlx::query_scalar("SELECT max(seq) FROM events WHERE source <> 'rootline'")
-        .fetch_one(&mut conn)
+    let store = store(db).await;
+    let upstream: Vec<Source> = Source::ALL
+        .into_iter()
+        .filter(|s| *s != Source::Rootline)
+        .collect();
+    let last = store
+        .query(&EventFilter {
+            sources: upstream,
+            order: Order::Desc,
+            limit: 1,
+            without_payload: true,
+            ..Default::default()
+        })
         .await
-        .unwrap();
-    let value: Option<String> =
-        sqlx::query_scalar("SELECT value FROM checkpoints WHERE name = 'analyser'")
-            .fetch_optional(&mut conn)
-            .await
-            .unwrap();
-    let state: Value = serde_json::from_str(&value?).unwrap();
+        .unwrap()
+        .first()
+        .map_or(0, |e| e.seq);
+    let value = store.checkpoint("analyser").await.unwrap();
+    store.close().await;
+    let state: Value = serde_json::from_str(&value?.value).unwrap();
     let pending = state["pending"].as_array().map_or(0, Vec::len);
     (state["upto"].as_i64()? >= last && pending == 0).then_some(())
 }
 
 /// The holder of a lease, while it is held.
 async fn holder(db: &Path, name: &str) -> Option<String> {
-    let mut conn = common::read_conn(db).await;
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT holder, expires_at FROM leases WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut conn)
-            .await
-            .unwrap();
+    let store = store(db).await;
+    let leases = store.leases().await.unwrap();
+    store.close().await;
     let now = chrono::Utc::now().timestamp_millis();
-    row.filter(|(_, until)| *until > now).map(|(h, _)| h)
+    leases
+        .into_iter()
+        .find(|l| l.name == name && l.expires_at > now)
+        .map(|l| l.holder)
 }
 
 fn pid_of(holder: &str) -> u32 {
@@ -229,7 +245,7 @@ async fn two_servers_share_the_analyser_and_the_outbox_and_a_survivor_takes_over
         more.push(c.to_string());
     }
     let extra = common::write_lines(dir.path(), "changes.jsonl", &more);
-    let run = common::ingest(&db, &[&fixture, &extra]);
+    let run = common::ingest_at(&matrix::store_url(&db), &[&fixture, &extra]);
     assert_eq!(run.code, 0, "{run:?}");
 
     let config = dir.path().join("rootline.toml");
@@ -374,20 +390,23 @@ async fn two_servers_share_the_analyser_and_the_outbox_and_a_survivor_takes_over
 
     // Exactly one GitHub issue per requested hypothesis, whoever delivered it.
     let requested = wait_for(30, "every request delivered", || async {
-        let mut conn = common::read_conn(&db).await;
-        let asked: Vec<String> = sqlx::query_scalar(
-            "SELECT natural_id FROM events WHERE source = 'rootline' AND name = 'issue_requested'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        let opened: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE source = 'rootline' AND name = 'issue_opened'",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        (asked.len() >= 6 && opened as usize == asked.len()).then_some(asked)
+        let store = store(&db).await;
+        let own = store
+            .query(&EventFilter {
+                sources: vec![Source::Rootline],
+                without_payload: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        let asked: Vec<String> = own
+            .iter()
+            .filter(|e| e.name == "issue_requested")
+            .map(|e| e.natural_id.clone())
+            .collect();
+        let opened = own.iter().filter(|e| e.name == "issue_opened").count();
+        (asked.len() >= 6 && opened == asked.len()).then_some(asked)
     })
     .await;
     let issues = fake.issues();

@@ -6,13 +6,14 @@
 
 mod notify_fake;
 
+mod matrix;
 use notify_fake::{FakeGithub, Fault, Route};
 use rootline::conclusions::outbox::{deliveries, request_issue};
 use rootline::correlate::{analyze, Analysis, Config};
 use rootline::model::{EventRef, Source};
 use rootline::notify::markdown::{has_marker, marker};
 use rootline::notify::{run_worker, GithubOptions, NotifyConfig};
-use rootline::store::{EventFilter, EventLog, SqliteStore};
+use rootline::store::{EventFilter, EventLog, Store};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -99,7 +100,7 @@ struct Env {
 impl Env {
     async fn new(recording: &std::path::Path) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("sqlite://{}", dir.path().join("rootline.db").display());
+        let db = matrix::store_url(&dir.path().join("rootline.db"));
         let fake = FakeGithub::start(OWNER, REPO, TOKEN).await;
         let mut env = Env {
             dir,
@@ -212,8 +213,8 @@ impl Env {
         rootline(self.args(extra), token_env(TOKEN)).await
     }
 
-    async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.db).await.expect("open store")
+    async fn store(&self) -> Store {
+        Store::open(&self.db).await.expect("open store")
     }
 
     /// Outbox events (type, payload), in log order.
@@ -1426,7 +1427,7 @@ async fn the_token_never_shows_in_logs_events_pages_or_dry_runs() {
 #[test]
 fn the_worker_future_can_be_spawned() {
     fn assert_send<T: Send + 'static>(_: &T) {}
-    let _ = |store: SqliteStore, config: NotifyConfig| {
+    let _ = |store: Store, config: NotifyConfig| {
         let f = run_worker(store, config, async {});
         assert_send(&f);
     };

@@ -5,11 +5,12 @@
 //! exactly the rebuilt ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on the unexpected
 
+mod matrix;
 use rootline::correlate::topology::ResourceGraph;
 use rootline::ingest::ingest_files;
 use rootline::project::{catch_up, rebuild};
 use rootline::store::{
-    EventFilter, EventLog, MarkFilter, MarkGrid, ProjectionState, SqliteStore, WindowMark,
+    EventFilter, EventLog, MarkFilter, MarkGrid, ProjectionState, Store, WindowMark,
 };
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -58,8 +59,8 @@ fn generated_line(i: u64) -> String {
     )
 }
 
-async fn store_in(dir: &Path, name: &str) -> SqliteStore {
-    SqliteStore::open(&format!("sqlite://{}", dir.join(name).display()))
+async fn store_in(dir: &Path, name: &str) -> Store {
+    Store::open(&matrix::store_url(&dir.join(name)))
         .await
         .unwrap()
 }
@@ -70,7 +71,7 @@ async fn incremental_and_rebuilt(
     dir: &Path,
     lines: &[String],
     parts: usize,
-) -> (ProjectionState, ProjectionState, SqliteStore) {
+) -> (ProjectionState, ProjectionState, Store) {
     let store = store_in(dir, "p.db").await;
     let chunk = lines.len().div_ceil(parts).max(1);
     for (k, part) in lines.chunks(chunk).enumerate() {
@@ -91,7 +92,7 @@ async fn incremental_and_rebuilt(
 
 /// The engine's graph from every stored event, as sorted node and edge sets (without
 /// the naming links the engine adds when it loads the graph).
-async fn engine_graph(store: &SqliteStore) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+async fn engine_graph(store: &Store) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
     let events = store.query(&EventFilter::default()).await.unwrap();
     let mut g = ResourceGraph::new();
     for e in &events {
@@ -179,7 +180,7 @@ fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
     let bin = env!("CARGO_BIN_EXE_rootline");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
-    let url = format!("sqlite://{}", db.display());
+    let url = matrix::store_url(&db);
     let rec = dir.path().join("gen.jsonl");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&rec).unwrap());
     for i in 1..=150_000 {
@@ -208,7 +209,7 @@ fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let checkpoint = checkpoint_reader(&db);
+    let checkpoint = checkpoint_reader(&db, &url);
     let start = Instant::now();
     let mut emptied = false;
     let killed_at = loop {
@@ -283,7 +284,7 @@ fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
     // ... to exactly the projections a rebuild makes.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = SqliteStore::open(&url).await.unwrap();
+        let store = Store::open(&url).await.unwrap();
         let completed = store.projection_state().await.unwrap();
         rebuild(&store, 20_000).await.unwrap();
         assert_eq!(store.projection_state().await.unwrap(), completed);
@@ -309,20 +310,32 @@ fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
 }
 
 /// Reads the smallest projection checkpoint (0 when there is none) through a fresh
-/// read-only connection per call, as another process would (the store is in WAL mode).
-fn checkpoint_reader(db: &Path) -> impl Fn() -> i64 {
+/// read-only connection per call, as another process would (the store is in WAL mode);
+/// on PostgreSQL, a fresh connection to `url`.
+fn checkpoint_reader(db: &Path, url: &str) -> impl Fn() -> i64 {
+    let pg = url.starts_with("postgres").then(|| url.to_string());
     let url = format!("sqlite://{}?mode=ro", db.display());
     let rt = tokio::runtime::Runtime::new().unwrap();
+    const MIN: &str = "SELECT coalesce(min(seq), 0) FROM projection_checkpoints";
     move || {
         rt.block_on(async {
             use sqlx::ConnectOptions;
+            if let Some(pg) = &pg {
+                let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(pg).await else {
+                    return 0;
+                };
+                return sqlx::query_scalar::<_, i64>(MIN)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap_or(0);
+            }
             let Ok(opts) = url.parse::<sqlx::sqlite::SqliteConnectOptions>() else {
                 return 0;
             };
             let Ok(mut c) = opts.connect().await else {
                 return 0;
             };
-            sqlx::query_scalar::<_, i64>("SELECT coalesce(min(seq), 0) FROM projection_checkpoints")
+            sqlx::query_scalar::<_, i64>(MIN)
                 .fetch_one(&mut c)
                 .await
                 .unwrap_or(0)
@@ -373,6 +386,10 @@ async fn batched_neighbour_reads_equal_the_engine_graph() {
 /// store without the counts, give exactly the counts the projector keeps.
 #[tokio::test]
 async fn the_upgrade_counts_a_current_store_as_the_projector_does() {
+    if matrix::on_postgres() {
+        // A SQLite migration: a PostgreSQL store had `mark_minutes` from its first one.
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let lines: Vec<String> = (1..=6_000).map(generated_line).collect();
     let (incremental, _, _) = incremental_and_rebuilt(dir.path(), &lines, 3).await;

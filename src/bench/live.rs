@@ -24,7 +24,7 @@
 use super::estate::{Estate, Planted, PENDING, PLANTED, VERSION};
 use super::gen::{uuid, Rng};
 use crate::model::{NewEvent, Source};
-use crate::store::{EventFilter, EventLog, Order, SqliteStore};
+use crate::store::{EventFilter, EventLog, Order, Store};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, IsTerminal};
@@ -183,7 +183,7 @@ fn remove_store(db: &Path) -> anyhow::Result<()> {
 pub async fn build_store(db: &Path, events: u64, seed: u64) -> anyhow::Result<(Duration, i64)> {
     remove_store(db)?;
     let estate = Estate::new(events, seed)?;
-    let store = SqliteStore::open(&db.display().to_string()).await?;
+    let store = Store::open(&db.display().to_string()).await?;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::with_draw_target(
             Some(events),
@@ -312,7 +312,7 @@ pub async fn build_store(db: &Path, events: u64, seed: u64) -> anyhow::Result<(D
 }
 
 /// The time of the newest upstream (not rootline's own) event in the store.
-async fn latest_upstream_time(store: &SqliteStore) -> anyhow::Result<i64> {
+async fn latest_upstream_time(store: &Store) -> anyhow::Result<i64> {
     let newest = store
         .query(&EventFilter {
             sources: Source::upstream(),
@@ -347,7 +347,7 @@ async fn prepare_pushes(
     seed: u64,
     last_event_ms: i64,
 ) -> anyhow::Result<i64> {
-    let store = SqliteStore::open(&db.display().to_string()).await?;
+    let store = Store::open(&db.display().to_string()).await?;
     let mut latest = latest_upstream_time(&store).await?;
     if latest > last_event_ms {
         let mut oks = Vec::new();
@@ -792,7 +792,7 @@ pub async fn measure(opts: &LiveOptions) -> anyhow::Result<LiveReport> {
     eprintln!("rootline incidents ...");
     let incidents = run_exe(&exe, &["incidents", "--database", &database])?;
     let stored = {
-        let store = SqliteStore::open(&database).await?;
+        let store = Store::open(&database).await?;
         let n = store.max_seq().await?;
         store.close().await;
         n

@@ -4,7 +4,7 @@
 use super::gen::{FleetSize, Generator};
 use crate::model::{fmt_time, Source};
 use crate::normalize::normalize;
-use crate::store::{EventFilter, EventLog, Order, SqliteStore};
+use crate::store::{EventFilter, EventLog, Order, Store};
 use axum::body::Body;
 use axum::http::Request;
 use std::path::PathBuf;
@@ -41,11 +41,11 @@ pub async fn page(
 }
 
 /// The store of `events` events in `dir` (`page-N.db`), built if it has fewer.
-async fn build_store(events: u64, dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+async fn build_store(events: u64, dir: &std::path::Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join(format!("page-{events}.db"));
     let url = format!("sqlite://{}", db.display());
-    let store = SqliteStore::open(&url).await?;
+    let store = Store::open(&url).await?;
     let have = store.max_seq().await?;
     if have < events as i64 {
         let build = Instant::now();
@@ -104,7 +104,7 @@ async fn build_store(events: u64, dir: &std::path::Path) -> anyhow::Result<Sqlit
 }
 
 /// Times `requests` incident pages.
-async fn incident_pages(store: &SqliteStore, requests: usize) -> anyhow::Result<()> {
+async fn incident_pages(store: &Store, requests: usize) -> anyhow::Result<()> {
     let incidents = crate::web::views::incidents(store).await?;
     if incidents.is_empty() {
         anyhow::bail!("the store has no incidents");
@@ -190,7 +190,7 @@ pub struct SearchOptions {
 /// a CamelCase name as a prefix), resource keys and bare ids (whole, and the start of
 /// an id), actors (a user, a role, a service, the account), request ids (whole, and
 /// their first group), two words together, and a word in no event.
-async fn search_texts(store: &SqliteStore) -> anyhow::Result<Vec<(&'static str, String)>> {
+async fn search_texts(store: &Store) -> anyhow::Result<Vec<(&'static str, String)>> {
     let mut texts: Vec<(&'static str, String)> = vec![
         ("name", "DescribeInstances".into()),
         ("name", "RevokeSecurityGroupIngress".into()),
@@ -256,7 +256,7 @@ async fn search_texts(store: &SqliteStore) -> anyhow::Result<Vec<(&'static str, 
 /// `bench page --search`: brings the search index up to date (timing it), then times
 /// `requests` searches, cycling through [`search_texts`]: the store's query as the search
 /// page asks it (100 newest by event time), and the whole page through the router.
-async fn search(store: &SqliteStore, requests: usize, opts: SearchOptions) -> anyhow::Result<()> {
+async fn search(store: &Store, requests: usize, opts: SearchOptions) -> anyhow::Result<()> {
     let events = store.max_seq().await?;
     if opts.reindex {
         store.reset_search().await?;

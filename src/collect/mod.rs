@@ -27,7 +27,7 @@ pub use config::CollectConfig;
 pub use retry::{CollectError, RateLimiter, RetryPolicy};
 pub use sink::{DeliverReport, Delivery, Sink};
 
-use crate::store::{Checkpoint, EventLog, SqliteStore};
+use crate::store::{Checkpoint, EventLog, Store};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -405,7 +405,7 @@ pub fn collectors_for(cfg: &CollectConfig, t: &Target) -> Vec<Box<dyn Collector>
 /// `shutdown` turns true, then finishes its current batch and ends. `record` overrides
 /// the section's `record` file.
 pub async fn spawn_collectors(
-    store: SqliteStore,
+    store: Store,
     cfg: &CollectConfig,
     components: Components,
     shutdown: watch::Receiver<bool>,

@@ -10,7 +10,7 @@
 use super::config::{CollectConfig, Secret};
 use super::sink::{Delivery, Recorder, Sink};
 use super::Components;
-use crate::store::SqliteStore;
+use crate::store::Store;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
@@ -166,7 +166,7 @@ impl std::fmt::Debug for PushConfig {
 /// What the push endpoints need: where to store, their settings, where to report.
 #[derive(Clone)]
 pub struct PushState {
-    pub store: SqliteStore,
+    pub store: Store,
     pub push: Arc<PushConfig>,
     pub components: Components,
     /// Notified after every append that stored something (the analyser waits on it).

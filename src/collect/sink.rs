@@ -4,7 +4,7 @@
 
 use crate::model::{fmt_time, NewEvent, Source};
 use crate::normalize;
-use crate::store::{Checkpoint, EventLog, SqliteStore};
+use crate::store::{Checkpoint, EventLog, Store};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::io::Write;
@@ -138,9 +138,9 @@ impl Recorder {
 /// The store plus an optional recording.
 #[derive(Clone, Debug)]
 pub struct Sink {
-    pub store: SqliteStore,
+    pub store: Store,
     pub recorder: Option<Arc<Recorder>>,
-    /// Commit with a synced WAL ([`SqliteStore::append_durable`]): for deliveries
+    /// Commit with a synced WAL ([`Store::append_durable`]): for deliveries
     /// acknowledged to their sender (the push endpoints), never with a checkpoint.
     pub durable: bool,
 }
@@ -151,7 +151,7 @@ pub fn now_ms() -> i64 {
 }
 
 impl Sink {
-    pub fn new(store: SqliteStore, record: Option<&Path>) -> Self {
+    pub fn new(store: Store, record: Option<&Path>) -> Self {
         Sink {
             store,
             recorder: record.map(Recorder::for_path),

@@ -20,7 +20,7 @@
 use super::{latest_upstream_seq, to_events, ConclusionError};
 use crate::correlate::{self, Analysis, Config, Detector, Found, Knowledge};
 use crate::model::Event;
-use crate::store::{Checkpoint, EventLog, SqliteStore, StoreError};
+use crate::store::{Checkpoint, EventLog, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,7 +86,7 @@ impl State {
 /// blocking thread. A read that fails is remembered (the engine sees nothing there) and
 /// fails the step.
 pub struct StoreKnowledge {
-    store: SqliteStore,
+    store: Store,
     handle: tokio::runtime::Handle,
     failed: RefCell<Option<StoreError>>,
     /// Store reads made, by what they read (for the debug log).
@@ -94,7 +94,7 @@ pub struct StoreKnowledge {
 }
 
 impl StoreKnowledge {
-    fn new(store: SqliteStore, handle: tokio::runtime::Handle) -> Self {
+    fn new(store: Store, handle: tokio::runtime::Handle) -> Self {
         StoreKnowledge {
             store,
             handle,
@@ -238,7 +238,7 @@ impl Knowledge for StoreKnowledge {
 /// Runs `f` with the store's knowledge on a blocking thread (off the async workers that
 /// serve requests).
 async fn with_knowledge<T: Send + 'static>(
-    store: &SqliteStore,
+    store: &Store,
     what: &str,
     f: impl FnOnce(&StoreKnowledge) -> T + Send + 'static,
 ) -> Result<T, ConclusionError> {
@@ -265,7 +265,7 @@ async fn with_knowledge<T: Send + 'static>(
     }
 }
 
-async fn load_state(store: &SqliteStore) -> Result<State, ConclusionError> {
+async fn load_state(store: &Store) -> Result<State, ConclusionError> {
     let Some(cp) = store
         .checkpoint(ANALYSER)
         .await
@@ -337,12 +337,12 @@ impl Analyser {
     }
 
     /// The seq up to which upstream events have been analysed.
-    pub async fn analysed_up_to(store: &SqliteStore) -> Result<i64, ConclusionError> {
+    pub async fn analysed_up_to(store: &Store) -> Result<i64, ConclusionError> {
         Ok(load_state(store).await?.upto)
     }
 
     /// Steps until every upstream event is analysed; returns the number of steps.
-    pub async fn run_to_end(&mut self, store: &SqliteStore) -> Result<usize, ConclusionError> {
+    pub async fn run_to_end(&mut self, store: &Store) -> Result<usize, ConclusionError> {
         let mut steps = 0;
         while self.step(store).await?.is_some() {
             steps += 1;
@@ -359,7 +359,7 @@ impl Analyser {
     /// empty. A step ranks one incident and commits it with the state, so the incident of
     /// a new alarm waits for at most one ranking in progress, never for a whole
     /// re-analysis, and a process killed mid-way loses at most one ranking.
-    pub async fn step(&mut self, store: &SqliteStore) -> Result<Option<Analysis>, ConclusionError> {
+    pub async fn step(&mut self, store: &Store) -> Result<Option<Analysis>, ConclusionError> {
         let latest = latest_upstream_seq(store)
             .await
             .during(|| "read the newest event's seq".into())?;
@@ -425,7 +425,7 @@ impl Analyser {
     /// the ranking reads.
     async fn feed(
         &self,
-        store: &SqliteStore,
+        store: &Store,
         state: State,
         latest: i64,
     ) -> Result<State, ConclusionError> {
@@ -497,7 +497,7 @@ impl Analyser {
     /// Ranks one incident from the events of its window.
     async fn rank(
         &self,
-        store: &SqliteStore,
+        store: &Store,
         found: Found,
     ) -> Result<correlate::Incident, ConclusionError> {
         let (from, to) = found.window(&self.config);

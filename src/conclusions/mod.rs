@@ -24,7 +24,7 @@ pub use analyser::{Analyser, StoreKnowledge, ANALYSER};
 use crate::correlate::{Analysis, Hypothesis, Incident, ENGINE_VERSION};
 use crate::model::{fmt_time, Event, EventRef, NewEvent, Source};
 use crate::normalize::NormalizeError;
-use crate::store::{EventFilter, EventLog, SqliteStore, StoreError};
+use crate::store::{EventFilter, EventLog, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -502,7 +502,7 @@ pub struct PastIncident {
 /// (the newest 2,000, matched against `keys` in SQLite, only matches handed over, without
 /// payloads), then each match's own conclusions: never the upstream events.
 pub async fn earlier_incidents(
-    store: &SqliteStore,
+    store: &Store,
     keys: &[String],
     before: i64,
     except: &str,

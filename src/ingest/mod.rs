@@ -712,7 +712,7 @@ mod tests {
     /// A store that records what it is asked to append and fails the append numbered
     /// `fail_at` (0-based).
     struct Recording {
-        inner: crate::store::SqliteStore,
+        inner: crate::store::Store,
         fail_at: usize,
         /// (events, checkpoint line) of each append call, in call order.
         calls: std::sync::Mutex<Vec<(usize, u64)>>,
@@ -788,7 +788,7 @@ mod tests {
         }
         std::fs::write(&path, text).unwrap();
         let db = dir.path().join("s.db");
-        let inner = crate::store::SqliteStore::open(&db.display().to_string())
+        let inner = crate::store::Store::open(&db.display().to_string())
             .await
             .unwrap();
         let store = Recording {

@@ -13,7 +13,7 @@ use super::NotifyError;
 use crate::conclusions::outbox::{self, DeliveryState, OutboxEvent};
 use crate::correlate::{Analysis, Hypothesis, Incident};
 use crate::model::{parse_time, EventRef, Source};
-use crate::store::{EventLog, SqliteStore};
+use crate::store::{EventLog, Store};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
@@ -58,7 +58,7 @@ enum Outcome {
 }
 
 struct Worker {
-    store: SqliteStore,
+    store: Store,
     config: NotifyConfig,
     github: Option<GitHub>,
     analysis: Analysis,
@@ -80,9 +80,9 @@ struct Worker {
 /// Stopping (the shutdown future completing) may interrupt a delivery at any point;
 /// that is safe, as a crash is: the next run finds what was created by its marker.
 /// A long-running server (`serve`) spawns this in a task when notifications are
-/// configured (`GithubOptions::is_configured`): the future is `Send` for a `SqliteStore`.
+/// configured (`GithubOptions::is_configured`): the future is `Send` for a `Store`.
 pub async fn run_worker(
-    store: SqliteStore,
+    store: Store,
     config: NotifyConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerReport, NotifyError> {

@@ -93,16 +93,37 @@ pub struct MarkFilter<'a> {
     pub band_lanes: &'a [String],
 }
 
-/// An event's lane, as `mark_minutes` keeps it.
-const EVENT_LANE: &str = "COALESCE(json_extract(resources, '$[0]'), '')";
+/// How a backend writes the parts of the hits statement.
+pub(super) struct MarkSql {
+    /// An event's lane, as `mark_minutes` keeps it.
+    pub lane: &'static str,
+    /// The events counted (the window index's condition, word for word).
+    pub counted: &'static str,
+    /// 1 for a failed event, else 0.
+    pub failed: &'static str,
+    /// The number one, as the type of `mark_minutes.n`.
+    pub one: &'static str,
+    /// After `FROM events` when reading by event time, and when reading by seq.
+    pub by_time: &'static str,
+    pub by_seq: &'static str,
+}
+
+pub(super) const SQLITE: MarkSql = MarkSql {
+    lane: "COALESCE(json_extract(resources, '$[0]'), '')",
+    counted: COUNTED,
+    failed: "(error_code IS NOT NULL)",
+    one: "1",
+    by_time: " INDEXED BY events_window",
+    by_seq: " NOT INDEXED",
+};
 
 /// The marks checkpoint, read in the statement that uses it.
 const CHECKPOINT: &str = "(SELECT COALESCE(MAX(seq), 0) FROM projection_checkpoints WHERE name = '";
 
 /// Pushes `head`, then `values` bound and comma-separated, then `)`.
-fn push_list<T>(qb: &mut QueryBuilder<Sqlite>, head: &str, values: &[T])
+pub(super) fn push_list<DB: sqlx::Database, T>(qb: &mut QueryBuilder<DB>, head: &str, values: &[T])
 where
-    T: Clone + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send + 'static,
+    T: Clone + for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB> + Send + 'static,
 {
     qb.push(head);
     let mut sep = qb.separated(", ");
@@ -113,7 +134,13 @@ where
 }
 
 /// Kinds, sources and band lanes; `lane` is the lane's expression in the part.
-fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>, lane: &str) {
+pub(super) fn push_filters<DB: sqlx::Database>(
+    qb: &mut QueryBuilder<DB>,
+    f: &MarkFilter<'_>,
+    lane: &str,
+) where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     if !f.kinds.is_empty() {
         push_list(qb, " AND kind IN (", f.kinds);
     }
@@ -130,7 +157,10 @@ fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>, lane: &str) {
     }
 }
 
-fn push_not_except(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
+pub(super) fn push_not_except<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, f: &MarkFilter<'_>)
+where
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     if !f.except.is_empty() {
         push_list(qb, " AND seq NOT IN (", f.except);
     }
@@ -139,7 +169,23 @@ fn push_not_except(qb: &mut QueryBuilder<Sqlite>, f: &MarkFilter<'_>) {
 /// The window's hits as rows (lane, kind, t, n, failed, first, name, time): the whole
 /// minutes' counts, the partial minutes' events, the events past the checkpoint in the
 /// whole minutes, and each excepted event already counted there as a negative hit.
-fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
+pub(super) fn push_hits<DB: sqlx::Database>(
+    qb: &mut QueryBuilder<DB>,
+    g: &MarkGrid,
+    f: &MarkFilter<'_>,
+    sql: &MarkSql,
+) where
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let MarkSql {
+        lane,
+        counted,
+        failed,
+        one,
+        by_time,
+        by_seq,
+    } = sql;
     let whole = g.whole_minutes();
     let mut edges: Vec<(i64, i64)> = Vec::new();
     match whole {
@@ -154,7 +200,7 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
         None => edges.push((g.from, g.to)),
     }
     let mut parts = 0;
-    let mut union = |qb: &mut QueryBuilder<Sqlite>| {
+    let mut union = |qb: &mut QueryBuilder<DB>| {
         if parts > 0 {
             qb.push(" UNION ALL ");
         }
@@ -163,11 +209,11 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
     for (lo, hi) in edges {
         union(qb);
         qb.push(format!(
-            "SELECT {EVENT_LANE}, kind, event_time, 1, error_code IS NOT NULL, seq, name, \
-             event_time FROM events INDEXED BY events_window WHERE {COUNTED} AND event_time >= "
+            "SELECT {lane}, kind, event_time, {one}, {failed}, seq, name, \
+             event_time FROM events{by_time} WHERE {counted} AND event_time >= "
         ));
         qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
-        push_filters(qb, f, EVENT_LANE);
+        push_filters(qb, f, lane);
         push_not_except(qb, f);
     }
     if let Some((first, last)) = whole {
@@ -182,25 +228,123 @@ fn push_hits(qb: &mut QueryBuilder<Sqlite>, g: &MarkGrid, f: &MarkFilter<'_>) {
         // Appended since the projector's last batch (by seq: the primary key's range).
         union(qb);
         qb.push(format!(
-            "SELECT {EVENT_LANE}, kind, event_time, 1, error_code IS NOT NULL, seq, name, \
-             event_time FROM events NOT INDEXED WHERE seq > {CHECKPOINT}{MARKS}') \
-             AND {COUNTED} AND event_time >= "
+            "SELECT {lane}, kind, event_time, {one}, {failed}, seq, name, \
+             event_time FROM events{by_seq} WHERE seq > {CHECKPOINT}{MARKS}') \
+             AND {counted} AND event_time >= "
         ));
         qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
-        push_filters(qb, f, EVENT_LANE);
+        push_filters(qb, f, lane);
         push_not_except(qb, f);
         if !f.except.is_empty() {
             union(qb);
             qb.push(format!(
-                "SELECT {EVENT_LANE}, kind, event_time, -1, -(error_code IS NOT NULL), NULL, \
-                 NULL, NULL FROM events WHERE seq <= {CHECKPOINT}{MARKS}') AND {COUNTED} \
+                "SELECT {lane}, kind, event_time, -{one}, -{failed}, NULL, \
+                 NULL, NULL FROM events WHERE seq <= {CHECKPOINT}{MARKS}') AND {counted} \
                  AND event_time >= "
             ));
             qb.push_bind(lo).push(" AND event_time <= ").push_bind(hi);
-            push_filters(qb, f, EVENT_LANE);
+            push_filters(qb, f, lane);
             push_list(qb, " AND seq IN (", f.except);
         }
     }
+}
+
+/// One group of the picture as read: (group lane, resource, kind, bucket, count, first
+/// seq, its name, its time, failed).
+pub(super) type GroupRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+
+/// The picture from what a backend read: the chosen lanes, the totals of those that
+/// have events, the total of all other lanes, and the groups. Also gives the marks whose
+/// first event is to be looked up again (a whole minute's first may be one the caller
+/// draws itself), by index.
+pub(super) fn assemble(
+    lanes: Vec<String>,
+    mut totals: Vec<(String, i64)>,
+    rest: i64,
+    rows: Vec<GroupRow>,
+    except: &[i64],
+) -> (WindowPicture, Vec<usize>) {
+    if rest > 0 {
+        match totals.iter_mut().find(|(l, _)| l.is_empty()) {
+            Some(e) => e.1 += rest,
+            None => totals.insert(0, (String::new(), rest)),
+        }
+    }
+    let mut again = Vec::new();
+    let mut marks = Vec::with_capacity(rows.len());
+    for (lane, resource, kind, bucket, count, seq, name, time, failed) in rows {
+        if seq.is_none_or(|s| except.contains(&s)) {
+            again.push(marks.len());
+        }
+        marks.push(WindowMark {
+            lane,
+            resource,
+            kind,
+            bucket,
+            count,
+            seq: seq.unwrap_or(0),
+            name: name.unwrap_or_default(),
+            event_time: time.unwrap_or(0),
+            failed,
+        });
+    }
+    let picture = WindowPicture {
+        lanes,
+        totals,
+        marks,
+    };
+    (picture, again)
+}
+
+/// The statement of a group's first event that `f` keeps (see `refirst`), up to its
+/// ORDER BY: (lane, seq, name, event time).
+pub(super) fn push_first<DB: sqlx::Database>(
+    qb: &mut QueryBuilder<DB>,
+    g: &MarkGrid,
+    f: &MarkFilter<'_>,
+    lanes: &[String],
+    m: &WindowMark,
+    sql: &MarkSql,
+) where
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let MarkSql {
+        lane,
+        counted,
+        by_time,
+        ..
+    } = sql;
+    let start = g.origin + m.bucket * g.bucket_ms;
+    qb.push(format!(
+        "SELECT {lane} AS lane, seq, name, event_time \
+         FROM events{by_time} WHERE {counted} AND event_time >= "
+    ));
+    qb.push_bind(start.max(g.from))
+        .push(" AND event_time <= ")
+        .push_bind((start + g.bucket_ms - 1).min(g.to))
+        .push(" AND kind = ")
+        .push_bind(m.kind.clone());
+    push_filters(qb, &MarkFilter { kinds: &[], ..*f }, lane);
+    push_not_except(qb, f);
+    let named: Vec<String> = lanes.iter().filter(|l| !l.is_empty()).cloned().collect();
+    if m.lane.is_empty() && !named.is_empty() {
+        // (No NULL in this list: `x NOT IN (NULL, ...)` is never true.)
+        push_list(qb, &format!(" AND {lane} NOT IN ("), &named);
+    } else if !m.lane.is_empty() {
+        qb.push(format!(" AND {lane} = ")).push_bind(m.lane.clone());
+    }
+    qb.push(" ORDER BY seq LIMIT 1");
 }
 
 /// A statement that starts with the window's hits as the table `hits`.
@@ -209,7 +353,7 @@ fn with_hits(g: &MarkGrid, f: &MarkFilter<'_>) -> QueryBuilder<Sqlite> {
     let mut qb = QueryBuilder::new(
         "WITH hits (lane, kind, t, n, failed, first, name, time) AS MATERIALIZED (",
     );
-    push_hits(&mut qb, g, f);
+    push_hits(&mut qb, g, f, &SQLITE);
     qb.push(") ");
     qb
 }
@@ -288,60 +432,25 @@ impl SqliteStore {
             )
             .push_bind(MAX_MARK_GROUPS)
             .push(")))");
-        type Row = (
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            i64,
-        );
-        type Doc = (Vec<String>, Vec<(String, i64)>, i64, Vec<Row>);
+        type Doc = (Vec<String>, Vec<(String, i64)>, i64, Vec<GroupRow>);
         let t = std::time::Instant::now();
-        let (lanes, mut totals, rest, rows): Doc = json_doc(self, qb).await?;
+        let (lanes, totals, rest, rows): Doc = json_doc(self, qb).await?;
         let read_ms = t.elapsed().as_secs_f64() * 1000.0;
-        if rest > 0 {
-            match totals.iter_mut().find(|(l, _)| l.is_empty()) {
-                Some(e) => e.1 += rest,
-                None => totals.insert(0, (String::new(), rest)),
+        let (mut picture, again) = assemble(lanes, totals, rest, rows, f.except);
+        for &i in &again {
+            let (lanes, marks) = (&picture.lanes, &mut picture.marks);
+            if let Some(m) = marks.get_mut(i) {
+                self.refirst(g, f, lanes, m).await?;
             }
-        }
-        let mut refirsts = 0;
-        let mut marks = Vec::with_capacity(rows.len());
-        for (lane, resource, kind, bucket, count, seq, name, time, failed) in rows {
-            let mut m = WindowMark {
-                lane,
-                resource,
-                kind,
-                bucket,
-                count,
-                seq: seq.unwrap_or(0),
-                name: name.unwrap_or_default(),
-                event_time: time.unwrap_or(0),
-                failed,
-            };
-            // A whole minute's first event may be one the caller draws itself.
-            if seq.is_none_or(|s| f.except.contains(&s)) {
-                self.refirst(g, f, &lanes, &mut m).await?;
-                refirsts += 1;
-            }
-            marks.push(m);
         }
         tracing::debug!(
-            groups = marks.len(),
+            groups = picture.marks.len(),
             read_ms,
-            refirsts,
+            refirsts = again.len(),
             total_ms = t.elapsed().as_secs_f64() * 1000.0,
             "Window marks read"
         );
-        Ok(WindowPicture {
-            lanes,
-            totals,
-            marks,
-        })
+        Ok(picture)
     }
 
     /// Sets `m`'s first event to the lowest seq of its group that `f` keeps.
@@ -352,28 +461,11 @@ impl SqliteStore {
         lanes: &[String],
         m: &mut WindowMark,
     ) -> Result<()> {
-        let start = g.origin + m.bucket * g.bucket_ms;
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT json_group_array(json_array(lane, seq, name, event_time)) FROM (SELECT \
-             {EVENT_LANE} AS lane, seq, name, event_time \
-             FROM events INDEXED BY events_window WHERE {COUNTED} AND event_time >= "
-        ));
-        qb.push_bind(start.max(g.from))
-            .push(" AND event_time <= ")
-            .push_bind((start + g.bucket_ms - 1).min(g.to))
-            .push(" AND kind = ")
-            .push_bind(m.kind.clone());
-        push_filters(&mut qb, &MarkFilter { kinds: &[], ..*f }, EVENT_LANE);
-        push_not_except(&mut qb, f);
-        let named: Vec<String> = lanes.iter().filter(|l| !l.is_empty()).cloned().collect();
-        if m.lane.is_empty() && !named.is_empty() {
-            // (No NULL in this list: `x NOT IN (NULL, ...)` is never true.)
-            push_list(&mut qb, &format!(" AND {EVENT_LANE} NOT IN ("), &named);
-        } else if !m.lane.is_empty() {
-            qb.push(format!(" AND {EVENT_LANE} = "))
-                .push_bind(m.lane.clone());
-        }
-        qb.push(" ORDER BY seq LIMIT 1)");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT json_group_array(json_array(lane, seq, name, event_time)) FROM (",
+        );
+        push_first(&mut qb, g, f, lanes, m, &SQLITE);
+        qb.push(")");
         let rows: Vec<(String, i64, String, i64)> = json_doc(self, qb).await?;
         if let Some((lane, seq, name, time)) = rows.into_iter().next() {
             (m.resource, m.seq, m.name, m.event_time) = (lane, seq, name, time);

@@ -1,10 +1,12 @@
 //! The event log: append-only, idempotent on (source, natural id), gap-free sequence
 //! numbers, with checkpoints committed in the same transaction as the events they cover.
 //!
-//! `EventLog` is the interface; `SqliteStore` is the embedded default. All SQL lives
-//! under this module; callers use typed functions.
+//! `EventLog` is the interface; [`Store`] is the one store type callers use: SQLite
+//! (`SqliteStore`, the embedded default) or PostgreSQL (`PgStore`), chosen by the
+//! database URL. All SQL lives under this module; callers use typed functions.
 
 mod accounts;
+mod backend;
 mod leases;
 mod marks;
 mod postgres;
@@ -15,6 +17,7 @@ mod search;
 mod sqlite;
 
 pub use accounts::{SessionRow, User};
+pub use backend::Store;
 pub use leases::{keep_lease, lease_holder, while_held, LeaseRow, Leases, LEASE_EVERY, LEASE_TTL};
 pub use postgres::{drop_database, fresh_database, is_postgres_url, Month, PgStore};
 pub use projections::{
@@ -36,7 +39,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH (or a plain file path)")]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH, a plain file path or postgres://...")]
     UnsupportedUrl(String),
     #[error("not supported on this backend yet: {0}")]
     Unsupported(&'static str),

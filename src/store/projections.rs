@@ -201,6 +201,51 @@ pub struct ProjectionState {
     pub marks: BTreeMap<MarkKey, MarkCell>,
 }
 
+/// A cell of `mark_minutes`: (minute, lane, kind, source).
+pub(super) type CellKey<'a> = (i64, &'a str, &'a str, &'a str);
+
+/// What `hits` past the marks checkpoint `done` add to each cell of `mark_minutes`
+/// (hits at or before it were counted already: a store whose search index is behind has
+/// the projector apply those events again), by cell.
+pub(super) fn mark_cells(hits: &[MarkHit], done: i64) -> Vec<(CellKey<'_>, MarkCell)> {
+    let mut cells: BTreeMap<CellKey<'_>, MarkCell> = BTreeMap::new();
+    for h in hits.iter().filter(|h| h.seq > done) {
+        let c = cells
+            .entry((h.minute, h.lane.as_str(), h.kind, h.source))
+            .or_insert_with(|| (0, 0, h.seq, h.event_time, h.name.clone()));
+        c.0 += 1;
+        c.1 += i64::from(h.failed);
+        if h.seq < c.2 {
+            (c.2, c.3, c.4) = (h.seq, h.event_time, h.name.clone());
+        }
+    }
+    cells.into_iter().collect()
+}
+
+impl ProjectionDelta {
+    /// The words of the names this delta adds (`new_nodes` and `new_alarms`: its nodes
+    /// and alarms not stored yet), each with the number of names it is in; the empty
+    /// word counts the names.
+    pub(super) fn name_words(
+        &self,
+        new_nodes: &[&String],
+        new_alarms: &[&String],
+    ) -> Vec<(&str, i64)> {
+        let mut words: BTreeMap<&str, i64> = BTreeMap::new();
+        for tokens in new_nodes
+            .iter()
+            .map(|n| self.names.node_tokens.get(*n))
+            .chain(new_alarms.iter().map(|a| self.names.alarm_tokens.get(*a)))
+        {
+            *words.entry("").or_default() += 1;
+            for t in tokens.into_iter().flatten() {
+                *words.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        words.into_iter().collect()
+    }
+}
+
 impl SqliteStore {
     /// The last seq every projection (the search index too, unless this handle keeps
     /// none) has applied (the smallest of their checkpoints; 0 before any).
@@ -231,7 +276,6 @@ impl SqliteStore {
         upto: i64,
     ) -> Result<()> {
         // Words of the names this delta adds (nodes and alarms not stored yet).
-        let mut words: BTreeMap<&str, i64> = BTreeMap::new();
         let new_nodes = absent(&mut *tx, "graph_nodes", "resource", delta.nodes.keys()).await?;
         let new_alarms = absent(
             &mut *tx,
@@ -240,17 +284,7 @@ impl SqliteStore {
             delta.alarm_definitions.keys(),
         )
         .await?;
-        for tokens in new_nodes
-            .iter()
-            .map(|n| delta.names.node_tokens.get(*n))
-            .chain(new_alarms.iter().map(|a| delta.names.alarm_tokens.get(*a)))
-        {
-            *words.entry("").or_default() += 1;
-            for t in tokens.into_iter().flatten() {
-                *words.entry(t.as_str()).or_default() += 1;
-            }
-        }
-        let words: Vec<(&str, i64)> = words.into_iter().collect();
+        let words = delta.name_words(&new_nodes, &new_alarms);
         for chunk in words.chunks(UPSERT_ROWS) {
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO name_tokens (token, df) ");
@@ -518,18 +552,7 @@ pub(super) async fn checkpoint_in(conn: &mut SqliteConnection, name: &str) -> Re
 /// is behind has the projector apply those events again.
 async fn write_marks(tx: &mut SqliteConnection, hits: &[MarkHit]) -> Result<()> {
     let done = checkpoint_in(&mut *tx, MARKS).await?;
-    let mut cells: BTreeMap<(i64, &str, &str, &str), MarkCell> = BTreeMap::new();
-    for h in hits.iter().filter(|h| h.seq > done) {
-        let c = cells
-            .entry((h.minute, h.lane.as_str(), h.kind, h.source))
-            .or_insert_with(|| (0, 0, h.seq, h.event_time, h.name.clone()));
-        c.0 += 1;
-        c.1 += i64::from(h.failed);
-        if h.seq < c.2 {
-            (c.2, c.3, c.4) = (h.seq, h.event_time, h.name.clone());
-        }
-    }
-    let cells: Vec<_> = cells.into_iter().collect();
+    let cells = mark_cells(hits, done);
     for chunk in cells.chunks(UPSERT_ROWS) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO mark_minutes (minute, lane, kind, source, n, failed, first_seq, \

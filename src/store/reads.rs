@@ -27,6 +27,40 @@ pub(super) fn json_list(keys: &[String]) -> String {
     serde_json::Value::from(keys.to_vec()).to_string()
 }
 
+/// Each of `keys`' neighbours (sorted), from (key, neighbour) rows where a key with
+/// too many has one row (key, `None`), as [`SqliteStore::graph_edges_of_many`] gives
+/// them: `None` for such a key, an empty list for one without rows.
+pub(super) fn neighbours(
+    keys: &[String],
+    rows: Vec<(String, Option<String>)>,
+) -> Vec<Option<Vec<String>>> {
+    let mut found: std::collections::BTreeMap<String, Option<Vec<String>>> =
+        std::collections::BTreeMap::new();
+    for (key, other) in rows {
+        match other {
+            Some(o) => {
+                if let Some(v) = found.entry(key).or_insert_with(|| Some(Vec::new())) {
+                    v.push(o);
+                }
+            }
+            None => {
+                found.insert(key, None);
+            }
+        }
+    }
+    keys.iter()
+        .map(|k| match found.get(k) {
+            None => Some(Vec::new()),
+            Some(None) => None,
+            Some(Some(v)) => {
+                let mut v = v.clone();
+                v.sort();
+                Some(v)
+            }
+        })
+        .collect()
+}
+
 impl SqliteStore {
     /// True when the resource graph has `key` as a node.
     pub async fn graph_has(&self, key: &str) -> Result<bool> {
@@ -63,34 +97,11 @@ impl SqliteStore {
         .bind(cap)
         .fetch_all(&self.reader)
         .await?;
-        let mut found: std::collections::BTreeMap<String, Option<Vec<String>>> =
-            std::collections::BTreeMap::new();
-        for r in rows {
-            let key: String = r.try_get(0)?;
-            let other: Option<String> = r.try_get(1)?;
-            match other {
-                Some(o) => {
-                    if let Some(v) = found.entry(key).or_insert_with(|| Some(Vec::new())) {
-                        v.push(o);
-                    }
-                }
-                None => {
-                    found.insert(key, None);
-                }
-            }
-        }
-        Ok(keys
+        let rows = rows
             .iter()
-            .map(|k| match found.get(k) {
-                None => Some(Vec::new()),
-                Some(None) => None,
-                Some(Some(v)) => {
-                    let mut v = v.clone();
-                    v.sort();
-                    Some(v)
-                }
-            })
-            .collect())
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(neighbours(keys, rows))
     }
 
     /// Which of `keys` are nodes of the graph, in one read.

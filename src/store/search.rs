@@ -77,26 +77,31 @@ pub fn index_key(event_time: i64, seq: i64) -> Option<i64> {
     Some(minute_of(event_time) << SEQ_BITS | seq)
 }
 
-fn minute_of(event_time: i64) -> i64 {
+pub(super) fn minute_of(event_time: i64) -> i64 {
     event_time.div_euclid(60_000).clamp(0, MAX_MINUTE)
 }
 
 /// What the index holds for one event: the words of its name, actor and resource keys,
 /// then those of its natural id marked with `#`; the unmarked ones are added to `vocab`.
-fn document(e: &Event, vocab: &mut BTreeSet<String>) -> String {
-    let mut doc = String::with_capacity(64 + e.natural_id.len());
+pub(super) fn document_words(e: &Event, vocab: &mut BTreeSet<String>) -> Vec<String> {
+    let mut doc = Vec::with_capacity(8);
     let plain = std::iter::once(e.name.as_str())
         .chain(e.actor.as_deref())
         .chain(e.resources.iter().map(String::as_str));
     for field in plain {
         for w in words(field) {
-            doc.push_str(&w);
-            doc.push(' ');
-            vocab.insert(w);
+            vocab.insert(w.clone());
+            doc.push(w);
         }
     }
-    for w in words(&e.natural_id) {
-        doc.push('#');
+    doc.extend(words(&e.natural_id).map(|w| format!("#{w}")));
+    doc
+}
+
+/// [`document_words`] as the FTS5 table's text: each word followed by a space.
+fn document(e: &Event, vocab: &mut BTreeSet<String>) -> String {
+    let mut doc = String::with_capacity(64 + e.natural_id.len());
+    for w in document_words(e, vocab) {
         doc.push_str(&w);
         doc.push(' ');
     }
@@ -143,7 +148,7 @@ impl SearchQuery {
         &self.words
     }
 
-    fn last(&self) -> &str {
+    pub(super) fn last(&self) -> &str {
         self.words.last().map(String::as_str).unwrap_or("")
     }
 
@@ -155,23 +160,34 @@ impl SearchQuery {
     /// The FTS5 query: every word quoted as a string (`"` doubled, though words never
     /// hold one), as itself or as a natural-id word, all required.
     pub fn fts_query(&self, last: &LastWord) -> String {
+        self.query_in(last, &FTS5)
+    }
+
+    /// The same query as a PostgreSQL `tsquery` (for `tsquery` input: lexemes quoted,
+    /// never parsed as operators), over the lexemes [`document_words`] indexes.
+    pub fn tsquery(&self, last: &LastWord) -> String {
+        self.query_in(last, &TSQUERY)
+    }
+
+    fn query_in(&self, last: &LastWord, syntax: &QuerySyntax) -> String {
         let n = self.words.len();
+        let q = syntax.quote;
+        let either = |alts: Vec<String>| format!("({})", alts.join(syntax.or));
         let mut parts = Vec::with_capacity(n);
         for (i, w) in self.words.iter().enumerate() {
-            let id = quote(&format!("#{w}"));
+            let id = q(&format!("#{w}"));
+            let prefix = format!("{id}{}", syntax.prefix);
             let part = match last {
-                _ if i + 1 < n => format!("({} OR {id})", quote(w)),
-                LastWord::Whole => format!("({} OR {id})", quote(w)),
-                LastWord::WholeExceptIds => format!("({} OR {id}*)", quote(w)),
+                _ if i + 1 < n => either(vec![q(w), id]),
+                LastWord::Whole => either(vec![q(w), id]),
+                LastWord::WholeExceptIds => either(vec![q(w), prefix]),
                 LastWord::Prefix(terms) => {
-                    let mut alts: Vec<String> = terms.iter().map(|t| quote(t)).collect();
-                    alts.push(format!("{id}*"));
-                    format!("({})", alts.join(" OR "))
+                    either(terms.iter().map(|t| q(t)).chain([prefix]).collect())
                 }
             };
             parts.push(part);
         }
-        parts.join(" AND ")
+        parts.join(syntax.and)
     }
 
     /// Whether `e` matches, by the same rules as the index (for events not indexed yet).
@@ -202,7 +218,7 @@ impl SearchQuery {
     /// `LIKE` patterns that every matching event satisfies in at least one of its
     /// name, actor, natural id or resources (the ASCII words; LIKE folds ASCII case
     /// only), to narrow the scan of events not indexed yet.
-    fn like_patterns(&self) -> Vec<String> {
+    pub(super) fn like_patterns(&self) -> Vec<String> {
         self.words
             .iter()
             .filter(|w| w.is_ascii())
@@ -217,9 +233,37 @@ impl SearchQuery {
     }
 }
 
+/// How a query language writes a quoted word, alternatives, conjunction and a prefix.
+struct QuerySyntax {
+    quote: fn(&str) -> String,
+    or: &'static str,
+    and: &'static str,
+    prefix: &'static str,
+}
+
+const FTS5: QuerySyntax = QuerySyntax {
+    quote,
+    or: " OR ",
+    and: " AND ",
+    prefix: "*",
+};
+
+const TSQUERY: QuerySyntax = QuerySyntax {
+    quote: lexeme,
+    or: " | ",
+    and: " & ",
+    prefix: ":*",
+};
+
 /// An FTS5 string: the text between double quotes, quotes doubled.
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A lexeme as `tsvector` and `tsquery` input read it: between single quotes, quotes
+/// doubled and backslashes escaped.
+pub(super) fn lexeme(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Adds `events` (read up to seq `upto`) to the search index and moves its checkpoint to
@@ -271,7 +315,7 @@ async fn write_search(tx: &mut SqliteConnection, events: &[Event], upto: i64) ->
 }
 
 /// Sorts `events` as `f` orders them.
-fn sort_as(events: &mut [Event], f: &EventFilter) {
+pub(super) fn sort_as(events: &mut [Event], f: &EventFilter) {
     let desc = f.order == Order::Desc;
     if f.by_time {
         events.sort_unstable_by(|a, b| {

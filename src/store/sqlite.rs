@@ -76,13 +76,6 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
         p
     } else if let Some(p) = url.strip_prefix("sqlite:") {
         p
-    } else if super::is_postgres_url(url) {
-        return Err(StoreError::Unsupported(
-            "this command on PostgreSQL: only the event log is on PostgreSQL so far \
-             (rootline ingest, rootline events, rootline bench ingest --postgres URL); \
-             the projections, the engine's reads and the pages need sqlite://PATH \
-             (docs/postgres.md)",
-        ));
     } else if url.contains("://") {
         return Err(StoreError::UnsupportedUrl(url.to_string()));
     } else {

@@ -12,7 +12,7 @@ pub mod picture;
 pub mod security;
 pub mod views;
 
-use crate::store::SqliteStore;
+use crate::store::Store;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -31,7 +31,7 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 /// Shared state of the server.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: SqliteStore,
+    pub store: Store,
     pub metrics: Arc<Metrics>,
     /// Events appended per second over the last minute (f64 bits).
     pub ingest_rate: Arc<AtomicU64>,
@@ -46,7 +46,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: SqliteStore) -> Self {
+    pub fn new(store: Store) -> Self {
         AppState {
             store,
             metrics: Arc::new(Metrics::default()),
@@ -392,9 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn viewers_see_component_states_without_their_error_text() {
-        let store = crate::store::SqliteStore::open("sqlite::memory:")
-            .await
-            .unwrap();
+        let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
         let section: security::AuthSection = toml::from_str(
             "mode = \"proxy\"\n[proxy]\naddresses = [\"127.0.0.1\"]\nresponders = [\"ana\"]\n",
         )

@@ -886,7 +886,7 @@ struct VerdictOf<'a> {
 /// get the same id, and the log keeps only the first event of an id: the append reports
 /// the duplicate and the next number is tried, so no verdict is silently lost.
 async fn store_verdict(
-    store: &crate::store::SqliteStore,
+    store: &crate::store::Store,
     v: &VerdictOf<'_>,
     now: i64,
     n: usize,
@@ -1356,9 +1356,7 @@ mod tests {
     #[tokio::test]
     async fn two_verdicts_in_one_millisecond_are_both_stored() {
         use crate::store::EventLog;
-        let store = crate::store::SqliteStore::open("sqlite::memory:")
-            .await
-            .unwrap();
+        let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
         let cause = EventRef {
             source: "cloudtrail".into(),
             id: "cause".into(),

@@ -83,7 +83,7 @@ pub struct Input<'a> {
     /// candidates'.
     pub preferred: Vec<String>,
     /// Events of the window per lane (alarms and the chain's events left out), from
-    /// `SqliteStore::window_picture`: what the busiest lanes are chosen by.
+    /// `Store::window_picture`: what the busiest lanes are chosen by.
     pub lane_totals: &'a [(String, i64)],
     /// Counted marks of the window (alarms and the chain's events left out), read for
     /// the lanes [`lanes`] chooses.

@@ -8,7 +8,7 @@
 use crate::conclusions::{self, Recorded};
 use crate::correlate::Hypothesis;
 use crate::model::{fmt_time, Event, EventRef, Kind, Source};
-use crate::store::{EventFilter, EventLog, Order, SqliteStore, StoreError};
+use crate::store::{EventFilter, EventLog, Order, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -189,7 +189,7 @@ fn record(r: Recorded) -> IncidentRecord {
 }
 
 /// All incidents recorded in the log, newest first.
-pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, StoreError> {
+pub async fn incidents(store: &Store) -> Result<Vec<IncidentRecord>, StoreError> {
     let mut out: Vec<IncidentRecord> = conclusions::load_all(store)
         .await?
         .into_iter()
@@ -206,7 +206,7 @@ pub async fn incidents(store: &SqliteStore) -> Result<Vec<IncidentRecord>, Store
 
 /// The incidents a search text names (`conclusions::matching_incidents`), newest first.
 pub async fn matching_incidents(
-    store: &SqliteStore,
+    store: &Store,
     text: &str,
     limit: usize,
 ) -> Result<Vec<IncidentRecord>, StoreError> {
@@ -218,28 +218,28 @@ pub async fn matching_incidents(
 }
 
 /// One incident by id.
-pub async fn incident(store: &SqliteStore, id: &str) -> Result<Option<IncidentRecord>, StoreError> {
+pub async fn incident(store: &Store, id: &str) -> Result<Option<IncidentRecord>, StoreError> {
     Ok(conclusions::load_one(store, id).await?.map(record))
 }
 
 /// Feedback given on an incident's hypotheses: latest verdict per cause.
 pub async fn feedback(
-    store: &SqliteStore,
+    store: &Store,
     incident: &str,
 ) -> Result<BTreeMap<EventRef, String>, StoreError> {
     Ok(conclusions::verdicts(store, incident).await?.0)
 }
 
 /// How many feedback events an incident has (for unique natural ids).
-pub async fn feedback_count(store: &SqliteStore, incident: &str) -> Result<usize, StoreError> {
+pub async fn feedback_count(store: &Store, incident: &str) -> Result<usize, StoreError> {
     Ok(conclusions::verdicts(store, incident).await?.1)
 }
 
 /// Every event a list of hypotheses cites, by (source, natural id), without payloads:
-/// one batched read for the upstream ones (`SqliteStore::find_cited`), one read each
+/// one batched read for the upstream ones (`Store::find_cited`), one read each
 /// for rootline's own (rarely cited).
 pub async fn cited_events(
-    store: &SqliteStore,
+    store: &Store,
     hyps: &[Hypothesis],
 ) -> Result<BTreeMap<(String, String), Event>, StoreError> {
     let refs: Vec<(Source, String)> = hyps
@@ -313,7 +313,7 @@ pub fn hypothesis_view(
 
 /// The causal path of a hypothesis as a picture: the cause, the resources of its path
 /// with the relation the resource graph records between each two, the symptom.
-pub async fn path_svg(store: &SqliteStore, h: &HypothesisView) -> Result<String, StoreError> {
+pub async fn path_svg(store: &Store, h: &HypothesisView) -> Result<String, StoreError> {
     use super::picture::PathNode;
     let event_href = |e: &EvidenceView| match e.seq {
         Some(seq) => format!("/events/{seq}"),
@@ -481,7 +481,7 @@ pub fn lanes(rows: Vec<TimelineRow>, by_kind: bool) -> Vec<Lane> {
 
 /// The alarm-state strip of an incident as listed: its alarms' transitions from its
 /// start to its end (or an hour on, when open), one bounded read per alarm.
-pub async fn strip(store: &SqliteStore, row: &IncidentRow) -> Result<String, StoreError> {
+pub async fn strip(store: &Store, row: &IncidentRow) -> Result<String, StoreError> {
     let from = row.opened_ms.saturating_sub(5 * 60_000);
     let to = row
         .resolved_ms
@@ -523,7 +523,7 @@ pub async fn strip(store: &SqliteStore, row: &IncidentRow) -> Result<String, Sto
 
 /// Events touching a resource, newest first.
 pub async fn resource_events(
-    store: &SqliteStore,
+    store: &Store,
     key: &str,
     kinds: &[&str],
     limit: i64,

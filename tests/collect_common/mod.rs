@@ -6,7 +6,7 @@ mod announced;
 
 use rootline::collect::{Ctx, RetryPolicy, Sink};
 use rootline::model::Event;
-use rootline::store::{EventFilter, EventLog, SqliteStore};
+use rootline::store::{EventFilter, EventLog, Store};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -31,8 +31,8 @@ pub fn cli_output(file: &str) -> serde_json::Value {
     real(&format!("aws-cli-examples/{file}"))[0]["output"].clone()
 }
 
-pub async fn memory_store() -> SqliteStore {
-    SqliteStore::open("sqlite::memory:").await.expect("store")
+pub async fn memory_store() -> Store {
+    crate::matrix::memory_store().await
 }
 
 pub fn fast_retry() -> RetryPolicy {
@@ -43,7 +43,7 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-pub fn ctx(store: &SqliteStore, record: Option<&Path>) -> (Ctx, watch::Sender<bool>) {
+pub fn ctx(store: &Store, record: Option<&Path>) -> (Ctx, watch::Sender<bool>) {
     let (tx, rx) = watch::channel(false);
     (
         Ctx::new(Sink::new(store.clone(), record), fast_retry(), rx),
@@ -52,7 +52,7 @@ pub fn ctx(store: &SqliteStore, record: Option<&Path>) -> (Ctx, watch::Sender<bo
 }
 
 /// Stored events as comparable tuples (everything but the sequence number), sorted.
-pub async fn snapshot(store: &SqliteStore) -> Vec<String> {
+pub async fn snapshot(store: &Store) -> Vec<String> {
     let events: Vec<Event> = store.query(&EventFilter::default()).await.expect("query");
     let mut v: Vec<String> = events
         .iter()
@@ -198,7 +198,7 @@ pub async fn http_post(
 
 /// The messages of the log events stored in the database file at `db`, sorted.
 pub async fn stored_log_messages(db: &Path) -> Vec<String> {
-    let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
+    let store = Store::open(&crate::matrix::store_url(&db))
         .await
         .expect("open the store");
     let stored = store

@@ -45,9 +45,14 @@ pub fn db_url(path: &Path) -> String {
 
 /// Runs `rootline --database DB ARGS...` with a clean environment for the options it reads.
 pub fn rootline(db: &Path, args: &[&str]) -> Run {
+    rootline_at(&db_url(db), args)
+}
+
+/// [`rootline`] on the store at `url`.
+pub fn rootline_at(url: &str, args: &[&str]) -> Run {
     let out = Command::new(BIN)
         .arg("--database")
-        .arg(db_url(db))
+        .arg(url)
         .args(args)
         .env_remove("ROOTLINE_DATABASE")
         .env_remove("RUST_LOG")
@@ -63,10 +68,15 @@ pub fn rootline(db: &Path, args: &[&str]) -> Run {
 
 /// `rootline ingest --json --no-progress FILES...`.
 pub fn ingest(db: &Path, files: &[&Path]) -> Run {
+    ingest_at(&db_url(db), files)
+}
+
+/// [`ingest`] into the store at `url`.
+pub fn ingest_at(url: &str, files: &[&Path]) -> Run {
     let mut args = vec!["ingest", "--json", "--no-progress"];
     let owned: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     args.extend(owned.iter().map(String::as_str));
-    rootline(db, &args)
+    rootline_at(url, &args)
 }
 
 /// One recording line around a payload given as JSON text.

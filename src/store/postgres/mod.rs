@@ -8,8 +8,14 @@
 //! seq order, so a reader that follows the sequence (`after_seq`) never later finds an
 //! event below one it has seen, whatever number of writers append at once.
 //!
-//! What is here is the log itself; the projections, the engine's reads and search are
-//! the SQLite store's alone so far (docs/postgres.md).
+//! The projections, the engine's reads, search, the picture's marks and the accounts
+//! are in the submodules, each the SQLite store's counterpart.
+
+mod accounts;
+mod marks;
+mod projections;
+mod reads;
+mod search;
 
 use super::{
     detail_json, push_id_prefix, push_time_range, resources_json, select_columns, AppendOutcome,
@@ -256,7 +262,7 @@ impl Columns {
 const CITABLE: &str = "(source = 'rootline' OR (kind <> 'log' \
      AND NOT (kind = 'change' AND read_only AND error_code IS NULL)))";
 
-fn row_to_event(row: &PgRow) -> Result<Event> {
+pub(super) fn row_to_event(row: &PgRow) -> Result<Event> {
     let source: String = row.try_get("source")?;
     let detail: String = row.try_get("detail")?;
     let resources: String = row.try_get("resources")?;
@@ -361,7 +367,7 @@ async fn make_partition(tx: &mut sqlx::PgConnection, m: &Month) -> Result<()> {
 }
 
 /// Pushes ` AND ...` for every condition of `f` but its text and order.
-fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &EventFilter) {
+pub(super) fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &EventFilter) {
     if let Some(r) = &f.resource {
         qb.push(" AND seq IN (SELECT seq FROM event_resources WHERE resource = ")
             .push_bind(text(r));
@@ -493,10 +499,8 @@ impl EventLog for PgStore {
     }
 
     async fn query(&self, f: &EventFilter) -> Result<Vec<Event>> {
-        if f.text.is_some() {
-            return Err(StoreError::Unsupported(
-                "text search on PostgreSQL (the search index is the SQLite store's alone so far)",
-            ));
+        if let Some(text) = &f.text {
+            return self.search(f, text).await;
         }
         let mut qb = QueryBuilder::new(format!(
             "SELECT {} FROM events WHERE TRUE",

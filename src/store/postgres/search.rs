@@ -1,0 +1,120 @@
+//! `EventFilter.text` on PostgreSQL: the SQLite store's rules (`store::search`) over a
+//! `tsvector` of the same words, with the same vocabulary for prefixes and the same
+//! word-by-word check of events the index has not reached.
+
+use super::projections::checkpoint_in;
+use super::{push_filters, row_to_event, PgStore};
+use crate::model::Event;
+use crate::store::search::{lexeme, sort_as, LastWord, SearchQuery, MAX_EXPANSION, SEARCH};
+use crate::store::{select_columns, EventFilter, Result};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+/// Longest lexeme a `tsvector` holds, in bytes; longer words are left out of the index.
+const MAX_LEXEME: usize = 2046;
+
+/// The words of a document as `tsvector` input.
+pub(super) fn tsvector_text(words: &[String]) -> String {
+    let mut out = String::new();
+    for w in words.iter().filter(|w| w.len() <= MAX_LEXEME) {
+        out.push_str(&lexeme(w));
+        out.push(' ');
+    }
+    out
+}
+
+/// How the final word of `q` matches, from the vocabulary.
+async fn last_word(conn: &mut PgConnection, q: &SearchQuery) -> Result<LastWord> {
+    if !q.prefix_allowed() {
+        return Ok(LastWord::Whole);
+    }
+    let last = q.last();
+    let terms: Vec<String> = sqlx::query_scalar(
+        "SELECT term::text FROM search_vocab WHERE term >= $1 AND term < $2 ORDER BY term LIMIT $3",
+    )
+    .bind(last)
+    .bind(format!("{last}\u{10FFFF}"))
+    .bind(MAX_EXPANSION as i64 + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(if terms.len() > MAX_EXPANSION {
+        LastWord::WholeExceptIds
+    } else {
+        LastWord::Prefix(terms)
+    })
+}
+
+impl PgStore {
+    /// `EventFilter.text`: the events matching the words of `text` and every other
+    /// condition of `f`, in `f`'s order, at most `f.limit`; one snapshot (repeatable
+    /// read) for the index, its checkpoint and the events after it.
+    pub(super) async fn search(&self, f: &EventFilter, text: &str) -> Result<Vec<Event>> {
+        let Some(q) = SearchQuery::parse(text) else {
+            return Ok(Vec::new());
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let done = checkpoint_in(&mut tx, SEARCH).await?;
+        let last = last_word(&mut tx, &q).await?;
+        let mut found = Vec::new();
+        if done > 0 {
+            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+                "SELECT {} FROM events WHERE seq IN (SELECT seq FROM search_index \
+                 WHERE words @@ ",
+                select_columns(f)
+            ));
+            qb.push_bind(q.tsquery(&last)).push("::tsquery");
+            if let Some(from) = f.from {
+                qb.push(" AND event_time >= ").push_bind(from);
+            }
+            if let Some(to) = f.to {
+                qb.push(" AND event_time < ").push_bind(to);
+            }
+            qb.push(")");
+            push_filters(&mut qb, f);
+            qb.push(f.order_by());
+            if f.limit > 0 {
+                qb.push(" LIMIT ").push_bind(f.limit);
+            }
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                found.push(row_to_event(&row)?);
+            }
+        }
+        // Appended after the index's checkpoint: narrowed with ILIKE, checked word by word.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {} FROM events WHERE seq > ",
+            select_columns(f)
+        ));
+        qb.push_bind(done);
+        push_filters(&mut qb, f);
+        for like in q.like_patterns() {
+            qb.push(" AND (");
+            for (i, col) in ["name", "actor", "natural_id", "resources"]
+                .iter()
+                .enumerate()
+            {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                qb.push(format_args!("{col} ILIKE "))
+                    .push_bind(like.clone())
+                    .push(" ESCAPE '\\'");
+            }
+            qb.push(")");
+        }
+        for row in qb.build().fetch_all(&mut *tx).await? {
+            let e = row_to_event(&row)?;
+            if q.matches(&e, &last) {
+                found.push(e);
+            }
+        }
+        tx.commit().await?;
+        sort_as(&mut found, f);
+        found.dedup_by_key(|e| e.seq);
+        if f.limit > 0 {
+            found.truncate(f.limit as usize);
+        }
+        Ok(found)
+    }
+}
