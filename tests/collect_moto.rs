@@ -445,25 +445,9 @@ async fn interrupt_collect_then_complete(signal: &str, group: &str) {
     // Read-only counts while the collector runs (opening the store would race its
     // migrations).
     let count = |db: std::path::PathBuf| async move {
-        use sqlx::sqlite::SqliteConnectOptions;
-        use sqlx::ConnectOptions;
-        if !db.exists() {
-            return 0;
-        }
-        let Ok(mut conn) = SqliteConnectOptions::new()
-            .filename(&db)
-            .read_only(true)
-            .connect()
+        matrix::read_count(&db, "SELECT COUNT(*) FROM events")
             .await
-        else {
-            return 0;
-        };
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or(0);
-        let _ = sqlx::Connection::close(conn).await;
-        n
+            .unwrap_or(0)
     };
     let mut child = run(false).spawn().expect("spawn rootline collect");
     let t = std::time::Instant::now();
@@ -637,25 +621,15 @@ async fn two_collect_processes_share_a_source_and_a_survivor_takes_it_over() {
             .expect("spawn rootline collect")
     };
     let read = |db: std::path::PathBuf| async move {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .read_only(true)
-            .connect()
-            .await
-            .ok()?;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&mut conn)
-            .await
-            .ok()?;
-        let holders: Vec<String> = sqlx::query_scalar(
-            "SELECT holder FROM leases WHERE name LIKE 'collect:logs:%' AND expires_at > ?",
+        let n = matrix::read_count(&db, "SELECT COUNT(*) FROM events").await?;
+        let holders = matrix::read_texts(
+            &db,
+            format!(
+                "SELECT holder FROM leases WHERE name LIKE 'collect:logs:%' AND expires_at > {}",
+                now()
+            ),
         )
-        .bind(now())
-        .fetch_all(&mut conn)
-        .await
-        .ok()?;
-        let _ = sqlx::Connection::close(conn).await;
+        .await?;
         Some((n, holders))
     };
     type Done = Box<dyn Fn(i64, &[String]) -> bool>;

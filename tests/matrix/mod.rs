@@ -115,3 +115,41 @@ pub async fn stored_anywhere(url: &str, needle: &str) -> bool {
     pool.close().await;
     found
 }
+
+/// Reads the store at `path` as another process would, without opening it as a store
+/// (which would run its migrations): the one column of `sql`'s rows as text, `None`
+/// while the store or its tables do not exist yet. SQLite read-only; PostgreSQL a plain
+/// connection.
+pub async fn read_texts(path: &Path, sql: String) -> Option<Vec<String>> {
+    use sqlx::ConnectOptions;
+    let sql = sqlx::AssertSqlSafe(format!("SELECT CAST(x AS TEXT) FROM ({sql}) AS q(x)"));
+    if on_postgres() {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&store_url(path))
+            .await
+            .ok()?;
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut conn).await.ok()?;
+        let _ = sqlx::Connection::close(conn).await;
+        return Some(rows);
+    }
+    if !path.exists() {
+        return None;
+    }
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .ok()?;
+    let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut conn).await.ok()?;
+    let _ = sqlx::Connection::close(conn).await;
+    Some(rows)
+}
+
+/// The number `sql` counts (see [`read_texts`]).
+pub async fn read_count(path: &Path, sql: &str) -> Option<i64> {
+    read_texts(path, sql.to_string())
+        .await?
+        .first()?
+        .parse()
+        .ok()
+}

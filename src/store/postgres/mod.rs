@@ -136,8 +136,14 @@ async fn on_server(admin: &str, sql: &str) -> Result<()> {
 
 /// One connection to `url`.
 async fn connect(url: &str) -> Result<sqlx::PgConnection> {
-    let opts = PgConnectOptions::from_str(url)?;
-    Ok(<sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?)
+    Ok(<sqlx::PgConnection as sqlx::Connection>::connect_with(&options(url)?).await?)
+}
+
+/// Connect options from `url`, without sqlx's log line per statement (as on SQLite: at
+/// `-vv` they would drown rootline's own lines).
+fn options(url: &str) -> Result<PgConnectOptions> {
+    use sqlx::ConnectOptions;
+    Ok(PgConnectOptions::from_str(url)?.disable_statement_logging())
 }
 
 /// `admin` with its database replaced by `name` (query parameters kept).
@@ -289,7 +295,7 @@ impl PgStore {
         // One connection first: a wrong address or password fails at once, where the
         // pool would keep trying until its acquire timeout.
         sqlx::Connection::close(connect(url).await?).await?;
-        let opts = PgConnectOptions::from_str(url)?;
+        let opts = options(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
