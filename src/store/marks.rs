@@ -263,6 +263,10 @@ pub(super) type GroupRow = (
     i64,
 );
 
+/// What the picture is made of, as a backend reads it: the chosen lanes, the totals of
+/// those with events, the total of all other lanes, the groups.
+pub(super) type PictureRows = (Vec<String>, Vec<(String, i64)>, i64, Vec<GroupRow>);
+
 /// The picture from what a backend read: the chosen lanes, the totals of those that
 /// have events, the total of all other lanes, and the groups. Also gives the marks whose
 /// first event is to be looked up again (a whole minute's first may be one the caller
@@ -432,9 +436,8 @@ impl SqliteStore {
             )
             .push_bind(MAX_MARK_GROUPS)
             .push(")))");
-        type Doc = (Vec<String>, Vec<(String, i64)>, i64, Vec<GroupRow>);
         let t = std::time::Instant::now();
-        let (lanes, totals, rest, rows): Doc = json_doc(self, qb).await?;
+        let (lanes, totals, rest, rows): PictureRows = json_doc(self, qb).await?;
         let read_ms = t.elapsed().as_secs_f64() * 1000.0;
         let (mut picture, again) = assemble(lanes, totals, rest, rows, f.except);
         for &i in &again {

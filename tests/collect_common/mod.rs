@@ -198,7 +198,7 @@ pub async fn http_post(
 
 /// The messages of the log events stored in the database file at `db`, sorted.
 pub async fn stored_log_messages(db: &Path) -> Vec<String> {
-    let store = Store::open(&crate::matrix::store_url(&db))
+    let store = Store::open(&crate::matrix::store_url(db))
         .await
         .expect("open the store");
     let stored = store

@@ -4,8 +4,8 @@
 
 use super::PgStore;
 use crate::store::marks::{
-    assemble, push_first, push_hits, GroupRow, MarkFilter, MarkGrid, MarkSql, WindowPicture,
-    MAX_MARK_GROUPS,
+    assemble, push_first, push_hits, GroupRow, MarkFilter, MarkGrid, MarkSql, PictureRows,
+    WindowPicture, MAX_MARK_GROUPS,
 };
 use crate::store::Result;
 use sqlx::{Postgres, QueryBuilder};
@@ -46,12 +46,7 @@ struct Group {
 /// of the others with most events (ties by lane), all others one lane ''; groups by
 /// (lane, kind, bucket) with a positive count, in that order, at most
 /// [`MAX_MARK_GROUPS`].
-fn group(
-    hits: Vec<Hit>,
-    g: &MarkGrid,
-    fixed: &[String],
-    busiest: usize,
-) -> (Vec<String>, Vec<(String, i64)>, i64, Vec<GroupRow>) {
+fn group(hits: Vec<Hit>, g: &MarkGrid, fixed: &[String], busiest: usize) -> PictureRows {
     let mut tot: BTreeMap<&str, i64> = BTreeMap::new();
     for h in &hits {
         *tot.entry(h.0.as_str()).or_default() += h.3;
