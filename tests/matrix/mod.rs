@@ -119,10 +119,10 @@ pub async fn stored_anywhere(url: &str, needle: &str) -> bool {
 /// Reads the store at `path` as another process would, without opening it as a store
 /// (which would run its migrations): the one column of `sql`'s rows as text, `None`
 /// while the store or its tables do not exist yet. SQLite read-only; PostgreSQL a plain
-/// connection.
+/// connection. The column must be text.
 pub async fn read_texts(path: &Path, sql: String) -> Option<Vec<String>> {
     use sqlx::ConnectOptions;
-    let sql = sqlx::AssertSqlSafe(format!("SELECT CAST(x AS TEXT) FROM ({sql}) AS q(x)"));
+    let sql = sqlx::AssertSqlSafe(sql);
     if on_postgres() {
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&store_url(path))
             .await
@@ -147,7 +147,7 @@ pub async fn read_texts(path: &Path, sql: String) -> Option<Vec<String>> {
 
 /// The number `sql` counts (see [`read_texts`]).
 pub async fn read_count(path: &Path, sql: &str) -> Option<i64> {
-    read_texts(path, sql.to_string())
+    read_texts(path, format!("SELECT CAST(({sql}) AS TEXT)"))
         .await?
         .first()?
         .parse()
