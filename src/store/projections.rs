@@ -407,12 +407,18 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+/// What reads the projections back, the same statements on both backends (through
+/// `read_pool()`).
+macro_rules! projection_reads_on {
+    ($store:ty) => {
+        impl $store {
     /// Every projection's checkpoint, by name.
-    async fn checkpoints(&self) -> Result<BTreeMap<String, i64>> {
+    pub(super) async fn checkpoints(&self) -> Result<BTreeMap<String, i64>> {
         let mut out = BTreeMap::new();
         for r in sqlx::query("SELECT name, seq FROM projection_checkpoints")
-            .fetch_all(&self.reader)
+            .fetch_all(self.read_pool())
             .await?
         {
             out.insert(r.try_get("name")?, r.try_get("seq")?);
@@ -434,7 +440,7 @@ impl SqliteStore {
         ] {
             let n: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                    .fetch_one(&self.reader)
+                    .fetch_one(self.read_pool())
                     .await?;
             rows.insert(table.to_string(), n);
         }
@@ -448,13 +454,13 @@ impl SqliteStore {
             ..Default::default()
         };
         for r in sqlx::query("SELECT token, df FROM name_tokens")
-            .fetch_all(&self.reader)
+            .fetch_all(self.read_pool())
             .await?
         {
             st.tokens.insert(r.try_get("token")?, r.try_get("df")?);
         }
         for r in sqlx::query("SELECT resource, first_seq, first_time FROM graph_nodes")
-            .fetch_all(&self.reader)
+            .fetch_all(self.read_pool())
             .await?
         {
             let (seq, time): (i64, i64) = (r.try_get("first_seq")?, r.try_get("first_time")?);
@@ -464,7 +470,7 @@ impl SqliteStore {
         }
         for r in
             sqlx::query("SELECT a, b, first_seq, last_seq, first_time, last_time FROM graph_edges")
-                .fetch_all(&self.reader)
+                .fetch_all(self.read_pool())
                 .await?
         {
             st.delta.edges.insert(
@@ -479,7 +485,7 @@ impl SqliteStore {
         }
         for r in
             sqlx::query("SELECT alarm, namespace, metric, event_time, seq FROM alarm_definitions")
-                .fetch_all(&self.reader)
+                .fetch_all(self.read_pool())
                 .await?
         {
             st.delta.alarm_definitions.insert(
@@ -495,7 +501,7 @@ impl SqliteStore {
             );
         }
         for r in sqlx::query("SELECT alarm, state, old_state, event_time, seq FROM alarm_states")
-            .fetch_all(&self.reader)
+            .fetch_all(self.read_pool())
             .await?
         {
             st.delta.alarm_states.insert(
@@ -514,7 +520,7 @@ impl SqliteStore {
             "SELECT minute, lane, kind, source, n, failed, first_seq, first_time, first_name \
              FROM mark_minutes",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(self.read_pool())
         .await?
         {
             st.marks.insert(
@@ -535,7 +541,12 @@ impl SqliteStore {
         }
         Ok(st)
     }
+        }
+    };
 }
+
+projection_reads_on!(SqliteStore);
+projection_reads_on!(super::PgStore);
 
 /// The checkpoint `name` as the transaction on `conn` sees it (0 before any).
 pub(super) async fn checkpoint_in(conn: &mut SqliteConnection, name: &str) -> Result<i64> {

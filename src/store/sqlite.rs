@@ -166,6 +166,21 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// [`SqliteStore::write`], by the name both backends give it.
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.write().await
+    }
+
+    /// The pool of reads (both backends have one).
+    pub(super) fn read_pool(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The pool of single-statement writes.
+    pub(super) fn write_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     /// This handle's projector keeps no search index (and does not wait for it): for a
     /// store opened for one analysis and thrown away (`rootline replay`), which nobody
     /// searches. Its search index stays where it was; a handle opened normally later

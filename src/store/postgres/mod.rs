@@ -11,7 +11,6 @@
 //! The projections, the engine's reads, search, the picture's marks and the accounts
 //! are in the submodules, each the SQLite store's counterpart.
 
-mod accounts;
 mod marks;
 mod projections;
 mod reads;
@@ -325,6 +324,21 @@ impl PgStore {
 
     /// The connection pool (for the tests and the benchmarks).
     pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A write transaction (as the SQLite store's `begin_write`).
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The pool of reads (one pool for everything here).
+    pub(super) fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool of single-statement writes.
+    pub(super) fn write_pool(&self) -> &PgPool {
         &self.pool
     }
 

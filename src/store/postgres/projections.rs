@@ -4,11 +4,11 @@
 
 use super::PgStore;
 use crate::model::Event;
-use crate::store::projections::{mark_cells, AlarmMetric, AlarmState, Latest, Span};
+use crate::store::projections::mark_cells;
 use crate::store::search::{document_words, SEARCH};
-use crate::store::{ProjectionDelta, ProjectionState, Result, SearchIndexSize, PROJECTIONS};
-use sqlx::{PgConnection, Row};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::store::{ProjectionDelta, Result, SearchIndexSize, PROJECTIONS};
+use sqlx::PgConnection;
+use std::collections::BTreeSet;
 
 /// Tables emptied by a rebuild; the search index's are emptied with them.
 const PROJECTION_TABLES: [&str; 7] = [
@@ -266,18 +266,9 @@ async fn write_search(conn: &mut PgConnection, events: &[Event], upto: i64) -> R
 }
 
 impl PgStore {
-    /// Every projection's checkpoint, by name.
-    async fn projection_checkpoints(&self) -> Result<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT name, seq FROM projection_checkpoints")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().collect())
-    }
-
     /// The last seq every projection and the search index have applied (0 before any).
     pub async fn projection_checkpoint(&self) -> Result<i64> {
-        let by_name = self.projection_checkpoints().await?;
+        let by_name = self.checkpoints().await?;
         Ok(PROJECTIONS
             .iter()
             .chain(std::iter::once(&SEARCH))
@@ -370,108 +361,5 @@ impl PgStore {
             vocab_bytes,
             vocab_words,
         })
-    }
-
-    /// Each projection's checkpoint and its rows per table.
-    pub async fn projection_sizes(&self) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
-        let checkpoints = self.projection_checkpoints().await?;
-        let mut rows = BTreeMap::new();
-        for table in &PROJECTION_TABLES[1..6] {
-            let n: i64 =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                    .fetch_one(&self.pool)
-                    .await?;
-            rows.insert(table.to_string(), n);
-        }
-        Ok((checkpoints, rows))
-    }
-
-    /// Reads every projection back, with its checkpoint.
-    pub async fn projection_state(&self) -> Result<ProjectionState> {
-        let mut st = ProjectionState {
-            checkpoints: self.projection_checkpoints().await?,
-            ..Default::default()
-        };
-        let tokens: Vec<(String, i64)> = sqlx::query_as("SELECT token, df FROM name_tokens")
-            .fetch_all(&self.pool)
-            .await?;
-        st.tokens = tokens.into_iter().collect();
-        let nodes: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT resource, first_seq, first_time FROM graph_nodes")
-                .fetch_all(&self.pool)
-                .await?;
-        for (key, seq, time) in nodes {
-            st.delta.nodes.insert(key, Span::at(seq, time));
-        }
-        for r in
-            sqlx::query("SELECT a, b, first_seq, last_seq, first_time, last_time FROM graph_edges")
-                .fetch_all(&self.pool)
-                .await?
-        {
-            st.delta.edges.insert(
-                (r.try_get("a")?, r.try_get("b")?),
-                Span {
-                    first_seq: r.try_get("first_seq")?,
-                    last_seq: r.try_get("last_seq")?,
-                    first_time: r.try_get("first_time")?,
-                    last_time: r.try_get("last_time")?,
-                },
-            );
-        }
-        let defs: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT alarm, namespace, metric, event_time, seq FROM alarm_definitions",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (alarm, namespace, metric, event_time, seq) in defs {
-            let value = AlarmMetric { namespace, metric };
-            st.delta.alarm_definitions.insert(
-                alarm,
-                Latest {
-                    value,
-                    event_time,
-                    seq,
-                },
-            );
-        }
-        let states: Vec<(String, String, String, i64, i64)> =
-            sqlx::query_as("SELECT alarm, state, old_state, event_time, seq FROM alarm_states")
-                .fetch_all(&self.pool)
-                .await?;
-        for (alarm, state, old_state, event_time, seq) in states {
-            let value = AlarmState { state, old_state };
-            st.delta.alarm_states.insert(
-                alarm,
-                Latest {
-                    value,
-                    event_time,
-                    seq,
-                },
-            );
-        }
-        for r in sqlx::query(
-            "SELECT minute, lane, kind, source, n, failed, first_seq, first_time, first_name \
-             FROM mark_minutes",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        {
-            st.marks.insert(
-                (
-                    r.try_get("minute")?,
-                    r.try_get("lane")?,
-                    r.try_get("kind")?,
-                    r.try_get("source")?,
-                ),
-                (
-                    r.try_get("n")?,
-                    r.try_get("failed")?,
-                    r.try_get("first_seq")?,
-                    r.try_get("first_time")?,
-                    r.try_get("first_name")?,
-                ),
-            );
-        }
-        Ok(st)
     }
 }
