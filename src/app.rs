@@ -173,7 +173,7 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
 }
 
 /// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
             Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),

@@ -113,6 +113,10 @@ pub enum BenchCommand {
         /// With --search: empty the search index and build it again alone, timed.
         #[arg(long, requires = "search")]
         reindex: bool,
+        /// Build the store on this PostgreSQL server instead (a URL whose role may
+        /// create databases): the database rootline_bench_page_N, reused like a file.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Issue 16's acceptance benchmark: a seeded store of N events, the real server on
     /// it, alarm transitions pushed one by one and the time until each incident has
@@ -188,9 +192,10 @@ pub async fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             dir,
             search,
             reindex,
+            postgres,
         } => {
             let search = search.then_some(page::SearchOptions { reindex });
-            page::page(events, requests, dir, search).await?;
+            page::page(events, requests, dir, search, postgres.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Live {

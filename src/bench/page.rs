@@ -20,6 +20,7 @@ pub async fn page(
     requests: usize,
     dir: Option<PathBuf>,
     search: Option<SearchOptions>,
+    postgres: Option<&str>,
 ) -> anyhow::Result<()> {
     let (dir, temp) = match dir {
         Some(d) => (d, false),
@@ -28,7 +29,7 @@ pub async fn page(
             true,
         ),
     };
-    let store = build_store(events, &dir).await?;
+    let store = build_store(events, &dir, postgres).await?;
     match search {
         Some(opts) => self::search(&store, requests, opts).await?,
         None => incident_pages(&store, requests).await?,
@@ -40,11 +41,27 @@ pub async fn page(
     Ok(())
 }
 
-/// The store of `events` events in `dir` (`page-N.db`), built if it has fewer.
-async fn build_store(events: u64, dir: &std::path::Path) -> anyhow::Result<Store> {
+/// The store of `events` events in `dir` (`page-N.db`), or with `postgres` in the
+/// database `rootline_bench_page_N` of that server (made when missing), built if it
+/// has fewer.
+async fn build_store(
+    events: u64,
+    dir: &std::path::Path,
+    postgres: Option<&str>,
+) -> anyhow::Result<Store> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join(format!("page-{events}.db"));
-    let url = format!("sqlite://{}", db.display());
+    let url = match postgres {
+        Some(admin) => {
+            let name = format!("rootline_bench_page_{events}");
+            let url = crate::store::database_url(admin, &name);
+            if Store::open(&url).await.is_err() {
+                crate::store::fresh_database(admin, &name).await?;
+            }
+            url
+        }
+        None => format!("sqlite://{}", db.display()),
+    };
     let store = Store::open(&url).await?;
     let have = store.max_seq().await?;
     if have < events as i64 {
@@ -97,7 +114,7 @@ async fn build_store(events: u64, dir: &std::path::Path) -> anyhow::Result<Store
             "bench page: built a store of {} events in {:.1} s ({})",
             store.max_seq().await?,
             build.elapsed().as_secs_f64(),
-            db.display()
+            crate::app::redact_url(&url)
         );
     }
     Ok(store)

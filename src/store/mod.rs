@@ -19,7 +19,7 @@ mod sqlite;
 pub use accounts::{SessionRow, User};
 pub use backend::Store;
 pub use leases::{keep_lease, lease_holder, while_held, LeaseRow, Leases, LEASE_EVERY, LEASE_TTL};
-pub use postgres::{drop_database, fresh_database, is_postgres_url, Month, PgStore};
+pub use postgres::{database_url, drop_database, fresh_database, is_postgres_url, Month, PgStore};
 pub use projections::{
     AlarmMetric, AlarmState, Latest, MarkCell, MarkHit, MarkKey, Names, ProjectionDelta,
     ProjectionState, Span, MARKS, MINUTE_MS, PROJECTIONS,

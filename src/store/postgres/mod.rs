@@ -146,7 +146,7 @@ fn options(url: &str) -> Result<PgConnectOptions> {
 }
 
 /// `admin` with its database replaced by `name` (query parameters kept).
-fn database_url(admin: &str, name: &str) -> String {
+pub fn database_url(admin: &str, name: &str) -> String {
     let (base, query) = match admin.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
         None => (admin, String::new()),
