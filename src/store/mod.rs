@@ -41,8 +41,6 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH, a plain file path or postgres://...")]
     UnsupportedUrl(String),
-    #[error("not supported on this backend yet: {0}")]
-    Unsupported(&'static str),
     #[error("store limit reached: {0}")]
     Limit(String),
     #[error("could not create the database directory {path}: {source}")]
