@@ -237,6 +237,7 @@ async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCo
     let store = settings.open_store().await?;
     let summary = ingest::ingest_files(&store, &a.files, progress).await?;
     crate::project::catch_up(&store, crate::project::BATCH).await?;
+    store.refresh_statistics().await?;
     store.close().await;
     let mut err = std::io::stderr().lock();
     for r in &summary.rejections {
@@ -679,6 +680,9 @@ async fn projections_cmd(settings: &Settings, c: ProjectionsCommand) -> anyhow::
         }
         ProjectionsCommand::Status => None,
     };
+    if report.is_some() {
+        store.refresh_statistics().await?;
+    }
     // Counted, not read back: the graph of a big store is millions of rows.
     let (checkpoints, rows) = store.projection_sizes().await?;
     store.close().await;

@@ -110,6 +110,8 @@ async fn build_store(
         if !batch.is_empty() {
             store.append(&batch, None).await?;
         }
+        // As `rootline ingest` does after a load.
+        store.refresh_statistics().await?;
         println!(
             "bench page: built a store of {} events in {:.1} s ({})",
             store.max_seq().await?,

@@ -327,6 +327,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// `ANALYZE` of every table (see `Store::refresh_statistics`).
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// A write transaction (as the SQLite store's `begin_write`).
     pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
