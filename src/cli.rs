@@ -662,7 +662,7 @@ async fn demo_cmd(settings: &Settings, a: ServeArgs) -> anyhow::Result<ExitCode>
         "demo: {} events appended ({} already there) into {}; {} incidents",
         summary.appended,
         summary.duplicates,
-        settings.database,
+        crate::app::redact_url(&settings.database),
         analysis.incidents.len()
     );
     store.close().await;

@@ -18,18 +18,6 @@ pub enum Store {
     Postgres(PgStore),
 }
 
-impl From<SqliteStore> for Store {
-    fn from(s: SqliteStore) -> Self {
-        Store::Sqlite(s)
-    }
-}
-
-impl From<PgStore> for Store {
-    fn from(s: PgStore) -> Self {
-        Store::Postgres(s)
-    }
-}
-
 /// `Store::method(args)` for each backend's method of the same name and signature.
 macro_rules! dispatch {
     ($(
@@ -139,14 +127,6 @@ impl Store {
             Ok(Store::Postgres(PgStore::open(url).await?))
         } else {
             Ok(Store::Sqlite(SqliteStore::open(url).await?))
-        }
-    }
-
-    /// The backend's name, for logs and `/status`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
         }
     }
 
