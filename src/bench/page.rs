@@ -51,18 +51,23 @@ async fn build_store(
 ) -> anyhow::Result<Store> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join(format!("page-{events}.db"));
-    let url = match postgres {
+    let (url, store) = match postgres {
         Some(admin) => {
             let name = format!("rootline_bench_page_{events}");
             let url = crate::store::database_url(admin, &name);
-            if Store::open(&url).await.is_err() {
-                crate::store::fresh_database(admin, &name).await?;
-            }
-            url
+            // The database of an earlier run, or a new one.
+            let store = match Store::open(&url).await {
+                Ok(store) => store,
+                Err(_) => Store::open(&crate::store::fresh_database(admin, &name).await?).await?,
+            };
+            (url, store)
         }
-        None => format!("sqlite://{}", db.display()),
+        None => {
+            let url = format!("sqlite://{}", db.display());
+            let store = Store::open(&url).await?;
+            (url, store)
+        }
     };
-    let store = Store::open(&url).await?;
     let have = store.max_seq().await?;
     if have < events as i64 {
         let build = Instant::now();

@@ -150,7 +150,7 @@ impl Store {
     pub fn keeps_search_index(&self) -> bool {
         match self {
             Store::Sqlite(s) => s.keeps_search_index(),
-            Store::Postgres(_) => true,
+            Store::Postgres(s) => s.keeps_search_index(),
         }
     }
 

@@ -157,7 +157,8 @@ pub trait Leases: Clone + Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
-/// [`Leases`] for a store type, through its (writer) `pool()`.
+/// [`Leases`] for a store type, through its (writer) `pool()`, and its `leases()`
+/// through its `read_pool()`.
 macro_rules! leases_on {
     ($store:ty) => {
         impl Leases for $store {
@@ -186,27 +187,28 @@ macro_rules! leases_on {
                 Ok(())
             }
         }
+
+        impl $store {
+            /// Every lease, by name.
+            pub async fn leases(&self) -> Result<Vec<LeaseRow>> {
+                let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT name, holder, expires_at, term FROM leases ORDER BY name",
+                )
+                .fetch_all(self.read_pool())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, holder, expires_at, term)| LeaseRow {
+                        name,
+                        holder,
+                        expires_at,
+                        term,
+                    })
+                    .collect())
+            }
+        }
     };
 }
 
 leases_on!(SqliteStore);
 leases_on!(PgStore);
-
-impl SqliteStore {
-    /// Every lease, by name.
-    pub async fn leases(&self) -> Result<Vec<LeaseRow>> {
-        let rows: Vec<(String, String, i64, i64)> =
-            sqlx::query_as("SELECT name, holder, expires_at, term FROM leases ORDER BY name")
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, holder, expires_at, term)| LeaseRow {
-                name,
-                holder,
-                expires_at,
-                term,
-            })
-            .collect())
-    }
-}

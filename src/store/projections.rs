@@ -201,6 +201,53 @@ pub struct ProjectionState {
     pub marks: BTreeMap<MarkKey, MarkCell>,
 }
 
+/// Moves a checkpoint of `projection_checkpoints` (both backends).
+pub(super) const SET_CHECKPOINT: &str = "INSERT INTO projection_checkpoints (name, seq) \
+     VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq";
+
+/// Writes a delta's alarm definitions and states, each kept only when later by
+/// (event time, seq) than the stored one: the same statements on both backends, on the
+/// transaction `$tx` (a `&mut` connection of either).
+macro_rules! write_alarms {
+    ($tx:expr, $delta:expr) => {
+        for (alarm, d) in &$delta.alarm_definitions {
+            sqlx::query(
+                "INSERT INTO alarm_definitions (alarm, namespace, metric, event_time, seq) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alarm) DO UPDATE SET \
+                 namespace = excluded.namespace, metric = excluded.metric, \
+                 event_time = excluded.event_time, seq = excluded.seq \
+                 WHERE (excluded.event_time, excluded.seq) \
+                 > (alarm_definitions.event_time, alarm_definitions.seq)",
+            )
+            .bind(alarm)
+            .bind(&d.value.namespace)
+            .bind(&d.value.metric)
+            .bind(d.event_time)
+            .bind(d.seq)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        for (alarm, st) in &$delta.alarm_states {
+            sqlx::query(
+                "INSERT INTO alarm_states (alarm, state, old_state, event_time, seq) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alarm) DO UPDATE SET \
+                 state = excluded.state, old_state = excluded.old_state, \
+                 event_time = excluded.event_time, seq = excluded.seq \
+                 WHERE (excluded.event_time, excluded.seq) \
+                 > (alarm_states.event_time, alarm_states.seq)",
+            )
+            .bind(alarm)
+            .bind(&st.value.state)
+            .bind(&st.value.old_state)
+            .bind(st.event_time)
+            .bind(st.seq)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+pub(super) use write_alarms;
+
 /// A cell of `mark_minutes`: (minute, lane, kind, source).
 pub(super) type CellKey<'a> = (i64, &'a str, &'a str, &'a str);
 
@@ -247,19 +294,6 @@ impl ProjectionDelta {
 }
 
 impl SqliteStore {
-    /// The last seq every projection (the search index too, unless this handle keeps
-    /// none) has applied (the smallest of their checkpoints; 0 before any).
-    pub async fn projection_checkpoint(&self) -> Result<i64> {
-        let by_name = self.checkpoints().await?;
-        let search = self.keeps_search_index().then_some(&super::SEARCH);
-        Ok(PROJECTIONS
-            .iter()
-            .chain(search)
-            .map(|n| by_name.get(*n).copied().unwrap_or(0))
-            .min()
-            .unwrap_or(0))
-    }
-
     /// Writes `delta` (what the events up to seq `upto` add) and moves every
     /// projection's checkpoint to `upto`, in one transaction.
     pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {
@@ -336,48 +370,14 @@ impl SqliteStore {
             );
             qb.build().execute(&mut *tx).await?;
         }
-        for (alarm, d) in &delta.alarm_definitions {
-            sqlx::query(
-                "INSERT INTO alarm_definitions (alarm, namespace, metric, event_time, seq) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (alarm) DO UPDATE SET \
-                 namespace = excluded.namespace, metric = excluded.metric, \
-                 event_time = excluded.event_time, seq = excluded.seq \
-                 WHERE (excluded.event_time, excluded.seq) > (event_time, seq)",
-            )
-            .bind(alarm)
-            .bind(&d.value.namespace)
-            .bind(&d.value.metric)
-            .bind(d.event_time)
-            .bind(d.seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (alarm, st) in &delta.alarm_states {
-            sqlx::query(
-                "INSERT INTO alarm_states (alarm, state, old_state, event_time, seq) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (alarm) DO UPDATE SET \
-                 state = excluded.state, old_state = excluded.old_state, \
-                 event_time = excluded.event_time, seq = excluded.seq \
-                 WHERE (excluded.event_time, excluded.seq) > (event_time, seq)",
-            )
-            .bind(alarm)
-            .bind(&st.value.state)
-            .bind(&st.value.old_state)
-            .bind(st.event_time)
-            .bind(st.seq)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_alarms!(tx, delta);
         write_marks(&mut *tx, &delta.marks).await?;
         for name in PROJECTIONS {
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (name, seq) VALUES (?, ?) \
-                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-            )
-            .bind(name)
-            .bind(upto)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(SET_CHECKPOINT)
+                .bind(name)
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(())
     }
@@ -414,6 +414,19 @@ impl SqliteStore {
 macro_rules! projection_reads_on {
     ($store:ty) => {
         impl $store {
+    /// The last seq every projection (the search index too, unless this handle keeps
+    /// none) has applied (the smallest of their checkpoints; 0 before any).
+    pub async fn projection_checkpoint(&self) -> Result<i64> {
+        let by_name = self.checkpoints().await?;
+        let search = self.keeps_search_index().then_some(&super::SEARCH);
+        Ok(PROJECTIONS
+            .iter()
+            .chain(search)
+            .map(|n| by_name.get(*n).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0))
+    }
+
     /// Every projection's checkpoint, by name.
     pub(super) async fn checkpoints(&self) -> Result<BTreeMap<String, i64>> {
         let mut out = BTreeMap::new();

@@ -61,16 +61,62 @@ pub(super) fn neighbours(
         .collect()
 }
 
-impl SqliteStore {
-    /// True when the resource graph has `key` as a node.
-    pub async fn graph_has(&self, key: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM graph_nodes WHERE resource = ?")
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?
-            .is_some())
-    }
+/// The point reads that are the same statement on both backends (`$n` parameters),
+/// through the store's `read_pool()`.
+macro_rules! point_reads_on {
+    ($store:ty) => {
+        impl $store {
+            /// True when the resource graph has `key` as a node.
+            pub async fn graph_has(&self, key: &str) -> Result<bool> {
+                Ok(sqlx::query("SELECT 1 FROM graph_nodes WHERE resource = $1")
+                    .bind(key)
+                    .fetch_optional(self.read_pool())
+                    .await?
+                    .is_some())
+            }
 
+            /// When the graph first and last saw `a` and `b` linked (event times),
+            /// either way.
+            pub async fn graph_edge(&self, a: &str, b: &str) -> Result<Option<(i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT first_time, last_time FROM graph_edges WHERE (a = $1 AND b = $2) \
+                     OR (a = $2 AND b = $1) LIMIT 1",
+                )
+                .bind(a)
+                .bind(b)
+                .fetch_optional(self.read_pool())
+                .await?)
+            }
+
+            /// In how many names a word appears (the empty word: how many names there
+            /// are).
+            pub async fn name_token_df(&self, token: &str) -> Result<i64> {
+                let df: Option<i64> =
+                    sqlx::query_scalar("SELECT df FROM name_tokens WHERE token = $1")
+                        .bind(token)
+                        .fetch_optional(self.read_pool())
+                        .await?;
+                Ok(df.unwrap_or(0))
+            }
+
+            /// An alarm's latest definition.
+            pub async fn alarm_definition(&self, alarm: &str) -> Result<Option<AlarmMetric>> {
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT namespace, metric FROM alarm_definitions WHERE alarm = $1",
+                )
+                .bind(alarm)
+                .fetch_optional(self.read_pool())
+                .await?;
+                Ok(row.map(|(namespace, metric)| AlarmMetric { namespace, metric }))
+            }
+        }
+    };
+}
+
+point_reads_on!(SqliteStore);
+point_reads_on!(super::PgStore);
+
+impl SqliteStore {
     /// The nodes an edge of the graph joins to each of `keys`, in one read: for each key,
     /// in the order given, its neighbours (sorted), or `None` when it has more than
     /// `at_most`. Each key's edges are counted only up to the cap, so a hub costs no more
@@ -156,47 +202,6 @@ impl SqliteStore {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
-    }
-
-    /// When the graph first and last saw `a` and `b` linked (event times), either way.
-    pub async fn graph_edge(&self, a: &str, b: &str) -> Result<Option<(i64, i64)>> {
-        let row = sqlx::query(
-            "SELECT first_time, last_time FROM graph_edges WHERE (a = ? AND b = ?) \
-             OR (a = ? AND b = ?) LIMIT 1",
-        )
-        .bind(a)
-        .bind(b)
-        .bind(b)
-        .bind(a)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
-    }
-
-    /// In how many names a word appears (the empty word: how many names there are).
-    pub async fn name_token_df(&self, token: &str) -> Result<i64> {
-        Ok(sqlx::query("SELECT df FROM name_tokens WHERE token = ?")
-            .bind(token)
-            .fetch_optional(&self.reader)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?
-            .unwrap_or(0))
-    }
-
-    /// An alarm's latest definition.
-    pub async fn alarm_definition(&self, alarm: &str) -> Result<Option<AlarmMetric>> {
-        let row = sqlx::query("SELECT namespace, metric FROM alarm_definitions WHERE alarm = ?")
-            .bind(alarm)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| {
-            Ok(AlarmMetric {
-                namespace: r.try_get(0)?,
-                metric: r.try_get(1)?,
-            })
-        })
-        .transpose()
     }
 
     /// Up to `limit` effective changes (successful, not read-only changes and

@@ -148,8 +148,21 @@ impl SearchQuery {
         &self.words
     }
 
-    pub(super) fn last(&self) -> &str {
+    fn last(&self) -> &str {
         self.words.last().map(String::as_str).unwrap_or("")
+    }
+
+    /// The binds of [`VOCAB_PREFIX`] for the final word: the range of words it begins
+    /// and one more than [`MAX_EXPANSION`]; `None` when it is too short to be a prefix.
+    pub(super) fn vocab_range(&self) -> Option<(String, String, i64)> {
+        let last = self.last();
+        self.prefix_allowed().then(|| {
+            (
+                last.to_string(),
+                format!("{last}\u{10FFFF}"),
+                MAX_EXPANSION as i64 + 1,
+            )
+        })
     }
 
     /// Whether the final word is long enough to match as a prefix.
@@ -233,6 +246,24 @@ impl SearchQuery {
     }
 }
 
+/// The indexed words a final prefix may expand to, in order (both backends): bound to
+/// [`SearchQuery::vocab_range`].
+pub(super) const VOCAB_PREFIX: &str =
+    "SELECT term FROM search_vocab WHERE term >= $1 AND term < $2 ORDER BY term LIMIT $3";
+
+impl LastWord {
+    /// How the final word matches, from what [`VOCAB_PREFIX`] found: a prefix of those
+    /// words, or, when it begins more than [`MAX_EXPANSION`] of them, whole except in
+    /// natural ids.
+    pub(super) fn from_terms(terms: Vec<String>) -> LastWord {
+        if terms.len() > MAX_EXPANSION {
+            LastWord::WholeExceptIds
+        } else {
+            LastWord::Prefix(terms)
+        }
+    }
+}
+
 /// How a query language writes a quoted word, alternatives, conjunction and a prefix.
 struct QuerySyntax {
     quote: fn(&str) -> String,
@@ -303,14 +334,11 @@ async fn write_search(tx: &mut SqliteConnection, events: &[Event], upto: i64) ->
         });
         qb.build().execute(&mut *tx).await?;
     }
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name, seq) VALUES (?, ?) \
-         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-    )
-    .bind(SEARCH)
-    .bind(upto)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(super::projections::SET_CHECKPOINT)
+        .bind(SEARCH)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -418,23 +446,16 @@ impl SqliteStore {
 
     /// How the final word of `q` matches, from the vocabulary.
     async fn last_word(&self, conn: &mut SqliteConnection, q: &SearchQuery) -> Result<LastWord> {
-        if !q.prefix_allowed() {
+        let Some((lo, hi, n)) = q.vocab_range() else {
             return Ok(LastWord::Whole);
-        }
-        let last = q.last();
-        let terms: Vec<String> = sqlx::query_scalar(
-            "SELECT term FROM search_vocab WHERE term >= ? AND term < ? ORDER BY term LIMIT ?",
-        )
-        .bind(last)
-        .bind(format!("{last}\u{10FFFF}"))
-        .bind(MAX_EXPANSION as i64 + 1)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(if terms.len() > MAX_EXPANSION {
-            LastWord::WholeExceptIds
-        } else {
-            LastWord::Prefix(terms)
-        })
+        };
+        let terms: Vec<String> = sqlx::query_scalar(VOCAB_PREFIX)
+            .bind(lo)
+            .bind(hi)
+            .bind(n)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(LastWord::from_terms(terms))
     }
 
     /// `EventFilter.text`: the events matching the words of `text` and every other

@@ -327,6 +327,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// The projector keeps the search index always here (the SQLite store's handles may
+    /// leave it out).
+    pub fn keeps_search_index(&self) -> bool {
+        true
+    }
+
     /// `ANALYZE` of every table (see `Store::refresh_statistics`).
     pub async fn analyze(&self) -> Result<()> {
         sqlx::query("ANALYZE").execute(&self.pool).await?;

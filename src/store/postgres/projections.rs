@@ -4,7 +4,7 @@
 
 use super::PgStore;
 use crate::model::Event;
-use crate::store::projections::mark_cells;
+use crate::store::projections::{mark_cells, write_alarms, SET_CHECKPOINT};
 use crate::store::search::{document_words, SEARCH};
 use crate::store::{ProjectionDelta, Result, SearchIndexSize, PROJECTIONS};
 use sqlx::PgConnection;
@@ -32,14 +32,11 @@ pub(super) async fn checkpoint_in(conn: &mut PgConnection, name: &str) -> Result
 }
 
 async fn set_checkpoint(conn: &mut PgConnection, name: &str, upto: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name, seq) VALUES ($1, $2) \
-         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-    )
-    .bind(name)
-    .bind(upto)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(SET_CHECKPOINT)
+        .bind(name)
+        .bind(upto)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -143,40 +140,7 @@ async fn write_projection(
     .bind(e.5)
     .execute(&mut *conn)
     .await?;
-    for (alarm, d) in &delta.alarm_definitions {
-        sqlx::query(
-            "INSERT INTO alarm_definitions (alarm, namespace, metric, event_time, seq) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alarm) DO UPDATE SET \
-             namespace = excluded.namespace, metric = excluded.metric, \
-             event_time = excluded.event_time, seq = excluded.seq \
-             WHERE (excluded.event_time, excluded.seq) \
-             > (alarm_definitions.event_time, alarm_definitions.seq)",
-        )
-        .bind(alarm)
-        .bind(&d.value.namespace)
-        .bind(&d.value.metric)
-        .bind(d.event_time)
-        .bind(d.seq)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (alarm, st) in &delta.alarm_states {
-        sqlx::query(
-            "INSERT INTO alarm_states (alarm, state, old_state, event_time, seq) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alarm) DO UPDATE SET \
-             state = excluded.state, old_state = excluded.old_state, \
-             event_time = excluded.event_time, seq = excluded.seq \
-             WHERE (excluded.event_time, excluded.seq) \
-             > (alarm_states.event_time, alarm_states.seq)",
-        )
-        .bind(alarm)
-        .bind(&st.value.state)
-        .bind(&st.value.old_state)
-        .bind(st.event_time)
-        .bind(st.seq)
-        .execute(&mut *conn)
-        .await?;
-    }
+    write_alarms!(conn, delta);
     let done = checkpoint_in(&mut *conn, crate::store::MARKS).await?;
     let mut m = (
         Vec::new(),
@@ -266,17 +230,6 @@ async fn write_search(conn: &mut PgConnection, events: &[Event], upto: i64) -> R
 }
 
 impl PgStore {
-    /// The last seq every projection and the search index have applied (0 before any).
-    pub async fn projection_checkpoint(&self) -> Result<i64> {
-        let by_name = self.checkpoints().await?;
-        Ok(PROJECTIONS
-            .iter()
-            .chain(std::iter::once(&SEARCH))
-            .map(|n| by_name.get(*n).copied().unwrap_or(0))
-            .min()
-            .unwrap_or(0))
-    }
-
     /// Writes `delta` and moves every projection's checkpoint to `upto`, in one
     /// transaction.
     pub async fn apply_projection(&self, delta: &ProjectionDelta, upto: i64) -> Result<()> {

@@ -4,10 +4,8 @@
 
 use super::{row_to_event, PgStore};
 use crate::model::{Event, Source};
-use crate::store::projections::AlarmMetric;
 use crate::store::reads::neighbours;
 use crate::store::{Result, SELECT_COLUMNS, SELECT_COLUMNS_NO_PAYLOAD};
-use sqlx::Row;
 use std::collections::BTreeSet;
 
 /// The condition of the `events_window` index, word for word (the events a ranking
@@ -28,15 +26,6 @@ impl PgStore {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(row_to_event).collect()
-    }
-
-    /// True when the resource graph has `key` as a node.
-    pub async fn graph_has(&self, key: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM graph_nodes WHERE resource = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
     }
 
     /// Each of `keys`' neighbours in the graph (sorted), `None` for a key with more than
@@ -101,37 +90,6 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().collect())
-    }
-
-    /// When the graph first and last saw `a` and `b` linked (event times), either way.
-    pub async fn graph_edge(&self, a: &str, b: &str) -> Result<Option<(i64, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT first_time, last_time FROM graph_edges WHERE (a = $1 AND b = $2) \
-             OR (a = $2 AND b = $1) LIMIT 1",
-        )
-        .bind(a)
-        .bind(b)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    /// In how many names a word appears (the empty word: how many names there are).
-    pub async fn name_token_df(&self, token: &str) -> Result<i64> {
-        let df: Option<i64> = sqlx::query_scalar("SELECT df FROM name_tokens WHERE token = $1")
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(df.unwrap_or(0))
-    }
-
-    /// An alarm's latest definition.
-    pub async fn alarm_definition(&self, alarm: &str) -> Result<Option<AlarmMetric>> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT namespace, metric FROM alarm_definitions WHERE alarm = $1")
-                .bind(alarm)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(namespace, metric)| AlarmMetric { namespace, metric }))
     }
 
     /// Up to `limit` effective changes whose primary resource is `resource`, before
@@ -336,22 +294,5 @@ impl PgStore {
             &[after, limit.max(1)],
         )
         .await
-    }
-
-    /// Every lease, by name.
-    pub async fn leases(&self) -> Result<Vec<crate::store::LeaseRow>> {
-        let rows = sqlx::query("SELECT name, holder, expires_at, term FROM leases ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::store::LeaseRow {
-                    name: r.try_get(0)?,
-                    holder: r.try_get(1)?,
-                    expires_at: r.try_get(2)?,
-                    term: r.try_get(3)?,
-                })
-            })
-            .collect()
     }
 }

@@ -5,7 +5,7 @@
 use super::projections::checkpoint_in;
 use super::{push_filters, row_to_event, PgStore};
 use crate::model::Event;
-use crate::store::search::{lexeme, sort_as, LastWord, SearchQuery, MAX_EXPANSION, SEARCH};
+use crate::store::search::{lexeme, sort_as, LastWord, SearchQuery, SEARCH, VOCAB_PREFIX};
 use crate::store::{select_columns, EventFilter, Result};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
@@ -24,23 +24,16 @@ pub(super) fn tsvector_text(words: &[String]) -> String {
 
 /// How the final word of `q` matches, from the vocabulary.
 async fn last_word(conn: &mut PgConnection, q: &SearchQuery) -> Result<LastWord> {
-    if !q.prefix_allowed() {
+    let Some((lo, hi, n)) = q.vocab_range() else {
         return Ok(LastWord::Whole);
-    }
-    let last = q.last();
-    let terms: Vec<String> = sqlx::query_scalar(
-        "SELECT term::text FROM search_vocab WHERE term >= $1 AND term < $2 ORDER BY term LIMIT $3",
-    )
-    .bind(last)
-    .bind(format!("{last}\u{10FFFF}"))
-    .bind(MAX_EXPANSION as i64 + 1)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(if terms.len() > MAX_EXPANSION {
-        LastWord::WholeExceptIds
-    } else {
-        LastWord::Prefix(terms)
-    })
+    };
+    let terms: Vec<String> = sqlx::query_scalar(VOCAB_PREFIX)
+        .bind(lo)
+        .bind(hi)
+        .bind(n)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(LastWord::from_terms(terms))
 }
 
 impl PgStore {
