@@ -231,7 +231,7 @@ impl SearchQuery {
     /// `LIKE` patterns that every matching event satisfies in at least one of its
     /// name, actor, natural id or resources (the ASCII words; LIKE folds ASCII case
     /// only), to narrow the scan of events not indexed yet.
-    pub(super) fn like_patterns(&self) -> Vec<String> {
+    fn like_patterns(&self) -> Vec<String> {
         self.words
             .iter()
             .filter(|w| w.is_ascii())
@@ -340,6 +340,33 @@ async fn write_search(tx: &mut SqliteConnection, events: &[Event], upto: i64) ->
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// Pushes, for each of `q`'s [`SearchQuery::like_patterns`], ` AND (` its match by
+/// `like` (SQLite's `LIKE`, PostgreSQL's `ILIKE`: both fold ASCII case) in the name,
+/// actor, natural id or resources `)`: what narrows the scan of events not indexed yet.
+pub(super) fn push_like_words<DB: sqlx::Database>(
+    qb: &mut QueryBuilder<DB>,
+    q: &SearchQuery,
+    like: &str,
+) where
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for pattern in q.like_patterns() {
+        qb.push(" AND (");
+        for (i, col) in ["name", "actor", "natural_id", "resources"]
+            .iter()
+            .enumerate()
+        {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push(format_args!("{col} {like} "))
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
 }
 
 /// Sorts `events` as `f` orders them.
@@ -564,21 +591,7 @@ async fn unindexed(
     qb.push(select_columns(f));
     qb.push(" FROM events WHERE seq > ").push_bind(done);
     push_filters(&mut qb, f);
-    for like in q.like_patterns() {
-        qb.push(" AND (");
-        for (i, col) in ["name", "actor", "natural_id", "resources"]
-            .iter()
-            .enumerate()
-        {
-            if i > 0 {
-                qb.push(" OR ");
-            }
-            qb.push(format_args!("{col} LIKE "))
-                .push_bind(like.clone())
-                .push(" ESCAPE '\\'");
-        }
-        qb.push(")");
-    }
+    push_like_words(&mut qb, q, "LIKE");
     let rows = qb.build().fetch_all(&mut *conn).await?;
     let mut out = Vec::new();
     for row in &rows {

@@ -5,7 +5,9 @@
 use super::projections::checkpoint_in;
 use super::{push_filters, row_to_event, PgStore};
 use crate::model::Event;
-use crate::store::search::{lexeme, sort_as, LastWord, SearchQuery, SEARCH, VOCAB_PREFIX};
+use crate::store::search::{
+    lexeme, push_like_words, sort_as, LastWord, SearchQuery, SEARCH, VOCAB_PREFIX,
+};
 use crate::store::{select_columns, EventFilter, Result};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
@@ -81,21 +83,7 @@ impl PgStore {
         ));
         qb.push_bind(done);
         push_filters(&mut qb, f);
-        for like in q.like_patterns() {
-            qb.push(" AND (");
-            for (i, col) in ["name", "actor", "natural_id", "resources"]
-                .iter()
-                .enumerate()
-            {
-                if i > 0 {
-                    qb.push(" OR ");
-                }
-                qb.push(format_args!("{col} ILIKE "))
-                    .push_bind(like.clone())
-                    .push(" ESCAPE '\\'");
-            }
-            qb.push(")");
-        }
+        push_like_words(&mut qb, &q, "ILIKE");
         for row in qb.build().fetch_all(&mut *tx).await? {
             let e = row_to_event(&row)?;
             if q.matches(&e, &last) {
