@@ -330,7 +330,7 @@ async fn resource_links_point_at_their_own_events() {
             &format!("{{\"groupId\":\"sg-{i:017x}\"}}"),
         )
     };
-    // All new: three statements, nothing skipped.
+    // All new, nothing skipped.
     let first: Vec<NewEvent> = (0..1200).map(ev).collect();
     assert_eq!(s.append(&first, None).await.unwrap().appended, 1200);
     // Mixed: every third already stored, and repeats inside the same call.
@@ -388,6 +388,64 @@ async fn resource_links_point_at_their_own_events() {
             "sg-{i:017x}"
         );
     }
+}
+
+/// `append_moving` stores what `append` stores: the payloads it moves out of the events
+/// land in their own events' rows, across several INSERT statements, when some rows are
+/// skipped (already stored, or repeated within the call), and the postings still name
+/// their own events.
+#[tokio::test]
+async fn a_moving_append_stores_each_payload_with_its_own_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let ev = |i: u32| {
+        ct(
+            &format!("p{i}"),
+            i % 60,
+            &format!(
+                "{{\"groupId\":\"sg-{i:017x}\",\"note\":\"{}\"}}",
+                "x".repeat((i % 13) as usize)
+            ),
+        )
+    };
+    let mut batch: Vec<NewEvent> = (0..2500).map(ev).collect();
+    let out = s.append_moving(&mut batch, None).await.unwrap();
+    assert_eq!((out.appended, out.duplicates), (2500, 0));
+    assert!(batch.iter().all(|e| e.payload.is_empty()), "payloads moved out");
+    let second: Vec<NewEvent> = (2000..5000)
+        .flat_map(|i| {
+            if i % 7 == 0 {
+                vec![ev(i), ev(i)]
+            } else {
+                vec![ev(i)]
+            }
+        })
+        .collect();
+    let mut batch = second.clone();
+    let out = s.append_moving(&mut batch, None).await.unwrap();
+    assert_eq!(
+        (out.appended, out.duplicates),
+        (2500, second.len() as u64 - 2500)
+    );
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT seq, natural_id, payload FROM events ORDER BY seq")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 5000);
+    for (seq, id, payload) in &rows {
+        let i: u32 = id[1..].parse().unwrap();
+        assert_eq!(payload, &ev(i).payload, "seq {seq}, {id}");
+    }
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM resource_postings p, json_each(p.seqs) j \
+         LEFT JOIN events e ON e.seq = j.value \
+         WHERE e.seq IS NULL OR p.resource NOT IN (SELECT value FROM json_each(e.resources))",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0);
 }
 
 #[tokio::test]

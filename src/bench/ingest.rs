@@ -463,7 +463,7 @@ async fn floor_append<S: EventLog>(store: &S, recording: &Path) -> anyhow::Resul
         }
         if batch.len() >= ingest::BATCH || (n == 0 && !batch.is_empty()) {
             let t = Instant::now();
-            rows += store.append(&batch, None).await?.appended;
+            rows += store.append_moving(&mut batch, None).await?.appended;
             timed += t.elapsed();
             batch.clear();
         }

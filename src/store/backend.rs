@@ -187,6 +187,17 @@ impl EventLog for Store {
         }
     }
 
+    async fn append_moving(
+        &self,
+        events: &mut [NewEvent],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AppendOutcome> {
+        match self {
+            Store::Sqlite(s) => s.append_moving(events, checkpoint).await,
+            Store::Postgres(s) => s.append_moving(events, checkpoint).await,
+        }
+    }
+
     async fn query(&self, filter: &EventFilter) -> Result<Vec<Event>> {
         match self {
             Store::Sqlite(s) => s.query(filter).await,

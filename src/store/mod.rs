@@ -182,6 +182,16 @@ pub trait EventLog {
         events: &[NewEvent],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<AppendOutcome>;
+    /// [`EventLog::append`] of events the caller is done with: a backend may move their
+    /// payloads into its statements instead of copying them, leaving them empty (bulk
+    /// ingest: a payload is most of an event's bytes).
+    async fn append_moving(
+        &self,
+        events: &mut [NewEvent],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AppendOutcome> {
+        self.append(events, checkpoint).await
+    }
     /// Events matching a filter.
     async fn query(&self, filter: &EventFilter) -> Result<Vec<Event>>;
     /// One event by sequence number.

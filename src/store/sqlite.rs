@@ -14,9 +14,10 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Rows per INSERT statement; 12 columns x 500 rows stays far below SQLite's 32766
-/// bound-parameter limit, and few statements per batch keep driver overhead low.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per INSERT statement; 12 columns x 2,000 rows stays below SQLite's 32766
+/// bound-parameter limit, and few statements per batch keep driver overhead low (each
+/// statement is a hand-off between this thread and the connection's).
+const ROWS_PER_STATEMENT: usize = 2_000;
 /// Payload bytes per INSERT statement: the driver and SQLite each copy what a statement
 /// binds, so large payloads go in smaller statements and memory stays bounded.
 const BYTES_PER_STATEMENT: usize = 4 * 1024 * 1024;
@@ -252,14 +253,18 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
 
 /// A multi-row INSERT of `rows` events; rows already stored (same event time, natural
 /// id and source: the unique `events_key`) are skipped.
+///
+/// `OR IGNORE` rather than `ON CONFLICT DO NOTHING`: the same for the unique key, but the
+/// NOT NULL constraints no longer ABORT, so SQLite needs no statement journal, which
+/// copied every page a statement touched (17 % of the appending thread's time at 1M
+/// events). Nothing is lost by it: every NOT NULL column is bound from a non-optional
+/// field, and the rows a statement skips are found by their seqs below.
 fn insert_sql(rows: usize) -> String {
-    let mut sql = values_sql(
-        "INSERT INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)",
+    values_sql(
+        "INSERT OR IGNORE INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)",
         12,
         rows,
-    );
-    sql.push_str(" ON CONFLICT DO NOTHING");
-    sql
+    )
 }
 
 /// `head` followed by ` VALUES ` and `rows` groups of `columns` placeholders.
@@ -277,25 +282,32 @@ fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     sql
 }
 
-/// [`insert_sql`] for `chunk`, with its rows bound.
-fn insert_query<'q>(
-    chunk: &'q [Prepared<'q>],
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+/// [`insert_sql`] for `chunk`, with its rows bound. The driver owns what it binds: the
+/// JSON columns are serialized straight into their arguments, and the payloads are
+/// either copied from the events or, when the caller gave them up (`moved`, in the
+/// chunk's order), moved in.
+fn insert_query(
+    chunk: &[NewEvent],
+    mut moved: Option<&mut std::vec::IntoIter<String>>,
+) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
     let mut q = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
-    for p in chunk {
+    for ev in chunk {
         q = q
-            .bind(p.ev.source.as_str())
-            .bind(p.ev.natural_id.as_str())
-            .bind(p.ev.event_time)
-            .bind(p.ev.received_at)
-            .bind(p.ev.kind.tag())
-            .bind(p.detail.as_str())
-            .bind(p.ev.name.as_str())
-            .bind(p.ev.actor.as_deref())
-            .bind(p.ev.read_only as i64)
-            .bind(p.ev.error_code.as_deref())
-            .bind(p.resources.as_str())
-            .bind(p.ev.payload.as_str());
+            .bind(ev.source.as_str())
+            .bind(ev.natural_id.as_str())
+            .bind(ev.event_time)
+            .bind(ev.received_at)
+            .bind(ev.kind.tag())
+            .bind(super::detail_json(ev))
+            .bind(ev.name.as_str())
+            .bind(ev.actor.as_deref())
+            .bind(ev.read_only as i64)
+            .bind(ev.error_code.as_deref())
+            .bind(super::resources_json(ev));
+        q = match moved.as_deref_mut() {
+            Some(payloads) => q.bind(payloads.next().unwrap_or_default()),
+            None => q.bind(ev.payload.as_str()),
+        };
     }
     q
 }
@@ -367,42 +379,25 @@ impl<'a> Postings<'a> {
     }
 }
 
-/// Splits rows into INSERT statements of at most ROWS_PER_STATEMENT rows and, past the
-/// first row, BYTES_PER_STATEMENT payload bytes.
-fn statement_chunks<'a, 'b>(rows: &'a [Prepared<'b>]) -> impl Iterator<Item = &'a [Prepared<'b>]> {
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
+/// The sizes of the INSERT statements for rows of these payload sizes: at most
+/// ROWS_PER_STATEMENT rows and, past the first row, BYTES_PER_STATEMENT payload bytes.
+fn statement_sizes(payload_lens: &[usize]) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut rest = payload_lens;
+    while !rest.is_empty() {
         let mut bytes = 0usize;
         let mut n = 0usize;
         while n < rest.len() && n < ROWS_PER_STATEMENT {
-            bytes += rest[n].ev.payload.len();
+            bytes += rest[n];
             if n > 0 && bytes > BYTES_PER_STATEMENT {
                 break;
             }
             n += 1;
         }
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
-/// Rows prepared for binding: the JSON columns serialized once.
-struct Prepared<'a> {
-    ev: &'a NewEvent,
-    detail: String,
-    resources: String,
-}
-
-fn prepare(ev: &NewEvent) -> Prepared<'_> {
-    Prepared {
-        ev,
-        detail: super::detail_json(ev),
-        resources: super::resources_json(ev),
+        sizes.push(n);
+        rest = &rest[n..];
     }
+    sizes
 }
 
 pub(super) fn row_to_event(row: &SqliteRow) -> Result<Event> {
@@ -475,19 +470,40 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
 
 /// Appends events in one transaction on `conn` (the writer), skipping those already
 /// stored, with the checkpoint in the same transaction.
+/// `moved`: the events' payloads, taken out of them by the caller (which leaves the
+/// events' own empty) so that they are moved into the statements instead of copied.
 async fn append_on(
     conn: &mut sqlx::pool::PoolConnection<Sqlite>,
     events: &[NewEvent],
+    moved: Option<Vec<String>>,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<AppendOutcome> {
-    let prepared: Vec<Prepared<'_>> = events.iter().map(prepare).collect();
+    let lens: Vec<usize> = match &moved {
+        Some(payloads) => payloads.iter().map(String::len).collect(),
+        None => events.iter().map(|ev| ev.payload.len()).collect(),
+    };
+    let mut moved = moved.map(Vec::into_iter);
+    let mut start = 0usize;
+    let mut chunks = statement_sizes(&lens).into_iter().map(|n| {
+        let chunk = events.get(start..start + n).unwrap_or_default();
+        start += n;
+        chunk
+    });
     // IMMEDIATE: a deferred transaction that reads first gets 'database is locked' at
     // once (no busy wait) when a checkpoint holds the lock as it upgrades to write.
     let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
     let mut appended = 0u64;
     let mut postings = Postings::default();
-    for chunk in statement_chunks(&prepared) {
-        let done = insert_query(chunk).execute(&mut *tx).await?;
+    let mut next = chunks.next().map(|c| (c, insert_query(c, moved.as_mut())));
+    while let Some((chunk, query)) = next.take() {
+        // SQLite runs a statement on the connection's own thread; the next statement's
+        // arguments are bound on this one meanwhile (both are serial otherwise, and
+        // binding copies every payload).
+        let (done, following) = tokio::join!(query.execute(&mut *tx), async {
+            chunks.next().map(|c| (c, insert_query(c, moved.as_mut())))
+        });
+        next = following;
+        let done = done?;
         let inserted = done.rows_affected();
         appended += inserted;
         if inserted == 0 {
@@ -501,8 +517,8 @@ async fn append_on(
         if inserted == chunk.len() as u64 {
             // No row was skipped: SQLite inserts a VALUES list in its order, so the
             // n-th row of the chunk has seq first + n.
-            for (p, seq) in chunk.iter().zip(first..) {
-                postings.add(p.ev, seq);
+            for (ev, seq) in chunk.iter().zip(first..) {
+                postings.add(ev, seq);
             }
             continue;
         }
@@ -517,14 +533,10 @@ async fn append_on(
         .await?;
         let mut by_key: std::collections::HashMap<(&str, &str, i64), &NewEvent> =
             std::collections::HashMap::with_capacity(chunk.len());
-        for p in chunk {
+        for ev in chunk {
             by_key
-                .entry((
-                    p.ev.source.as_str(),
-                    p.ev.natural_id.as_str(),
-                    p.ev.event_time,
-                ))
-                .or_insert(p.ev);
+                .entry((ev.source.as_str(), ev.natural_id.as_str(), ev.event_time))
+                .or_insert(ev);
         }
         for row in &rows {
             let seq: i64 = row.try_get(0)?;
@@ -580,7 +592,7 @@ impl SqliteStore {
         sqlx::query("PRAGMA synchronous = FULL")
             .execute(&mut *conn)
             .await?;
-        let out = append_on(&mut conn, events, None).await;
+        let out = append_on(&mut conn, events, None, None).await;
         // Back to the store's setting for the next user of the one writer connection,
         // whatever the append did (a connection left at FULL would only be slower).
         let reset = sqlx::query("PRAGMA synchronous = NORMAL")
@@ -600,7 +612,20 @@ impl EventLog for SqliteStore {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<AppendOutcome> {
         let mut conn = self.writer.acquire().await?;
-        append_on(&mut conn, events, checkpoint).await
+        append_on(&mut conn, events, None, checkpoint).await
+    }
+
+    async fn append_moving(
+        &self,
+        events: &mut [NewEvent],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AppendOutcome> {
+        let payloads = events
+            .iter_mut()
+            .map(|ev| std::mem::take(&mut ev.payload))
+            .collect();
+        let mut conn = self.writer.acquire().await?;
+        append_on(&mut conn, events, Some(payloads), checkpoint).await
     }
 
     async fn query(&self, f: &EventFilter) -> Result<Vec<Event>> {
