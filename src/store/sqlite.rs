@@ -254,17 +254,17 @@ async fn checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<(
 /// A multi-row INSERT of `rows` events; rows already stored (same event time, natural
 /// id and source: the unique `events_key`) are skipped.
 ///
-/// `OR IGNORE` rather than `ON CONFLICT DO NOTHING`: the same for the unique key, but the
-/// NOT NULL constraints no longer ABORT, so SQLite needs no statement journal, which
-/// copied every page a statement touched (17 % of the appending thread's time at 1M
-/// events). Nothing is lost by it: every NOT NULL column is bound from a non-optional
-/// field, and the rows a statement skips are found by their seqs below.
+/// `OR FAIL`: a NOT NULL violation fails the statement (and the append's transaction)
+/// instead of aborting it. Only ABORT makes SQLite keep a statement journal, a copy of
+/// every page the statement touches so that it can be undone alone (17 % of the
+/// appending thread's time at 1M events); nothing here needs that, since a failed
+/// statement fails the whole transaction anyway.
 fn insert_sql(rows: usize) -> String {
     values_sql(
-        "INSERT OR IGNORE INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)",
+        "INSERT OR FAIL INTO events (source, natural_id, event_time, received_at, kind, detail, name, actor, read_only, error_code, resources, payload)",
         12,
         rows,
-    )
+    ) + " ON CONFLICT DO NOTHING"
 }
 
 /// `head` followed by ` VALUES ` and `rows` groups of `columns` placeholders.
@@ -550,7 +550,8 @@ async fn append_on(
     }
     for chunk in postings.rows().chunks(POSTINGS_PER_STATEMENT) {
         let mut q = sqlx::query(AssertSqlSafe(values_sql(
-            "INSERT INTO resource_postings (resource, first_seq, min_time, max_time, seqs)",
+            // OR FAIL: no statement journal (see insert_sql).
+            "INSERT OR FAIL INTO resource_postings (resource, first_seq, min_time, max_time, seqs)",
             5,
             chunk.len(),
         )));
