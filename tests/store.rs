@@ -411,7 +411,10 @@ async fn a_moving_append_stores_each_payload_with_its_own_event() {
     let mut batch: Vec<NewEvent> = (0..2500).map(ev).collect();
     let out = s.append_moving(&mut batch, None).await.unwrap();
     assert_eq!((out.appended, out.duplicates), (2500, 0));
-    assert!(batch.iter().all(|e| e.payload.is_empty()), "payloads moved out");
+    assert!(
+        batch.iter().all(|e| e.payload.is_empty()),
+        "payloads moved out"
+    );
     let second: Vec<NewEvent> = (2000..5000)
         .flat_map(|i| {
             if i % 7 == 0 {
