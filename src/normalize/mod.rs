@@ -730,7 +730,9 @@ mod tests {
         };
         let ct = r#""eventID":"e-1","eventTime":"2025-01-01T00:00:00Z","eventName":"AuthorizeSecurityGroupIngress","eventSource":"ec2.amazonaws.com""#;
         let made = [
-            format!(r#"{{{ct},"requestParameters":{{"groupId":"sg-0000000000000000a"}},"userAgent":"x"}}"#),
+            format!(
+                r#"{{{ct},"requestParameters":{{"groupId":"sg-0000000000000000a"}},"userAgent":"x"}}"#
+            ),
             // An escaped key is the same key.
             format!(r#"{{{ct},"request\u0050arameters":{{"groupId":"sg-0000000000000000b"}}}}"#),
             // A repeated field keeps its last value; a skipped one changes nothing.
