@@ -23,6 +23,18 @@ fn sg_event(id: &str, minute: u32) -> NewEvent {
     ct(id, minute, "{\"groupId\":\"sg-0123456789abcdef0\"}")
 }
 
+/// `ev(i)` for every i in `ids`, twice for every seventh (repeats inside one call).
+fn with_repeats(ids: std::ops::Range<u32>, ev: impl Fn(u32) -> NewEvent) -> Vec<NewEvent> {
+    ids.flat_map(|i| {
+        if i % 7 == 0 {
+            vec![ev(i), ev(i)]
+        } else {
+            vec![ev(i)]
+        }
+    })
+    .collect()
+}
+
 async fn fails(store: &SqliteStore, sql: &'static str) -> String {
     match sqlx::query(sql).execute(store.pool()).await {
         Ok(r) => panic!("{sql} succeeded ({} rows)", r.rows_affected()),
@@ -334,15 +346,7 @@ async fn resource_links_point_at_their_own_events() {
     let first: Vec<NewEvent> = (0..1200).map(ev).collect();
     assert_eq!(s.append(&first, None).await.unwrap().appended, 1200);
     // Mixed: every third already stored, and repeats inside the same call.
-    let second: Vec<NewEvent> = (1000..2600)
-        .flat_map(|i| {
-            if i % 7 == 0 {
-                vec![ev(i), ev(i)]
-            } else {
-                vec![ev(i)]
-            }
-        })
-        .collect();
+    let second = with_repeats(1000..2600, ev);
     let out = s.append(&second, None).await.unwrap();
     assert_eq!(
         (out.appended, out.duplicates),
@@ -415,15 +419,7 @@ async fn a_moving_append_stores_each_payload_with_its_own_event() {
         batch.iter().all(|e| e.payload.is_empty()),
         "payloads moved out"
     );
-    let second: Vec<NewEvent> = (2000..5000)
-        .flat_map(|i| {
-            if i % 7 == 0 {
-                vec![ev(i), ev(i)]
-            } else {
-                vec![ev(i)]
-            }
-        })
-        .collect();
+    let second = with_repeats(2000..5000, ev);
     let mut batch = second.clone();
     let out = s.append_moving(&mut batch, None).await.unwrap();
     assert_eq!(

@@ -4,7 +4,8 @@
 //! - rootline: `ingest::ingest_files` of that file into a fresh file-backed store
 //!   (reading, parsing, normalizing, idempotent batched appends with checkpoints);
 //! - the floor: the same rows, normalized beforehand outside the timer, appended through
-//!   the same driver and schema into another fresh file; only `EventLog::append` is timed;
+//!   the same driver and schema into another fresh file; only the appends are timed
+//!   (`EventLog::append_moving`, the call ingest makes);
 //!
 //! With `--breakdown`, rootline and the floor run again on fresh stores whose schema was
 //! changed by SQL ([`FloorVariant`]), to show what each part of the append costs.
@@ -366,7 +367,8 @@ async fn ingest_timed<S: EventLog>(
     Ok((took, summary, peak))
 }
 
-/// The floor ([`floor_append`] through `EventLog::append`) into a fresh store at `db`.
+/// The floor ([`floor_append`] through `EventLog::append_moving`, as ingest appends) into
+/// a fresh store at `db`.
 async fn time_floor(
     db: &Path,
     recording: &Path,
@@ -407,7 +409,7 @@ fn print_report(b: &IngestBench, seed: u64, postgres: bool) {
         None => println!("peak mem  unavailable (no /proc/self/status)"),
     }
     println!(
-        "floor     {:>12} events/s  {} rows in {:.2} s (EventLog::append only, rows normalized outside the timer)",
+        "floor     {:>12} events/s  {} rows in {:.2} s (the append only, as ingest calls it; rows normalized outside the timer)",
         fmt_rate(b.floor_rate()),
         b.floor_rows,
         b.floor.as_secs_f64()

@@ -470,6 +470,7 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<Sqlite>, f: &EventFilter) {
 
 /// Appends events in one transaction on `conn` (the writer), skipping those already
 /// stored, with the checkpoint in the same transaction.
+///
 /// `moved`: the events' payloads, taken out of them by the caller (which leaves the
 /// events' own empty) so that they are moved into the statements instead of copied.
 async fn append_on(
