@@ -251,6 +251,25 @@ impl SearchQuery {
 pub(super) const VOCAB_PREFIX: &str =
     "SELECT term FROM search_vocab WHERE term >= $1 AND term < $2 ORDER BY term LIMIT $3";
 
+/// How the final word of the [`SearchQuery`] `$q` matches, from the vocabulary, read on
+/// `$conn` (a `&mut` connection of either backend): the same statement on both.
+macro_rules! last_word {
+    ($conn:expr, $q:expr) => {
+        match $q.vocab_range() {
+            None => LastWord::Whole,
+            Some((lo, hi, n)) => LastWord::from_terms(
+                sqlx::query_scalar::<_, String>($crate::store::search::VOCAB_PREFIX)
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(n)
+                    .fetch_all(&mut *$conn)
+                    .await?,
+            ),
+        }
+    };
+}
+pub(super) use last_word;
+
 impl LastWord {
     /// How the final word matches, from what [`VOCAB_PREFIX`] found: a prefix of those
     /// words, or, when it begins more than [`MAX_EXPANSION`] of them, whole except in
@@ -471,20 +490,6 @@ impl SqliteStore {
         })
     }
 
-    /// How the final word of `q` matches, from the vocabulary.
-    async fn last_word(&self, conn: &mut SqliteConnection, q: &SearchQuery) -> Result<LastWord> {
-        let Some((lo, hi, n)) = q.vocab_range() else {
-            return Ok(LastWord::Whole);
-        };
-        let terms: Vec<String> = sqlx::query_scalar(VOCAB_PREFIX)
-            .bind(lo)
-            .bind(hi)
-            .bind(n)
-            .fetch_all(&mut *conn)
-            .await?;
-        Ok(LastWord::from_terms(terms))
-    }
-
     /// `EventFilter.text`: the events matching the words of `text` and every other
     /// condition of `f`, in `f`'s order, at most `f.limit`. One read transaction, so the
     /// index, its checkpoint and the events after it are one snapshot.
@@ -494,7 +499,7 @@ impl SqliteStore {
         };
         let mut tx = self.reader.begin().await?;
         let done = checkpoint_in(&mut tx, SEARCH).await?;
-        let last = self.last_word(&mut tx, &q).await?;
+        let last = last_word!(tx, q);
         let limit = (f.limit > 0).then_some(f.limit);
         let mut found = Vec::new();
         if done > 0 {

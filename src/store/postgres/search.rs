@@ -6,10 +6,10 @@ use super::projections::checkpoint_in;
 use super::{push_filters, row_to_event, PgStore};
 use crate::model::Event;
 use crate::store::search::{
-    lexeme, push_like_words, sort_as, LastWord, SearchQuery, SEARCH, VOCAB_PREFIX,
+    last_word, lexeme, push_like_words, sort_as, LastWord, SearchQuery, SEARCH,
 };
 use crate::store::{select_columns, EventFilter, Result};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 
 /// Longest lexeme a `tsvector` holds, in bytes; longer words are left out of the index.
 const MAX_LEXEME: usize = 2046;
@@ -22,20 +22,6 @@ pub(super) fn tsvector_text(words: &[String]) -> String {
         out.push(' ');
     }
     out
-}
-
-/// How the final word of `q` matches, from the vocabulary.
-async fn last_word(conn: &mut PgConnection, q: &SearchQuery) -> Result<LastWord> {
-    let Some((lo, hi, n)) = q.vocab_range() else {
-        return Ok(LastWord::Whole);
-    };
-    let terms: Vec<String> = sqlx::query_scalar(VOCAB_PREFIX)
-        .bind(lo)
-        .bind(hi)
-        .bind(n)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(LastWord::from_terms(terms))
 }
 
 impl PgStore {
@@ -51,7 +37,7 @@ impl PgStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         let done = checkpoint_in(&mut tx, SEARCH).await?;
-        let last = last_word(&mut tx, &q).await?;
+        let last = last_word!(tx, q);
         let mut found = Vec::new();
         if done > 0 {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
