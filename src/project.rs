@@ -108,36 +108,49 @@ fn add(d: &mut ProjectionDelta, e: &Event) {
 }
 
 /// Applies every event after the projections' checkpoint, `batch` events per
-/// transaction.
+/// transaction. The next batch is read (on the read pool) while the current one is
+/// written (on the writer): the two ran strictly in turn, and each is about half of
+/// the projector's time.
 pub async fn catch_up(store: &Store, batch: i64) -> Result<ProjectReport, StoreError> {
     let mut report = ProjectReport {
         upto: store.projection_checkpoint().await?,
         ..Default::default()
     };
-    loop {
-        let mut events = store.events_after_bare(report.upto, batch).await?;
-        for e in events
-            .iter_mut()
-            .filter(|e| crate::correlate::may_define_alarm(e))
-        {
-            if let Some(full) = store.get(e.seq).await? {
-                e.payload = full.payload;
+    let mut events = read_batch(store, report.upto, batch).await?;
+    while let Some(last) = events.last().map(|e| e.seq) {
+        let delta = delta_of(&events);
+        let apply = async {
+            if store.keeps_search_index() {
+                store
+                    .apply_projection_and_search(&delta, &events, last)
+                    .await
+            } else {
+                store.apply_projection(&delta, last).await
             }
-        }
-        let Some(last) = events.last().map(|e| e.seq) else {
-            return Ok(report);
         };
-        if store.keeps_search_index() {
-            store
-                .apply_projection_and_search(&delta_of(&events), &events, last)
-                .await?;
-        } else {
-            store.apply_projection(&delta_of(&events), last).await?;
-        }
+        let (applied, next) = tokio::join!(apply, read_batch(store, last, batch));
+        applied?;
         report.events += events.len() as u64;
         report.batches += 1;
         report.upto = last;
+        events = next?;
     }
+    Ok(report)
+}
+
+/// Up to `batch` events after `after`, in seq order, without payloads except where
+/// [`delta_of`] reads them (events that may define an alarm).
+async fn read_batch(store: &Store, after: i64, batch: i64) -> Result<Vec<Event>, StoreError> {
+    let mut events = store.events_after_bare(after, batch).await?;
+    for e in events
+        .iter_mut()
+        .filter(|e| crate::correlate::may_define_alarm(e))
+    {
+        if let Some(full) = store.get(e.seq).await? {
+            e.payload = full.payload;
+        }
+    }
+    Ok(events)
 }
 
 /// Empties the projections and applies the whole log again.

@@ -294,6 +294,27 @@ pub struct Analyser {
     rerank_after: Option<std::time::Duration>,
     /// When this analyser last ranked each incident (in this process only).
     ranked_at: BTreeMap<String, std::time::Instant>,
+    /// The window of the incident queued next, being read while this step ranks.
+    ahead: Option<Ahead>,
+}
+
+/// A window read ahead: the events of [from, to] as read after `latest` was the newest
+/// upstream seq. A step may use it only when that seq is still the newest (so nothing
+/// has arrived that the read may have missed) and its incident's window is the same.
+#[derive(Debug)]
+struct Ahead {
+    latest: i64,
+    range: (i64, i64),
+    read: tokio::task::JoinHandle<Result<Vec<Event>, StoreError>>,
+}
+
+/// The range of events read to rank `found`: its window and a margin on both sides.
+fn read_range(found: &Found, config: &Config) -> (i64, i64) {
+    let (from, to) = found.window(config);
+    (
+        from.saturating_sub(WINDOW_MARGIN_MS),
+        to.saturating_add(WINDOW_MARGIN_MS),
+    )
 }
 
 impl Analyser {
@@ -384,7 +405,18 @@ impl Analyser {
         let mut incidents = Vec::new();
         if let Some(found) = next {
             let id = found.id.clone();
-            incidents.push(self.rank(store, found).await?);
+            let ready = self.take_ahead(latest, read_range(&found, &self.config));
+            // The next queued incident's window is read while this one is ranked (a
+            // read on the read pool beside a ranking on a blocking thread).
+            self.ahead = state.pending.first().map(|f| {
+                let (store, range) = (store.clone(), read_range(f, &self.config));
+                Ahead {
+                    latest,
+                    range,
+                    read: tokio::spawn(async move { store.window_events(range.0, range.1).await }),
+                }
+            });
+            incidents.push(self.rank(store, found, ready).await?);
             if self.rerank_after.is_some() {
                 self.ranked_at.insert(id, std::time::Instant::now());
                 let open: BTreeSet<&str> = state
@@ -494,22 +526,43 @@ impl Analyser {
         })
     }
 
-    /// Ranks one incident from the events of its window.
+    /// The window read ahead, when it was read for `range` with `latest` the newest
+    /// upstream seq; any other read ahead is stopped.
+    fn take_ahead(
+        &mut self,
+        latest: i64,
+        range: (i64, i64),
+    ) -> Option<tokio::task::JoinHandle<Result<Vec<Event>, StoreError>>> {
+        let ahead = self.ahead.take()?;
+        if ahead.latest == latest && ahead.range == range {
+            return Some(ahead.read);
+        }
+        ahead.read.abort();
+        None
+    }
+
+    /// Ranks one incident from the events of its window (`ready`: that window's read,
+    /// started ahead).
     async fn rank(
         &self,
         store: &Store,
         found: Found,
+        ready: Option<tokio::task::JoinHandle<Result<Vec<Event>, StoreError>>>,
     ) -> Result<correlate::Incident, ConclusionError> {
-        let (from, to) = found.window(&self.config);
+        let (from, to) = read_range(&found, &self.config);
         let t0 = std::time::Instant::now();
         let id = found.id.clone();
-        let window = store
-            .window_events(
-                from.saturating_sub(WINDOW_MARGIN_MS),
-                to.saturating_add(WINDOW_MARGIN_MS),
-            )
-            .await
-            .during(|| format!("read the window of {id}"))?;
+        let read_ahead = match ready {
+            // A read that panicked or was cancelled is done again here.
+            Some(read) => read.await.ok(),
+            None => None,
+        };
+        let ahead = read_ahead.is_some();
+        let window = match read_ahead {
+            Some(read) => read,
+            None => store.window_events(from, to).await,
+        }
+        .during(|| format!("read the window of {id}"))?;
         let (read_ms, events) = (t0.elapsed().as_millis() as u64, window.len());
         let config = self.config.clone();
         let inc = with_knowledge(store, &format!("rank {id}"), move |k| {
@@ -520,9 +573,110 @@ impl Analyser {
             incident = %inc.id,
             events,
             read_ms,
+            ahead,
             rank_ms = (t0.elapsed().as_millis() as u64).saturating_sub(read_ms),
             "Incident ranked"
         );
         Ok(inc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::report_json;
+
+    const SCENARIO: &str = "fixtures/scenarios/train/asg-scale-in-1.jsonl.gz";
+
+    async fn scenario_store(dir: &std::path::Path, name: &str) -> Store {
+        let url = format!("sqlite://{}", dir.join(name).display());
+        let store = Store::open(&url).await.unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO);
+        let summary = crate::ingest::ingest_files(&store, &[path], false)
+            .await
+            .unwrap();
+        assert!(summary.appended > 800, "{summary:?}");
+        store
+    }
+
+    /// Waits for the read ahead to finish, so that what follows cannot reach it.
+    async fn settle(analyser: &mut Analyser) -> (i64, i64) {
+        let ahead = analyser.ahead.take().expect("a window read ahead");
+        let read = ahead.read.await.unwrap();
+        let range = ahead.range;
+        analyser.ahead = Some(Ahead {
+            read: tokio::spawn(async move { read }),
+            ..ahead
+        });
+        range
+    }
+
+    /// The next incident's window, read while a step ranks, gives the conclusions a
+    /// read at its own step gives; an event that arrives after it was read is not lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_window_read_ahead_is_used_only_while_nothing_has_arrived() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = scenario_store(dir.path(), "reference.db").await;
+        // Ranked without reading ahead: each step alone, with a new analyser.
+        while Analyser::default()
+            .step(&reference)
+            .await
+            .unwrap()
+            .is_some()
+        {}
+        let expected = crate::conclusions::load_analysis(&reference).await.unwrap();
+        assert_eq!(expected.incidents.len(), 3, "{expected:#?}");
+
+        let quiet = scenario_store(dir.path(), "quiet.db").await;
+        let mut analyser = Analyser::default();
+        analyser
+            .step(&quiet)
+            .await
+            .unwrap()
+            .expect("a first ranking");
+        settle(&mut analyser).await;
+        analyser.run_to_end(&quiet).await.unwrap();
+        let got = crate::conclusions::load_analysis(&quiet).await.unwrap();
+        assert_eq!(report_json(&got), report_json(&expected));
+
+        // The second incident's likeliest cause, copied under a new id, arrives after
+        // its window was read ahead: the ranking must see the copy.
+        let second = &expected.incidents[1];
+        let cause = &second.hypotheses[0].cause;
+        assert_eq!(cause.source, "cloudtrail", "{second:#?}");
+        let busy = scenario_store(dir.path(), "busy.db").await;
+        let mut analyser = Analyser::default();
+        let first = analyser
+            .step(&busy)
+            .await
+            .unwrap()
+            .expect("a first ranking");
+        assert_eq!(first.incidents[0].id, expected.incidents[0].id);
+        let (from, to) = settle(&mut analyser).await;
+        let original = crate::store::EventLog::query(&busy, &crate::store::EventFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.natural_id == cause.id)
+            .unwrap();
+        assert!((from..=to).contains(&original.event_time));
+        let probe = "read-ahead-probe-0001";
+        let line = serde_json::json!({
+            "source": "cloudtrail",
+            "payload": serde_json::from_str::<serde_json::Value>(
+                &original.payload.replace(&cause.id, probe)
+            )
+            .unwrap(),
+        });
+        let copy = crate::ingest::recording_line(line.to_string().as_bytes()).unwrap();
+        busy.append(&[copy], None).await.unwrap();
+        let next = analyser
+            .step(&busy)
+            .await
+            .unwrap()
+            .expect("a second ranking");
+        assert_eq!(next.incidents[0].id, second.id);
+        let cited = serde_json::to_string(&next.incidents[0]).unwrap();
+        assert!(cited.contains(probe), "the copy is not among {cited}");
     }
 }
