@@ -524,7 +524,9 @@ impl SqliteStore {
             .bind(binds[1])
             .fetch_one(&self.reader)
             .await?;
-        let rows: Vec<Box<serde_json::value::RawValue>> = doc
+        // Each row borrowed from the document, not copied out of it: a window's rows
+        // would otherwise be in memory twice before they become events.
+        let rows: Vec<&serde_json::value::RawValue> = doc
             .as_deref()
             .and_then(|d| serde_json::from_str(d).ok())
             .unwrap_or_default();
