@@ -578,8 +578,8 @@ impl Drop for TempDir {
 
 /// `rootline replay`: the recording ingested into a fresh store (a file in a temporary
 /// directory, so memory stays flat whatever its size; kept without a search index, since
-/// nothing searches it), then the analyser run to the end: the same engine as the
-/// server's. Returns what ingest did, the conclusions, and the time ingest took.
+/// nothing searches it) with the projector following the appends, as in the server,
+/// then the analyser run to the end: the same engine as the server's. Returns what ingest did, the conclusions, and the time ingest took.
 pub async fn replay(
     file: &Path,
 ) -> anyhow::Result<(
@@ -591,7 +591,11 @@ pub async fn replay(
     let url = format!("sqlite://{}", tmp.0.join("replay.db").display());
     let started = Instant::now();
     let store = Store::open(&url).await?.without_search_index();
-    let summary = crate::ingest::ingest_files(&store, &[file.to_path_buf()], false).await?;
+    let summary = crate::project::alongside(
+        &store,
+        crate::ingest::ingest_files(&store, &[file.to_path_buf()], false),
+    )
+    .await??;
     let ingest = started.elapsed();
     crate::conclusions::Analyser::default()
         .run_to_end(&store)

@@ -138,6 +138,44 @@ pub async fn catch_up(store: &Store, batch: i64) -> Result<ProjectReport, StoreE
     Ok(report)
 }
 
+/// Runs `work`, which appends to `store`, with the projector following the log beside
+/// it (another task: its reads and its share of the writer overlap the appends instead
+/// of coming after them) and bringing the projections up to the log's end. Returns
+/// `work`'s output, or the projector's error once `work` is done.
+pub async fn alongside<T>(
+    store: &Store,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, StoreError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let working = std::sync::Arc::new(AtomicBool::new(true));
+    let follower = {
+        let (store, working) = (store.clone(), working.clone());
+        tokio::spawn(async move {
+            loop {
+                // Read before the catch-up: the round that sees `work` done reaches
+                // everything it appended.
+                let last = !working.load(Ordering::Acquire);
+                catch_up(&store, BATCH).await?;
+                if last {
+                    return Ok::<_, StoreError>(());
+                }
+                // Caught up with what is committed: wait for more.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let out = work.await;
+    working.store(false, Ordering::Release);
+    match follower.await {
+        Ok(followed) => followed?,
+        // It panicked, having committed whole batches only (one transaction each).
+        Err(_) => {
+            catch_up(store, BATCH).await?;
+        }
+    }
+    Ok(out)
+}
+
 /// Up to `batch` events after `after`, in seq order, without payloads except where
 /// [`delta_of`] reads them (events that may define an alarm).
 async fn read_batch(store: &Store, after: i64, batch: i64) -> Result<Vec<Event>, StoreError> {

@@ -172,6 +172,32 @@ async fn incremental_projections_equal_rebuilt_ones_on_a_generated_store() {
     store.close().await;
 }
 
+/// The projector following an ingest as it appends (what `replay` does) reaches the
+/// projections a rebuild from the whole log gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_followed_alongside_an_ingest_equal_rebuilt_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("generated.jsonl");
+    let mut w = std::fs::File::create(&f).unwrap();
+    for i in 1..=60_000 {
+        writeln!(w, "{}", generated_line(i)).unwrap();
+    }
+    drop(w);
+    let store = store_in(dir.path(), "alongside.db").await;
+    let summary = rootline::project::alongside(&store, ingest_files(&store, &[f], false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.appended, 60_000);
+    let followed = store.projection_state().await.unwrap();
+    rebuild(&store, 50_000).await.unwrap();
+    let rebuilt = store.projection_state().await.unwrap();
+    assert_eq!(followed, rebuilt);
+    assert_eq!(rebuilt.delta.alarm_states.len(), 40);
+    assert_eq!(catch_up(&store, 1_000).await.unwrap().events, 0);
+    store.close().await;
+}
+
 #[test]
 fn a_projector_or_server_killed_mid_run_is_completed_by_the_next_run() {
     use std::os::unix::process::ExitStatusExt;
