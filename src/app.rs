@@ -579,7 +579,8 @@ impl Drop for TempDir {
 /// `rootline replay`: the recording ingested into a fresh store (a file in a temporary
 /// directory, so memory stays flat whatever its size; kept without a search index, since
 /// nothing searches it) with the projector following the appends, as in the server,
-/// then the analyser run to the end: the same engine as the server's. Returns what ingest did, the conclusions, and the time ingest took.
+/// then the analyser run to the end: the same engine as the server's. Returns what
+/// ingest did, the conclusions, and the time ingest took.
 pub async fn replay(
     file: &Path,
 ) -> anyhow::Result<(

@@ -164,8 +164,17 @@ pub async fn alongside<T>(
             }
         })
     };
+    /// Tells the follower that `work` is over, also when `work` panics or the call is
+    /// dropped (it would otherwise poll the log for ever).
+    struct Over(std::sync::Arc<AtomicBool>);
+    impl Drop for Over {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let over = Over(working);
     let out = work.await;
-    working.store(false, Ordering::Release);
+    drop(over);
     match follower.await {
         Ok(followed) => followed?,
         // It panicked, having committed whole batches only (one transaction each).
