@@ -235,8 +235,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn ingest_cmd(settings: &Settings, a: IngestArgs) -> anyhow::Result<ExitCode> {
     let progress = !a.no_progress && std::io::stderr().is_terminal();
     let store = settings.open_store().await?;
-    let summary = ingest::ingest_files(&store, &a.files, progress).await?;
-    crate::project::catch_up(&store, crate::project::BATCH).await?;
+    let summary =
+        crate::project::alongside(&store, ingest::ingest_files(&store, &a.files, progress))
+            .await??;
     store.refresh_statistics().await?;
     store.close().await;
     let mut err = std::io::stderr().lock();

@@ -140,7 +140,8 @@ pub async fn catch_up(store: &Store, batch: i64) -> Result<ProjectReport, StoreE
 
 /// Runs `work`, which appends to `store`, with the projector following the log beside
 /// it (another task: its reads and its share of the writer overlap the appends instead
-/// of coming after them) and bringing the projections up to the log's end. Returns
+/// of coming after them) and bringing the projections up to the log's end: what
+/// `rootline ingest` and `replay` do. Returns
 /// `work`'s output, or the projector's error once `work` is done.
 pub async fn alongside<T>(
     store: &Store,
